@@ -1,0 +1,199 @@
+/**
+ * The coffee shop's order events: the source stream the whole project is explained with.
+ *
+ * `generateOrders` is a deterministic generator: the same seed gives the same orders, byte for
+ * byte, so a streaming run and the batch oracle can be fed the very same events. Popularity is
+ * skewed (lattes sell far more than hot chocolate) so group-by and top-N results are interesting,
+ * and event time runs slightly out of order: an order's `ts` is at most `maxDisorderMs` earlier
+ * than the `ts` of any order generated before it, which is the bounded out-of-orderness a
+ * watermark is built on.
+ *
+ * `publishOrders` writes them into a JetStream stream through the ack-counting Publisher, with
+ * `Nats-Msg-Id` = orderId, so publishing the same seed twice stores every order once.
+ *
+ * @example
+ * const first = [...generateOrders({ seed: 7, count: 3 })];
+ * // [{ orderId: "o-7-1", store: "store-2", item: "latte", qty: 1, unitPrice: 3.8, ts: 1704096000000 }, ...]
+ * await publishOrders(nc, { stream: "ORDERS", seed: 7, count: 10_000, ratePerSec: 2_000 });
+ */
+import { Schema } from "effect";
+import { jetstreamManager, JetStreamApiCodes, JetStreamApiError, StorageType } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { StreamError } from "../../src/errors.ts";
+import { createPublisher } from "../../src/log/publisher.ts";
+import { systemClock } from "../../src/runtime/clock.ts";
+import type { Clock } from "../../src/runtime/clock.ts";
+
+export const Order = Schema.Struct({
+  orderId: Schema.String,
+  store: Schema.String,
+  item: Schema.String,
+  qty: Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)),
+  unitPrice: Schema.Number.pipe(Schema.greaterThanOrEqualTo(0)),
+  /** Event time: when the order was placed, epoch milliseconds. */
+  ts: Schema.Number,
+});
+export type Order = typeof Order.Type;
+
+export type MenuCategory = "coffee" | "tea" | "other" | "pastry";
+
+/** The menu the orders are joined with: item name, category, price. */
+export const menu: ReadonlyArray<{ readonly item: string; readonly category: MenuCategory; readonly price: number }> = [
+  { item: "espresso", category: "coffee", price: 2.5 },
+  { item: "americano", category: "coffee", price: 3.0 },
+  { item: "latte", category: "coffee", price: 3.8 },
+  { item: "cappuccino", category: "coffee", price: 3.6 },
+  { item: "flat-white", category: "coffee", price: 3.7 },
+  { item: "mocha", category: "coffee", price: 4.2 },
+  { item: "cold-brew", category: "coffee", price: 4.0 },
+  { item: "chai-latte", category: "tea", price: 3.9 },
+  { item: "matcha-latte", category: "tea", price: 4.3 },
+  { item: "hot-chocolate", category: "other", price: 3.2 },
+  { item: "croissant", category: "pastry", price: 2.8 },
+  { item: "blueberry-muffin", category: "pastry", price: 3.1 },
+];
+
+/** Relative popularity, aligned with `menu`: latte sells 60 times as often as hot chocolate. */
+const popularity = [10, 12, 30, 18, 8, 5, 6, 3, 2, 0.5, 4, 1.5];
+/** Relative frequency of qty 1, 2, 3, 4. */
+const quantities = [60, 25, 10, 5];
+
+/** 2024-01-01T08:00:00Z: the default first event time, fixed so that output is deterministic. */
+export const defaultStartTime = Date.UTC(2024, 0, 1, 8, 0, 0);
+/** How far back in event time an order may land behind any order generated before it. */
+export const maxDisorderMs = 2000;
+
+export interface GenerateOrdersOptions {
+  readonly seed: number;
+  readonly count: number;
+  /** Number of stores, `store-1` .. `store-<n>`. Default 5. */
+  readonly stores?: number;
+  /** Event time of the first order. Default `defaultStartTime`. */
+  readonly startTime?: number;
+  /** Event-time step between consecutive orders. Default 100 ms. */
+  readonly spacingMs?: number;
+}
+
+/** mulberry32: a tiny seeded PRNG with 32 bits of state, uniform in [0, 1). */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Pick an index with probability proportional to its weight. */
+function weighted(weights: readonly number[]): (u: number) => number {
+  const total = weights.reduce((a, b) => a + b, 0);
+  const cumulative: number[] = [];
+  let sum = 0;
+  for (const w of weights) cumulative.push((sum += w / total));
+  return (u) => {
+    const i = cumulative.findIndex((c) => u < c);
+    return i === -1 ? weights.length - 1 : i;
+  };
+}
+
+const pickItem = weighted(popularity);
+const pickQty = weighted(quantities);
+
+export function* generateOrders(opts: GenerateOrdersOptions): Generator<Order> {
+  const random = mulberry32(opts.seed);
+  const stores = opts.stores ?? 5;
+  const startTime = opts.startTime ?? defaultStartTime;
+  const spacingMs = opts.spacingMs ?? 100;
+  for (let n = 1; n <= opts.count; n++) {
+    const { item, price } = menu[pickItem(random())] as (typeof menu)[number];
+    const store = `store-${1 + Math.floor(random() * stores)}`;
+    const qty = 1 + pickQty(random());
+    // Most orders arrive nearly in order; one in ten is up to maxDisorderMs late.
+    const late = random() < 0.1;
+    const jitter = Math.floor(random() * (late ? maxDisorderMs : Math.min(spacingMs, maxDisorderMs)));
+    const ts = startTime + (n - 1) * spacingMs - jitter;
+    yield { orderId: `o-${opts.seed}-${n}`, store, item, qty, unitPrice: price, ts };
+  }
+}
+
+export interface PublishOrdersOptions {
+  readonly stream: string;
+  /** Orders go to `<prefix>.<store>`. Default "orders". */
+  readonly subjectPrefix?: string;
+  readonly seed: number;
+  readonly count: number;
+  readonly stores?: number;
+  /** Publish at most this many orders per second (by `clock`); unpaced when absent. */
+  readonly ratePerSec?: number;
+  readonly clock?: Clock;
+  /** Called after each batch with the number of orders published so far (not yet acked). */
+  readonly onProgress?: (published: number) => void;
+}
+
+/**
+ * Publish `count` generated orders as JSON, each with msg id = orderId, and wait until JetStream
+ * has acknowledged all of them. Creates the stream (file storage, 10-minute duplicate window) if it
+ * does not exist. Pacing and backpressure are per batch (50 ms worth of orders, at most 1000), never
+ * per order.
+ */
+export async function publishOrders(
+  nc: NatsConnection,
+  opts: PublishOrdersOptions,
+): Promise<{ published: number }> {
+  const prefix = opts.subjectPrefix ?? "orders";
+  const clock = opts.clock ?? systemClock;
+  await ensureStream(nc, opts.stream, prefix);
+
+  const rate = opts.ratePerSec;
+  const batch = rate && rate > 0 ? Math.max(1, Math.min(1000, Math.ceil(rate / 20))) : 1000;
+  const publisher = createPublisher(nc, { clock });
+  const encoder = new TextEncoder();
+  const start = clock.now();
+  let published = 0;
+  try {
+    for (const order of generateOrders(opts)) {
+      publisher.publish(`${prefix}.${order.store}`, encoder.encode(JSON.stringify(order)), { msgId: order.orderId });
+      published++;
+      if (published % batch !== 0) continue;
+      opts.onProgress?.(published);
+      await publisher.whenPendingBelow();
+      if (rate && rate > 0) {
+        const wait = start + (published / rate) * 1000 - clock.now();
+        if (wait > 0) await new Promise<void>((resolve) => clock.setTimeout(resolve, wait));
+      }
+    }
+    if (published % batch !== 0) opts.onProgress?.(published);
+  } finally {
+    await publisher.close(); // flushes: resolves once every order is acknowledged
+  }
+  return { published };
+}
+
+async function ensureStream(nc: NatsConnection, stream: string, prefix: string): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  try {
+    await jsm.streams.info(stream);
+    return;
+  } catch (e) {
+    if (!(e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamNotFound)) {
+      throw new StreamError({ stream, message: `cannot look up stream ${stream}: ${String(e)}`, hint: "is JetStream enabled on the server (-js)?", cause: e });
+    }
+  }
+  try {
+    await jsm.streams.add({
+      name: stream,
+      subjects: [`${prefix}.>`],
+      storage: StorageType.File,
+      duplicate_window: 10 * 60 * 1_000_000_000, // nanoseconds
+    });
+  } catch (e) {
+    throw new StreamError({
+      stream,
+      message: `cannot create stream ${stream} for ${prefix}.>: ${String(e)}`,
+      hint: "another stream may already capture these subjects; pass a different subjectPrefix",
+      cause: e,
+    });
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * The coffee shop, the example Eddy is explained with: order events flow into the `orders`
+ * stream; the pipeline keeps revenue, order count, items sold and the average ticket per store
+ * and per item in two result tables that a dashboard reads.
+ *
+ * @example
+ * const worker = await Worker.start(nc, coffeeShop());
+ * await readTable(nc, "revenue_by_store"); // [{ key: "store-1", orders: 42, revenue: 311.5, ... }]
+ */
+import { pipeline, type Pipeline } from "../../src/pipeline/pipeline.ts";
+import { Order } from "./orders.ts";
+
+export interface CoffeeShopOptions {
+  /** The stream holding the orders. Default "orders". */
+  readonly stream?: string;
+  readonly partitions?: number;
+  /** The pipeline id (names its state). Default "coffee-shop". */
+  readonly id?: string;
+}
+
+export function coffeeShop(options: CoffeeShopOptions = {}): Pipeline {
+  const p = pipeline(options.id ?? "coffee-shop", { partitions: options.partitions ?? 4 });
+  const orders = p
+    .source("orders", { stream: options.stream ?? "orders", schema: Order })
+    .map("priced", (o) => ({ ...o, revenue: Math.round(o.qty * o.unitPrice * 100) / 100 }));
+
+  orders
+    .keyBy("by-store", "store")
+    .aggregate("store-revenue", (a) => ({
+      orders: a.count(),
+      revenue: a.sum("revenue"),
+      items: a.sum("qty"),
+      avgTicket: a.avg("revenue"),
+      largestOrder: a.max("revenue"),
+    }))
+    .toTable("revenue_by_store");
+
+  orders
+    .keyBy("by-item", "item")
+    .aggregate("item-revenue", (a) => ({
+      orders: a.count(),
+      revenue: a.sum("revenue"),
+      sold: a.sum("qty"),
+    }))
+    .toTable("revenue_by_item");
+
+  return p;
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Prepare a checkout of Eddy for development: Node >= 20, npm dependencies (with the deno and
+# esbuild binaries their install scripts fetch), and nats-server 2.9 (Debian package
+# `nats-server`). Idempotent: safe to run again; it says what it does and skips what is done.
+# Usage: scripts/setup.sh   (from any directory; also `npm run setup`)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { printf 'setup: %s\n' "$*"; }
+fail() { printf 'setup: %s\n' "$*" >&2; exit 1; }
+
+# 1. Node
+command -v node >/dev/null || fail "Node.js is not installed. Eddy needs Node >= 20 (https://nodejs.org, or your package manager)."
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if (( node_major < 20 )); then
+  fail "Node $(node --version) is too old: Eddy needs Node >= 20."
+fi
+say "node $(node --version) ok"
+
+# 2. npm dependencies: install when missing or when package-lock.json changed since.
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  say "installing npm dependencies: npm ci"
+  npm ci
+else
+  say "node_modules up to date (skipping npm ci)"
+fi
+
+# deno and esbuild fetch their binaries in postinstall scripts (approved in package.json's
+# allowScripts); if those were skipped, run them now.
+if ! node_modules/.bin/deno --version >/dev/null 2>&1 || ! node_modules/.bin/esbuild --version >/dev/null 2>&1; then
+  say "deno or esbuild binary missing: npm rebuild deno esbuild"
+  npm rebuild deno esbuild
+fi
+say "deno $(node_modules/.bin/deno --version | head -n1 | cut -d' ' -f2), esbuild $(node_modules/.bin/esbuild --version) ok"
+
+# 3. nats-server. Debian installs it in /usr/sbin, which is not on every user's PATH.
+nats_server=$(command -v nats-server || true)
+[[ -z "$nats_server" && -x /usr/sbin/nats-server ]] && nats_server=/usr/sbin/nats-server
+if [[ -z "$nats_server" ]]; then
+  if (( EUID == 0 )); then
+    command -v apt-get >/dev/null || fail "nats-server is missing and apt-get is not available: install nats-server 2.9 with your package manager."
+    say "installing nats-server: apt-get update && apt-get install -y nats-server"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y nats-server
+    nats_server=$(command -v nats-server || echo /usr/sbin/nats-server)
+  else
+    fail "nats-server is missing. Install it with:
+    sudo apt-get install -y nats-server
+then run scripts/setup.sh again."
+  fi
+fi
+say "$("$nats_server" --version) ok ($nats_server)"
+say "done"

@@ -1,0 +1,130 @@
+/**
+ * Aggregates: what an `aggregate` step keeps per key. Each aggregate is a small pure fold
+ * (`init` from the first event, `add` for the next ones, `result` for the output column), and a
+ * step's spec names several of them; the output row type is inferred from the spec.
+ *
+ * @example
+ * orders.keyBy("by-store", "store").aggregate("revenue", (a) => ({
+ *   orders: a.count(),
+ *   revenue: a.sum((o) => o.qty * o.unitPrice),
+ *   largest: a.max("qty"),
+ *   items: a.reduce(0, (n, o) => n + o.qty),
+ * }));
+ */
+
+/** The numeric fields of T, by name: `a.sum("qty")` compiles only if `qty` is a number. */
+export type NumericField<T> = { [F in keyof T]-?: T[F] extends number ? F : never }[keyof T] & string;
+
+/** A number read from an event: a numeric field's name, or a function. */
+export type NumberOf<T> = NumericField<T> | ((value: T) => number);
+
+/**
+ * One aggregate: a pure fold with JSON-serialisable state S and output O. `add` returns the new
+ * state and leaves the old one as it was, so a fold that throws changes nothing.
+ */
+export interface Aggregate<T, S, O> {
+  readonly kind: "count" | "sum" | "min" | "max" | "avg" | "reduce";
+  init(value: T): S;
+  add(state: S, value: T): S;
+  result(state: S): O;
+}
+
+/** The aggregates a spec is built from, typed by the event type T. */
+export interface Aggregates<T> {
+  count(): Aggregate<T, number, number>;
+  sum(of: NumberOf<T>): Aggregate<T, number, number>;
+  min(of: NumberOf<T>): Aggregate<T, number, number>;
+  max(of: NumberOf<T>): Aggregate<T, number, number>;
+  avg(of: NumberOf<T>): Aggregate<T, [sum: number, count: number], number>;
+  /**
+   * A user fold with an initial value. It must return the new accumulator without changing the
+   * old one, and the accumulator must survive a JSON round trip (it is checkpointed as JSON).
+   */
+  reduce<A>(initial: A, fold: (acc: A, value: T) => A): Aggregate<T, A, A>;
+}
+
+// biome-ignore lint: the spec's parts differ in state and output types
+export type AnyAggregate<T> = Aggregate<T, any, any>;
+
+/** A spec: output column name to aggregate. `key` is reserved for the row's key. */
+export type AggregateSpec<T> = { readonly [column: string]: AnyAggregate<T> } & { readonly key?: never };
+
+/** The row an aggregate step emits for a key: the key plus one column per aggregate. */
+export type AggregateRow<K, Spec> = { readonly key: K } & {
+  readonly [C in keyof Spec]: Spec[C] extends Aggregate<never, unknown, infer O> ? O : never;
+};
+
+function reader<T>(of: NumberOf<T>): (value: T) => number {
+  if (typeof of === "function") return of;
+  return (value) => (value as Record<string, number>)[of]!;
+}
+
+/** The builder handed to a spec function. */
+export function aggregates<T>(): Aggregates<T> {
+  return {
+    count: () => ({ kind: "count", init: () => 1, add: (n) => n + 1, result: (n) => n }),
+    sum(of) {
+      const read = reader(of);
+      return { kind: "sum", init: read, add: (s, v) => s + read(v), result: (s) => s };
+    },
+    min(of) {
+      const read = reader(of);
+      return { kind: "min", init: read, add: (s, v) => Math.min(s, read(v)), result: (s) => s };
+    },
+    max(of) {
+      const read = reader(of);
+      return { kind: "max", init: read, add: (s, v) => Math.max(s, read(v)), result: (s) => s };
+    },
+    avg(of) {
+      const read = reader(of);
+      return {
+        kind: "avg",
+        init: (v) => [read(v), 1],
+        add: (s, v) => [s[0] + read(v), s[1] + 1],
+        result: (s) => s[0] / s[1],
+      };
+    },
+    reduce: (initial, fold) => ({
+      kind: "reduce",
+      init: (v) => fold(initial, v),
+      add: fold,
+      result: (acc) => acc,
+    }),
+  };
+}
+
+/**
+ * A spec compiled for the hot path: the state of a key is one array with a slot per column.
+ * `add` returns the next state array (a throwing fold leaves the previous one intact); `row`
+ * builds the output row.
+ */
+export interface CompiledAggregate<T> {
+  readonly columns: readonly string[];
+  init(value: T): unknown[];
+  add(state: unknown[], value: T): unknown[];
+  row(key: unknown, state: unknown[]): Record<string, unknown>;
+}
+
+export function compileAggregate<T>(spec: AggregateSpec<T>): CompiledAggregate<T> {
+  const columns = Object.keys(spec);
+  const parts = columns.map((c) => spec[c]!);
+  const n = parts.length;
+  return {
+    columns,
+    init(value) {
+      const state = new Array<unknown>(n);
+      for (let i = 0; i < n; i++) state[i] = parts[i]!.init(value);
+      return state;
+    },
+    add(state, value) {
+      const next = new Array<unknown>(n);
+      for (let i = 0; i < n; i++) next[i] = parts[i]!.add(state[i], value);
+      return next;
+    },
+    row(key, state) {
+      const row: Record<string, unknown> = { key };
+      for (let i = 0; i < n; i++) row[columns[i]!] = parts[i]!.result(state[i]);
+      return row;
+    },
+  };
+}

@@ -1,0 +1,227 @@
+/**
+ * The composition API: a pipeline is a typed dataflow graph of steps, each with a stable explicit
+ * id (ids name KV keys and streams, so they never come from a step's position). Types flow from
+ * the source's schema: the key type and the aggregate's row type are inferred, and a wrong field
+ * name does not compile.
+ *
+ * @example
+ * const p = pipeline("coffee-shop", { partitions: 8 });
+ * p.source("orders", { stream: "orders", schema: Order })
+ *   .keyBy("by-store", "store")
+ *   .aggregate("revenue-by-store", (a) => ({ orders: a.count(), revenue: a.sum("qty") }))
+ *   .toTable("revenue_by_store");
+ */
+import type { Schema } from "effect";
+import { ConfigError } from "../errors.ts";
+import {
+  type AggregateRow,
+  type AggregateSpec,
+  type Aggregates,
+  aggregates,
+  type CompiledAggregate,
+  compileAggregate,
+} from "./aggregate.ts";
+import type { Key } from "./partition.ts";
+
+/** A step of the compiled graph. `input` names the step it reads from. */
+export type Step =
+  | {
+      readonly kind: "source";
+      readonly id: string;
+      readonly stream: string;
+      readonly subject: string | undefined;
+      readonly schema: Schema.Schema<unknown, unknown>;
+    }
+  | { readonly kind: "map"; readonly id: string; readonly input: string; readonly fn: (value: unknown) => unknown }
+  | { readonly kind: "filter"; readonly id: string; readonly input: string; readonly fn: (value: unknown) => boolean }
+  | { readonly kind: "keyBy"; readonly id: string; readonly input: string; readonly key: (value: unknown) => Key }
+  | {
+      readonly kind: "aggregate";
+      readonly id: string;
+      readonly input: string;
+      readonly aggregate: CompiledAggregate<unknown>;
+    }
+  | { readonly kind: "table"; readonly id: string; readonly input: string; readonly table: string }
+  | {
+      readonly kind: "stream";
+      readonly id: string;
+      readonly input: string;
+      readonly stream: string;
+      readonly subject: string;
+    };
+
+export interface PipelineOptions {
+  /** Partitions of every keyed step (fixed for the life of the pipeline's state). Default 8. */
+  readonly partitions?: number;
+}
+
+/** Where a sink to a JetStream stream writes. Eddy creates the stream when it is missing. */
+export interface StreamSinkOptions {
+  readonly stream: string;
+  /** Subject to publish to; default `<stream>.<step id>`. */
+  readonly subject?: string;
+}
+
+export interface SourceOptions<T, I> {
+  /** The JetStream stream to read (it belongs to the user and must exist). */
+  readonly stream: string;
+  /** Optional subject filter within the stream, e.g. `orders.>`. */
+  readonly subject?: string;
+  /** Each event is JSON decoded with this effect Schema; failures go to the dead-letter stream. */
+  readonly schema: Schema.Schema<T, I>;
+}
+
+/** The string or number fields of T: what `keyBy` accepts by name. */
+export type KeyField<T> = { [F in keyof T]-?: T[F] extends Key ? F : never }[keyof T] & string;
+
+export interface Stream<T> {
+  map<U>(id: string, fn: (value: T) => U): Stream<U>;
+  filter<S extends T>(id: string, fn: (value: T) => value is S): Stream<S>;
+  filter(id: string, fn: (value: T) => boolean): Stream<T>;
+  keyBy<F extends KeyField<T>>(id: string, field: F): KeyedStream<T, Extract<T[F], Key>>;
+  keyBy<K extends Key>(id: string, fn: (value: T) => K): KeyedStream<T, K>;
+  /** Publish every event to a JetStream stream, each message with a deterministic Nats-Msg-Id. */
+  toStream(id: string, options: StreamSinkOptions): void;
+}
+
+export interface KeyedStream<T, K extends Key> {
+  aggregate<S extends AggregateSpec<T>>(id: string, spec: (a: Aggregates<T>) => S): Changelog<AggregateRow<K, S>>;
+}
+
+/** The rows of a keyed step: each update is the key's new row. */
+export interface Changelog<R> {
+  /** Upsert rows into the result table `name` (one KV bucket); same-key updates are coalesced. */
+  toTable(name: string): Table<R>;
+  /** Publish every update to a JetStream stream, with deterministic Nats-Msg-Ids. */
+  toStream(id: string, options: StreamSinkOptions): void;
+}
+
+/** A result table, by name; `Row` is the type of its rows, for readers. */
+export interface Table<R> {
+  readonly name: string;
+  readonly bucket: string;
+  /** Type-level only: the row type. */
+  readonly row?: R;
+}
+
+const idPattern = /^[A-Za-z0-9_-]+$/;
+
+/** The KV bucket holding result table `name`. */
+export function tableBucket(name: string): string {
+  return `eddy-table-${name}`;
+}
+
+/** A pipeline: an id (it names the pipeline's state bucket) and its steps. */
+export class Pipeline {
+  readonly #steps = new Map<string, Step>();
+  readonly partitions: number;
+
+  constructor(
+    readonly id: string,
+    options: PipelineOptions = {},
+  ) {
+    checkId("pipeline", id);
+    this.partitions = options.partitions ?? 8;
+    if (!Number.isInteger(this.partitions) || this.partitions < 1 || this.partitions > 4096) {
+      throw new ConfigError({
+        message: `pipeline "${id}": partitions must be an integer from 1 to 4096, got ${options.partitions}`,
+        hint: "pass e.g. { partitions: 8 }",
+      });
+    }
+  }
+
+  get steps(): readonly Step[] {
+    return [...this.#steps.values()];
+  }
+
+  step(id: string): Step {
+    const step = this.#steps.get(id);
+    if (!step) throw new Error(`no step "${id}" in pipeline "${this.id}"`);
+    return step;
+  }
+
+  source<T, I>(id: string, options: SourceOptions<T, I>): Stream<T> {
+    this.#add({
+      kind: "source",
+      id,
+      stream: options.stream,
+      subject: options.subject,
+      schema: options.schema as unknown as Schema.Schema<unknown, unknown>,
+    });
+    return this.#stream<T>(id);
+  }
+
+  #add(step: Step): void {
+    checkId("step", step.id);
+    if (this.#steps.has(step.id)) {
+      throw new ConfigError({
+        message: `pipeline "${this.id}" has two steps with id "${step.id}"`,
+        hint: "give every step its own id: ids name state keys and streams",
+      });
+    }
+    this.#steps.set(step.id, step);
+  }
+
+  #stream<T>(input: string): Stream<T> {
+    const add = (step: Step) => this.#add(step);
+    const stream = <U>(id: string) => this.#stream<U>(id);
+    const keyed = <K extends Key>(id: string) => this.#keyed<T, K>(id);
+    return {
+      map(id, fn) {
+        add({ kind: "map", id, input, fn: fn as (value: unknown) => unknown });
+        return stream(id);
+      },
+      filter(id: string, fn: (value: T) => boolean) {
+        add({ kind: "filter", id, input, fn: fn as (value: unknown) => boolean });
+        return stream<T>(id);
+      },
+      keyBy(id: string, by: string | ((value: T) => Key)) {
+        const key = typeof by === "function" ? by : (value: T) => (value as Record<string, Key>)[by]!;
+        add({ kind: "keyBy", id, input, key: key as (value: unknown) => Key });
+        return keyed(id);
+      },
+      toStream(id, options) {
+        add({ kind: "stream", id, input, stream: options.stream, subject: options.subject ?? `${options.stream}.${id}` });
+      },
+    } as Stream<T>;
+  }
+
+  #keyed<T, K extends Key>(input: string): KeyedStream<T, K> {
+    return {
+      aggregate: <S extends AggregateSpec<T>>(id: string, spec: (a: Aggregates<T>) => S) => {
+        const compiled = compileAggregate(spec(aggregates<T>()));
+        if (compiled.columns.length === 0) {
+          throw new ConfigError({ message: `aggregate "${id}" has no columns`, hint: "return e.g. { orders: a.count() }" });
+        }
+        this.#add({ kind: "aggregate", id, input, aggregate: compiled as CompiledAggregate<unknown> });
+        return this.#changelog<AggregateRow<K, S>>(id);
+      },
+    };
+  }
+
+  #changelog<R>(input: string): Changelog<R> {
+    return {
+      toTable: (name) => {
+        this.#add({ kind: "table", id: name, input, table: name });
+        return { name, bucket: tableBucket(name) };
+      },
+      toStream: (id, options) => {
+        this.#add({ kind: "stream", id, input, stream: options.stream, subject: options.subject ?? `${options.stream}.${id}` });
+      },
+    };
+  }
+}
+
+function checkId(what: string, id: string): void {
+  if (!idPattern.test(id)) {
+    throw new ConfigError({
+      message: `${what} id "${id}" is not allowed`,
+      hint: "use letters, digits, '-' and '_' only: ids name KV keys, buckets and streams",
+    });
+  }
+}
+
+/** Start a pipeline definition. */
+export function pipeline(id: string, options?: PipelineOptions): Pipeline {
+  return new Pipeline(id, options);
+}

@@ -1,0 +1,285 @@
+/**
+ * A worker runs a pipeline's operator actors: all partitions of every step, in this process. It
+ * creates what the pipeline writes to (dead-letter stream, sink streams, table buckets, the state
+ * bucket), recovers every actor from its last checkpoint, then reads each source from the lowest
+ * committed position; an actor skips what it already applied. If an actor fails, reading stops
+ * until the actor has recovered (after its backoff), then resumes from the lowest position again.
+ *
+ * @example
+ * const worker = await Worker.start(nc, coffeeShop());
+ * // ... later, on SIGTERM:
+ * await worker.stop(); // drains: a final checkpoint per actor
+ */
+import { type JetStreamClient, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { Either } from "effect";
+import { waitFor } from "xstate";
+import type { Rec } from "../../actors/operator.ts";
+import { lifecycleState, type OperatorActor, type OperatorCore, startOperatorActor } from "../../actors/operator-actor.ts";
+import type { LifecycleState } from "../../actors/lifecycle.ts";
+import { ensureDeadLetterStream, publishDeadLetter } from "../log/dead-letters.ts";
+import { createPublisher, type Publisher } from "../log/publisher.ts";
+import { checkSourceStream, type Reader, type SourceMessage, startReader } from "../log/reader.ts";
+import { type Pipeline, tableBucket } from "../pipeline/pipeline.ts";
+import { CheckpointStore } from "../state/checkpoint.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import { buildRouter, compile, type Plan, type SourcePlan } from "./plan.ts";
+
+export interface WorkerOptions {
+  readonly clock?: Clock;
+  /** Checkpoint every this many ms (default 1000) ... */
+  readonly checkpointMs?: number;
+  /** ... or after this many events per actor (default 100,000), whichever comes first. */
+  readonly checkpointEvents?: number;
+  /** First restart delay of a failed actor (doubles per attempt). */
+  readonly backoffMs?: number;
+  /** Largest batch handed to the actors. */
+  readonly maxBatch?: number;
+  readonly log?: (event: string, fields: Record<string, unknown>) => void;
+}
+
+export interface ActorStatus {
+  readonly step: string;
+  readonly partition: number;
+  readonly state: LifecycleState;
+  readonly keys: number;
+  readonly positions: Readonly<Record<string, number>>;
+  readonly committed: Readonly<Record<string, number>>;
+  readonly checkpoint: number;
+  readonly eventsIn: number;
+  readonly deadLetters: number;
+  readonly error?: string;
+}
+
+interface RunningActor {
+  readonly step: string;
+  readonly partition: number;
+  readonly sources: readonly string[];
+  readonly core: OperatorCore;
+  readonly actor: OperatorActor;
+  buffer: Rec[];
+}
+
+export class Worker {
+  readonly plan: Plan;
+  readonly #actors: RunningActor[] = [];
+  readonly #byStep = new Map<string, RunningActor[]>();
+  readonly #readers = new Map<string, Reader>();
+  /** Source-stage dead letters (decode errors, throwing stateless steps). */
+  sourceDeadLetters = 0;
+  #paused = false;
+  #stopping = false;
+  #resuming: Promise<void> | undefined;
+
+  private constructor(
+    readonly nc: NatsConnection,
+    readonly pipeline: Pipeline,
+    private readonly js: JetStreamClient,
+    private readonly publisher: Publisher,
+    private readonly options: WorkerOptions,
+  ) {
+    this.plan = compile(pipeline);
+  }
+
+  static async start(nc: NatsConnection, pipeline: Pipeline, options: WorkerOptions = {}): Promise<Worker> {
+    const publisher = createPublisher(nc, options.clock ? { clock: options.clock } : {});
+    const worker = new Worker(nc, pipeline, jetstream(nc), publisher, options);
+    await worker.#prepare();
+    await worker.#startActors();
+    await worker.#startReaders();
+    return worker;
+  }
+
+  async #prepare(): Promise<void> {
+    const jsm = await jetstreamManager(this.nc);
+    for (const source of this.plan.sources) await checkSourceStream(jsm, source.stream);
+    await ensureDeadLetterStream(jsm, this.pipeline.id);
+    for (const { stream, subject } of this.plan.sinkStreams) {
+      const info = await jsm.streams.info(stream).catch(() => undefined);
+      if (!info) await jsm.streams.add({ name: stream, subjects: [subject], storage: "file", duplicate_window: 10 * 60 * 1e9 });
+      else if (!info.config.subjects?.some((s) => subjectMatches(s, subject))) {
+        await jsm.streams.update(stream, { subjects: [...(info.config.subjects ?? []), subject] });
+      }
+    }
+    const kvm = new Kvm(this.nc);
+    for (const table of this.plan.tables) await kvm.create(tableBucket(table), { history: 1, storage: "file" });
+  }
+
+  async #startActors(): Promise<void> {
+    const store = await CheckpointStore.open(this.nc, this.pipeline.id, this.publisher);
+    const clock = this.options.clock ?? systemClock;
+    const sourceStreams = Object.fromEntries(this.plan.sources.map((s) => [s.id, s.stream]));
+    for (const plan of this.plan.actors) {
+      const group: RunningActor[] = [];
+      for (let partition = 0; partition < plan.partitions; partition++) {
+        const { core, actor } = startOperatorActor({
+          pipelineId: this.pipeline.id,
+          step: plan.step,
+          partition,
+          operator: plan.operator,
+          store,
+          publisher: this.publisher,
+          clock,
+          tables: plan.tables,
+          streams: plan.streams,
+          sourceStreams,
+          ...(this.options.checkpointMs === undefined ? {} : { checkpointMs: this.options.checkpointMs }),
+          ...(this.options.checkpointEvents === undefined ? {} : { checkpointEvents: this.options.checkpointEvents }),
+          ...(this.options.backoffMs === undefined ? {} : { backoffMs: this.options.backoffMs }),
+        });
+        const running: RunningActor = { step: plan.step, partition, sources: plan.sources, core, actor, buffer: [] };
+        actor.subscribe((snapshot) => this.#onActorState(running, snapshot.value as LifecycleState));
+        group.push(running);
+        this.#actors.push(running);
+      }
+      this.#byStep.set(plan.step, group);
+    }
+    await this.#whenAllRecovered();
+  }
+
+  async #whenAllRecovered(): Promise<void> {
+    await Promise.all(
+      this.#actors.map((a) => waitFor(a.actor, (s) => s.matches("running") || s.matches("checkpointing") || s.matches("stopped"), { timeout: Infinity })),
+    );
+  }
+
+  #onActorState(actor: RunningActor, state: LifecycleState): void {
+    if (state === "failed") {
+      const error = actor.actor.getSnapshot().context.error;
+      this.options.log?.("actor-failed", { step: actor.step, partition: actor.partition, error: String(error) });
+      if (!this.#paused && !this.#stopping) {
+        this.#paused = true;
+        this.#resuming = this.#resumeAfterRecovery();
+      }
+    }
+  }
+
+  /** Stop reading, wait for every actor to be running again, then read from the lowest position. */
+  async #resumeAfterRecovery(): Promise<void> {
+    await this.#stopReaders();
+    await this.#whenAllRecovered();
+    this.#paused = false;
+    if (!this.#stopping) await this.#startReaders();
+  }
+
+  async #startReaders(): Promise<void> {
+    for (const source of this.plan.sources) {
+      const fed = this.#actors.filter((a) => a.sources.includes(source.id));
+      const from = Math.min(...fed.map((a) => a.core.positions[source.id] ?? 0)) + 1;
+      const onBatch = this.#batchHandler(source, fed);
+      const reader = await startReader(this.js, {
+        stream: source.stream,
+        subject: source.subject,
+        fromSeq: from,
+        onBatch,
+        beforeNext: () => (this.publisher.pending > 50_000 ? this.publisher.whenPendingBelow(25_000) : undefined),
+        ...(this.options.maxBatch === undefined ? {} : { maxBatch: this.options.maxBatch }),
+        onError: (error) => this.options.log?.("reader-failed", { source: source.id, error: String(error) }),
+      });
+      this.#readers.set(source.id, reader);
+      this.options.log?.("reading", { source: source.id, stream: source.stream, fromSeq: from });
+    }
+  }
+
+  #batchHandler(source: SourcePlan, fed: RunningActor[]): (messages: SourceMessage[]) => void {
+    const pipelineId = this.pipeline.id;
+    let current: SourceMessage | undefined;
+    const route = buildRouter(source, this.plan, {
+      buffer: (step, partition, rec) => {
+        this.#byStep.get(step)![partition]!.buffer.push(rec);
+      },
+      fail: (step, seq, reason) => {
+        this.sourceDeadLetters++;
+        publishDeadLetter(this.publisher, pipelineId, {
+          step,
+          source: source.id,
+          sourceStream: source.stream,
+          sourceSeq: seq,
+          reason,
+          data: current!.data,
+        });
+      },
+    });
+    return (messages) => {
+      if (this.#paused) return;
+      for (const m of messages) {
+        current = m;
+        const decoded = source.decode(m.data);
+        if (Either.isLeft(decoded)) {
+          this.sourceDeadLetters++;
+          publishDeadLetter(this.publisher, pipelineId, {
+            step: source.id,
+            source: source.id,
+            sourceStream: source.stream,
+            sourceSeq: m.seq,
+            reason: decoded.left,
+            data: m.data,
+          });
+          continue;
+        }
+        route(decoded.right, m.seq);
+      }
+      const upTo = messages[messages.length - 1]!.seq;
+      for (const a of fed) {
+        const records = a.buffer;
+        a.buffer = [];
+        a.actor.send({ type: "batch", batch: { source: source.id, records, upTo } });
+      }
+    };
+  }
+
+  async #stopReaders(): Promise<void> {
+    const readers = [...this.#readers.values()];
+    this.#readers.clear();
+    await Promise.all(readers.map((r) => r.stop()));
+    for (const a of this.#actors) a.buffer = [];
+  }
+
+  /** Stop reading, checkpoint every actor one last time, and stop them. */
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    await this.#resuming;
+    await this.#stopReaders();
+    for (const a of this.#actors) a.actor.send({ type: "stop" });
+    await Promise.all(this.#actors.map((a) => waitFor(a.actor, (s) => s.status === "done", { timeout: Infinity })));
+    await this.publisher.close();
+  }
+
+  /** Every operator actor: its lifecycle state, keys, positions. */
+  status(): ActorStatus[] {
+    return this.#actors.map((a) => {
+      const manifest = a.core.manifest;
+      const error = a.actor.getSnapshot().context.error;
+      return {
+        step: a.step,
+        partition: a.partition,
+        state: lifecycleState(a.actor),
+        keys: a.core.state.size,
+        positions: { ...a.core.positions },
+        committed: { ...(manifest?.positions ?? {}) },
+        checkpoint: manifest?.checkpoint ?? 0,
+        eventsIn: a.core.metrics.eventsIn,
+        deadLetters: a.core.metrics.deadLetters,
+        ...(error === undefined ? {} : { error: String(error) }),
+      };
+    });
+  }
+
+  /** The lowest committed position of a source over all actors it feeds. */
+  committedPosition(source: string): number {
+    const fed = this.#actors.filter((a) => a.sources.includes(source));
+    return Math.min(...fed.map((a) => a.core.manifest?.positions[source] ?? 0));
+  }
+}
+
+function subjectMatches(pattern: string, subject: string): boolean {
+  const p = pattern.split(".");
+  const s = subject.split(".");
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === ">") return s.length > i;
+    if (i >= s.length || (p[i] !== "*" && p[i] !== s[i])) return false;
+  }
+  return p.length === s.length;
+}

@@ -1,0 +1,178 @@
+/**
+ * Checkpoints: an operator actor's keyed state and its input positions become durable together.
+ *
+ * Shape (copy-on-write chunks and a manifest, in one KV bucket per pipeline):
+ * - `<step>.<partition>.manifest` holds the input positions, the chunk list and the generation.
+ * - chunks live under `<step>.<partition>.g<generation>.b<chunkBits>.c<index>.s<slot>`. A
+ *   checkpoint writes each changed chunk to the slot its committed version is NOT in, then
+ *   commits by updating the manifest with compare-and-set on its revision. The manifest update
+ *   is the atomic commit; a crash before it leaves the committed chunks untouched.
+ * - every recovery bumps the generation with compare-and-set: that is the fencing token. A
+ *   writer of an older generation fails its next commit and only ever wrote keys of its own
+ *   generation, which the new owner never reads once it has rewritten all chunks. The first
+ *   checkpoint after a recovery rewrites every chunk, then purges older generations.
+ *
+ * @example
+ * const store = await CheckpointStore.open(nc, "coffee-shop", publisher);
+ * const { manifest, revision, chunks } = await store.recover("revenue", 0);
+ */
+import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { type KV, Kvm } from "@nats-io/kv";
+import { FencedError, StateStoreError } from "../errors.ts";
+import { kvSubject, type Publisher } from "../log/publisher.ts";
+import type { DirtyChunk } from "./keyed-state.ts";
+
+export interface Manifest {
+  readonly version: 1;
+  /** Bumped by every recovery; names the chunk keys written since. */
+  readonly generation: number;
+  /** The oldest generation that may still have chunk keys in the bucket. */
+  readonly oldestGeneration: number;
+  /** Commits so far. */
+  readonly checkpoint: number;
+  /** Per source: the last sequence whose effect is in this state. */
+  readonly positions: Readonly<Record<string, number>>;
+  readonly chunkBits: number;
+  /** Chunk index to the KV key holding its committed bytes. */
+  readonly chunks: Readonly<Record<string, string>>;
+  readonly keys: number;
+  /** Clock time of the commit. */
+  readonly committedAt: number;
+  /** Operator counters that must survive restarts (dead letters, ...). */
+  readonly counters: Readonly<Record<string, number>>;
+}
+
+export interface Recovered {
+  readonly manifest: Manifest;
+  readonly revision: number;
+  readonly chunks: ReadonlyArray<readonly [index: number, bytes: Uint8Array]>;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The KV bucket holding a pipeline's operator state. */
+export function stateBucket(pipelineId: string): string {
+  return `eddy-state-${pipelineId}`;
+}
+
+export class CheckpointStore {
+  private constructor(
+    private readonly kv: KV,
+    private readonly jsm: JetStreamManager,
+    private readonly publisher: Publisher,
+    readonly bucket: string,
+  ) {}
+
+  static async open(nc: NatsConnection, pipelineId: string, publisher: Publisher): Promise<CheckpointStore> {
+    const bucket = stateBucket(pipelineId);
+    try {
+      const kv = await new Kvm(nc).create(bucket, { history: 1, storage: "file"});
+      return new CheckpointStore(kv, await jetstreamManager(nc), publisher, bucket);
+    } catch (cause) {
+      throw new StateStoreError({ key: bucket, message: `cannot open the state bucket ${bucket}: ${String(cause)}`, cause });
+    }
+  }
+
+  /**
+   * Take ownership of a partition's state: bump its generation (compare-and-set) and load its
+   * chunks. A partition never seen before starts empty.
+   */
+  async recover(step: string, partition: number, now: number): Promise<Recovered> {
+    const key = manifestKey(step, partition);
+    const entry = await this.#get(key);
+    if (!entry) {
+      const manifest: Manifest = {
+        version: 1,
+        generation: 1,
+        oldestGeneration: 1,
+        checkpoint: 0,
+        positions: {},
+        chunkBits: 0,
+        chunks: {},
+        keys: 0,
+        committedAt: now,
+        counters: {},
+      };
+      const revision = await this.#cas(key, manifest, 0);
+      return { manifest, revision, chunks: [] };
+    }
+    const previous = JSON.parse(decoder.decode(entry.value)) as Manifest;
+    const manifest: Manifest = { ...previous, generation: previous.generation + 1 };
+    const revision = await this.#cas(key, manifest, entry.revision);
+    const chunks = await Promise.all(
+      Object.entries(manifest.chunks).map(async ([index, chunkKey]) => {
+        const chunk = await this.#get(chunkKey);
+        if (!chunk) {
+          throw new StateStoreError({ key: chunkKey, message: `checkpoint ${manifest.checkpoint} of ${key} names a missing chunk` });
+        }
+        return [Number(index), chunk.value] as const;
+      }),
+    );
+    return { manifest, revision, chunks };
+  }
+
+  /**
+   * Publish changed chunks (without waiting) and return the manifest that names them. The caller
+   * flushes the publisher, then `commit`s this manifest.
+   */
+  writeChunks(step: string, partition: number, committed: Manifest, chunkBits: number, dirty: readonly DirtyChunk[]): Manifest {
+    const chunks: Record<string, string> = chunkBits === committed.chunkBits ? { ...committed.chunks } : {};
+    const prefix = `${step}.${partition}.g${committed.generation}.b${chunkBits}`;
+    for (const { index, bytes } of dirty) {
+      const before = chunks[index];
+      const slot = before?.startsWith(`${prefix}.c${index}.`) && before.endsWith(".s0") ? 1 : 0;
+      const chunkKey = `${prefix}.c${index}.s${slot}`;
+      this.publisher.publish(kvSubject(this.bucket, chunkKey), bytes);
+      chunks[index] = chunkKey;
+    }
+    return { ...committed, chunkBits, chunks };
+  }
+
+  /** The atomic commit: compare-and-set the manifest. Returns the new revision. */
+  async commit(step: string, partition: number, manifest: Manifest, revision: number): Promise<number> {
+    return this.#cas(manifestKey(step, partition), manifest, revision);
+  }
+
+  /**
+   * Remove chunk keys no manifest can name any more: those of generations before the current one
+   * (call only after a commit that rewrote every chunk), and those of other chunk counts.
+   */
+  async collectGarbage(step: string, partition: number, manifest: Manifest, previousBits: number): Promise<void> {
+    const stream = `KV_${this.bucket}`;
+    const filters: string[] = [];
+    for (let g = manifest.oldestGeneration; g < manifest.generation; g++) filters.push(`${step}.${partition}.g${g}.>`);
+    if (previousBits !== manifest.chunkBits) filters.push(`${step}.${partition}.g${manifest.generation}.b${previousBits}.>`);
+    for (const filter of filters) {
+      await this.jsm.streams.purge(stream, { filter: `$KV.${this.bucket}.${filter}` });
+    }
+  }
+
+  async #get(key: string): Promise<{ value: Uint8Array; revision: number } | null> {
+    try {
+      const entry = await this.kv.get(key);
+      if (!entry || entry.operation !== "PUT") return null;
+      return { value: entry.value, revision: entry.revision };
+    } catch (cause) {
+      throw new StateStoreError({ key, message: `cannot read ${key} from ${this.bucket}: ${String(cause)}`, cause });
+    }
+  }
+
+  async #cas(key: string, manifest: Manifest, revision: number): Promise<number> {
+    const bytes = encoder.encode(JSON.stringify(manifest));
+    try {
+      return revision === 0 ? await this.kv.create(key, bytes) : await this.kv.update(key, bytes, revision);
+    } catch (cause) {
+      const message = String(cause);
+      if (message.includes("wrong last sequence") || message.includes("key exists")) {
+        throw new FencedError({ key, message: `${key} was committed by another owner (expected revision ${revision})` });
+      }
+      throw new StateStoreError({ key, message: `cannot commit ${key}: ${message}`, cause });
+    }
+  }
+}
+
+function manifestKey(step: string, partition: number): string {
+  return `${step}.${partition}.manifest`;
+}

@@ -1,0 +1,218 @@
+/**
+ * The ack-counting Publisher against a real nats-server: every message acknowledged, duplicates
+ * dropped by msg id, rejections and missing streams surfaced through flush(), overdue acks
+ * re-published, KV puts readable by the KV client.
+ *
+ * The server is started here (tests/support/nats.ts did not exist when this was written).
+ */
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { JetStreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { createPublisher, kvSubject } from "../src/log/publisher.ts";
+import { PublishError } from "../src/errors.ts";
+import { manualClock } from "../src/runtime/clock.ts";
+
+// --- a nats-server of our own -------------------------------------------------------------------
+
+let server: ChildProcess | undefined;
+let storeDir = "";
+let nc: NatsConnection;
+let jsm: JetStreamManager;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function startServer(): Promise<NatsConnection> {
+  const port = await freePort();
+  storeDir = await mkdtemp(join(tmpdir(), "eddy-publisher-"));
+  server = spawn("nats-server", ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir], { stdio: "ignore" });
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      return await connect({ servers: `127.0.0.1:${port}`, noAsyncTraces: true, timeout: 1000 });
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+beforeAll(async () => {
+  nc = await startServer();
+  jsm = await jetstreamManager(nc);
+}, 20_000);
+
+afterAll(async () => {
+  await nc?.close();
+  server?.kill("SIGKILL");
+  if (storeDir) await rm(storeDir, { recursive: true, force: true });
+});
+
+async function addStream(name: string, subjects: string[]): Promise<void> {
+  await jsm.streams.add({ name, subjects, duplicate_window: 600_000_000_000 });
+}
+
+async function messages(stream: string): Promise<number> {
+  return (await jsm.streams.info(stream)).state.messages;
+}
+
+/** Wait until a condition holds, polling; a deadline, never a fixed sleep. */
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error("condition not reached");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const enc = new TextEncoder();
+
+// --- behaviour ----------------------------------------------------------------------------------
+
+describe("Publisher", () => {
+  it("acknowledges 50,000 messages, and re-publishing their msg ids adds none", async () => {
+    await addStream("BULK", ["bulk.>"]);
+    const publisher = createPublisher(nc);
+    const publishAll = async () => {
+      for (let i = 0; i < 50_000; i++) {
+        publisher.publish(`bulk.${i % 10}`, enc.encode(`{"n":${i}}`), { msgId: `m-${i}` });
+        if (i % 1000 === 999) await publisher.whenPendingBelow(10_000);
+      }
+      await publisher.flush();
+    };
+    await publishAll();
+    expect(publisher.pending).toBe(0);
+    expect(await messages("BULK")).toBe(50_000);
+
+    await publishAll();
+    expect(await messages("BULK")).toBe(50_000);
+    await publisher.close();
+  }, 60_000);
+
+  it("resolves concurrent flushes, each for what was published before it", async () => {
+    await addStream("CONC", ["conc.>"]);
+    const publisher = createPublisher(nc);
+    for (let i = 0; i < 500; i++) publisher.publish("conc.a", enc.encode("x"));
+    const first = publisher.flush();
+    for (let i = 0; i < 500; i++) publisher.publish("conc.b", enc.encode("y"));
+    const second = publisher.flush();
+    await Promise.all([first, second, publisher.flush()]);
+    expect(await messages("CONC")).toBe(1000);
+    await publisher.close();
+  });
+
+  it("rejects flush with a PublishError naming the subject when no stream captures it", async () => {
+    const publisher = createPublisher(nc);
+    publisher.publish("nostream.here", enc.encode("lost"));
+    const error = await publisher.flush().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(PublishError);
+    expect((error as PublishError).subject).toBe("nostream.here");
+    expect((error as PublishError).message).toContain("nostream.here");
+    expect((error as PublishError).message).toContain("503");
+    // the failure was reported; the publisher carries on
+    await addStream("LATER", ["later.>"]);
+    publisher.publish("later.x", enc.encode("kept"));
+    await publisher.flush();
+    await publisher.close();
+  });
+
+  it("reports a failure that happened before flush was called to the next flush", async () => {
+    const publisher = createPublisher(nc);
+    publisher.publish("nostream.early", enc.encode("lost"));
+    await until(() => publisher.pending === 0);
+    await expect(publisher.flush()).rejects.toThrow(/nostream\.early/);
+    await publisher.flush(); // reported once
+    await publisher.close();
+  });
+
+  it("rejects flush when JetStream answers with an error PubAck", async () => {
+    await addStream("EXPECT", ["expect.>"]);
+    const publisher = createPublisher(nc);
+    publisher.publish("expect.a", enc.encode("x"), { headers: { "Nats-Expected-Stream": "OTHER" } });
+    await expect(publisher.flush()).rejects.toThrow(/expect\.a failed: rejected by JetStream/);
+    await publisher.close();
+  });
+
+  it("writes KV values the KV client reads back", async () => {
+    const kv = await new Kvm(nc).create("totals");
+    const publisher = createPublisher(nc);
+    for (let i = 0; i < 100; i++) publisher.publish(kvSubject("totals", `store-${i % 5}.item-${i}`), enc.encode(`${i}`));
+    publisher.publish(kvSubject("totals", "store-1.item-1"), enc.encode("overwritten"));
+    await publisher.flush();
+    const read = await new Kvm(nc).open("totals");
+    expect((await read.get("store-3.item-8"))?.string()).toBe("8");
+    expect((await read.get("store-1.item-1"))?.string()).toBe("overwritten");
+    expect((await kv.status()).values).toBe(100); // history 1: the overwrite replaced its key
+    expect(() => kvSubject("totals", ".bad")).toThrow(/invalid KV key/);
+    await publisher.close();
+  });
+
+  it("re-publishes a message whose ack is overdue, with the same msg id", async () => {
+    // A plain subscriber swallows the first attempt (no stream yet, so no PubAck and no 503).
+    const seen: string[] = [];
+    const silent = nc.subscribe("retry.>", { callback: (_e, m) => seen.push(m.headers?.get("Nats-Msg-Id") ?? "") });
+    const clock = manualClock(0);
+    const publisher = createPublisher(nc, { clock, ackTimeoutMs: 1000, retries: 3 });
+    publisher.publish("retry.a", enc.encode("once"), { msgId: "r-1" });
+    let flushed = false;
+    const flushing = publisher.flush().then(() => (flushed = true));
+    await until(() => seen.length === 1);
+    await addStream("RETRY", ["retry.>"]);
+
+    clock.advance(999); // not overdue yet: nothing re-sent
+    await nc.flush();
+    expect(seen).toEqual(["r-1"]);
+    expect(flushed).toBe(false);
+
+    clock.advance(250); // overdue: re-published, now the stream acks it
+    await flushing;
+    expect(seen).toEqual(["r-1", "r-1"]);
+    expect(await messages("RETRY")).toBe(1);
+    silent.unsubscribe();
+    await publisher.close();
+  });
+
+  it("fails a message after its retries run out", async () => {
+    const silent = nc.subscribe("void.>", { callback: () => {} });
+    const clock = manualClock(0);
+    const publisher = createPublisher(nc, { clock, ackTimeoutMs: 100, retries: 2 });
+    publisher.publish("void.a", enc.encode("x"), { msgId: "v-1" });
+    const flushing = publisher.flush();
+    for (let i = 0; i < 20; i++) clock.advance(25);
+    await expect(flushing).rejects.toThrow(/void\.a failed: no ack after 3 attempts/);
+    expect(publisher.pending).toBe(0);
+    silent.unsubscribe();
+    await publisher.close();
+  });
+
+  it("signals when pending drops below a threshold", async () => {
+    await addStream("BACK", ["back.>"]);
+    const publisher = createPublisher(nc, { maxPending: 100 });
+    for (let i = 0; i < 1000; i++) publisher.publish("back.a", enc.encode("x"));
+    expect(publisher.pending).toBe(1000);
+    await publisher.whenPendingBelow();
+    expect(publisher.pending).toBeLessThan(100);
+    await publisher.close();
+    expect(() => publisher.publish("back.a", enc.encode("x"))).toThrow(PublishError);
+  });
+});

@@ -1,0 +1,95 @@
+/**
+ * Test kit for integration tests against a real nats-server: one server per `describe`, on a free
+ * port with its own temporary store, plus `waitFor` to poll for a state with a deadline (tests
+ * never sleep to wait for state).
+ *
+ * @example
+ * describe("orders stream", () => {
+ *   const nats = useNatsServer();
+ *   it("stores an order", async () => {
+ *     const nc = await nats.connect(); // closed in afterAll
+ *     const jsm = await jetstreamManager(nc);
+ *     await jsm.streams.add({ name: "ORDERS", subjects: ["orders.>"] });
+ *     await waitFor(async () => (await jsm.streams.info("ORDERS")).state.messages === 0);
+ *   });
+ * });
+ */
+import { afterAll, beforeAll } from "vitest";
+import { connect as natsConnect, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
+import { startNatsServer, type NatsServer, type NatsServerOptions } from "../../src/platform/nats-server.ts";
+
+export interface NatsServerFixture {
+  /** The running server (available inside tests and hooks, not at collection time). */
+  readonly server: NatsServer;
+  /** e.g. "nats://127.0.0.1:40123" */
+  readonly url: string;
+  /** A new connection to the server, closed in afterAll. */
+  connect(opts?: Partial<ConnectionOptions>): Promise<NatsConnection>;
+}
+
+const HOOK_TIMEOUT_MS = 30_000;
+
+/** Start a nats-server for the enclosing `describe`; stop it and delete its store afterwards. */
+export function useNatsServer(opts: NatsServerOptions = {}): NatsServerFixture {
+  let server: NatsServer | undefined;
+  const connections: NatsConnection[] = [];
+  const running = (): NatsServer => {
+    if (!server) throw new Error("useNatsServer: the server is available only inside tests and hooks");
+    return server;
+  };
+
+  beforeAll(async () => {
+    server = await startNatsServer(opts);
+  }, HOOK_TIMEOUT_MS);
+
+  afterAll(async () => {
+    await Promise.allSettled(connections.splice(0).map((nc) => nc.close()));
+    await server?.stop();
+  }, HOOK_TIMEOUT_MS);
+
+  return {
+    get server() {
+      return running();
+    },
+    get url() {
+      return running().url;
+    },
+    async connect(connectOpts = {}) {
+      const nc = await natsConnect({ servers: running().url, noAsyncTraces: true, ...connectOpts });
+      connections.push(nc);
+      return nc;
+    },
+  };
+}
+
+export interface WaitForOptions {
+  /** Give up after this long. Default 5 000 ms. */
+  timeoutMs?: number;
+  /** Time between checks. Default 20 ms. */
+  intervalMs?: number;
+  /** What was being waited for; leads the error message on timeout. */
+  message?: string;
+}
+
+/**
+ * Poll `condition` until it returns true; throw a clear error at the deadline. A condition that
+ * throws counts as "not yet", and its last error is reported if time runs out.
+ */
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  { timeoutMs = 5_000, intervalMs = 20, message = "condition" }: WaitForOptions = {},
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      if (await condition()) return;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() >= deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+  const detail = lastError instanceof Error ? ` (last error: ${lastError.message})` : "";
+  throw new Error(`waitFor: ${message} not met within ${timeoutMs} ms${detail}`, { cause: lastError });
+}

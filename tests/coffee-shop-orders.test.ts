@@ -1,22 +1,14 @@
 /**
  * The coffee-shop order generator: deterministic per seed, valid under the Order schema, skewed,
  * disorder bounded; publishOrders stores each order exactly once, even when run twice.
- *
- * The server is started here (tests/support/nats.ts did not exist when this was written).
  */
-import { spawn } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Schema } from "effect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect } from "@nats-io/transport-node";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { generateOrders, maxDisorderMs, menu, Order, publishOrders } from "../examples/coffee-shop/orders.ts";
 import { manualClock } from "../src/runtime/clock.ts";
+import { useNatsServer } from "./support/nats.ts";
 
 describe("generateOrders", () => {
   it("gives the same orders for the same seed and different orders for another", () => {
@@ -68,44 +60,13 @@ describe("generateOrders", () => {
 
 // --- against a real server ---------------------------------------------------------------------
 
-let server: ChildProcess | undefined;
-let storeDir = "";
-let nc: NatsConnection;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-beforeAll(async () => {
-  const port = await freePort();
-  storeDir = await mkdtemp(join(tmpdir(), "eddy-orders-"));
-  server = spawn("nats-server", ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir], { stdio: "ignore" });
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      nc = await connect({ servers: `127.0.0.1:${port}`, noAsyncTraces: true, timeout: 1000 });
-      return;
-    } catch (e) {
-      if (Date.now() > deadline) throw e;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}, 20_000);
-
-afterAll(async () => {
-  await nc?.close();
-  server?.kill("SIGKILL");
-  if (storeDir) await rm(storeDir, { recursive: true, force: true });
-});
-
 describe("publishOrders", () => {
+  const nats = useNatsServer();
+  let nc: NatsConnection;
+  beforeAll(async () => {
+    nc = await nats.connect();
+  });
+
   it("stores 10,000 orders exactly once, even when published twice", async () => {
     const jsm = await jetstreamManager(nc);
     expect(await publishOrders(nc, { stream: "ORDERS", seed: 3, count: 10_000 })).toEqual({ published: 10_000 });

@@ -2,17 +2,8 @@
  * The ack-counting Publisher against a real nats-server: every message acknowledged, duplicates
  * dropped by msg id, rejections and missing streams surfaced through flush(), overdue acks
  * re-published, KV puts readable by the KV client.
- *
- * The server is started here (tests/support/nats.ts did not exist when this was written).
  */
-import { spawn } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect } from "@nats-io/transport-node";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamManager } from "@nats-io/jetstream";
@@ -20,73 +11,25 @@ import { Kvm } from "@nats-io/kv";
 import { createPublisher, kvSubject } from "../src/log/publisher.ts";
 import { PublishError } from "../src/errors.ts";
 import { manualClock } from "../src/runtime/clock.ts";
-
-// --- a nats-server of our own -------------------------------------------------------------------
-
-let server: ChildProcess | undefined;
-let storeDir = "";
-let nc: NatsConnection;
-let jsm: JetStreamManager;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function startServer(): Promise<NatsConnection> {
-  const port = await freePort();
-  storeDir = await mkdtemp(join(tmpdir(), "eddy-publisher-"));
-  server = spawn("nats-server", ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir], { stdio: "ignore" });
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      return await connect({ servers: `127.0.0.1:${port}`, noAsyncTraces: true, timeout: 1000 });
-    } catch (e) {
-      if (Date.now() > deadline) throw e;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
-
-beforeAll(async () => {
-  nc = await startServer();
-  jsm = await jetstreamManager(nc);
-}, 20_000);
-
-afterAll(async () => {
-  await nc?.close();
-  server?.kill("SIGKILL");
-  if (storeDir) await rm(storeDir, { recursive: true, force: true });
-});
-
-async function addStream(name: string, subjects: string[]): Promise<void> {
-  await jsm.streams.add({ name, subjects, duplicate_window: 600_000_000_000 });
-}
-
-async function messages(stream: string): Promise<number> {
-  return (await jsm.streams.info(stream)).state.messages;
-}
-
-/** Wait until a condition holds, polling; a deadline, never a fixed sleep. */
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error("condition not reached");
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+import { useNatsServer, waitFor } from "./support/nats.ts";
 
 const enc = new TextEncoder();
 
 // --- behaviour ----------------------------------------------------------------------------------
 
 describe("Publisher", () => {
+  const nats = useNatsServer();
+  let nc: NatsConnection;
+  let jsm: JetStreamManager;
+  beforeAll(async () => {
+    nc = await nats.connect();
+    jsm = await jetstreamManager(nc);
+  });
+  const addStream = async (name: string, subjects: string[]) => {
+    await jsm.streams.add({ name, subjects, duplicate_window: 600_000_000_000 });
+  };
+  const messages = async (stream: string) => (await jsm.streams.info(stream)).state.messages;
+
   it("acknowledges 50,000 messages, and re-publishing their msg ids adds none", async () => {
     await addStream("BULK", ["bulk.>"]);
     const publisher = createPublisher(nc);
@@ -139,7 +82,7 @@ describe("Publisher", () => {
   it("reports a failure that happened before flush was called to the next flush", async () => {
     const publisher = createPublisher(nc);
     publisher.publish("nostream.early", enc.encode("lost"));
-    await until(() => publisher.pending === 0);
+    await waitFor(() => publisher.pending === 0);
     await expect(publisher.flush()).rejects.toThrow(/nostream\.early/);
     await publisher.flush(); // reported once
     await publisher.close();
@@ -170,13 +113,17 @@ describe("Publisher", () => {
   it("re-publishes a message whose ack is overdue, with the same msg id", async () => {
     // A plain subscriber swallows the first attempt (no stream yet, so no PubAck and no 503).
     const seen: string[] = [];
-    const silent = nc.subscribe("retry.>", { callback: (_e, m) => seen.push(m.headers?.get("Nats-Msg-Id") ?? "") });
+    const silent = nc.subscribe("retry.>", {
+      callback: (_e, m) => {
+        seen.push(m.headers?.get("Nats-Msg-Id") ?? "");
+      },
+    });
     const clock = manualClock(0);
     const publisher = createPublisher(nc, { clock, ackTimeoutMs: 1000, retries: 3 });
     publisher.publish("retry.a", enc.encode("once"), { msgId: "r-1" });
     let flushed = false;
     const flushing = publisher.flush().then(() => (flushed = true));
-    await until(() => seen.length === 1);
+    await waitFor(() => seen.length === 1);
     await addStream("RETRY", ["retry.>"]);
 
     clock.advance(999); // not overdue yet: nothing re-sent

@@ -13,7 +13,7 @@
  *
  * @example
  * const first = [...generateOrders({ seed: 7, count: 3 })];
- * // [{ orderId: "o-7-1", store: "store-2", item: "latte", qty: 1, unitPrice: 3.8, ts: 1704096000000 }, ...]
+ * // [{ orderId: "o-7-1", store: "store-1", item: "espresso", qty: 4, unitPrice: 2.5, ts: 1704095999948 }, ...]
  * await publishOrders(nc, { stream: "ORDERS", seed: 7, count: 10_000, ratePerSec: 2_000 });
  */
 import { Schema } from "effect";
@@ -68,7 +68,8 @@ export interface GenerateOrdersOptions {
   readonly count: number;
   /** Number of stores, `store-1` .. `store-<n>`. Default 5. */
   readonly stores?: number;
-  /** Event time of the first order. Default `defaultStartTime`. */
+  /** Order n (from 1) has event time `startTime + (n-1) * spacingMs`, minus a jitter below
+   *  `maxDisorderMs`. Default `defaultStartTime`. */
   readonly startTime?: number;
   /** Event-time step between consecutive orders. Default 100 ms. */
   readonly spacingMs?: number;
@@ -118,13 +119,10 @@ export function* generateOrders(opts: GenerateOrdersOptions): Generator<Order> {
   }
 }
 
-export interface PublishOrdersOptions {
+export interface PublishOrdersOptions extends GenerateOrdersOptions {
   readonly stream: string;
   /** Orders go to `<prefix>.<store>`. Default "orders". */
   readonly subjectPrefix?: string;
-  readonly seed: number;
-  readonly count: number;
-  readonly stores?: number;
   /** Publish at most this many orders per second (by `clock`); unpaced when absent. */
   readonly ratePerSec?: number;
   readonly clock?: Clock;

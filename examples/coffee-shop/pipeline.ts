@@ -16,6 +16,8 @@ export interface CoffeeShopOptions {
   readonly partitions?: number;
   /** The pipeline id (names its state). Default "coffee-shop". */
   readonly id?: string;
+  /** Appended to the table names, to run two copies side by side. Default "". */
+  readonly tableSuffix?: string;
 }
 
 export function coffeeShop(options: CoffeeShopOptions = {}): Pipeline {
@@ -33,7 +35,7 @@ export function coffeeShop(options: CoffeeShopOptions = {}): Pipeline {
       avgTicket: a.avg("revenue"),
       largestOrder: a.max("revenue"),
     }))
-    .toTable("revenue_by_store");
+    .toTable(`revenue_by_store${options.tableSuffix ?? ""}`);
 
   orders
     .keyBy("by-item", "item")
@@ -42,7 +44,7 @@ export function coffeeShop(options: CoffeeShopOptions = {}): Pipeline {
       revenue: a.sum("revenue"),
       sold: a.sum("qty"),
     }))
-    .toTable("revenue_by_item");
+    .toTable(`revenue_by_item${options.tableSuffix ?? ""}`);
 
   return p;
 }

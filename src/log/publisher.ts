@@ -17,8 +17,8 @@
  *   subject) fails the message with a PublishError.
  *
  * Errors reach the caller through `flush()`: a failure rejects every flush that is waiting and whose
- * range holds the failed message; if none is waiting, the next `flush()` call rejects with it.
- * A failure is reported once.
+ * range holds the failed message; if none is waiting, the next `flush()` call rejects with it (the
+ * first such failure, if several). A failure is reported once; the Publisher stays usable.
  *
  * Backpressure is the caller's job: `publish()` never blocks and never buffers beyond the socket.
  * Publish a batch, then `await publisher.whenPendingBelow()` (default threshold: `maxPending`).
@@ -69,7 +69,7 @@ export interface Publisher {
   flush(): Promise<void>;
   /** Messages published and not yet acknowledged or failed. */
   readonly pending: number;
-  /** Resolves when `pending < n` (default `maxPending`). */
+  /** Resolves when `pending < n` (default `maxPending`; n below 1 counts as 1). */
   whenPendingBelow(n?: number): Promise<void>;
   /** Flush, then stop listening for acks. Publishing afterwards throws. */
   close(): Promise<void>;
@@ -135,7 +135,8 @@ class AckCountingPublisher implements Publisher {
 
   #flushWaiters: FlushWaiter[] = [];
   #pendingWaiters: PendingWaiter[] = [];
-  #unreported: PublishError[] = [];
+  #wakeBelow = 0; // the largest threshold among #pendingWaiters: nothing to wake while pending >= it
+  #unreported: PublishError | undefined = undefined; // the first failure no flush has reported yet
   #timer: unknown = undefined;
   #closed = false;
 
@@ -174,9 +175,9 @@ class AckCountingPublisher implements Publisher {
   }
 
   flush(): Promise<void> {
-    const failed = this.#unreported.shift();
+    const failed = this.#unreported;
     if (failed) {
-      this.#unreported = [];
+      this.#unreported = undefined;
       return Promise.reject(failed);
     }
     const upTo = this.#next;
@@ -185,8 +186,10 @@ class AckCountingPublisher implements Publisher {
   }
 
   whenPendingBelow(n: number = this.#maxPending): Promise<void> {
-    if (this.#pending < n) return Promise.resolve();
-    return new Promise((resolve) => this.#pendingWaiters.push({ below: n, resolve }));
+    const below = Math.max(1, n);
+    if (this.#pending < below) return Promise.resolve();
+    this.#wakeBelow = Math.max(this.#wakeBelow, below);
+    return new Promise((resolve) => this.#pendingWaiters.push({ below, resolve }));
   }
 
   async close(): Promise<void> {
@@ -264,7 +267,7 @@ class AckCountingPublisher implements Publisher {
       reported = true;
       return false;
     });
-    if (!reported) this.#unreported.push(error);
+    if (!reported) this.#unreported ??= error;
     this.#settle(seq);
   }
 
@@ -280,12 +283,16 @@ class AckCountingPublisher implements Publisher {
         (this.#flushWaiters.shift() as FlushWaiter).resolve();
       }
     }
-    if (this.#pendingWaiters.length > 0) {
+    if (this.#pending < this.#wakeBelow) {
       const pending = this.#pending;
+      this.#wakeBelow = 0;
       this.#pendingWaiters = this.#pendingWaiters.filter((w) => {
-        if (pending >= w.below) return true;
-        w.resolve();
-        return false;
+        if (pending < w.below) {
+          w.resolve();
+          return false;
+        }
+        this.#wakeBelow = Math.max(this.#wakeBelow, w.below);
+        return true;
       });
     }
     if (this.#pending === 0 && this.#timer !== undefined) {

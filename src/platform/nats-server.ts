@@ -11,10 +11,10 @@
  * await server.stop(); // SIGTERM, wait, SIGKILL after a deadline, remove the temporary store
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { accessSync, constants, createWriteStream, mkdtempSync, rmSync, type WriteStream } from "node:fs";
+import { accessSync, constants, createWriteStream, mkdirSync, mkdtempSync, rmSync, type WriteStream } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { delimiter, dirname, join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Data } from "effect";
@@ -252,6 +252,7 @@ function captureOutput(logFile: string | undefined) {
   const lines: string[] = [];
   let partial = "";
   let listening = false;
+  if (logFile) mkdirSync(dirname(logFile), { recursive: true });
   let file: WriteStream | undefined = logFile ? createWriteStream(logFile, { flags: "a" }) : undefined;
   return {
     write: (chunk: Buffer | string) => {

@@ -52,16 +52,17 @@ export async function readRow<R = Record<string, unknown>>(nc: NatsConnection, n
 /** Every row of the table (a snapshot read through a KV watch of the last values). */
 export async function readTable<R = Record<string, unknown>>(nc: NatsConnection, name: string): Promise<R[]> {
   const kv = await openTable(nc, name);
-  const rows: R[] = [];
+  const rows = new Map<string, R>();
   const status = await kv.status();
-  if (status.values === 0) return rows;
+  if (status.values === 0) return [];
   const iter = await kv.watch();
   for await (const entry of iter) {
-    if (entry.operation === "PUT") rows.push(JSON.parse(decoder.decode(entry.value)) as R);
+    if (entry.operation === "PUT") rows.set(entry.key, JSON.parse(decoder.decode(entry.value)) as R);
+    else rows.delete(entry.key);
     if (entry.delta === 0) break;
   }
   iter.stop();
-  return rows;
+  return [...rows.values()];
 }
 
 /** The names of all result tables on the server. */

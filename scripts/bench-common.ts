@@ -1,0 +1,172 @@
+/**
+ * Shared by scripts/bench.ts and scripts/bench-worker.ts: the benchmark's event shape, its
+ * deterministic generator, the pipeline under test, and small measuring helpers.
+ *
+ * Event i (0-based) of a run with K distinct keys is
+ *   { key: "k-<(i * 7919) mod K>", v: (i * 37 + 11) mod 1000, ts, note }   (~100 bytes of JSON)
+ * 7919 is prime and coprime with any K of the form 10^n, so the first K events hit every key once,
+ * in a scrambled order; sums are small integers, so expected values are exact.
+ *
+ * @example
+ * const p = benchPipeline("bench-core", "bench-events", "bench_core_totals");
+ * const worker = await Worker.start(nc, p);
+ */
+import { readFileSync } from "node:fs";
+import { Schema } from "effect";
+import { jetstreamManager, StorageType } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { createPublisher } from "../src/log/publisher.ts";
+import { pipeline, type Pipeline } from "../src/pipeline/pipeline.ts";
+
+export const BenchEvent = Schema.Struct({
+  key: Schema.String,
+  v: Schema.Number,
+  ts: Schema.Number,
+});
+export type BenchEvent = typeof BenchEvent.Type;
+
+export const KEY_STRIDE = 7919;
+const T0 = 1_704_067_200_000;
+const NOTE = "coffee-shop-bench-padding-";
+
+export function keyOf(i: number, keys: number): string {
+  return `k-${(i * KEY_STRIDE) % keys}`;
+}
+
+export function valueOf(i: number): number {
+  return (i * 37 + 11) % 1000;
+}
+
+const encoder = new TextEncoder();
+
+/** The bytes of event i; `i` offsets let "a few more events" continue the same sequence. */
+export function eventBytes(i: number, keys: number): Uint8Array {
+  return encoder.encode(`{"key":"${keyOf(i, keys)}","v":${valueOf(i)},"ts":${T0 + i * 10},"note":"${NOTE}${i % 1000}"}`);
+}
+
+/** The pipeline under test: count and sum of v per key, into one result table. */
+export function benchPipeline(id: string, stream: string, table: string, partitions?: number): Pipeline {
+  const p = pipeline(id, partitions === undefined ? {} : { partitions });
+  p.source("events", { stream, schema: BenchEvent })
+    .keyBy("by-key", "key")
+    .aggregate("totals", (a) => ({ count: a.count(), sum: a.sum("v") }))
+    .toTable(table);
+  return p;
+}
+
+/** Create a file stream capturing `<subject>` if it is missing. */
+export async function ensureStream(nc: NatsConnection, stream: string, subject: string): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info(stream).catch(() => undefined);
+  if (!info) await jsm.streams.add({ name: stream, subjects: [subject], storage: StorageType.File });
+}
+
+/**
+ * Publish events [from, to) with `keys` distinct keys through the ack-counting Publisher; resolves
+ * once all are acknowledged. Returns events per second.
+ */
+export async function publishEvents(
+  nc: NatsConnection,
+  subject: string,
+  from: number,
+  to: number,
+  keys: number,
+  onProgress?: (done: number) => void,
+): Promise<number> {
+  const publisher = createPublisher(nc);
+  const started = performance.now();
+  try {
+    for (let i = from; i < to; i++) {
+      publisher.publish(subject, eventBytes(i, keys));
+      if ((i - from) % 1000 === 999) {
+        await publisher.whenPendingBelow(20_000);
+        if (onProgress && (i - from) % 100_000 === 99_999) onProgress(i - from + 1);
+      }
+    }
+  } finally {
+    await publisher.close();
+  }
+  return (to - from) / ((performance.now() - started) / 1000);
+}
+
+/** Expected { count, sum } for `key` over events [0, n) with `keys` distinct keys. */
+export function expectedRow(keyIndex: number, n: number, keys: number): { count: number; sum: number } {
+  let count = 0;
+  let sum = 0;
+  // Event i has key index (i * 7919) mod keys: walk i over the residue class instead of all n.
+  const inv = modInverse(KEY_STRIDE % keys, keys);
+  const first = (keyIndex * inv) % keys;
+  for (let i = first; i < n; i += keys) {
+    count++;
+    sum += valueOf(i);
+  }
+  return { count, sum };
+}
+
+function modInverse(a: number, m: number): number {
+  let [oldR, r] = [a, m];
+  let [oldS, s] = [1, 0];
+  while (r !== 0) {
+    const q = Math.floor(oldR / r);
+    [oldR, r] = [r, oldR - q * r];
+    [oldS, s] = [s, oldS - q * s];
+  }
+  if (oldR !== 1) throw new Error(`${a} has no inverse mod ${m}`);
+  return ((oldS % m) + m) % m;
+}
+
+/** Peak RSS (sampled) of this process, plus VmHWM from /proc at the end. */
+export function rssSampler(everyMs = 25): { stop(): { peakRssMb: number; vmHwmMb: number | undefined } } {
+  let peak = process.memoryUsage.rss();
+  const timer = setInterval(() => {
+    const rss = process.memoryUsage.rss();
+    if (rss > peak) peak = rss;
+  }, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      peak = Math.max(peak, process.memoryUsage.rss());
+      return { peakRssMb: mb(peak), vmHwmMb: vmHwmMb() };
+    },
+  };
+}
+
+export function vmHwmMb(pid: number | "self" = "self"): number | undefined {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
+export function cpuSeconds(pid: number | "self" = "self"): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime (fields 14, 15)
+  } catch {
+    return Number.NaN;
+  }
+}
+
+export function mb(bytes: number): number {
+  return Math.round((bytes / 1024 / 1024) * 10) / 10;
+}
+
+export function round(n: number, digits = 0): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Poll `condition` every `everyMs` until true or `timeoutMs` passes (then throw `what`). */
+export async function until(condition: () => boolean, what: string, timeoutMs: number, everyMs = 10): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}

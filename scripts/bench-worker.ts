@@ -1,0 +1,104 @@
+/**
+ * One Eddy Worker in its own process, for scripts/bench.ts: so that peak RSS and CPU are the
+ * worker's alone. Runs the bench pipeline (count + sum per key into a table) over a stream until
+ * the committed position reaches the stream's last sequence, samples RSS on a timer, stops the
+ * worker (final checkpoint) and prints one line `RESULT <json>` on stdout.
+ *
+ *   node --import tsx scripts/bench-worker.ts --url nats://127.0.0.1:4222 --pipeline bench-core \
+ *     --stream bench-events --table bench_core_totals [--mode run|restart]
+ *
+ * `--mode restart` reports the same, named for a restart: Worker.start resolved (every actor
+ * recovered and running), first processed, first committed, all relative to calling Worker.start.
+ */
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import { Worker } from "../src/runtime/worker.ts";
+import { benchPipeline, cpuSeconds, rssSampler, round, until } from "./bench-common.ts";
+
+const bootMs = performance.now(); // time since this process started, roughly
+const args = new Map<string, string>();
+for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ""), process.argv[i + 1] ?? "");
+const need = (name: string): string => {
+  const v = args.get(name);
+  if (!v) throw new Error(`bench-worker: --${name} is required`);
+  return v;
+};
+const url = need("url");
+const pipelineId = need("pipeline");
+const stream = need("stream");
+const table = need("table");
+const mode = args.get("mode") ?? "run";
+const timeoutMs = Number(args.get("timeout-ms") ?? 240_000);
+const progress = (line: string) => process.stderr.write(`    [worker ${pipelineId}] ${line}\n`);
+
+const sampler = rssSampler(20);
+const nc = await connect({ servers: url, noAsyncTraces: true });
+const jsm = await jetstreamManager(nc);
+const last = (await jsm.streams.info(stream)).state.last_seq;
+const logEvents: string[] = [];
+const cpu0 = cpuSeconds();
+const t0 = performance.now();
+const worker = await Worker.start(nc, benchPipeline(pipelineId, stream, table), {
+  log: (event, fields) => {
+    if (event !== "reading") logEvents.push(`${event} ${JSON.stringify(fields)}`);
+  },
+});
+const startedMs = performance.now() - t0;
+const rssAtStartMb = round(process.memoryUsage.rss() / 1048576, 1);
+progress(`Worker.start resolved in ${startedMs.toFixed(0)} ms (rss ${rssAtStartMb} MB); reading to seq ${last}`);
+
+const processed = () => {
+  let min = Number.POSITIVE_INFINITY;
+  for (const a of worker.status()) min = Math.min(min, a.positions.events ?? 0);
+  return min;
+};
+let processedMs: number | undefined;
+let lastReport = performance.now();
+await until(
+  () => {
+    const now = performance.now();
+    if (processedMs === undefined && processed() >= last) processedMs = now - t0;
+    if (now - lastReport > 5_000) {
+      lastReport = now;
+      progress(`${((now - t0) / 1000).toFixed(1)} s: processed ${processed()}, committed ${worker.committedPosition("events")} of ${last}`);
+    }
+    return worker.committedPosition("events") >= last;
+  },
+  `${pipelineId}: committed position ${last}`,
+  timeoutMs,
+  5,
+);
+const committedMs = performance.now() - t0;
+processedMs ??= committedMs;
+const cpuRun = cpuSeconds() - cpu0;
+const status = worker.status();
+const keys = status.reduce((n, a) => n + a.keys, 0);
+const eventsIn = status.reduce((n, a) => n + a.eventsIn, 0);
+const t1 = performance.now();
+await worker.stop();
+const stopMs = performance.now() - t1;
+const memory = process.memoryUsage();
+const { peakRssMb, vmHwmMb } = sampler.stop();
+await nc.close();
+
+console.log(
+  `RESULT ${JSON.stringify({
+    mode,
+    lastSeq: last,
+    eventsIn,
+    keys,
+    bootMs: round(bootMs),
+    startedMs: round(startedMs),
+    processedMs: round(processedMs),
+    committedMs: round(committedMs),
+    stopMs: round(stopMs),
+    cpuSeconds: round(cpuRun, 2),
+    rssAtStartMb,
+    peakRssMb,
+    vmHwmMb,
+    heapUsedMbAtEnd: round(memory.heapUsed / 1048576, 1),
+    rssMbAtEnd: round(memory.rss / 1048576, 1),
+    log: logEvents.slice(0, 5),
+  })}`,
+);
+process.exit(0);

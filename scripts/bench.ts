@@ -1,0 +1,392 @@
+/**
+ * Eddy's benchmark: throughput of a keyed aggregate against the two things it must beat, plus the
+ * memory and restart cost of a large keyed state. Starts its own nats-server (temporary store,
+ * free port), publishes the events itself, and measures side by side in one run:
+ *
+ *   ceiling          a bare ordered consumer reading and JSON.parse-ing every event
+ *   peer             what one writes by hand: durable pull consumer, per event kv.get, kv.put, ack,
+ *                    one at a time (over a bounded prefix: it is slow)
+ *   core-aggregate   an Eddy pipeline (count + sum per key into a result table), Worker.start to
+ *                    committedPosition == last seq; rows verified exactly
+ *   state-1m-keys    peak RSS of a worker holding 1,000,000 keys of aggregate state (child process)
+ *   restart-1m-keys  a new worker on that state: Worker.start resolved, then the next events
+ *                    processed and committed (child process)
+ *
+ * Writes bench/results.json (merging into its `cases`: only the ids measured now are replaced)
+ * and bench/RESULTS.md.
+ *
+ *   npx tsx scripts/bench.ts [--events 300000] [--keys 100000] [--state-keys 1000000]
+ *     [--peer-events 10000] [--peer-seconds 20] [--cases ceiling,peer,core-aggregate,state,restart]
+ *     [--cpu-prof]   (workers write .cpuprofile files to bench/profiles/)
+ */
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { connect } from "@nats-io/transport-node";
+import { startNatsServer } from "../src/platform/nats-server.ts";
+import { openTable, readRow } from "../src/state/table.ts";
+import {
+  cpuSeconds,
+  ensureStream,
+  expectedRow,
+  keyOf,
+  publishEvents,
+  round,
+  vmHwmMb,
+} from "./bench-common.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+const flags = new Map<string, string>();
+for (let i = 2; i < process.argv.length; i++) {
+  const a = process.argv[i]!;
+  if (!a.startsWith("--")) continue;
+  const next = process.argv[i + 1];
+  if (next === undefined || next.startsWith("--")) flags.set(a.slice(2), "true");
+  else flags.set(a.slice(2), next), i++;
+}
+const num = (name: string, dflt: number) => {
+  const v = Number(flags.get(name) ?? dflt);
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number`);
+  return Math.floor(v);
+};
+const EVENTS = num("events", 300_000);
+const KEYS = num("keys", 100_000);
+const STATE_KEYS = num("state-keys", 1_000_000);
+const PEER_EVENTS = num("peer-events", 10_000);
+const PEER_SECONDS = num("peer-seconds", 20);
+const RESTART_EVENTS = 10;
+const CPU_PROF = flags.has("cpu-prof");
+const wanted = new Set((flags.get("cases") ?? "ceiling,peer,core-aggregate,state,restart").split(","));
+if (wanted.has("restart")) wanted.add("state"); // the restart runs on the state case's checkpoints
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const benchDir = join(root, "bench");
+const label = (n: number) => (n % 1_000_000 === 0 ? `${n / 1_000_000}m` : n % 1000 === 0 ? `${n / 1000}k` : String(n));
+const STATE_ID = `state-${label(STATE_KEYS)}-keys`;
+const RESTART_ID = `restart-${label(STATE_KEYS)}-keys`;
+
+const SOURCE_STREAM = "bench-events";
+const SOURCE_SUBJECT = "bench.events";
+const STATE_STREAM = "bench-state";
+const STATE_SUBJECT = "bench.state";
+
+const began = performance.now();
+const log = (line: string) => console.log(`[${((performance.now() - began) / 1000).toFixed(1).padStart(6)} s] ${line}`);
+const fmt = (n: number) => Math.round(n).toLocaleString("en");
+
+type CaseResult = {
+  eventsPerSec?: number;
+  p50Ms?: number;
+  p99Ms?: number;
+  seconds?: number;
+  peakRssMb?: number;
+  [note: string]: unknown;
+};
+const cases: Record<string, CaseResult> = {};
+
+// ---------------------------------------------------------------------------------------------
+// Server and source stream
+
+const server = await startNatsServer();
+const nc = await connect({ servers: server.url, noAsyncTraces: true });
+const jsm = await jetstreamManager(nc);
+const js = jetstream(nc);
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+log(`nats-server ${server.url} (pid ${server.pid}, store ${server.storeDir}); ${cpus().length} cores`);
+
+let failed = false;
+try {
+  if (wanted.has("ceiling") || wanted.has("peer") || wanted.has("core-aggregate")) {
+    await ensureStream(nc, SOURCE_STREAM, SOURCE_SUBJECT);
+    const rate = await publishEvents(nc, SOURCE_SUBJECT, 0, EVENTS, KEYS, (n) => log(`  published ${fmt(n)}`));
+    const info = await jsm.streams.info(SOURCE_STREAM);
+    log(`published ${fmt(EVENTS)} events (${fmt(KEYS)} keys, ${Math.round(info.state.bytes / info.state.messages)} bytes/msg stored) at ${fmt(rate)}/s`);
+    cases.publish = { eventsPerSec: round(rate), events: EVENTS, note: "createPublisher, 20k in flight, one event per message" };
+  }
+  const lastSeq = async (stream: string) => (await jsm.streams.info(stream)).state.last_seq;
+
+  // (a) ceiling ---------------------------------------------------------------------------------
+  if (wanted.has("ceiling")) {
+    const last = await lastSeq(SOURCE_STREAM);
+    const runs: number[] = [];
+    let best: CaseResult | undefined;
+    for (const max of [undefined, 8000]) {
+      const cpu0 = cpuSeconds();
+      const scpu0 = cpuSeconds(server.pid);
+      const t0 = performance.now();
+      const consumer = await js.consumers.get(SOURCE_STREAM);
+      const messages = await consumer.consume(max === undefined ? {} : { max_messages: max });
+      let n = 0;
+      let checksum = 0;
+      for await (const m of messages) {
+        const ev = JSON.parse(decoder.decode(m.data)) as { v: number };
+        checksum += ev.v;
+        n++;
+        if (m.seq >= last) break;
+      }
+      const secs = (performance.now() - t0) / 1000;
+      await messages.close();
+      const result: CaseResult = {
+        eventsPerSec: round(n / secs),
+        seconds: round(secs, 2),
+        events: n,
+        consume: max === undefined ? "default options" : `max_messages ${max}`,
+        clientCpuPct: round(((cpuSeconds() - cpu0) / secs) * 100),
+        serverCpuPct: round(((cpuSeconds(server.pid) - scpu0) / secs) * 100),
+      };
+      runs.push(result.eventsPerSec!);
+      log(`ceiling (${result.consume}): ${fmt(result.eventsPerSec!)} events/s (${n} in ${secs.toFixed(2)} s, checksum ${checksum})`);
+      if (!best || result.eventsPerSec! > best.eventsPerSec!) best = result;
+    }
+    cases.ceiling = { ...best!, note: `best of ${runs.map(fmt).join(" / ")} events/s (default consume() vs max_messages 8000)` };
+  }
+
+  // (b) peer -----------------------------------------------------------------------------------
+  if (wanted.has("peer")) {
+    const kv = await new Kvm(nc).create("bench-peer", { history: 1 });
+    await jsm.consumers.add(SOURCE_STREAM, { durable_name: "bench-peer", ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All });
+    const consumer = await js.consumers.get(SOURCE_STREAM, "bench-peer");
+    const messages = await consumer.consume();
+    const latencies: number[] = [];
+    const t0 = performance.now();
+    const deadline = t0 + PEER_SECONDS * 1000;
+    for await (const m of messages) {
+      const s = performance.now();
+      const ev = JSON.parse(decoder.decode(m.data)) as { key: string; v: number };
+      const entry = await kv.get(ev.key);
+      const before = entry && entry.operation === "PUT" ? (JSON.parse(decoder.decode(entry.value)) as { count: number; sum: number }) : { count: 0, sum: 0 };
+      await kv.put(ev.key, encoder.encode(JSON.stringify({ count: before.count + 1, sum: before.sum + ev.v })));
+      m.ack();
+      const e = performance.now();
+      latencies.push(e - s);
+      if (latencies.length >= PEER_EVENTS || e > deadline) break;
+    }
+    const secs = (performance.now() - t0) / 1000;
+    await messages.close();
+    latencies.sort((a, b) => a - b);
+    const n = latencies.length;
+    cases.peer = {
+      eventsPerSec: round(n / secs),
+      seconds: round(secs, 2),
+      events: n,
+      p50Ms: round(latencies[Math.floor(n * 0.5)]!, 3),
+      p99Ms: round(latencies[Math.floor(n * 0.99)]!, 3),
+      note: `durable pull consumer, per event awaited kv.get + kv.put, then ack; first ${fmt(n)} events (cap ${fmt(PEER_EVENTS)} / ${PEER_SECONDS} s)`,
+    };
+    log(`peer: ${fmt(cases.peer.eventsPerSec!)} events/s (${n} in ${secs.toFixed(2)} s; per event p50 ${cases.peer.p50Ms} ms, p99 ${cases.peer.p99Ms} ms)`);
+  }
+
+  // (c) core-aggregate ----------------------------------------------------------------------------
+  if (wanted.has("core-aggregate")) {
+    const last = await lastSeq(SOURCE_STREAM);
+    const table = "bench_core_totals";
+    const scpu0 = cpuSeconds(server.pid);
+    const r = await runWorker("core", { pipeline: "bench-core", stream: SOURCE_STREAM, table });
+    const secs = r.committedMs / 1000;
+    const serverSecs = (cpuSeconds(server.pid) - scpu0);
+    await verifyRows(table, EVENTS, KEYS, pickKeys(EVENTS, KEYS, 0, 25), KEYS);
+    cases["core-aggregate"] = {
+      eventsPerSec: round(last / secs),
+      seconds: round(secs, 2),
+      peakRssMb: r.peakRssMb,
+      events: last,
+      keys: KEYS,
+      partitions: 8,
+      processedEventsPerSec: round(last / (r.processedMs / 1000)),
+      startMs: r.startedMs,
+      processedMs: r.processedMs,
+      committedMs: r.committedMs,
+      workerCpuPct: round((r.cpuSeconds / secs) * 100),
+      serverCpuSeconds: round(serverSecs, 1),
+      verified: "25 rows exact + row count",
+      note: "Worker.start to committedPosition == last seq, default checkpoint settings (1 s / 100k events)",
+    };
+    log(
+      `core-aggregate: ${fmt(last / secs)} events/s committed (${secs.toFixed(2)} s; all processed at ${(r.processedMs / 1000).toFixed(2)} s, ` +
+        `worker cpu ${cases["core-aggregate"].workerCpuPct}%, server cpu ${serverSecs.toFixed(1)} s; peak rss ${r.peakRssMb} MB)`,
+    );
+  }
+
+  // state-1m-keys and restart-1m-keys ------------------------------------------------------------
+  if (wanted.has("state")) {
+    await ensureStream(nc, STATE_STREAM, STATE_SUBJECT);
+    const rate = await publishEvents(nc, STATE_SUBJECT, 0, STATE_KEYS, STATE_KEYS, (n) => log(`  published ${fmt(n)} (state stream)`));
+    log(`published ${fmt(STATE_KEYS)} events with ${fmt(STATE_KEYS)} distinct keys at ${fmt(rate)}/s`);
+    const table = "bench_state_totals";
+    const r = await runWorker("state", { pipeline: "bench-state", stream: STATE_STREAM, table });
+    if (r.keys !== STATE_KEYS) throw new Error(`${STATE_ID}: the worker held ${r.keys} keys, expected ${STATE_KEYS}`);
+    await verifyRows(table, STATE_KEYS, STATE_KEYS, pickKeys(STATE_KEYS, STATE_KEYS, 0, 10), STATE_KEYS);
+    cases[STATE_ID] = {
+      peakRssMb: r.peakRssMb,
+      vmHwmMb: r.vmHwmMb,
+      rssAfterStopMb: r.rssMbAtEnd,
+      heapUsedMbAtEnd: r.heapUsedMbAtEnd,
+      keys: r.keys,
+      eventsPerSec: round(STATE_KEYS / (r.committedMs / 1000)),
+      seconds: round(r.committedMs / 1000, 2),
+      note: `child process; ${fmt(STATE_KEYS)} events, every key distinct; peak of process.memoryUsage.rss() sampled every 20 ms`,
+    };
+    log(`${STATE_ID}: peak RSS ${r.peakRssMb} MB (VmHWM ${r.vmHwmMb} MB), ${fmt(r.keys)} keys, ${fmt(STATE_KEYS / (r.committedMs / 1000))} events/s`);
+
+    if (wanted.has("restart")) {
+      // A few more events on existing keys, published while no worker runs.
+      await publishEvents(nc, STATE_SUBJECT, STATE_KEYS, STATE_KEYS + RESTART_EVENTS, STATE_KEYS);
+      const rr = await runWorker("restart", { pipeline: "bench-state", stream: STATE_STREAM, table, mode: "restart" });
+      await verifyRows(table, STATE_KEYS + RESTART_EVENTS, STATE_KEYS, pickKeys(STATE_KEYS + RESTART_EVENTS, STATE_KEYS, STATE_KEYS, RESTART_EVENTS), STATE_KEYS);
+      cases[RESTART_ID] = {
+        seconds: round(rr.committedMs / 1000, 2),
+        startMs: rr.startedMs,
+        processedMs: rr.processedMs,
+        committedMs: rr.committedMs,
+        processBootMs: rr.bootMs,
+        peakRssMb: rr.peakRssMb,
+        keys: rr.keys,
+        note: `child process; from calling Worker.start on ${fmt(STATE_KEYS)} keys of checkpointed state: start resolved (all actors recovered, running), ` +
+          `the ${RESTART_EVENTS} events published meanwhile processed, then committed (seconds = committed); process boot not included`,
+      };
+      log(
+        `${RESTART_ID}: Worker.start ${(rr.startedMs / 1000).toFixed(2)} s, next events processed ${(rr.processedMs / 1000).toFixed(2)} s, ` +
+          `committed ${(rr.committedMs / 1000).toFixed(2)} s (peak RSS ${rr.peakRssMb} MB)`,
+      );
+    }
+  }
+} catch (error) {
+  failed = true;
+  console.error(`\nBENCH FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+} finally {
+  await nc.close().catch(() => {});
+  await server.stop();
+}
+
+if (failed) process.exit(1);
+writeResults();
+log("done");
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+interface WorkerResult {
+  lastSeq: number;
+  eventsIn: number;
+  keys: number;
+  bootMs: number;
+  startedMs: number;
+  processedMs: number;
+  committedMs: number;
+  stopMs: number;
+  cpuSeconds: number;
+  peakRssMb: number;
+  vmHwmMb: number | undefined;
+  heapUsedMbAtEnd: number;
+  rssMbAtEnd: number;
+  log: string[];
+}
+
+/** Run scripts/bench-worker.ts in a child process and return its RESULT line. */
+function runWorker(name: string, a: { pipeline: string; stream: string; table: string; mode?: string }): Promise<WorkerResult> {
+  const argv = ["--import", "tsx"];
+  if (CPU_PROF) {
+    mkdirSync(join(benchDir, "profiles"), { recursive: true });
+    argv.push("--cpu-prof", "--cpu-prof-dir", join(benchDir, "profiles"), "--cpu-prof-name", `${name}-${Date.now()}.cpuprofile`);
+  }
+  argv.push(join(root, "scripts", "bench-worker.ts"), "--url", server.url, "--pipeline", a.pipeline, "--stream", a.stream, "--table", a.table);
+  if (a.mode) argv.push("--mode", a.mode);
+  log(`${name}: node ${argv.join(" ").replace(root + "/", "")}`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, argv, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let hwm: number | undefined;
+    // VmHWM from outside too, in case the child dies before reporting.
+    const watch = setInterval(() => (hwm = vmHwmMb(child.pid!) ?? hwm), 200);
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => process.stdout.write(d));
+    child.on("exit", (code) => {
+      clearInterval(watch);
+      const line = out.split("\n").find((l) => l.startsWith("RESULT "));
+      if (code !== 0 || !line) {
+        reject(new Error(`bench-worker ${name} exited with ${code} (last VmHWM ${hwm} MB); stdout:\n${out.slice(-2000)}`));
+        return;
+      }
+      const result = JSON.parse(line.slice("RESULT ".length)) as WorkerResult;
+      if (result.log.length > 0) log(`${name}: worker log: ${result.log.join("; ")}`);
+      resolve(result);
+    });
+  });
+}
+
+/** `count` key indexes hit by events [from, from + count) (wrapping over `keys`). */
+function pickKeys(n: number, keys: number, from: number, count: number): number[] {
+  const out = new Set<number>();
+  const step = Math.max(1, Math.floor((n - from) / count));
+  for (let i = from; out.size < count && i < n; i += step) out.add(Number(keyOf(i, keys).slice(2)));
+  return [...out];
+}
+
+/** Fail loudly unless the sampled rows equal count/sum over the published events, and the table has `rows` rows. */
+async function verifyRows(table: string, events: number, keys: number, keyIndexes: number[], rows: number): Promise<void> {
+  for (const k of keyIndexes) {
+    const want = expectedRow(k, events, keys);
+    const got = await readRow<{ key: string; count: number; sum: number }>(nc, table, `k-${k}`);
+    if (!got || got.count !== want.count || got.sum !== want.sum || got.key !== `k-${k}`) {
+      throw new Error(`${table}: row k-${k} is ${JSON.stringify(got)}, expected ${JSON.stringify({ key: `k-${k}`, ...want })}`);
+    }
+  }
+  const status = await (await openTable(nc, table)).status();
+  if (status.values !== rows) throw new Error(`${table}: ${status.values} rows, expected ${rows}`);
+  log(`verified ${keyIndexes.length} rows of ${table} exactly, and ${fmt(rows)} rows in all`);
+}
+
+function writeResults(): void {
+  mkdirSync(benchDir, { recursive: true });
+  const file = join(benchDir, "results.json");
+  const previous = existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as { cases?: Record<string, CaseResult> }) : {};
+  const results = {
+    machine: { cores: cpus().length, node: process.version, cpuModel: cpus()[0]?.model ?? "unknown" },
+    date: new Date().toISOString(),
+    cases: { ...(previous.cases ?? {}), ...cases },
+  };
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+
+  const all = results.cases;
+  const core = all["core-aggregate"]?.eventsPerSec;
+  const ceiling = all.ceiling?.eventsPerSec;
+  const peer = all.peer?.eventsPerSec;
+  const ratios: string[] = [];
+  if (core && ceiling) ratios.push(`core/ceiling = ${(core / ceiling).toFixed(2)} (target ≥ 0.50: ${core / ceiling >= 0.5 ? "met" : "MISSED"})`);
+  if (core && peer) ratios.push(`core/peer = ${(core / peer).toFixed(1)}x (target ≥ 10x: ${core / peer >= 10 ? "met" : "MISSED"})`);
+  const state = all["state-1m-keys"]?.peakRssMb;
+  if (state) ratios.push(`state-1m-keys peak RSS ${state} MB (target < 400: ${state < 400 ? "met" : "MISSED"})`);
+  const restart = all["restart-1m-keys"]?.seconds;
+  if (restart) ratios.push(`restart-1m-keys ${restart} s (target < 5: ${restart < 5 ? "met" : "MISSED"})`);
+
+  const cell = (v: unknown) => (v === undefined ? "" : typeof v === "number" ? v.toLocaleString("en") : String(v));
+  const known = new Set(["eventsPerSec", "seconds", "p50Ms", "p99Ms", "peakRssMb", "note"]);
+  const lines = [
+    "# Eddy benchmark results",
+    "",
+    `Generated by \`npx tsx scripts/bench.ts\` on ${results.date}: ${results.machine.cores} cores, ${results.machine.cpuModel}, Node ${results.machine.node}; ` +
+      "nats-server 2.9.10 (file storage) on the same machine. Cases measured in earlier runs keep their figures.",
+    "",
+    "| case | events/s | seconds | p50 ms | p99 ms | peak RSS MB | details |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ...Object.entries(all).map(([id, c]) => {
+      const details = Object.entries(c)
+        .filter(([k]) => !known.has(k))
+        .map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : cell(v)}`)
+        .join("; ");
+      return `| ${id} | ${cell(c.eventsPerSec)} | ${cell(c.seconds)} | ${cell(c.p50Ms)} | ${cell(c.p99Ms)} | ${cell(c.peakRssMb)} | ${[details, c.note].filter(Boolean).join(". ")} |`;
+    }),
+    "",
+    `**Ratios:** ${ratios.join("; ") || "(need core-aggregate with ceiling / peer)"}`,
+    "",
+  ];
+  writeFileSync(join(benchDir, "RESULTS.md"), lines.join("\n"));
+  console.log(`\n${ratios.join("\n")}\nwrote ${file} and bench/RESULTS.md`);
+}

@@ -1,0 +1,79 @@
+/**
+ * `eddy run <module>`: run a pipeline defined in a TypeScript module as a service beside NATS,
+ * until SIGINT or SIGTERM, which checkpoint and stop it cleanly.
+ */
+import { Effect } from "effect";
+import { ConfigError } from "../errors.ts";
+import { Pipeline } from "../pipeline/pipeline.ts";
+import type { Platform } from "../platform/platform.ts";
+import { Worker, type WorkerOptions } from "../runtime/worker.ts";
+import type { CommandSpec, Parsed } from "./args.ts";
+import { natsConnection, natsFlags, resolveUrl } from "./target.ts";
+
+export const runCommand: CommandSpec = {
+  name: "run",
+  summary: "Run the pipeline a module exports until SIGINT/SIGTERM (which checkpoint, then exit 0).",
+  positionals: [{ name: "module", help: "a .ts module exporting a Pipeline or a function returning one", required: true }],
+  flags: {
+    ...natsFlags,
+    export: { type: "string", help: "the export to use", default: "default" },
+    "checkpoint-ms": { type: "number", help: "checkpoint interval in ms", default: 1000 },
+    "checkpoint-events": { type: "number", help: "checkpoint after this many events per actor", default: 100_000 },
+  },
+  examples: ["eddy run examples/coffee-shop/pipeline.ts --export coffeeShop --nats nats://127.0.0.1:4222"],
+};
+
+export async function loadPipeline(platform: Platform, module: string, name: string): Promise<Pipeline> {
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(platform.moduleUrl(module))) as Record<string, unknown>;
+  } catch (cause) {
+    throw new ConfigError({ message: `cannot load ${module}: ${(cause as Error).message}`, hint: "give the path of a .ts module, relative to this directory" });
+  }
+  const value = mod[name];
+  const found = typeof value === "function" ? (value as () => unknown)() : value;
+  if (!(found instanceof Pipeline)) {
+    const exports = Object.keys(mod).join(", ") || "none";
+    throw new ConfigError({
+      message: `${module} has no pipeline export "${name}" (its exports: ${exports})`,
+      hint: "pass --export <name> naming a Pipeline, or a function that returns one",
+    });
+  }
+  return found;
+}
+
+export function workerOptions(flags: Parsed["flags"], log: WorkerOptions["log"]): WorkerOptions {
+  return {
+    checkpointMs: flags["checkpoint-ms"] as number,
+    checkpointEvents: flags["checkpoint-events"] as number,
+    ...(log ? { log } : {}),
+  };
+}
+
+export async function run(platform: Platform, { flags, positionals }: Parsed): Promise<number> {
+  const pipeline = await loadPipeline(platform, positionals[0]!, flags.export as string);
+  const url = await resolveUrl(platform, flags.nats);
+  const log = (event: string, fields: Record<string, unknown>) => platform.err(`${JSON.stringify({ event, ...fields })}\n`);
+  await execute(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const nc = yield* natsConnection(platform, url, flags.creds);
+        yield* Effect.acquireRelease(
+          Effect.tryPromise({ try: () => Worker.start(nc, pipeline, workerOptions(flags, log)), catch: (e) => e }),
+          (worker) => Effect.promise(() => worker.stop()),
+        );
+        log("running", { pipeline: pipeline.id, nats: url });
+        const signal = yield* Effect.promise(() => platform.shutdownSignal());
+        log("stopping", { signal });
+      }),
+    ),
+  );
+  return 0;
+}
+
+/** Run a command's effect; a failure is thrown as the error itself (main prints it). */
+export async function execute<A, E>(effect: Effect.Effect<A, E>): Promise<A> {
+  const result = await Effect.runPromise(Effect.either(effect));
+  if (result._tag === "Left") throw result.left;
+  return result.right;
+}

@@ -1,0 +1,51 @@
+/**
+ * The Deno implementation of Platform. The embedded nats-server is started through Deno's Node
+ * compatibility (node:child_process), the same code as on Node.
+ */
+import { startNatsServer } from "./nats-server.ts";
+import type { Platform } from "./platform.ts";
+
+interface DenoApi {
+  args: string[];
+  env: { get(name: string): string | undefined };
+  cwd(): string;
+  readFile(path: string): Promise<Uint8Array>;
+  writeTextFile(path: string, text: string): Promise<void>;
+  mkdir(path: string, options: { recursive: boolean }): Promise<void>;
+  stdout: { writeSync(bytes: Uint8Array): number; isTerminal(): boolean };
+  stderr: { writeSync(bytes: Uint8Array): number };
+  addSignalListener(signal: string, fn: () => void): void;
+  exit(code: number): never;
+  memoryUsage(): { rss: number };
+}
+const deno = (globalThis as unknown as { Deno: DenoApi }).Deno;
+const encoder = new TextEncoder();
+
+function writeAll(stream: { writeSync(bytes: Uint8Array): number }, text: string): void {
+  let bytes = encoder.encode(text);
+  while (bytes.length > 0) bytes = bytes.subarray(stream.writeSync(bytes));
+}
+
+export const denoPlatform: Platform = {
+  runtime: "deno",
+  args: deno.args,
+  env: (name) => deno.env.get(name),
+  cwd: () => deno.cwd(),
+  readFile: (path) => deno.readFile(path),
+  writeFile: async (path, text) => {
+    const dir = path.slice(0, path.lastIndexOf("/"));
+    if (dir) await deno.mkdir(dir, { recursive: true });
+    await deno.writeTextFile(path, text);
+  },
+  moduleUrl: (path) => new URL(path, `file://${deno.cwd()}/`).href,
+  out: (text) => writeAll(deno.stdout, text),
+  err: (text) => writeAll(deno.stderr, text),
+  interactive: deno.stdout.isTerminal(),
+  shutdownSignal: () =>
+    new Promise((done) => {
+      for (const signal of ["SIGINT", "SIGTERM"]) deno.addSignalListener(signal, () => done(signal));
+    }),
+  exit: (code) => deno.exit(code),
+  rssBytes: () => deno.memoryUsage().rss,
+  startNatsServer,
+};

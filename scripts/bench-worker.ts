@@ -40,7 +40,9 @@ const cpu0 = cpuSeconds();
 const t0 = performance.now();
 const worker = await Worker.start(nc, benchPipeline(pipelineId, stream, table), {
   log: (event, fields) => {
-    if (event !== "reading") logEvents.push(`${event} ${JSON.stringify(fields)}`);
+    const line = `${event} ${JSON.stringify(fields)}`;
+    if (event !== "reading") logEvents.push(line);
+    progress(line);
   },
 });
 const startedMs = performance.now() - t0;
@@ -60,7 +62,9 @@ await until(
     if (processedMs === undefined && processed() >= last) processedMs = now - t0;
     if (now - lastReport > 5_000) {
       lastReport = now;
-      progress(`${((now - t0) / 1000).toFixed(1)} s: processed ${processed()}, committed ${worker.committedPosition("events")} of ${last}`);
+      const pending = (worker as unknown as { publisher: { pending: number } }).publisher.pending;
+      const states = [...new Set(worker.status().map((a) => a.state))].join(",");
+      progress(`${((now - t0) / 1000).toFixed(1)} s: processed ${processed()}, committed ${worker.committedPosition("events")} of ${last}; publisher pending ${pending}; actors ${states}`);
     }
     return worker.committedPosition("events") >= last;
   },

@@ -76,7 +76,7 @@ export interface GenerateOrdersOptions {
 }
 
 /** mulberry32: a tiny seeded PRNG with 32 bits of state, uniform in [0, 1). */
-function mulberry32(seed: number): () => number {
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -39,6 +39,7 @@ export async function dev(platform: Platform, { flags }: Parsed): Promise<number
   const say = (line: string) => platform.out(`eddy dev: ${line}\n`);
   const given = (flags.nats as string | undefined) || platform.env("NATS_URL");
   const dataDir = `${platform.cwd()}/${flags["data-dir"] as string}`;
+  const shutdown = platform.shutdownSignal();
   return execute(
     Effect.scoped(
       Effect.gen(function* () {
@@ -69,7 +70,7 @@ export async function dev(platform: Platform, { flags }: Parsed): Promise<number
         say("stop with Ctrl-C");
         const summaryMs = flags["summary-ms"] as number;
         const timer = summaryMs > 0 ? setSummary(nc, worker, summaryMs, say) : undefined;
-        const signal = yield* Effect.promise(() => platform.shutdownSignal());
+        const signal = yield* Effect.promise(() => shutdown);
         if (timer !== undefined) systemClock.clearTimeout(timer.handle);
         say(`${signal}: checkpointing and stopping`);
       }),

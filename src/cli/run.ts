@@ -54,6 +54,8 @@ export async function run(platform: Platform, { flags, positionals }: Parsed): P
   const pipeline = await loadPipeline(platform, positionals[0]!, flags.export as string);
   const url = await resolveUrl(platform, flags.nats);
   const log = (event: string, fields: Record<string, unknown>) => platform.err(`${JSON.stringify({ event, ...fields })}\n`);
+  // Listen before starting: a signal during start-up still ends in a clean stop.
+  const shutdown = platform.shutdownSignal();
   await execute(
     Effect.scoped(
       Effect.gen(function* () {
@@ -63,7 +65,7 @@ export async function run(platform: Platform, { flags, positionals }: Parsed): P
           (worker) => Effect.promise(() => worker.stop()),
         );
         log("running", { pipeline: pipeline.id, nats: url });
-        const signal = yield* Effect.promise(() => platform.shutdownSignal());
+        const signal = yield* Effect.promise(() => shutdown);
         log("stopping", { signal });
       }),
     ),

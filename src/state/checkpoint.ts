@@ -176,3 +176,31 @@ export class CheckpointStore {
 function manifestKey(step: string, partition: number): string {
   return `${step}.${partition}.manifest`;
 }
+
+export interface CommittedPartition {
+  readonly step: string;
+  readonly partition: number;
+  readonly manifest: Manifest;
+}
+
+/** Every committed manifest of a pipeline, read from its state bucket (for status and tests). */
+export async function readCommitted(nc: NatsConnection, pipelineId: string): Promise<CommittedPartition[]> {
+  let kv: KV;
+  try {
+    kv = await new Kvm(nc).open(stateBucket(pipelineId), { bindOnly: true });
+  } catch {
+    return [];
+  }
+  const out: CommittedPartition[] = [];
+  const keys: string[] = [];
+  for await (const key of await kv.keys("*.*.manifest")) keys.push(key);
+  await Promise.all(
+    keys.map(async (key) => {
+      const entry = await kv.get(key);
+      if (!entry || entry.operation !== "PUT") return;
+      const [step, partition] = key.split(".");
+      out.push({ step: step!, partition: Number(partition), manifest: JSON.parse(decoder.decode(entry.value)) as Manifest });
+    }),
+  );
+  return out.sort((a, b) => a.step.localeCompare(b.step) || a.partition - b.partition);
+}

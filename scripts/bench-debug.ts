@@ -1,0 +1,10 @@
+import { connect } from "@nats-io/transport-node";
+import { startNatsServer } from "../src/platform/nats-server.ts";
+import { ensureStream, publishEvents } from "./bench-common.ts";
+const server = await startNatsServer();
+const nc = await connect({ servers: server.url, noAsyncTraces: true });
+await ensureStream(nc, "bench-state", "bench.state");
+const N = Number(process.argv[2] ?? 100000), K = Number(process.argv[3] ?? N);
+console.log("pub rate", await publishEvents(nc, "bench.state", 0, N, K));
+console.log(server.url);
+await new Promise(r => setTimeout(r, 1e9));

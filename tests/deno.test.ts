@@ -1,0 +1,127 @@
+/**
+ * Eddy on Deno: `deno check` accepts src/ and actors/, and the coffee-shop pipeline, run under Deno
+ * through the `eddy` command (src/platform/deno-main.ts), computes the same result tables, row for
+ * row, as the same pipeline run under Node over the same orders.
+ *
+ * Deno comes from the `deno` devDependency and resolves npm packages from node_modules
+ * (deno.json: "nodeModulesDir": "manual"); it must never need the network: `--cached-only` makes
+ * it fail rather than download, and the update check is off.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { coffeeShop } from "../examples/coffee-shop/pipeline.ts";
+import { publishOrders } from "../examples/coffee-shop/orders.ts";
+import { Worker } from "../src/runtime/worker.ts";
+import { readTable } from "../src/state/table.ts";
+import { useNatsServer, waitFor } from "./support/nats.ts";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const deno = `${root}node_modules/.bin/deno`;
+const denoEnv = {
+  ...process.env,
+  DENO_NO_UPDATE_CHECK: "1",
+  DENO_NO_PROMPT: "1",
+  NO_COLOR: "1",
+};
+
+const COUNT = 5_000;
+const SEED = 42;
+const TABLES = ["revenue_by_store", "revenue_by_item"] as const;
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** Spawn deno with `args` from the repository root; stderr is kept for failure messages. */
+function spawnDeno(args: string[]) {
+  const child = spawn(deno, args, { cwd: root, env: denoEnv, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<Exit>((resolve, reject) => {
+    child.once("error", reject);
+    child.once("exit", (code, signal) => resolve({ code, signal }));
+  });
+  return { child, exited, output: () => output };
+}
+
+type Row = { key: string; orders: number } & Record<string, unknown>;
+
+async function tables(nc: NatsConnection): Promise<Record<string, Row[]>> {
+  const out: Record<string, Row[]> = {};
+  for (const name of TABLES) {
+    out[name] = (await readTable<Row>(nc, name)).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+  return out;
+}
+
+/** Every order is counted in both tables (a table that does not exist yet throws: not yet). */
+async function complete(nc: NatsConnection): Promise<boolean> {
+  const all = await tables(nc);
+  return TABLES.every((name) => all[name]!.reduce((n, row) => n + row.orders, 0) === COUNT);
+}
+
+describe("Deno", () => {
+  const denoNats = useNatsServer();
+  const nodeNats = useNatsServer();
+  const children: ChildProcess[] = [];
+  afterAll(() => {
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  });
+
+  it("deno check passes on src/ and actors/", async () => {
+    const check = spawnDeno(["check", "--cached-only", "src/", "actors/"]);
+    children.push(check.child);
+    const { code } = await check.exited;
+    expect(code, check.output()).toBe(0);
+  }, 60_000);
+
+  it("runs the coffee-shop pipeline under Deno with the same result tables as under Node", async () => {
+    const [denoNc, nodeNc] = await Promise.all([denoNats.connect(), nodeNats.connect()]);
+    await Promise.all([
+      publishOrders(denoNc, { stream: "orders", seed: SEED, count: COUNT }),
+      publishOrders(nodeNc, { stream: "orders", seed: SEED, count: COUNT }),
+    ]);
+
+    // Under Deno: the `eddy run` command as a child process, stopped with SIGTERM.
+    const run = spawnDeno([
+      "run", "-A", "--cached-only", "src/platform/deno-main.ts",
+      "run", "examples/coffee-shop/pipeline.ts", "--export", "coffeeShop",
+      "--nats", denoNats.url, "--checkpoint-ms", "100",
+    ]);
+    children.push(run.child);
+    let gone: Exit | undefined;
+    void run.exited.then((exit) => (gone = exit), () => undefined);
+
+    // Under Node, meanwhile: the same pipeline definition, in this process.
+    const worker = await Worker.start(nodeNc, coffeeShop(), { checkpointMs: 100 });
+    try {
+      await waitFor(() => complete(nodeNc), { timeoutMs: 30_000, intervalMs: 100, message: "Node: every order in both tables" });
+    } finally {
+      await worker.stop();
+    }
+
+    await waitFor(
+      () => {
+        if (gone) throw new Error(`deno exited early (${JSON.stringify(gone)}):\n${run.output()}`);
+        return complete(denoNc);
+      },
+      { timeoutMs: 40_000, intervalMs: 100, message: "Deno: every order in both tables" },
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\ndeno output:\n${run.output()}`, { cause: err });
+    });
+    expect(run.output()).toContain('"event":"running"');
+    run.child.kill("SIGTERM");
+    const exit = await run.exited;
+    expect(exit, run.output()).toEqual({ code: 0, signal: null });
+    expect(run.output()).toContain('"event":"stopping","signal":"SIGTERM"');
+
+    const [fromDeno, fromNode] = await Promise.all([tables(denoNc), tables(nodeNc)]);
+    expect(fromDeno.revenue_by_store).toHaveLength(5);
+    expect(fromDeno.revenue_by_item).toHaveLength(12);
+    expect(fromDeno).toEqual(fromNode);
+  }, 60_000);
+});

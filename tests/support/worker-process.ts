@@ -1,0 +1,54 @@
+/**
+ * A pipeline worker as a real child process (`eddy run`), for crash and restart tests: start
+ * it, SIGKILL or SIGTERM it, and read its progress from the committed manifests in KV.
+ *
+ * @example
+ * const child = startWorkerProcess(url, "examples/coffee-shop/pipeline.ts", "coffeeShop");
+ * await waitFor(async () => (await committedPosition(nc, "coffee-shop", "orders")) >= 1000);
+ * child.kill("SIGKILL");
+ * await child.exited;
+ */
+import { spawn } from "node:child_process";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { readCommitted } from "../../src/state/checkpoint.ts";
+
+export interface WorkerProcess {
+  readonly pid: number;
+  kill(signal: NodeJS.Signals): void;
+  /** Exit code, or the signal's name. */
+  readonly exited: Promise<number | string>;
+  output(): string;
+}
+
+export function startWorkerProcess(url: string, module: string, exportName: string, args: string[] = []): WorkerProcess {
+  const child = spawn(process.execPath, ["bin/eddy.js", "run", module, "--export", exportName, "--nats", url, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NATS_URL: "" },
+  });
+  let output = "";
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-20_000);
+  };
+  child.stdout.on("data", keep);
+  child.stderr.on("data", keep);
+  const exited = new Promise<number | string>((resolve) => child.on("exit", (code, signal) => resolve(code ?? signal ?? -1)));
+  return {
+    pid: child.pid!,
+    kill: (signal) => void child.kill(signal),
+    exited,
+    output: () => output,
+  };
+}
+
+/** The lowest committed position of `source` over all partitions of `steps` (0 before any). */
+export async function committedPosition(nc: NatsConnection, pipelineId: string, source: string, steps: readonly string[], partitions: number): Promise<number> {
+  const committed = await readCommitted(nc, pipelineId);
+  let min = Number.POSITIVE_INFINITY;
+  for (const step of steps) {
+    for (let p = 0; p < partitions; p++) {
+      const found = committed.find((c) => c.step === step && c.partition === p);
+      min = Math.min(min, found?.manifest.positions[source] ?? 0);
+    }
+  }
+  return min;
+}

@@ -1,0 +1,53 @@
+/**
+ * Graceful stop: SIGTERM mid-stream makes the worker checkpoint every actor at the same position
+ * and exit 0; a restart continues from there, and the tables end exact.
+ */
+import { describe, expect, it } from "vitest";
+import { publishOrders } from "../examples/coffee-shop/orders.ts";
+import { readCommitted } from "../src/state/checkpoint.ts";
+import { readTable } from "../src/state/table.ts";
+import { expectedTables, type StoreRow } from "./support/coffee-shop-oracle.ts";
+import { useNatsServer, waitFor } from "./support/nats.ts";
+import { committedPosition, startWorkerProcess } from "./support/worker-process.ts";
+
+const steps = ["store-revenue", "item-revenue"];
+
+describe("graceful stop and restart", () => {
+  const nats = useNatsServer();
+
+  it("checkpoints on SIGTERM, exits 0, and a restart continues exactly", { timeout: 120_000 }, async () => {
+    const nc = await nats.connect();
+    const seed = 5;
+    const count = 30_000;
+    await publishOrders(nc, { stream: "orders", seed, count: 0 });
+    const publishing = publishOrders(nc, { stream: "orders", seed, count, ratePerSec: 2_500 });
+    const progress = () => committedPosition(nc, "coffee-shop", "orders", steps, 4);
+
+    const first = startWorkerProcess(nats.url, "examples/coffee-shop/pipeline.ts", "coffeeShop");
+    await waitFor(async () => (await progress()) >= 2_000, { timeoutMs: 60_000, message: `progress\n${first.output()}` });
+    first.kill("SIGTERM");
+    expect(await first.exited).toBe(0);
+    // Drained: every actor committed the same, final position.
+    const committed = await readCommitted(nc, "coffee-shop");
+    expect(committed).toHaveLength(8);
+    const positions = new Set(committed.map((c) => c.manifest.positions.orders));
+    expect(positions.size).toBe(1);
+    const stoppedAt = [...positions][0]!;
+    expect(stoppedAt).toBeGreaterThanOrEqual(2_000);
+    expect(stoppedAt).toBeLessThan(count);
+
+    const second = startWorkerProcess(nats.url, "examples/coffee-shop/pipeline.ts", "coffeeShop");
+    await publishing;
+    await waitFor(async () => (await progress()) >= count && second.output().includes('"event":"running"'), {
+      timeoutMs: 60_000,
+      message: `caught up\n${second.output()}`,
+    });
+    expect(second.output()).toContain(`"fromSeq":${stoppedAt + 1}`);
+    second.kill("SIGINT");
+    expect(await second.exited).toBe(0);
+
+    const { byStore } = expectedTables(seed, count);
+    const rows = await readTable<StoreRow>(nc, "revenue_by_store");
+    expect(new Map(rows.map((r) => [r.key, r]))).toEqual(byStore);
+  });
+});

@@ -32,7 +32,9 @@ export function tableKey(key: Key): string {
 
 export async function openTable(nc: NatsConnection, name: string) {
   try {
-    return await new Kvm(nc).open(tableBucket(name), { bindOnly: true });
+    const kv = await new Kvm(nc).open(tableBucket(name), { bindOnly: true });
+    await kv.status(); // binding does not check that the bucket exists; this does
+    return kv;
   } catch (cause) {
     throw new ConfigError({
       message: `there is no result table "${name}" (no KV bucket ${tableBucket(name)})`,

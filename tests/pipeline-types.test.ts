@@ -1,0 +1,63 @@
+/**
+ * The composition API's types: the key type and the aggregate's row type are inferred from the
+ * source schema, and a wrong field name is a compile error (checked by `tsc` in `npm test`).
+ */
+import { describe, expect, expectTypeOf, it } from "vitest";
+import { Schema } from "effect";
+import { Order } from "../examples/coffee-shop/orders.ts";
+import { pipeline, type Table } from "../src/pipeline/pipeline.ts";
+import { ConfigError } from "../src/errors.ts";
+
+describe("composition API types", () => {
+  it("infers the key type and the row type", () => {
+    const p = pipeline("types");
+    const orders = p.source("orders", { stream: "orders", schema: Order });
+    const table = orders
+      .keyBy("by-store", "store")
+      .aggregate("revenue", (a) => ({
+        orders: a.count(),
+        revenue: a.sum((o) => o.qty * o.unitPrice),
+        biggest: a.max("qty"),
+        mean: a.avg("unitPrice"),
+        items: a.reduce([] as string[], (acc, o) => [...acc, o.item]),
+      }))
+      .toTable("types_revenue");
+    expectTypeOf(table).toEqualTypeOf<
+      Table<{ readonly key: string } & { readonly orders: number; readonly revenue: number; readonly biggest: number; readonly mean: number; readonly items: string[] }>
+    >();
+
+    const byQty = orders.keyBy("by-qty", (o) => o.qty).aggregate("n", (a) => ({ n: a.count() })).toTable("types_qty");
+    expectTypeOf<NonNullable<typeof byQty.row>["key"]>().toEqualTypeOf<number>();
+
+    const mapped = orders.map("with-total", (o) => ({ store: o.store, total: o.qty * o.unitPrice }));
+    mapped.keyBy("k", "store").aggregate("t", (a) => ({ total: a.sum("total") })).toTable("types_total");
+    expect(p.steps.map((s) => s.id)).toEqual(["orders", "by-store", "revenue", "types_revenue", "by-qty", "n", "types_qty", "with-total", "k", "t", "types_total"]);
+  });
+
+  it("rejects wrong field names at compile time", () => {
+    const p = pipeline("types-errors");
+    const orders = p.source("orders", { stream: "orders", schema: Order });
+    // @ts-expect-error: there is no field "shop"
+    orders.keyBy("a", "shop");
+    // @ts-expect-error: the field is "qty", not "quantity"
+    orders.keyBy("b", "quantity");
+    const keyed = orders.keyBy("c", "store");
+    // @ts-expect-error: "store" is not numeric, so it cannot be summed
+    keyed.aggregate("d", (a) => ({ x: a.sum("store") }));
+    // @ts-expect-error: no field "price"
+    keyed.aggregate("e", (a) => ({ x: a.max("price") }));
+    // @ts-expect-error: "key" is reserved for the row's key
+    keyed.aggregate("f", (a) => ({ key: a.count() }));
+    const Point = Schema.Struct({ x: Schema.Number, tags: Schema.Array(Schema.String) });
+    // @ts-expect-error: an array is not a key
+    p.source("points", { stream: "points", schema: Point }).keyBy("g", "tags");
+  });
+
+  it("rejects bad ids and duplicate steps with a ConfigError", () => {
+    const p = pipeline("ids");
+    const orders = p.source("orders", { stream: "orders", schema: Order });
+    expect(() => orders.map("has space", (o) => o)).toThrow(ConfigError);
+    expect(() => orders.map("orders", (o) => o)).toThrow(/two steps with id "orders"/);
+    expect(() => pipeline("p", { partitions: 0 })).toThrow(/partitions must be an integer/);
+  });
+});

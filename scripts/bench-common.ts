@@ -27,7 +27,7 @@ export type BenchEvent = typeof BenchEvent.Type;
 
 export const KEY_STRIDE = 7919;
 const T0 = 1_704_067_200_000;
-const NOTE = "coffee-shop-bench-padding-";
+const NOTE = "coffee-shop-bench-padding-0123456789abcdef-";
 
 export function keyOf(i: number, keys: number): string {
   return `k-${(i * KEY_STRIDE) % keys}`;
@@ -87,6 +87,13 @@ export async function publishEvents(
     await publisher.close();
   }
   return (to - from) / ((performance.now() - started) / 1000);
+}
+
+/** The key of stall nudges (see bench-worker.ts): never one of the verified `k-<n>` keys. */
+export const NUDGE_KEY = "nudge";
+
+export function nudgeBytes(n: number): Uint8Array {
+  return encoder.encode(`{"key":"${NUDGE_KEY}","v":0,"ts":${T0},"note":"nudge-${n}"}`);
 }
 
 /** Expected { count, sum } for `key` over events [0, n) with `keys` distinct keys. */

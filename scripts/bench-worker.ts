@@ -5,15 +5,16 @@
  * worker (final checkpoint) and prints one line `RESULT <json>` on stdout.
  *
  *   node --import tsx scripts/bench-worker.ts --url nats://127.0.0.1:4222 --pipeline bench-core \
- *     --stream bench-events --table bench_core_totals [--mode run|restart]
+ *     --stream bench-events \
+ *     --subject bench.events --table bench_core_totals [--mode run|restart]
  *
  * `--mode restart` reports the same, named for a restart: Worker.start resolved (every actor
  * recovered and running), first processed, first committed, all relative to calling Worker.start.
  */
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { Worker } from "../src/runtime/worker.ts";
-import { benchPipeline, cpuSeconds, rssSampler, round, until } from "./bench-common.ts";
+import { benchPipeline, cpuSeconds, nudgeBytes, rssSampler, round, until } from "./bench-common.ts";
 
 const bootMs = performance.now(); // time since this process started, roughly
 const args = new Map<string, string>();
@@ -27,6 +28,7 @@ const url = need("url");
 const pipelineId = need("pipeline");
 const stream = need("stream");
 const table = need("table");
+const subject = need("subject");
 const mode = args.get("mode") ?? "run";
 const timeoutMs = Number(args.get("timeout-ms") ?? 240_000);
 const progress = (line: string) => process.stderr.write(`    [worker ${pipelineId}] ${line}\n`);
@@ -56,15 +58,39 @@ const processed = () => {
 };
 let processedMs: number | undefined;
 let lastReport = performance.now();
+// Stall guard. src/log/reader.ts hands over a partial batch only when `messages.getPending() === 0`,
+// and nats-core's QueuedIterator over-counts getPending() after it ran a pushed pull function in
+// the same chunk: at the end of a stream the last partial batch can then wait for a message that
+// never comes. If reading makes no progress for STALL_MS while nothing is in flight, publish one
+// "nudge" event (key "nudge", never a verified key) and count it; the time lost stays in the figure.
+const STALL_MS = 300;
+const publisher = (worker as unknown as { publisher: { pending: number } }).publisher;
+let nudges = 0;
+let stalledMs = 0;
+let lastProgress = { at: performance.now(), position: 0 };
+const js = jetstream(nc);
 await until(
   () => {
     const now = performance.now();
-    if (processedMs === undefined && processed() >= last) processedMs = now - t0;
+    const position = processed();
+    if (processedMs === undefined && position >= last) processedMs = now - t0;
+    if (position !== lastProgress.position) lastProgress = { at: now, position };
+    else if (
+      position < last &&
+      now - lastProgress.at > STALL_MS &&
+      publisher.pending === 0 &&
+      worker.status().every((a) => a.state === "running")
+    ) {
+      nudges++;
+      stalledMs += now - lastProgress.at;
+      progress(`reading stalled at ${position} of ${last} for ${(now - lastProgress.at).toFixed(0)} ms: nudge ${nudges}`);
+      lastProgress = { at: now, position };
+      void js.publish(subject, nudgeBytes(nudges)).catch((e) => progress(`nudge failed: ${String(e)}`));
+    }
     if (now - lastReport > 5_000) {
       lastReport = now;
-      const pending = (worker as unknown as { publisher: { pending: number } }).publisher.pending;
       const states = [...new Set(worker.status().map((a) => a.state))].join(",");
-      progress(`${((now - t0) / 1000).toFixed(1)} s: processed ${processed()}, committed ${worker.committedPosition("events")} of ${last}; publisher pending ${pending}; actors ${states}`);
+      progress(`${((now - t0) / 1000).toFixed(1)} s: processed ${position}, committed ${worker.committedPosition("events")} of ${last}; publisher pending ${publisher.pending}; actors ${states}`);
     }
     return worker.committedPosition("events") >= last;
   },
@@ -90,6 +116,8 @@ console.log(
     mode,
     lastSeq: last,
     eventsIn,
+    nudges,
+    stalledMs: round(stalledMs),
     keys,
     bootMs: round(bootMs),
     startedMs: round(startedMs),

@@ -4,8 +4,9 @@
  * computed independently from the published orders. No event lost, none counted twice.
  */
 import { describe, expect, it } from "vitest";
-import { jetstreamManager } from "@nats-io/jetstream";
-import { mulberry32, publishOrders } from "../examples/coffee-shop/orders.ts";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { generateOrders, mulberry32, publishOrders } from "../examples/coffee-shop/orders.ts";
 import { readTable } from "../src/state/table.ts";
 import { expectedTables, type ItemRow, type StoreRow } from "./support/coffee-shop-oracle.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
@@ -57,5 +58,24 @@ describe("exactly-once under SIGKILL", () => {
     expect(new Map(stores.map((r) => [r.key, r]))).toEqual(byStore);
     const items = await readTable<ItemRow>(nc, "revenue_by_item");
     expect(new Map(items.map((r) => [r.key, r]))).toEqual(byItem);
+
+    // The stream sink: every large order exactly once, although replays published some again.
+    const large = [...generateOrders({ seed, count })].filter((o) => o.qty >= 4).map((o) => o.orderId);
+    const sunk = await readStream(nc, "large_orders");
+    expect(sunk.map((o) => o.orderId)).toEqual(large);
   });
 });
+
+async function readStream(nc: NatsConnection, stream: string): Promise<{ orderId: string }[]> {
+  const consumer = await jetstream(nc).consumers.get(stream);
+  const total = (await consumer.info(true)).num_pending;
+  const out: { orderId: string }[] = [];
+  if (total === 0) return out;
+  const messages = await consumer.consume();
+  for await (const m of messages) {
+    out.push(m.json());
+    if (m.info.pending === 0) break;
+  }
+  await messages.close();
+  return out;
+}

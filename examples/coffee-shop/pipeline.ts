@@ -1,7 +1,8 @@
 /**
  * The coffee shop, the example Eddy is explained with: order events flow into the `orders`
  * stream; the pipeline keeps revenue, order count, items sold and the average ticket per store
- * and per item in two result tables that a dashboard reads.
+ * and per item in two result tables that a dashboard reads, and forwards large orders (4 items
+ * or more) to the `large_orders` stream for the barista screen.
  *
  * @example
  * const worker = await Worker.start(nc, coffeeShop());
@@ -45,6 +46,8 @@ export function coffeeShop(options: CoffeeShopOptions = {}): Pipeline {
       sold: a.sum("qty"),
     }))
     .toTable(`revenue_by_item${options.tableSuffix ?? ""}`);
+
+  orders.filter("large", (o) => o.qty >= 4).toStream("large-orders", { stream: `large_orders${options.tableSuffix ?? ""}` });
 
   return p;
 }

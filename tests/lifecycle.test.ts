@@ -1,0 +1,110 @@
+/**
+ * The operator lifecycle machine, driven by a manual clock and a scripted core (no server):
+ * recovery, checkpoints by time and by event count, failure with exponential backoff and
+ * restart, and draining on stop.
+ */
+import { describe, expect, it } from "vitest";
+import { createActor } from "xstate";
+import type { ActorCore } from "../actors/lifecycle.ts";
+import { operatorLifecycle } from "../actors/lifecycle.ts";
+import type { Batch } from "../actors/operator.ts";
+import { manualClock } from "../src/runtime/clock.ts";
+
+/** A core whose async steps resolve when the test says so. */
+function scriptedCore() {
+  const log: string[] = [];
+  const pending: { what: string; resolve: () => void; reject: (e: Error) => void }[] = [];
+  const core: ActorCore & { eventsSinceCheckpoint: number } = {
+    eventsSinceCheckpoint: 0,
+    recover: () => new Promise((resolve, reject) => (log.push("recover"), pending.push({ what: "recover", resolve, reject }))),
+    checkpoint: () => {
+      core.eventsSinceCheckpoint = 0;
+      return new Promise((resolve, reject) => (log.push("checkpoint"), pending.push({ what: "checkpoint", resolve, reject })));
+    },
+    process: (batch: Batch) => {
+      log.push(`process ${batch.upTo}`);
+      core.eventsSinceCheckpoint += batch.records.length;
+    },
+  };
+  const settle = async (what: string, error?: Error) => {
+    const next = pending.shift();
+    expect(next?.what).toBe(what);
+    if (error) next!.reject(error);
+    else next!.resolve();
+    await new Promise((r) => setTimeout(r, 0)); // let the promise actor report back
+  };
+  return { core, log, settle };
+}
+
+const batch = (upTo: number, n: number): Batch => ({
+  source: "s",
+  upTo,
+  records: Array.from({ length: n }, (_, i) => ({ seq: upTo - n + 1 + i, key: "k", hash: 0, value: i })),
+});
+
+describe("operator lifecycle", () => {
+  it("recovers, runs, checkpoints on time and on event count, drains on stop", async () => {
+    const clock = manualClock();
+    const { core, log, settle } = scriptedCore();
+    const actor = createActor(operatorLifecycle, { input: { core, checkpointMs: 1000, checkpointEvents: 10 }, clock });
+    actor.start();
+    expect(actor.getSnapshot().value).toBe("recovering");
+    actor.send({ type: "batch", batch: batch(1, 1) }); // ignored until recovered
+    await settle("recover");
+    expect(actor.getSnapshot().value).toBe("running");
+
+    actor.send({ type: "batch", batch: batch(5, 5) });
+    clock.advance(999);
+    expect(actor.getSnapshot().value).toBe("running");
+    clock.advance(1);
+    expect(actor.getSnapshot().value).toBe("checkpointing");
+    actor.send({ type: "batch", batch: batch(7, 2) }); // processed while the checkpoint is written
+    await settle("checkpoint");
+    expect(actor.getSnapshot().value).toBe("running");
+
+    actor.send({ type: "batch", batch: batch(20, 13) }); // 15 events since: over the count
+    expect(actor.getSnapshot().value).toBe("checkpointing");
+    await settle("checkpoint");
+
+    actor.send({ type: "stop" });
+    expect(actor.getSnapshot().value).toBe("draining");
+    await settle("checkpoint");
+    expect(actor.getSnapshot().value).toBe("stopped");
+    expect(log).toEqual(["recover", "process 5", "checkpoint", "process 7", "process 20", "checkpoint", "checkpoint"]);
+  });
+
+  it("fails, backs off exponentially, and restarts by recovering", async () => {
+    const clock = manualClock();
+    const { core, log, settle } = scriptedCore();
+    const actor = createActor(operatorLifecycle, {
+      input: { core, checkpointMs: 1000, checkpointEvents: 1000, backoffMs: 100, maxBackoffMs: 300 },
+      clock,
+    });
+    actor.start();
+    await settle("recover", new Error("no responders"));
+    expect(actor.getSnapshot().value).toBe("failed");
+    expect(String(actor.getSnapshot().context.error)).toMatch(/no responders/);
+    clock.advance(99);
+    expect(actor.getSnapshot().value).toBe("failed");
+    clock.advance(1); // 100 ms: first retry
+    expect(actor.getSnapshot().value).toBe("recovering");
+    await settle("recover", new Error("still down"));
+    clock.advance(199);
+    expect(actor.getSnapshot().value).toBe("failed");
+    clock.advance(1); // 200 ms: second retry
+    await settle("recover", new Error("still down"));
+    clock.advance(299);
+    expect(actor.getSnapshot().value).toBe("failed");
+    clock.advance(1); // capped at 300 ms
+    await settle("recover");
+    expect(actor.getSnapshot().value).toBe("running");
+    expect(actor.getSnapshot().context.attempt).toBe(0);
+
+    clock.advance(1000);
+    await settle("checkpoint", new Error("fenced"));
+    expect(actor.getSnapshot().value).toBe("failed");
+    actor.send({ type: "stop" });
+    expect(actor.getSnapshot().value).toBe("stopped");
+    expect(log.filter((l) => l === "recover")).toHaveLength(4);
+  });
+});

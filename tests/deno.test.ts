@@ -8,6 +8,7 @@
  * it fail rather than download, and the update check is off.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import type { NatsConnection } from "@nats-io/nats-core";
@@ -18,7 +19,12 @@ import { readTable } from "../src/state/table.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const deno = `${root}node_modules/.bin/deno`;
+/**
+ * The deno executable itself, as the npm package's own launcher finds it. Not node_modules/.bin/deno:
+ * if npm left that pointing at the package's Node wrapper (bin.cjs, spawnSync), a SIGTERM would end
+ * the wrapper and orphan Deno.
+ */
+const deno = (createRequire(import.meta.url)("deno/install_api.cjs") as { runInstall(): string }).runInstall();
 const denoEnv = {
   ...process.env,
   DENO_NO_UPDATE_CHECK: "1",

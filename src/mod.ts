@@ -1,0 +1,33 @@
+/**
+ * Eddy's public surface, listed by name.
+ *
+ * @example
+ * import { pipeline, Worker, readTable } from "eddy";
+ * const p = pipeline("shop");
+ * p.source("orders", { stream: "orders", schema: Order }).keyBy("by-store", "store")
+ *   .aggregate("revenue", (a) => ({ n: a.count() })).toTable("revenue_by_store");
+ * const worker = await Worker.start(nc, p);
+ */
+export { pipeline, Pipeline, tableBucket } from "./pipeline/pipeline.ts";
+export type {
+  Changelog,
+  KeyField,
+  KeyedStream,
+  PipelineOptions,
+  SourceOptions,
+  Stream,
+  StreamSinkOptions,
+  Table,
+} from "./pipeline/pipeline.ts";
+export type { Aggregate, AggregateRow, AggregateSpec, Aggregates, NumericField, NumberOf } from "./pipeline/aggregate.ts";
+export { keyHash, partitionOf } from "./pipeline/partition.ts";
+export type { Key } from "./pipeline/partition.ts";
+export { Worker } from "./runtime/worker.ts";
+export type { ActorStatus, WorkerOptions } from "./runtime/worker.ts";
+export { manualClock, systemClock } from "./runtime/clock.ts";
+export type { Clock, ManualClock } from "./runtime/clock.ts";
+export { connectNats } from "./log/connection.ts";
+export { readDeadLetters } from "./log/dead-letters.ts";
+export { listTables, readRow, readTable } from "./state/table.ts";
+export { readCommitted } from "./state/checkpoint.ts";
+export { ConfigError, ConnectionError, FencedError, PublishError, StateStoreError, StreamError } from "./errors.ts";

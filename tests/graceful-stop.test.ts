@@ -8,9 +8,8 @@ import { readCommitted } from "../src/state/checkpoint.ts";
 import { readTable } from "../src/state/table.ts";
 import { expectedTables, type StoreRow } from "./support/coffee-shop-oracle.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
-import { committedPosition, startWorkerProcess } from "./support/worker-process.ts";
+import { coffeeShopActors, committedPosition, startWorkerProcess } from "./support/worker-process.ts";
 
-const steps = ["store-revenue", "item-revenue"];
 
 describe("graceful stop and restart", () => {
   const nats = useNatsServer();
@@ -21,7 +20,7 @@ describe("graceful stop and restart", () => {
     const count = 30_000;
     await publishOrders(nc, { stream: "orders", seed, count: 0 });
     const publishing = publishOrders(nc, { stream: "orders", seed, count, ratePerSec: 2_500 });
-    const progress = () => committedPosition(nc, "coffee-shop", "orders", steps, 4);
+    const progress = () => committedPosition(nc, "coffee-shop", "orders", coffeeShopActors);
 
     const first = startWorkerProcess(nats.url, "examples/coffee-shop/pipeline.ts", "coffeeShop");
     await waitFor(async () => (await progress()) >= 2_000, { timeoutMs: 60_000, message: `progress\n${first.output()}` });
@@ -29,7 +28,7 @@ describe("graceful stop and restart", () => {
     expect(await first.exited).toBe(0);
     // Drained: every actor committed the same, final position.
     const committed = await readCommitted(nc, "coffee-shop");
-    expect(committed).toHaveLength(8);
+    expect(committed).toHaveLength(coffeeShopActors);
     const positions = new Set(committed.map((c) => c.manifest.positions.orders));
     expect(positions.size).toBe(1);
     const stoppedAt = [...positions][0]!;

@@ -4,7 +4,7 @@
  *
  * @example
  * const child = startWorkerProcess(url, "examples/coffee-shop/pipeline.ts", "coffeeShop");
- * await waitFor(async () => (await committedPosition(nc, "coffee-shop", "orders")) >= 1000);
+ * await waitFor(async () => (await committedPosition(nc, "coffee-shop", "orders", coffeeShopActors)) >= 1000);
  * child.kill("SIGKILL");
  * await child.exited;
  */
@@ -40,15 +40,15 @@ export function startWorkerProcess(url: string, module: string, exportName: stri
   };
 }
 
-/** The lowest committed position of `source` over all partitions of `steps` (0 before any). */
-export async function committedPosition(nc: NatsConnection, pipelineId: string, source: string, steps: readonly string[], partitions: number): Promise<number> {
+/** The coffee-shop pipeline's operator actors: two keyed steps of 4 partitions and one sink. */
+export const coffeeShopActors = 9;
+
+/**
+ * The lowest committed position of `source` over a pipeline's `actors` operator actors (0 until
+ * every one of them has committed once).
+ */
+export async function committedPosition(nc: NatsConnection, pipelineId: string, source: string, actors: number): Promise<number> {
   const committed = await readCommitted(nc, pipelineId);
-  let min = Number.POSITIVE_INFINITY;
-  for (const step of steps) {
-    for (let p = 0; p < partitions; p++) {
-      const found = committed.find((c) => c.step === step && c.partition === p);
-      min = Math.min(min, found?.manifest.positions[source] ?? 0);
-    }
-  }
-  return min;
+  if (committed.length < actors) return 0;
+  return Math.min(...committed.map((c) => c.manifest.positions[source] ?? 0));
 }

@@ -4,7 +4,7 @@
  * fix, never a stack trace.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -103,5 +103,31 @@ describe("clear errors", () => {
       expect(help.out()).toContain(`eddy ${command}`);
       expect(help.out()).toContain("Examples:");
     }
+  });
+});
+
+describe("credentials in NATS_URL", () => {
+  // Users with passwords; connections without credentials (the test kit's readiness check) map
+  // to "anon".
+  const dir = mkdtempSync(join(tmpdir(), "eddy-auth-"));
+  const config = join(dir, "auth.conf");
+  writeFileSync(
+    config,
+    `accounts { APP { jetstream: enabled, users: [ { user: eddy, password: s3cret }, { user: anon, password: anon } ] } }
+no_auth_user: anon
+`,
+  );
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const nats = useNatsServer({ extraArgs: ["-c", config] });
+
+  it("connects with user:pass from NATS_URL and explains a refused password", { timeout: 60_000 }, async () => {
+    const withPass = nats.url.replace("nats://", "nats://eddy:s3cret@");
+    const ok = eddy(["gen", "--count", "10"], { env: { NATS_URL: withPass } });
+    expect(await ok.exited).toBe(0);
+    expect(ok.out()).toContain("published 10 orders");
+    const wrong = eddy(["gen", "--count", "10"], { env: { NATS_URL: nats.url.replace("nats://", "nats://eddy:nope@") } });
+    expect(await wrong.exited).toBe(1);
+    expect(wrong.err()).toMatch(/refused the credentials/);
+    expect(wrong.err()).toMatch(/fix: check the user\/password/);
   });
 });

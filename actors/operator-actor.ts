@@ -15,9 +15,9 @@ import { publishDeadLetter } from "../src/log/dead-letters.ts";
 import { kvSubject, type Publisher } from "../src/log/publisher.ts";
 import type { Key } from "../src/pipeline/partition.ts";
 import { tableBucket } from "../src/pipeline/pipeline.ts";
-import type { Clock } from "../src/runtime/clock.ts";
+import { type Clock, nextTurn } from "../src/runtime/clock.ts";
 import type { CheckpointStore, Manifest } from "../src/state/checkpoint.ts";
-import { KeyedState } from "../src/state/keyed-state.ts";
+import { encodeChunk, KeyedState } from "../src/state/keyed-state.ts";
 import { tableKey } from "../src/state/table.ts";
 import { type ActorCore, type LifecycleState, operatorLifecycle } from "./lifecycle.ts";
 import type { Batch, Operator, OperatorContext, Rec } from "./operator.ts";
@@ -164,34 +164,58 @@ export class OperatorCore implements ActorCore {
     if (!this.#positionsChanged && !this.#rewriteAll) return;
     const { store, publisher, step, partition, operator, clock } = this.options;
     const started = clock.now();
-    // Everything below up to the first await is a consistent snapshot of state and positions.
-    let bytes = 0;
+    // Up to the first await: a consistent snapshot of state, positions and changed rows. Values
+    // are replaced, never changed in place, so the snapshot stays valid while records flow on.
     const rows = this.#changedRows;
     this.#changedRows = new Map();
+    const rewriteAll = this.#rewriteAll;
+    if (rewriteAll) this.state.touchAll();
+    const chunks = this.state.snapshotDirty();
+    const chunkBits = this.state.chunkBits;
+    const positions = { ...this.positions };
+    const keys = this.state.size;
+    const counters = { deadLetters: this.metrics.deadLetters };
+    this.#rewriteAll = false;
+    this.#positionsChanged = false;
+    this.eventsSinceCheckpoint = 0;
+
+    // Then the writes, in slices, with bounded memory: changed table rows, changed chunks.
+    let bytes = 0;
+    let sliced = 0;
+    const breathe = async (weight: number) => {
+      sliced += weight;
+      if (sliced < rowsPerSlice) return;
+      sliced = 0;
+      await publisher.whenPendingBelow(maxPendingWrites);
+      await nextTurn();
+    };
     for (const bucket of this.#tableBuckets) {
       for (const [key, state] of rows) {
         const row = encoder.encode(JSON.stringify(operator.row(key, state)));
         bytes += row.length;
         publisher.publish(kvSubject(bucket, tableKey(key)), row);
+        await breathe(1);
       }
     }
-    const rewriteAll = this.#rewriteAll;
-    if (rewriteAll) this.state.touchAll();
-    const dirty = this.state.takeDirty();
-    for (const chunk of dirty) bytes += chunk.bytes.length;
-    const written = store.writeChunks(step, partition, committed, this.state.chunkBits, dirty);
+    const chunkKeys: Record<string, string> = chunkBits === committed.chunkBits ? { ...committed.chunks } : {};
+    for (const chunk of chunks) {
+      const encoded = encodeChunk(chunk);
+      const key = store.nextChunkKey(step, partition, committed, chunkBits, chunk.index);
+      store.writeChunk(key, encoded);
+      chunkKeys[chunk.index] = key;
+      bytes += encoded.length;
+      await breathe(chunk.entries.size);
+    }
     const next: Manifest = {
-      ...written,
+      ...committed,
       checkpoint: committed.checkpoint + 1,
-      positions: { ...this.positions },
-      keys: this.state.size,
+      positions,
+      chunkBits,
+      chunks: chunkKeys,
+      keys,
       committedAt: started,
-      counters: { deadLetters: this.metrics.deadLetters },
+      counters,
     };
-    this.#rewriteAll = false;
-    this.#positionsChanged = false;
-    this.eventsSinceCheckpoint = 0;
-
     await publisher.flush();
     this.#revision = await store.commit(step, partition, next, this.#revision);
     this.#manifest = next;
@@ -204,6 +228,11 @@ export class OperatorCore implements ActorCore {
     }
   }
 }
+
+/** A checkpoint yields to the event loop after about this many rows or state entries... */
+const rowsPerSlice = 2000;
+/** ... and waits while more than this many writes are unacknowledged. */
+const maxPendingWrites = 10_000;
 
 export type OperatorActor = Actor<typeof operatorLifecycle>;
 

@@ -10,6 +10,7 @@
  */
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { StreamError } from "../errors.ts";
+import { nextTurn } from "../runtime/clock.ts";
 
 export interface SourceMessage {
   readonly seq: number;
@@ -51,7 +52,7 @@ export async function checkSourceStream(jsm: JetStreamManager, stream: string): 
 /** getPending() overcounts by the callbacks in the delivery being yielded: one or two at most. */
 const PENDING_SLACK = 2;
 const IDLE = Symbol("idle");
-const nextMacrotask = () => new Promise<typeof IDLE>((resolve) => setTimeout(() => resolve(IDLE), 0));
+const nextMacrotask = () => nextTurn().then(() => IDLE);
 
 export async function startReader(js: JetStreamClient, options: ReaderOptions): Promise<Reader> {
   const { stream, subject, fromSeq, onBatch, beforeNext, onError } = options;

@@ -53,3 +53,12 @@ export function manualClock(start = 0): ManualClock {
     },
   };
 }
+
+/**
+ * Resolves on the next turn of the event loop, after pending I/O: long work (a checkpoint of a
+ * big state) awaits it between slices so that reading and heartbeats are never starved. Not a
+ * timer: it waits for no amount of time.
+ */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}

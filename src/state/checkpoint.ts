@@ -21,7 +21,6 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { type KV, Kvm } from "@nats-io/kv";
 import { FencedError, StateStoreError } from "../errors.ts";
 import { kvSubject, type Publisher } from "../log/publisher.ts";
-import type { DirtyChunk } from "./keyed-state.ts";
 
 export interface Manifest {
   readonly version: 1;
@@ -51,6 +50,8 @@ export interface Recovered {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+/** nats-server's default max_payload is 1 MiB. */
+const maxChunkBytes = 1024 * 1024 - 4096;
 
 /** The KV bucket holding a pipeline's operator state. */
 export function stateBucket(pipelineId: string): string {
@@ -114,20 +115,21 @@ export class CheckpointStore {
   }
 
   /**
-   * Publish changed chunks (without waiting) and return the manifest that names them. The caller
-   * flushes the publisher, then `commit`s this manifest.
+   * The key the next version of a chunk is written under: the slot its committed version is not
+   * in, under the current generation and chunk count.
    */
-  writeChunks(step: string, partition: number, committed: Manifest, chunkBits: number, dirty: readonly DirtyChunk[]): Manifest {
-    const chunks: Record<string, string> = chunkBits === committed.chunkBits ? { ...committed.chunks } : {};
-    const prefix = `${step}.${partition}.g${committed.generation}.b${chunkBits}`;
-    for (const { index, bytes } of dirty) {
-      const before = chunks[index];
-      const slot = before?.startsWith(`${prefix}.c${index}.`) && before.endsWith(".s0") ? 1 : 0;
-      const chunkKey = `${prefix}.c${index}.s${slot}`;
-      this.publisher.publish(kvSubject(this.bucket, chunkKey), bytes);
-      chunks[index] = chunkKey;
+  nextChunkKey(step: string, partition: number, committed: Manifest, chunkBits: number, index: number): string {
+    const prefix = `${step}.${partition}.g${committed.generation}.b${chunkBits}.c${index}`;
+    const before = committed.chunkBits === chunkBits ? committed.chunks[index] : undefined;
+    return `${prefix}.s${before === `${prefix}.s0` ? 1 : 0}`;
+  }
+
+  /** Publish a chunk (acknowledged with the publisher's next flush). */
+  writeChunk(key: string, bytes: Uint8Array): void {
+    if (bytes.length > maxChunkBytes) {
+      throw new StateStoreError({ key, message: `state chunk ${key} is ${bytes.length} bytes, over the ${maxChunkBytes}-byte message limit: are the per-key state values very large?` });
     }
-    return { ...committed, chunkBits, chunks };
+    this.publisher.publish(kvSubject(this.bucket, key), bytes);
   }
 
   /** The atomic commit: compare-and-set the manifest. Returns the new revision. */

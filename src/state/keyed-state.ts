@@ -1,22 +1,31 @@
 /**
  * Keyed state of one operator actor: a map from key to a JSON-serialisable value, split into
- * 2^chunkBits chunks by hash so that a checkpoint rewrites only the chunks that changed. A chunk
- * that grows past `maxChunkBytes` splits every chunk in two (the chunk count doubles), which
- * keeps each chunk well under NATS's message size limit.
+ * 2^chunkBits chunks by hash so that a checkpoint rewrites only the chunks that changed. When a
+ * chunk holds more than `maxChunkKeys` keys, every chunk splits (the chunk count doubles), which
+ * keeps chunks small: well under NATS's message size limit, and cheap to rewrite.
+ *
+ * A checkpoint takes a snapshot of the changed chunks (a shallow copy: values are replaced, never
+ * changed in place) synchronously, and encodes and writes it afterwards while records keep
+ * flowing.
  *
  * @example
  * const state = new KeyedState<number>();
  * state.set("store-1", keyHash("store-1"), 3);
- * state.takeDirty(); // [{ index: 0, bytes: Uint8Array }]
+ * const [chunk] = state.snapshotDirty(); // { index: 0, entries: Map { "store-1" => 3 } }
+ * encodeChunk(chunk); // Uint8Array of [["store-1",3]]
  */
 import { chunkOf, type Key, keyHash } from "../pipeline/partition.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-export interface DirtyChunk {
+export interface ChunkSnapshot<S> {
   readonly index: number;
-  readonly bytes: Uint8Array;
+  readonly entries: ReadonlyMap<Key, S>;
+}
+
+export function encodeChunk<S>(chunk: ChunkSnapshot<S>): Uint8Array {
+  return encoder.encode(JSON.stringify([...chunk.entries]));
 }
 
 export class KeyedState<S> {
@@ -27,7 +36,7 @@ export class KeyedState<S> {
 
   constructor(
     chunkBits = 0,
-    readonly maxChunkBytes = 256 * 1024,
+    readonly maxChunkKeys = 2048,
   ) {
     this.#bits = chunkBits;
     this.#chunks = Array.from({ length: 1 << chunkBits }, () => new Map());
@@ -55,12 +64,7 @@ export class KeyedState<S> {
     this.#dirty.add(index);
   }
 
-  /** Mark a key's chunk changed after its value was updated in place. */
-  touch(hash: number): void {
-    this.#dirty.add(chunkOf(hash, this.#bits));
-  }
-
-  /** Mark every chunk changed: the next `takeDirty` returns the whole state. */
+  /** Mark every chunk changed: the next snapshot holds the whole state. */
   touchAll(): void {
     for (let i = 0; i < this.#chunks.length; i++) this.#dirty.add(i);
   }
@@ -78,26 +82,22 @@ export class KeyedState<S> {
   }
 
   /**
-   * Serialise the changed chunks and forget that they changed. If a chunk is too big, the chunk
-   * count grows and every chunk is returned (the caller then replaces the whole chunk list).
+   * Copy the changed chunks and forget that they changed. If the state outgrew its chunk count,
+   * the chunks split first and every chunk is returned (the chunk list is then replaced whole).
    */
-  takeDirty(): DirtyChunk[] {
-    const out: DirtyChunk[] = [];
-    let largest = 0;
-    for (const index of this.#dirty) {
-      const bytes = encoder.encode(JSON.stringify([...this.#chunks[index]!]));
-      largest = Math.max(largest, bytes.length);
-      out.push({ index, bytes });
+  snapshotDirty(): ChunkSnapshot<S>[] {
+    const perChunk = this.#size / this.#chunks.length;
+    if (perChunk > this.maxChunkKeys) {
+      this.#resize(this.#bits + Math.ceil(Math.log2(perChunk / (this.maxChunkKeys / 2))));
+      this.touchAll();
     }
+    const out: ChunkSnapshot<S>[] = [];
+    for (const index of this.#dirty) out.push({ index, entries: new Map(this.#chunks[index]!) });
     this.#dirty.clear();
-    if (largest <= this.maxChunkBytes) return out;
-    const factor = Math.ceil(largest / (this.maxChunkBytes / 2));
-    this.#resize(this.#bits + Math.ceil(Math.log2(factor)));
-    this.touchAll();
-    return this.takeDirty();
+    return out.sort((a, b) => a.index - b.index);
   }
 
-  /** Load chunk `index` as written by `takeDirty` under the same chunk bits (at recovery). */
+  /** Load chunk `index` as encoded by `encodeChunk` under the same chunk bits (at recovery). */
   loadChunk(index: number, bytes: Uint8Array): void {
     const chunk = new Map(JSON.parse(decoder.decode(bytes)) as [Key, S][]);
     this.#size += chunk.size - this.#chunks[index]!.size;

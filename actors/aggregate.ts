@@ -16,7 +16,6 @@ export function aggregateOperator(aggregate: CompiledAggregate<unknown>, emits: 
       const before = ctx.state.get(rec.key, rec.hash) as unknown[] | undefined;
       const after = before === undefined ? aggregate.init(rec.value) : aggregate.add(before, rec.value);
       ctx.state.set(rec.key, rec.hash, after);
-      ctx.changed(rec.key, after);
       if (emits) ctx.emit(rec, aggregate.row(rec.key, after));
     },
     row: (key, state) => aggregate.row(key, state as unknown[]),

@@ -1,10 +1,10 @@
 /**
  * An operator actor: one per (step, partition). It owns the partition's keyed state, its input
  * positions and its outputs, and runs them through the shared lifecycle machine. Checkpoints
- * write, pipelined and acknowledged together: table rows changed since the last checkpoint
- * (coalesced per key), the state chunks that changed, then the manifest by compare-and-set.
- * Outputs to streams and dead letters are published as records are processed and are
- * acknowledged before the manifest that moves past them is committed.
+ * write, pipelined and acknowledged together: each state chunk that changed and the result-table
+ * page of the same keys, then the manifest by compare-and-set. Outputs to streams and dead
+ * letters are published as records are processed and are acknowledged before the manifest that
+ * moves past them is committed.
  *
  * @example
  * const actor = startOperatorActor({ pipelineId: "shop", step: "revenue", partition: 0, operator, store, publisher, clock });
@@ -18,7 +18,7 @@ import { tableBucket } from "../src/pipeline/pipeline.ts";
 import { type Clock, nextTurn } from "../src/runtime/clock.ts";
 import type { CheckpointStore, Manifest } from "../src/state/checkpoint.ts";
 import { encodeChunk, KeyedState } from "../src/state/keyed-state.ts";
-import { tableKey } from "../src/state/table.ts";
+import { encodePage, indexKey, pageKey } from "../src/state/table.ts";
 import { type ActorCore, type LifecycleState, operatorLifecycle } from "./lifecycle.ts";
 import type { Batch, Operator, OperatorContext, Rec } from "./operator.ts";
 
@@ -70,20 +70,18 @@ export class OperatorCore implements ActorCore {
   #revision = 0;
   #rewriteAll = true;
   #positionsChanged = false;
-  #changedRows = new Map<Key, unknown>();
   #source = "";
   readonly #ctx: OperatorContext;
   readonly #tableBuckets: string[];
 
   constructor(readonly options: OperatorActorOptions) {
     this.#tableBuckets = (options.tables ?? []).map(tableBucket);
-    const tracksRows = this.#tableBuckets.length > 0;
     const streams = options.streams ?? [];
     const { publisher, pipelineId } = options;
+    const self = this;
     this.#ctx = {
-      state: this.state,
-      changed: (key, state) => {
-        if (tracksRows) this.#changedRows.set(key, state);
+      get state() {
+        return self.state;
       },
       emit: (rec, output) => {
         const bytes = encoder.encode(JSON.stringify(output));
@@ -106,12 +104,10 @@ export class OperatorCore implements ActorCore {
     const state = new KeyedState<unknown>(recovered.manifest.chunkBits);
     for (const [index, bytes] of recovered.chunks) state.loadChunk(index, bytes);
     this.state = state;
-    (this.#ctx as { state: KeyedState<unknown> }).state = state;
     this.#manifest = recovered.manifest;
     this.#revision = recovered.revision;
     this.positions = { ...recovered.manifest.positions };
     this.metrics.deadLetters = recovered.manifest.counters.deadLetters ?? 0;
-    this.#changedRows = new Map();
     this.#rewriteAll = true;
     this.#positionsChanged = false;
     this.eventsSinceCheckpoint = 0;
@@ -164,10 +160,8 @@ export class OperatorCore implements ActorCore {
     if (!this.#positionsChanged && !this.#rewriteAll) return;
     const { store, publisher, step, partition, operator, clock } = this.options;
     const started = clock.now();
-    // Up to the first await: a consistent snapshot of state, positions and changed rows. Values
-    // are replaced, never changed in place, so the snapshot stays valid while records flow on.
-    const rows = this.#changedRows;
-    this.#changedRows = new Map();
+    // Up to the first await: a consistent snapshot of state and positions. Values are
+    // replaced, never changed in place, so the snapshot stays valid while records flow on.
     const rewriteAll = this.#rewriteAll;
     if (rewriteAll) this.state.touchAll();
     const chunks = this.state.snapshotDirty();
@@ -175,28 +169,14 @@ export class OperatorCore implements ActorCore {
     const positions = { ...this.positions };
     const keys = this.state.size;
     const counters = { deadLetters: this.metrics.deadLetters };
+    const checkpoint = committed.checkpoint + 1;
     this.#rewriteAll = false;
     this.#positionsChanged = false;
     this.eventsSinceCheckpoint = 0;
 
-    // Then the writes, in slices, with bounded memory: changed table rows, changed chunks.
+    // Then the writes, a chunk at a time, with bounded memory: each changed chunk and its table
+    // pages; the table's page layout when it changed; then the manifest.
     let bytes = 0;
-    let sliced = 0;
-    const breathe = async (weight: number) => {
-      sliced += weight;
-      if (sliced < rowsPerSlice) return;
-      sliced = 0;
-      await publisher.whenPendingBelow(maxPendingWrites);
-      await nextTurn();
-    };
-    for (const bucket of this.#tableBuckets) {
-      for (const [key, state] of rows) {
-        const row = encoder.encode(JSON.stringify(operator.row(key, state)));
-        bytes += row.length;
-        publisher.publish(kvSubject(bucket, tableKey(key)), row);
-        await breathe(1);
-      }
-    }
     const chunkKeys: Record<string, string> = chunkBits === committed.chunkBits ? { ...committed.chunks } : {};
     for (const chunk of chunks) {
       const encoded = encodeChunk(chunk);
@@ -204,11 +184,24 @@ export class OperatorCore implements ActorCore {
       store.writeChunk(key, encoded);
       chunkKeys[chunk.index] = key;
       bytes += encoded.length;
-      await breathe(chunk.entries.size);
+      if (this.#tableBuckets.length > 0) {
+        const rows: [Key, unknown][] = [];
+        for (const [k, state] of chunk.entries) rows.push([k, operator.row(k, state)]);
+        const page = encodePage({ at: started, checkpoint, rows });
+        for (const bucket of this.#tableBuckets) publisher.publish(kvSubject(bucket, pageKey(partition, chunkBits, chunk.index)), page);
+        bytes += page.length * this.#tableBuckets.length;
+      }
+      await publisher.whenPendingBelow(maxPendingWrites);
+      await nextTurn();
+    }
+    const relayout = rewriteAll || chunkBits !== committed.chunkBits;
+    if (relayout) {
+      const index = encoder.encode(JSON.stringify({ chunkBits }));
+      for (const bucket of this.#tableBuckets) publisher.publish(kvSubject(bucket, indexKey(partition)), index);
     }
     const next: Manifest = {
       ...committed,
-      checkpoint: committed.checkpoint + 1,
+      checkpoint,
       positions,
       chunkBits,
       chunks: chunkKeys,
@@ -222,17 +215,15 @@ export class OperatorCore implements ActorCore {
     this.metrics.checkpoints++;
     this.metrics.lastCheckpointBytes = bytes;
     this.metrics.lastCheckpointMs = clock.now() - started;
-    if (rewriteAll || next.chunkBits !== committed.chunkBits) {
-      await store.collectGarbage(step, partition, next, committed.chunkBits);
+    if (relayout) {
+      await store.collectGarbage(step, partition, next, committed.chunkBits, this.#tableBuckets);
       this.#manifest = { ...next, oldestGeneration: next.generation };
     }
   }
 }
 
-/** A checkpoint yields to the event loop after about this many rows or state entries... */
-const rowsPerSlice = 2000;
-/** ... and waits while more than this many writes are unacknowledged. */
-const maxPendingWrites = 10_000;
+/** A checkpoint waits while more than this many of its writes are unacknowledged. */
+const maxPendingWrites = 64;
 
 export type OperatorActor = Actor<typeof operatorLifecycle>;
 

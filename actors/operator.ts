@@ -8,7 +8,6 @@
  *   apply(ctx, rec) {
  *     const n = ((ctx.state.get(rec.key, rec.hash) as number | undefined) ?? 0) + 1;
  *     ctx.state.set(rec.key, rec.hash, n);
- *     ctx.changed(rec.key, n);
  *   },
  *   row: (key, n) => ({ key, n }),
  * };
@@ -37,8 +36,6 @@ export interface Batch {
 
 export interface OperatorContext {
   readonly state: KeyedState<unknown>;
-  /** The key's row changed: table sinks upsert `row(key, state)` at the next checkpoint. */
-  changed(key: Key, state: unknown): void;
   /** Send an output for this record to the step's stream sinks. */
   emit(rec: Rec, output: unknown): void;
 }
@@ -46,6 +43,6 @@ export interface OperatorContext {
 export interface Operator {
   /** Fold one record into state and emit outputs. A throw makes the record a dead letter. */
   apply(ctx: OperatorContext, rec: Rec): void;
-  /** The table row of a key, from its state. */
+  /** The table row of a key, from its state (table pages are built from the state). */
   row(key: Key, state: unknown): unknown;
 }

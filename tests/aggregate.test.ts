@@ -2,8 +2,13 @@ import { describe, expect, it } from "vitest";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { coffeeShop } from "../examples/coffee-shop/pipeline.ts";
 import { generateOrders, publishOrders } from "../examples/coffee-shop/orders.ts";
+import { Kvm } from "@nats-io/kv";
+import { Schema } from "effect";
+import { createPublisher } from "../src/log/publisher.ts";
+import { pipeline } from "../src/pipeline/pipeline.ts";
 import { Worker } from "../src/runtime/worker.ts";
-import { readTable } from "../src/state/table.ts";
+import { readCommitted } from "../src/state/checkpoint.ts";
+import { readRow, readTable } from "../src/state/table.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
 
 /** Revenue per store computed independently of Eddy, from the published orders. */
@@ -43,5 +48,52 @@ describe("keyed aggregation into result tables", () => {
     }
     const items = await readTable<{ key: string; orders: number }>(nc, "revenue_by_item");
     expect(items.reduce((n, r) => n + r.orders, 0)).toBe(count);
+  });
+});
+
+describe("result tables in pages", () => {
+  const nats = useNatsServer();
+
+  it("keeps rows readable by key and in full while pages split as keys grow", { timeout: 60_000 }, async () => {
+    const nc = await nats.connect();
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: "clicks", subjects: ["clicks"] });
+    const publisher = createPublisher(nc);
+    const encoder = new TextEncoder();
+    const count = 60_000;
+    const expected = new Map<string, { n: number; total: number }>();
+    for (let i = 0; i < count; i++) {
+      const user = `user ${(i * 7919) % 25_000}/é`; // keys that are not KV-safe
+      publisher.publish("clicks", encoder.encode(JSON.stringify({ user, ms: i % 97 })));
+      const row = expected.get(user) ?? { n: 0, total: 0 };
+      row.n++;
+      row.total += i % 97;
+      expected.set(user, row);
+      if (i % 5000 === 0) await publisher.whenPendingBelow(5000);
+    }
+    await publisher.flush();
+
+    const p = pipeline("clicks", { partitions: 2 });
+    p.source("clicks", { stream: "clicks", schema: Schema.Struct({ user: Schema.String, ms: Schema.Number }) })
+      .keyBy("by-user", "user")
+      .aggregate("per-user", (a) => ({ n: a.count(), total: a.sum("ms") }))
+      .toTable("clicks_per_user");
+    const worker = await Worker.start(nc, p, { checkpointMs: 50, maxBatch: 500 });
+    await waitFor(() => worker.committedPosition("clicks") >= count, { timeoutMs: 40_000, message: "caught up" });
+    await worker.stop();
+
+    const rows = await readTable<{ key: string; n: number; total: number }>(nc, "clicks_per_user");
+    expect(rows).toHaveLength(25_000);
+    expect(new Map(rows.map((r) => [r.key, { n: r.n, total: r.total }]))).toEqual(expected);
+    expect(await readRow(nc, "clicks_per_user", "user 42/é")).toEqual({ key: "user 42/é", ...expected.get("user 42/é") });
+    expect(await readRow(nc, "clicks_per_user", "nobody")).toBeUndefined();
+
+    // Pages of replaced layouts were purged: exactly 2^chunkBits pages per partition remain.
+    const committed = await readCommitted(nc, "clicks");
+    expect(committed.every((c) => c.manifest.chunkBits >= 2)).toBe(true);
+    const kv = await new Kvm(nc).open("eddy-table-clicks_per_user");
+    const pages: string[] = [];
+    for await (const key of await kv.keys("p.>")) pages.push(key);
+    expect(pages.length).toBe(committed.reduce((n, c) => n + 2 ** c.manifest.chunkBits, 0));
   });
 });

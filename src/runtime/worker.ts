@@ -11,7 +11,6 @@
  * await worker.stop(); // drains: a final checkpoint per actor
  */
 import { type JetStreamClient, jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Either } from "effect";
 import { waitFor } from "xstate";
@@ -21,8 +20,9 @@ import type { LifecycleState } from "../../actors/lifecycle.ts";
 import { ensureDeadLetterStream, publishDeadLetter } from "../log/dead-letters.ts";
 import { createPublisher, type Publisher } from "../log/publisher.ts";
 import { checkSourceStream, type Reader, type SourceMessage, startReader } from "../log/reader.ts";
-import { type Pipeline, tableBucket } from "../pipeline/pipeline.ts";
+import type { Pipeline } from "../pipeline/pipeline.ts";
 import { CheckpointStore } from "../state/checkpoint.ts";
+import { createTable } from "../state/table.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { buildRouter, compile, type Plan, type SourcePlan } from "./plan.ts";
 
@@ -102,8 +102,9 @@ export class Worker {
         await jsm.streams.update(stream, { subjects: [...(info.config.subjects ?? []), subject] });
       }
     }
-    const kvm = new Kvm(this.nc);
-    for (const table of this.plan.tables) await kvm.create(tableBucket(table), { history: 1, storage: "file" });
+    for (const actor of this.plan.actors) {
+      for (const table of actor.tables) await createTable(this.nc, table, { step: actor.step, partitions: actor.partitions });
+    }
   }
 
   async #startActors(): Promise<void> {

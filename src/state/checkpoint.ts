@@ -139,15 +139,19 @@ export class CheckpointStore {
 
   /**
    * Remove chunk keys no manifest can name any more: those of generations before the current one
-   * (call only after a commit that rewrote every chunk), and those of other chunk counts.
+   * (call only after a commit that rewrote every chunk), and those of other chunk counts, with
+   * the table pages of other chunk counts.
    */
-  async collectGarbage(step: string, partition: number, manifest: Manifest, previousBits: number): Promise<void> {
-    const stream = `KV_${this.bucket}`;
-    const filters: string[] = [];
-    for (let g = manifest.oldestGeneration; g < manifest.generation; g++) filters.push(`${step}.${partition}.g${g}.>`);
-    if (previousBits !== manifest.chunkBits) filters.push(`${step}.${partition}.g${manifest.generation}.b${previousBits}.>`);
-    for (const filter of filters) {
-      await this.jsm.streams.purge(stream, { filter: `$KV.${this.bucket}.${filter}` });
+  async collectGarbage(step: string, partition: number, manifest: Manifest, previousBits: number, tableBuckets: readonly string[]): Promise<void> {
+    const filters: [bucket: string, filter: string][] = [];
+    for (let g = manifest.oldestGeneration; g < manifest.generation; g++) filters.push([this.bucket, `${step}.${partition}.g${g}.>`]);
+    if (previousBits !== manifest.chunkBits) {
+      filters.push([this.bucket, `${step}.${partition}.g${manifest.generation}.b${previousBits}.>`]);
+      // Table pages of the previous layout (readers skip them once the new index is written).
+      for (const bucket of tableBuckets) filters.push([bucket, `p.${partition}.${previousBits}.>`]);
+    }
+    for (const [bucket, filter] of filters) {
+      await this.jsm.streams.purge(`KV_${bucket}`, { filter: `$KV.${bucket}.${filter}` });
     }
   }
 

@@ -122,18 +122,20 @@ function modInverse(a: number, m: number): number {
   return ((oldS % m) + m) % m;
 }
 
-/** Peak RSS (sampled) of this process, plus VmHWM from /proc at the end. */
-export function rssSampler(everyMs = 25): { stop(): { peakRssMb: number; vmHwmMb: number | undefined } } {
-  let peak = process.memoryUsage.rss();
+/** Peak RSS (sampled) of this process with the memory breakdown at that moment, plus VmHWM at the end. */
+export function rssSampler(everyMs = 25): { stop(): { peakRssMb: number; vmHwmMb: number | undefined; atPeak: Record<string, number> } } {
+  let peak = process.memoryUsage();
   const timer = setInterval(() => {
-    const rss = process.memoryUsage.rss();
-    if (rss > peak) peak = rss;
+    const m = process.memoryUsage();
+    if (m.rss > peak.rss) peak = m;
   }, everyMs);
   return {
     stop() {
       clearInterval(timer);
-      peak = Math.max(peak, process.memoryUsage.rss());
-      return { peakRssMb: mb(peak), vmHwmMb: vmHwmMb() };
+      const m = process.memoryUsage();
+      if (m.rss > peak.rss) peak = m;
+      const atPeak = Object.fromEntries(Object.entries(peak).map(([k, v]) => [`${k}Mb`, mb(v)]));
+      return { peakRssMb: mb(peak.rss), vmHwmMb: vmHwmMb(), atPeak };
     },
   };
 }

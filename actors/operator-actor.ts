@@ -16,7 +16,7 @@ import { kvSubject, type Publisher } from "../src/log/publisher.ts";
 import type { Key } from "../src/pipeline/partition.ts";
 import { tableBucket } from "../src/pipeline/pipeline.ts";
 import { type Clock, nextTurn } from "../src/runtime/clock.ts";
-import type { CheckpointStore, Manifest } from "../src/state/checkpoint.ts";
+import type { CheckpointSlots, CheckpointStore, Manifest } from "../src/state/checkpoint.ts";
 import { encodeChunk, KeyedState } from "../src/state/keyed-state.ts";
 import { encodePage, indexKey, pageKey } from "../src/state/table.ts";
 import { type ActorCore, type LifecycleState, operatorLifecycle } from "./lifecycle.ts";
@@ -38,6 +38,8 @@ export interface OperatorActorOptions {
   readonly streams?: readonly { readonly id: string; readonly subject: string }[];
   /** Source id to its stream name, for dead letters. */
   readonly sourceStreams?: Readonly<Record<string, string>>;
+  /** Shared by the actors of a worker: how many write a checkpoint at once. */
+  readonly slots?: CheckpointSlots;
   readonly checkpointMs?: number;
   readonly checkpointEvents?: number;
   readonly backoffMs?: number;
@@ -155,9 +157,20 @@ export class OperatorCore implements ActorCore {
   }
 
   async checkpoint(): Promise<void> {
+    if (!this.#positionsChanged && !this.#rewriteAll) return;
+    const slots = this.options.slots;
+    if (!slots) return this.#checkpoint();
+    await slots.acquire();
+    try {
+      await this.#checkpoint();
+    } finally {
+      slots.release();
+    }
+  }
+
+  async #checkpoint(): Promise<void> {
     const committed = this.#manifest;
     if (!committed) throw new Error("checkpoint before recovery");
-    if (!this.#positionsChanged && !this.#rewriteAll) return;
     const { store, publisher, step, partition, operator, clock } = this.options;
     const started = clock.now();
     // Up to the first await: a consistent snapshot of state and positions. Values are

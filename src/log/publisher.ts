@@ -241,7 +241,12 @@ class AckCountingPublisher implements Publisher {
       this.#fail(seq, entry, `unexpected empty reply (status ${code} ${msg.headers?.description ?? ""})`);
       return;
     }
-    // A PubAck is small JSON; its failures carry an "error" object.
+    // A PubAck is small JSON: `{"stream":...}` when stored, `{"error":...}` when not. The first
+    // key tells them apart without parsing (byte 2 is its first letter).
+    if (data[2] === 0x73 /* s */) {
+      this.#settle(seq);
+      return;
+    }
     let ack: { error?: { code?: number; err_code?: number; description?: string } };
     try {
       ack = JSON.parse(decoder.decode(data));

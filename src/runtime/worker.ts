@@ -21,7 +21,7 @@ import { ensureDeadLetterStream, publishDeadLetter } from "../log/dead-letters.t
 import { createPublisher, type Publisher } from "../log/publisher.ts";
 import { checkSourceStream, type Reader, type SourceMessage, startReader } from "../log/reader.ts";
 import type { Pipeline } from "../pipeline/pipeline.ts";
-import { CheckpointStore } from "../state/checkpoint.ts";
+import { CheckpointSlots, CheckpointStore } from "../state/checkpoint.ts";
 import { createTable } from "../state/table.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { buildRouter, compile, type Plan, type SourcePlan } from "./plan.ts";
@@ -109,6 +109,7 @@ export class Worker {
 
   async #startActors(): Promise<void> {
     const store = await CheckpointStore.open(this.nc, this.pipeline.id, this.publisher);
+    const slots = new CheckpointSlots(2);
     const clock = this.options.clock ?? systemClock;
     const sourceStreams = Object.fromEntries(this.plan.sources.map((s) => [s.id, s.stream]));
     for (const plan of this.plan.actors) {
@@ -120,6 +121,7 @@ export class Worker {
           partition,
           operator: plan.operator,
           store,
+          slots,
           publisher: this.publisher,
           clock,
           tables: plan.tables,

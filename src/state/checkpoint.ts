@@ -210,3 +210,32 @@ export async function readCommitted(nc: NatsConnection, pipelineId: string): Pro
   );
   return out.sort((a, b) => a.step.localeCompare(b.step) || a.partition - b.partition);
 }
+
+/**
+ * How many operator actors of a worker may be writing a checkpoint at once. A checkpoint's
+ * snapshot and encoded chunks live until they are acknowledged; letting every partition do that
+ * at the same moment multiplies the peak memory by the partition count for nothing, since they
+ * share one connection anyway. An actor takes a slot before it snapshots its state.
+ */
+export class CheckpointSlots {
+  #free: number;
+  readonly #waiting: (() => void)[] = [];
+
+  constructor(slots: number) {
+    this.#free = slots;
+  }
+
+  async acquire(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#free++;
+  }
+}

@@ -7,6 +7,12 @@ import { pathToFileURL } from "node:url";
 import { startNatsServer } from "./nats-server.ts";
 import type { Platform } from "./platform.ts";
 
+// `eddy query t | head`: a reader that stops reading is not an error.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(0);
+  throw error;
+});
+
 export const nodePlatform: Platform = {
   runtime: "node",
   args: process.argv.slice(2),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { coffeeShop } from "../examples/coffee-shop/pipeline.ts";
-import { generateOrders, publishOrders } from "../examples/coffee-shop/orders.ts";
+import { generateOrders, Order, publishOrders } from "../examples/coffee-shop/orders.ts";
 import { Kvm } from "@nats-io/kv";
 import { Schema } from "effect";
 import { createPublisher } from "../src/log/publisher.ts";
@@ -48,6 +48,22 @@ describe("keyed aggregation into result tables", () => {
     }
     const items = await readTable<{ key: string; orders: number }>(nc, "revenue_by_item");
     expect(items.reduce((n, r) => n + r.orders, 0)).toBe(count);
+  });
+
+  it("reads only the subjects its source's filter names", async () => {
+    const nc = await nats.connect();
+    const p = pipeline("store-2-only", { partitions: 2 });
+    p.source("orders", { stream: "orders", subject: "orders.store-2", schema: Order })
+      .keyBy("by-item", "item")
+      .aggregate("n", (a) => ({ n: a.count() }))
+      .toTable("store_2_items");
+    const worker = await Worker.start(nc, p, { checkpointMs: 50 });
+    const last = (await (await jetstreamManager(nc)).streams.info("orders")).state.last_seq;
+    await waitFor(() => worker.committedPosition("orders") >= last, { timeoutMs: 30_000, message: "caught up" });
+    await worker.stop();
+    const rows = await readTable<{ n: number }>(nc, "store_2_items");
+    const want = [...generateOrders({ seed: 7, count: 20_000 })].filter((o) => o.store === "store-2").length;
+    expect(rows.reduce((n, r) => n + r.n, 0)).toBe(want);
   });
 });
 

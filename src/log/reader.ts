@@ -27,7 +27,7 @@ export interface ReaderOptions {
   /** Awaited between batches when it returns a promise. */
   readonly beforeNext?: () => Promise<void> | undefined;
   readonly maxBatch?: number;
-  /** Called if reading stops on an error. */
+  /** Called if reading stops by itself (an error, or the consumer ended); not after `stop()`. */
   readonly onError?: (error: unknown) => void;
 }
 
@@ -90,6 +90,7 @@ export async function startReader(js: JetStreamClient, options: ReaderOptions): 
         batch.push({ seq: m.seq, subject: m.subject, data: m.data });
         if (batch.length >= maxBatch || messages.getPending() === 0) await flush();
       }
+      if (!stopped) onError?.(new Error(`reading ${stream} ended unexpectedly`));
     } catch (error) {
       if (!stopped) onError?.(error);
     } finally {

@@ -43,7 +43,13 @@ export const denoPlatform: Platform = {
   interactive: deno.stdout.isTerminal(),
   shutdownSignal: () =>
     new Promise((done) => {
-      for (const signal of ["SIGINT", "SIGTERM"]) deno.addSignalListener(signal, () => done(signal));
+      let signals = 0;
+      for (const signal of ["SIGINT", "SIGTERM"]) {
+        deno.addSignalListener(signal, () => {
+          if (++signals > 1) deno.exit(130);
+          done(signal);
+        });
+      }
     }),
   exit: (code) => deno.exit(code),
   rssBytes: () => deno.memoryUsage().rss,

@@ -27,12 +27,17 @@ export const nodePlatform: Platform = {
   out: (text) => void process.stdout.write(text),
   err: (text) => void process.stderr.write(text),
   interactive: Boolean(process.stdout.isTTY),
-  // The listeners stay registered: a second signal while stopping is ignored rather than
-  // killing the process half-way through its final checkpoint.
+  // The first signal asks for a clean stop (a final checkpoint); a second one, while stopping,
+  // ends the process at once: the last checkpoint is still consistent, replay covers the rest.
   shutdownSignal: () =>
     new Promise((done) => {
-      process.on("SIGINT", done);
-      process.on("SIGTERM", done);
+      let signals = 0;
+      const on = (signal: string) => {
+        if (++signals > 1) process.exit(130);
+        done(signal);
+      };
+      process.on("SIGINT", on);
+      process.on("SIGTERM", on);
     }),
   exit: (code) => process.exit(code),
   rssBytes: () => process.memoryUsage.rss(),

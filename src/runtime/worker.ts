@@ -151,16 +151,24 @@ export class Worker {
     if (state === "failed") {
       const error = actor.actor.getSnapshot().context.error;
       this.options.log?.("actor-failed", { step: actor.step, partition: actor.partition, error: String(error) });
-      if (!this.#paused && !this.#stopping) {
-        this.#paused = true;
-        this.#resuming = this.#resumeAfterRecovery();
-      }
+      this.#pauseAndResume(0);
     }
   }
 
-  /** Stop reading, wait for every actor to be running again, then read from the lowest position. */
-  async #resumeAfterRecovery(): Promise<void> {
+  /**
+   * Stop reading; after `delayMs`, once every actor is running again, read again from the lowest
+   * position. Used when an actor fails (it recovers after its backoff) and when a reader stops
+   * by itself.
+   */
+  #pauseAndResume(delayMs: number): void {
+    if (this.#paused || this.#stopping) return;
+    this.#paused = true;
+    this.#resuming = this.#resume(delayMs);
+  }
+
+  async #resume(delayMs: number): Promise<void> {
     await this.#stopReaders();
+    if (delayMs > 0) await new Promise<void>((r) => (this.options.clock ?? systemClock).setTimeout(r, delayMs));
     await this.#whenAllRecovered();
     this.#paused = false;
     if (!this.#stopping) await this.#startReaders();
@@ -178,7 +186,10 @@ export class Worker {
         onBatch,
         beforeNext: () => (this.publisher.pending > 50_000 ? this.publisher.whenPendingBelow(25_000) : undefined),
         ...(this.options.maxBatch === undefined ? {} : { maxBatch: this.options.maxBatch }),
-        onError: (error) => this.options.log?.("reader-failed", { source: source.id, error: String(error) }),
+        onError: (error) => {
+          this.options.log?.("reader-failed", { source: source.id, error: String(error) });
+          this.#pauseAndResume(this.options.backoffMs ?? 1000);
+        },
       });
       this.#readers.set(source.id, reader);
       this.options.log?.("reading", { source: source.id, stream: source.stream, fromSeq: from });

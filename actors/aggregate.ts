@@ -16,7 +16,7 @@ export function aggregateOperator(aggregate: CompiledAggregate<unknown>, emits: 
       const before = ctx.state.get(rec.key, rec.hash) as unknown[] | undefined;
       const after = before === undefined ? aggregate.init(rec.value) : aggregate.add(before, rec.value);
       ctx.state.set(rec.key, rec.hash, after);
-      if (emits) ctx.emit(rec, aggregate.row(rec.key, after));
+      if (emits) ctx.emit(`${ctx.source}/${rec.seq}`, aggregate.row(rec.key, after));
     },
     row: (key, state) => aggregate.row(key, state as unknown[]),
   };

@@ -11,7 +11,7 @@
  * actor.send({ type: "batch", batch: { source: "orders", records, upTo: 42 } });
  */
 import { type Actor, createActor } from "xstate";
-import { publishDeadLetter } from "../src/log/dead-letters.ts";
+import { publishSideOutput } from "../src/log/side-outputs.ts";
 import { kvSubject, type Publisher } from "../src/log/publisher.ts";
 import type { Key } from "../src/pipeline/partition.ts";
 import { tableBucket } from "../src/pipeline/pipeline.ts";
@@ -38,6 +38,8 @@ export interface OperatorActorOptions {
   readonly streams?: readonly { readonly id: string; readonly subject: string }[];
   /** Source id to its stream name, for dead letters. */
   readonly sourceStreams?: Readonly<Record<string, string>>;
+  /** The sources whose events reach this step: its watermark is the lowest of theirs. */
+  readonly sources?: readonly string[];
   /** Shared by the actors of a worker: how many write a checkpoint at once. */
   readonly slots?: CheckpointSlots;
   readonly checkpointMs?: number;
@@ -49,6 +51,7 @@ export interface OperatorMetrics {
   eventsIn: number;
   outputs: number;
   deadLetters: number;
+  lateEvents: number;
   checkpoints: number;
   lastCheckpointMs: number;
   lastCheckpointBytes: number;
@@ -59,11 +62,14 @@ export class OperatorCore implements ActorCore {
   state = new KeyedState<unknown>();
   /** Per source, the last sequence folded into `state` (ahead of the committed manifest). */
   positions: Record<string, number> = {};
+  /** Per source, its watermark as of `positions`. */
+  watermarks: Record<string, number> = {};
   eventsSinceCheckpoint = 0;
   readonly metrics: OperatorMetrics = {
     eventsIn: 0,
     outputs: 0,
     deadLetters: 0,
+    lateEvents: 0,
     checkpoints: 0,
     lastCheckpointMs: 0,
     lastCheckpointBytes: 0,
@@ -85,14 +91,31 @@ export class OperatorCore implements ActorCore {
       get state() {
         return self.state;
       },
-      emit: (rec, output) => {
+      get watermark() {
+        return self.watermark;
+      },
+      get source() {
+        return self.#source;
+      },
+      emit: (id, output) => {
         const bytes = encoder.encode(JSON.stringify(output));
         for (const sink of streams) {
-          publisher.publish(sink.subject, bytes, { msgId: `${pipelineId}/${sink.id}/${this.#source}/${rec.seq}` });
+          publisher.publish(sink.subject, bytes, { msgId: `${pipelineId}/${sink.id}/${id}` });
           this.metrics.outputs++;
         }
       },
+      late: (rec, reason) => {
+        this.metrics.lateEvents++;
+        this.#setAside("late", rec, reason);
+      },
     };
+  }
+
+  /** The event-time watermark of this actor: the lowest over its sources. */
+  get watermark(): number {
+    let low = Number.POSITIVE_INFINITY;
+    for (const source of this.options.sources ?? []) low = Math.min(low, this.watermarks[source] ?? Number.NEGATIVE_INFINITY);
+    return low === Number.POSITIVE_INFINITY ? Number.NEGATIVE_INFINITY : low;
   }
 
   /** The last committed checkpoint, once recovered. */
@@ -109,7 +132,10 @@ export class OperatorCore implements ActorCore {
     this.#manifest = recovered.manifest;
     this.#revision = recovered.revision;
     this.positions = { ...recovered.manifest.positions };
+    this.watermarks = { ...recovered.manifest.watermarks };
     this.metrics.deadLetters = recovered.manifest.counters.deadLetters ?? 0;
+    this.metrics.lateEvents = recovered.manifest.counters.lateEvents ?? 0;
+    this.options.operator.restore?.(state);
     this.#rewriteAll = true;
     this.#positionsChanged = false;
     this.eventsSinceCheckpoint = 0;
@@ -122,36 +148,53 @@ export class OperatorCore implements ActorCore {
     const { operator } = this.options;
     const ctx = this.#ctx;
     let n = 0;
+    const advance = operator.advance;
     for (const rec of batch.records) {
       if (rec.seq <= applied) continue;
       n++;
+      if (advance) this.#advanceTo(batch.source, rec.watermark);
       try {
         operator.apply(ctx, rec);
       } catch (error) {
         this.#deadLetter(batch.source, rec, error);
       }
     }
+    if (advance) this.#advanceTo(batch.source, batch.watermark);
+    else this.watermarks[batch.source] = Math.max(this.watermarks[batch.source] ?? Number.NEGATIVE_INFINITY, batch.watermark);
     this.positions[batch.source] = batch.upTo;
     this.#positionsChanged = true;
     this.metrics.eventsIn += n;
     this.eventsSinceCheckpoint += n;
   }
 
+  /** Move a source's watermark forward; if the actor's watermark moved, let the operator fire. */
+  #advanceTo(source: string, watermark: number): void {
+    const before = this.watermarks[source] ?? Number.NEGATIVE_INFINITY;
+    if (watermark <= before) return;
+    const low = this.watermark;
+    this.watermarks[source] = watermark;
+    if (this.watermark > low) this.options.operator.advance!(this.#ctx);
+  }
+
   #deadLetter(source: string, rec: Rec, error: unknown): void {
-    const { publisher, pipelineId, step, sourceStreams } = this.options;
     this.metrics.deadLetters++;
+    this.#setAside("dlq", rec, `step "${this.options.step}" threw on key ${JSON.stringify(rec.key)}: ${error instanceof Error ? error.message : String(error)}`, source);
+  }
+
+  #setAside(kind: "dlq" | "late", rec: Rec, reason: string, source = this.#source): void {
+    const { publisher, pipelineId, step, sourceStreams } = this.options;
     let data: Uint8Array;
     try {
       data = encoder.encode(JSON.stringify(rec.value));
     } catch {
       data = encoder.encode(String(rec.value));
     }
-    publishDeadLetter(publisher, pipelineId, {
+    publishSideOutput(publisher, pipelineId, kind, {
       step,
       source,
       sourceStream: sourceStreams?.[source] ?? source,
       sourceSeq: rec.seq,
-      reason: `step "${step}" threw on key ${JSON.stringify(rec.key)}: ${error instanceof Error ? error.message : String(error)}`,
+      reason,
       data,
     });
   }
@@ -180,8 +223,10 @@ export class OperatorCore implements ActorCore {
     const chunks = this.state.snapshotDirty();
     const chunkBits = this.state.chunkBits;
     const positions = { ...this.positions };
+    // -Infinity (no event time yet) does not survive JSON: leave such sources out.
+    const watermarks = Object.fromEntries(Object.entries(this.watermarks).filter(([, w]) => Number.isFinite(w)));
     const keys = this.state.size;
-    const counters = { deadLetters: this.metrics.deadLetters };
+    const counters = { deadLetters: this.metrics.deadLetters, lateEvents: this.metrics.lateEvents };
     const checkpoint = committed.checkpoint + 1;
     this.#rewriteAll = false;
     this.#positionsChanged = false;
@@ -216,6 +261,7 @@ export class OperatorCore implements ActorCore {
       ...committed,
       checkpoint,
       positions,
+      watermarks,
       chunkBits,
       chunks: chunkKeys,
       keys,

@@ -15,12 +15,19 @@
 import type { Key } from "../src/pipeline/partition.ts";
 import type { KeyedState } from "../src/state/keyed-state.ts";
 
-/** One event on its way to a keyed step: its source sequence, key, key hash and value. */
+/**
+ * One event on its way to a keyed step: its source sequence, key, key hash and value; its event
+ * time (NaN when the source declares none) and the source's watermark just before it (the
+ * highest event time seen before it minus the allowed out-of-orderness), which depends only on
+ * the log, so a replay decides lateness exactly as the first run did.
+ */
 export interface Rec {
   readonly seq: number;
   readonly key: Key;
   readonly hash: number;
   readonly value: unknown;
+  readonly time: number;
+  readonly watermark: number;
 }
 
 /**
@@ -32,17 +39,32 @@ export interface Batch {
   readonly source: string;
   readonly records: readonly Rec[];
   readonly upTo: number;
+  /** The source's watermark after `upTo` (-Infinity without event time). */
+  readonly watermark: number;
 }
 
 export interface OperatorContext {
   readonly state: KeyedState<unknown>;
-  /** Send an output for this record to the step's stream sinks. */
-  emit(rec: Rec, output: unknown): void;
+  /** The actor's event-time watermark: the lowest over its sources. */
+  readonly watermark: number;
+  /** The source of the batch being processed. */
+  readonly source: string;
+  /**
+   * Send an output to the step's stream sinks. `id` names it uniquely and deterministically
+   * within the step (e.g. the input sequence), for the message's Nats-Msg-Id.
+   */
+  emit(id: string, output: unknown): void;
+  /** Set a record aside as late, with the reason (the late-events stream and a counter). */
+  late(rec: Rec, reason: string): void;
 }
 
 export interface Operator {
   /** Fold one record into state and emit outputs. A throw makes the record a dead letter. */
   apply(ctx: OperatorContext, rec: Rec): void;
+  /** The watermark moved forward to `ctx.watermark`: fire and expire what it passed. */
+  advance?(ctx: OperatorContext): void;
+  /** Rebuild what the operator keeps beside the state (timers) after a recovery. */
+  restore?(state: KeyedState<unknown>): void;
   /** The table row of a key, from its state (table pages are built from the state). */
   row(key: Key, state: unknown): unknown;
 }

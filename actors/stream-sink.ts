@@ -10,7 +10,7 @@ import type { Operator } from "./operator.ts";
 
 export const streamSinkOperator: Operator = {
   apply(ctx, rec) {
-    ctx.emit(rec, rec.value);
+    ctx.emit(`${ctx.source}/${rec.seq}`, rec.value);
   },
   row: (_key, state) => state,
 };

@@ -2,9 +2,11 @@
  * One Eddy Worker in its own process, for scripts/bench.ts: so that peak RSS and CPU are the
  * worker's alone. Runs the bench pipeline (count + sum per key into a table) over a stream until
  * the committed position reaches the stream's last sequence, samples RSS on a timer, stops the
- * worker (final checkpoint) and prints one line `RESULT <json>` on stdout.
+ * worker (final checkpoint) and prints one line `RESULT <json>` on stdout. scripts/bench.ts bundles
+ * it with esbuild (packages external) and runs the bundle with plain node, as production would;
+ * `node --import tsx scripts/bench-worker.ts ...` also works, with ~70 MB more baseline RSS.
  *
- *   node --import tsx scripts/bench-worker.ts --url nats://127.0.0.1:4222 --pipeline bench-core \
+ *   node bench/.build/bench-worker.mjs --url nats://127.0.0.1:4222 --pipeline bench-core \
  *     --stream bench-events \
  *     --subject bench.events --table bench_core_totals [--mode run|restart]
  *
@@ -14,7 +16,9 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { Worker } from "../src/runtime/worker.ts";
-import { benchPipeline, cpuSeconds, nudgeBytes, rssSampler, round, until } from "./bench-common.ts";
+import { writeFileSync } from "node:fs";
+import { Session } from "node:inspector/promises";
+import { benchPipeline, cpuSeconds, mb, nudgeBytes, rssSampler, round, until } from "./bench-common.ts";
 
 const bootMs = performance.now(); // time since this process started, roughly
 const args = new Map<string, string>();
@@ -34,10 +38,23 @@ const timeoutMs = Number(args.get("timeout-ms") ?? 240_000);
 const progress = (line: string) => process.stderr.write(`    [worker ${pipelineId}] ${line}\n`);
 
 const sampler = rssSampler(20);
+// Experiments only (bench.ts passes neither): --trace-memory <ms> prints process.memoryUsage()
+// on stderr every <ms>; --heap-sample <file> runs V8's sampling heap profiler from the start and,
+// once every event is processed (before the final checkpoint), writes the live allocations by
+// allocation site (a .heapprofile, plus a summary of the biggest sites on stderr).
+const memTrace = args.has("trace-memory")
+  ? setInterval(() => {
+      const m = process.memoryUsage();
+      progress(`memory rss ${mb(m.rss)} heapTotal ${mb(m.heapTotal)} heapUsed ${mb(m.heapUsed)} external ${mb(m.external)} arrayBuffers ${mb(m.arrayBuffers)}`);
+    }, Number(args.get("trace-memory")) || 1000)
+  : undefined;
+const heapSample = args.has("heap-sample") ? await startHeapSampling(args.get("heap-sample")!) : undefined;
 const nc = await connect({ servers: url, noAsyncTraces: true });
 const jsm = await jetstreamManager(nc);
 const last = (await jsm.streams.info(stream)).state.last_seq;
 const logEvents: string[] = [];
+// RSS before any state: the runtime, the NATS connection and the loaded modules.
+const rssBeforeStartMb = round(process.memoryUsage.rss() / 1048576, 1);
 const cpu0 = cpuSeconds();
 const t0 = performance.now();
 const worker = await Worker.start(nc, benchPipeline(pipelineId, stream, table), {
@@ -109,6 +126,8 @@ await until(
   5,
 );
 const committedMs = performance.now() - t0;
+if (heapSample) await heapSample.stop();
+if (memTrace) clearInterval(memTrace);
 processedMs ??= committedMs;
 const cpuRun = cpuSeconds() - cpu0;
 const status = worker.status();
@@ -136,6 +155,7 @@ console.log(
     committedMs: round(committedMs),
     stopMs: round(stopMs),
     cpuSeconds: round(cpuRun, 2),
+    rssBeforeStartMb,
     rssAtStartMb,
     peakRssMb,
     memoryAtPeak: atPeak,
@@ -148,3 +168,44 @@ console.log(
   })}`,
 );
 process.exit(0);
+
+interface SamplingNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: SamplingNode[];
+}
+
+/** V8's sampling heap profiler; `stop()` writes the profile and prints the biggest allocation sites. */
+async function startHeapSampling(file: string): Promise<{ stop(): Promise<void> }> {
+  const session = new Session();
+  session.connect();
+  await session.post("HeapProfiler.startSampling", { samplingInterval: 32768 });
+  return {
+    async stop() {
+      const { profile } = (await session.post("HeapProfiler.getSamplingProfile")) as { profile: { head: SamplingNode } };
+      await session.post("HeapProfiler.stopSampling");
+      writeFileSync(file, JSON.stringify(profile));
+      // Live bytes by allocating frame, and by the innermost frame of this project's code on the stack.
+      const bySite = new Map<string, number>();
+      const byOurs = new Map<string, number>();
+      let total = 0;
+      const where = (f: SamplingNode["callFrame"]) => `${f.functionName || "(anonymous)"} ${f.url.replace(/^.*\/(node_modules|main)\//, "")}:${f.lineNumber + 1}`;
+      const walk = (n: SamplingNode, stack: SamplingNode["callFrame"][]) => {
+        const s = [...stack, n.callFrame];
+        if (n.selfSize > 0) {
+          total += n.selfSize;
+          const site = where(n.callFrame);
+          bySite.set(site, (bySite.get(site) ?? 0) + n.selfSize);
+          const ours = s.filter((f) => /bench-worker|\/src\/|\/actors\//.test(f.url) && !f.url.includes("node_modules"));
+          const key = ours.length > 0 ? ours.slice(-2).map(where).join(" <- ") : "(no project frame)";
+          byOurs.set(key, (byOurs.get(key) ?? 0) + n.selfSize);
+        }
+        for (const c of n.children) walk(c, s);
+      };
+      walk(profile.head, []);
+      const top = (m: Map<string, number>) => [...m].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([k, v]) => `      ${mb(v).toFixed(1).padStart(7)} MB  ${k}`).join("\n");
+      progress(`heap sample: ${mb(total)} MB live (sampled) at end of processing; written to ${file}\n    by allocating frame:\n${top(bySite)}\n    by innermost project frames:\n${top(byOurs)}`);
+      session.disconnect();
+    },
+  };
+}

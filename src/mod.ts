@@ -27,7 +27,7 @@ export type { ActorStatus, WorkerOptions } from "./runtime/worker.ts";
 export { manualClock, systemClock } from "./runtime/clock.ts";
 export type { Clock, ManualClock } from "./runtime/clock.ts";
 export { connectNats } from "./log/connection.ts";
-export { readDeadLetters } from "./log/dead-letters.ts";
+export { readDeadLetters, readLateEvents } from "./log/side-outputs.ts";
 export { listTables, readRow, readTable } from "./state/table.ts";
 export { readCommitted } from "./state/checkpoint.ts";
 export { ConfigError, ConnectionError, FencedError, PublishError, StateStoreError, StreamError } from "./errors.ts";

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Schema } from "effect";
-import { readDeadLetters } from "../src/log/dead-letters.ts";
+import { readDeadLetters } from "../src/log/side-outputs.ts";
 import { pipeline } from "../src/pipeline/pipeline.ts";
 import { Worker } from "../src/runtime/worker.ts";
 import { readTable } from "../src/state/table.ts";

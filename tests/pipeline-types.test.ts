@@ -53,6 +53,26 @@ describe("composition API types", () => {
     p.source("points", { stream: "points", schema: Point }).keyBy("g", "tags");
   });
 
+  it("types windowed rows and requires event time for windows", () => {
+    const p = pipeline("types-windows");
+    const timed = p.source("orders", { stream: "orders", schema: Order, eventTime: (o) => o.ts, maxOutOfOrderMs: 500 });
+    const out = timed
+      .keyBy("by-item", "item")
+      .window("five-minutes", { size: 300_000, slide: 60_000 })
+      .aggregate("sold", (a) => ({ sold: a.sum("qty") }));
+    expectTypeOf<NonNullable<typeof out.row>>().toEqualTypeOf<
+      { readonly key: string } & { readonly sold: number } & { readonly windowStart: number; readonly windowEnd: number }
+    >();
+    const typeOnly = () => {
+      // @ts-expect-error: windowed results go to streams for now, not to tables
+      out.toTable("sold");
+    };
+    expect(typeOnly).toThrow(TypeError);
+    const untimed = p.source("plain", { stream: "plain", schema: Order });
+    expect(() => untimed.keyBy("k", "store").window("w", { size: 1000 })).toThrow(/needs event time/);
+    expect(() => timed.keyBy("k2", "store").window("w2", { size: 1000, slide: 300 })).toThrow(/do not make a window/);
+  });
+
   it("rejects bad ids and duplicate steps with a ConfigError", () => {
     const p = pipeline("ids");
     const orders = p.source("orders", { stream: "orders", schema: Order });

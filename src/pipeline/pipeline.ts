@@ -31,10 +31,20 @@ export type Step =
       readonly stream: string;
       readonly subject: string | undefined;
       readonly schema: Schema.Schema<unknown, unknown>;
+      readonly eventTime: ((value: unknown) => number) | undefined;
+      readonly maxOutOfOrderMs: number;
     }
   | { readonly kind: "map"; readonly id: string; readonly input: string; readonly fn: (value: unknown) => unknown }
   | { readonly kind: "filter"; readonly id: string; readonly input: string; readonly fn: (value: unknown) => boolean }
   | { readonly kind: "keyBy"; readonly id: string; readonly input: string; readonly key: (value: unknown) => Key }
+  | {
+      readonly kind: "window";
+      readonly id: string;
+      readonly input: string;
+      readonly size: number;
+      readonly slide: number;
+      readonly allowedLatenessMs: number;
+    }
   | {
       readonly kind: "aggregate";
       readonly id: string;
@@ -69,7 +79,26 @@ export interface SourceOptions<T, I> {
   readonly subject?: string;
   /** Each event is JSON decoded with this effect Schema; failures go to the dead-letter stream. */
   readonly schema: Schema.Schema<T, I>;
+  /** The event's time (epoch ms): needed by windows. */
+  readonly eventTime?: (value: T) => number;
+  /**
+   * How far behind the highest event time seen an event may still arrive in order: the
+   * watermark is the highest event time seen minus this. Default 0.
+   */
+  readonly maxOutOfOrderMs?: number;
 }
+
+/** An event-time window: tumbling (`size`), or hopping (`size` every `slide`). */
+export interface WindowSpec {
+  readonly size: number;
+  /** Default: `size` (tumbling). */
+  readonly slide?: number;
+  /** How long after its end a window still takes late events (and re-emits). Default 0. */
+  readonly allowedLatenessMs?: number;
+}
+
+/** A windowed aggregate's row: the key, the window, and one column per aggregate. */
+export type WindowRow<K, Spec> = AggregateRow<K, Spec> & { readonly windowStart: number; readonly windowEnd: number };
 
 /** The string or number fields of T: what `keyBy` accepts by name. */
 export type KeyField<T> = { [F in keyof T]-?: T[F] extends Key ? F : never }[keyof T] & string;
@@ -86,6 +115,21 @@ export interface Stream<T> {
 
 export interface KeyedStream<T, K extends Key> {
   aggregate<S extends AggregateSpec<T>>(id: string, spec: (a: Aggregates<T>) => S): Changelog<AggregateRow<K, S>>;
+  /** Group by event-time windows (the source must declare `eventTime`). */
+  window(id: string, spec: WindowSpec): WindowedStream<T, K>;
+}
+
+export interface WindowedStream<T, K extends Key> {
+  /** One row per key and window, emitted once when the watermark passes the window's end. */
+  aggregate<S extends AggregateSpec<T>>(id: string, spec: (a: Aggregates<T>) => S): WindowChangelog<WindowRow<K, S>>;
+}
+
+/** The rows of a windowed step, final when emitted (re-emitted only for late events). */
+export interface WindowChangelog<R> {
+  /** Publish each window's row to a JetStream stream, with deterministic Nats-Msg-Ids. */
+  toStream(id: string, options: StreamSinkOptions): void;
+  /** Type-level only: the row type. */
+  readonly row?: R;
 }
 
 /** The rows of a keyed step: each update is the key's new row. */
@@ -141,12 +185,18 @@ export class Pipeline {
   }
 
   source<T, I>(id: string, options: SourceOptions<T, I>): Stream<T> {
+    const lateness = options.maxOutOfOrderMs ?? 0;
+    if (!(lateness >= 0)) {
+      throw new ConfigError({ message: `source "${id}": maxOutOfOrderMs must be >= 0, got ${lateness}`, hint: "e.g. { maxOutOfOrderMs: 2000 }" });
+    }
     this.#add({
       kind: "source",
       id,
       stream: options.stream,
       subject: options.subject,
       schema: options.schema as unknown as Schema.Schema<unknown, unknown>,
+      eventTime: options.eventTime as ((value: unknown) => number) | undefined,
+      maxOutOfOrderMs: lateness,
     });
     return this.#stream<T>(id);
   }
@@ -189,14 +239,47 @@ export class Pipeline {
   #keyed<T, K extends Key>(input: string): KeyedStream<T, K> {
     return {
       aggregate: <S extends AggregateSpec<T>>(id: string, spec: (a: Aggregates<T>) => S) => {
-        const compiled = compileAggregate(spec(aggregates<T>()));
-        if (compiled.columns.length === 0) {
-          throw new ConfigError({ message: `aggregate "${id}" has no columns`, hint: "return e.g. { orders: a.count() }" });
-        }
-        this.#add({ kind: "aggregate", id, input, aggregate: compiled as CompiledAggregate<unknown> });
+        this.#aggregate(id, input, spec);
         return this.#changelog<AggregateRow<K, S>>(id);
       },
+      window: (id, spec) => {
+        const slide = spec.slide ?? spec.size;
+        const allowedLatenessMs = spec.allowedLatenessMs ?? 0;
+        if (!(spec.size > 0 && slide > 0 && slide <= spec.size && spec.size % slide === 0 && allowedLatenessMs >= 0)) {
+          throw new ConfigError({
+            message: `window "${id}": size ${spec.size}, slide ${slide}, allowed lateness ${allowedLatenessMs} do not make a window`,
+            hint: "size > 0; slide > 0, at most size and dividing it; allowedLatenessMs >= 0",
+          });
+        }
+        if (!this.#sourceOf(input).eventTime) {
+          throw new ConfigError({ message: `window "${id}" needs event time`, hint: "declare eventTime (and maxOutOfOrderMs) on the pipeline's source" });
+        }
+        this.#add({ kind: "window", id, input, size: spec.size, slide, allowedLatenessMs });
+        return {
+          aggregate: <S extends AggregateSpec<T>>(aggId: string, aggSpec: (a: Aggregates<T>) => S) => {
+            this.#aggregate(aggId, id, aggSpec);
+            return {
+              toStream: (sinkId: string, options: StreamSinkOptions) => {
+                this.#add({ kind: "stream", id: sinkId, input: aggId, stream: options.stream, subject: options.subject ?? `${options.stream}.${sinkId}` });
+              },
+            };
+          },
+        };
+      },
     };
+  }
+
+  #aggregate<T>(id: string, input: string, spec: (a: Aggregates<T>) => AggregateSpec<T>): void {
+    const compiled = compileAggregate(spec(aggregates<T>()));
+    if (compiled.columns.length === 0) {
+      throw new ConfigError({ message: `aggregate "${id}" has no columns`, hint: "return e.g. { orders: a.count() }" });
+    }
+    this.#add({ kind: "aggregate", id, input, aggregate: compiled as CompiledAggregate<unknown> });
+  }
+
+  #sourceOf(id: string): Extract<Step, { kind: "source" }> {
+    const step = this.step(id);
+    return step.kind === "source" ? step : this.#sourceOf(step.input);
   }
 
   #changelog<R>(input: string): Changelog<R> {

@@ -12,6 +12,7 @@ import { Either, ParseResult, Schema } from "effect";
 import { aggregateOperator } from "../../actors/aggregate.ts";
 import type { Operator, Rec } from "../../actors/operator.ts";
 import { streamSinkOperator } from "../../actors/stream-sink.ts";
+import { windowOperator } from "../../actors/window.ts";
 import { ConfigError } from "../errors.ts";
 import { type Key, keyHash, partitionOf } from "../pipeline/partition.ts";
 import type { Pipeline, Step } from "../pipeline/pipeline.ts";
@@ -19,7 +20,8 @@ import type { Pipeline, Step } from "../pipeline/pipeline.ts";
 export interface ActorPlan {
   readonly step: string;
   readonly partitions: number;
-  readonly operator: Operator;
+  /** A new operator instance (one per actor: an operator may keep timers beside its state). */
+  readonly createOperator: () => Operator;
   readonly tables: readonly string[];
   readonly streams: readonly { readonly id: string; readonly subject: string }[];
   /** Sources whose events reach this step. */
@@ -31,6 +33,8 @@ export interface SourcePlan {
   readonly stream: string;
   readonly subject: string | undefined;
   readonly decode: (data: Uint8Array) => Either.Either<unknown, string>;
+  readonly eventTime: ((value: unknown) => number) | undefined;
+  readonly maxOutOfOrderMs: number;
 }
 
 export interface Plan {
@@ -69,6 +73,8 @@ export function compile(pipeline: Pipeline): Plan {
         id: step.id,
         stream: step.stream,
         subject: step.subject,
+        eventTime: step.eventTime,
+        maxOutOfOrderMs: step.maxOutOfOrderMs,
         decode(data) {
           let json: unknown;
           try {
@@ -83,10 +89,14 @@ export function compile(pipeline: Pipeline): Plan {
       const sinks = children.get(step.id) ?? [];
       const streams = sinks.flatMap((s) => (s.kind === "stream" ? [{ id: s.id, subject: s.subject }] : []));
       const stepTables = sinks.flatMap((s) => (s.kind === "table" ? [s.table] : []));
+      const input = steps.get(step.input)!;
       actors.push({
         step: step.id,
         partitions: pipeline.partitions,
-        operator: aggregateOperator(step.aggregate, streams.length > 0),
+        createOperator:
+          input.kind === "window"
+            ? () => windowOperator(step.aggregate, input)
+            : () => aggregateOperator(step.aggregate, streams.length > 0),
         tables: stepTables,
         streams,
         sources: sourceOf(step.id),
@@ -95,7 +105,7 @@ export function compile(pipeline: Pipeline): Plan {
       actors.push({
         step: step.id,
         partitions: 1,
-        operator: streamSinkOperator,
+        createOperator: () => streamSinkOperator,
         tables: [],
         streams: [{ id: step.id, subject: step.subject }],
         sources: sourceOf(step.id),
@@ -116,6 +126,12 @@ export function compile(pipeline: Pipeline): Plan {
   return { pipelineId: pipeline.id, sources, actors, tables, sinkStreams, steps, children };
 }
 
+/** The event being routed: its time and the source's watermark before it (set by the reader). */
+export interface RoutedEvent {
+  time: number;
+  watermark: number;
+}
+
 export interface RouterOutput {
   /** Buffer a record for an actor. */
   buffer(step: string, partition: number, rec: Rec): void;
@@ -124,7 +140,7 @@ export interface RouterOutput {
 }
 
 /** The function that takes one decoded event of `source` through its stateless chain. */
-export function buildRouter(source: SourcePlan, plan: Plan, out: RouterOutput): (value: unknown, seq: number) => void {
+export function buildRouter(source: SourcePlan, plan: Plan, event: RoutedEvent, out: RouterOutput): (value: unknown, seq: number) => void {
   const route = (step: Step): ((value: unknown, seq: number) => void) => {
     const next = fanOut((plan.children.get(step.id) ?? []).map(route));
     switch (step.kind) {
@@ -151,7 +167,10 @@ export function buildRouter(source: SourcePlan, plan: Plan, out: RouterOutput): 
           if (keep) next(value, seq);
         };
       case "keyBy": {
-        const targets = (plan.children.get(step.id) ?? []).map((s) => s.id);
+        // The actors behind this key: aggregates, directly or through a window.
+        const targets = (plan.children.get(step.id) ?? []).flatMap((s) =>
+          s.kind === "window" ? (plan.children.get(s.id) ?? []).map((a) => a.id) : [s.id],
+        );
         const partitions = plan.actors.find((a) => a.step === targets[0])?.partitions ?? 1;
         return (value, seq) => {
           let key: Key;
@@ -165,12 +184,14 @@ export function buildRouter(source: SourcePlan, plan: Plan, out: RouterOutput): 
           }
           const hash = keyHash(key);
           const partition = partitionOf(hash, partitions);
-          for (const target of targets) out.buffer(target, partition, { seq, key, hash, value });
+          const rec = { seq, key, hash, value, time: event.time, watermark: event.watermark };
+          for (const target of targets) out.buffer(target, partition, rec);
         };
       }
       case "stream":
         if (plan.steps.get(step.input)!.kind === "aggregate") return next;
-        return (value, seq) => out.buffer(step.id, 0, { seq, key: 0, hash: 0, value });
+        return (value, seq) => out.buffer(step.id, 0, { seq, key: 0, hash: 0, value, time: event.time, watermark: event.watermark });
+      case "window":
       case "aggregate":
       case "table":
         return next;

@@ -17,7 +17,7 @@ import { waitFor } from "xstate";
 import type { Rec } from "../../actors/operator.ts";
 import { lifecycleState, type OperatorActor, type OperatorCore, startOperatorActor } from "../../actors/operator-actor.ts";
 import type { LifecycleState } from "../../actors/lifecycle.ts";
-import { ensureDeadLetterStream, publishDeadLetter } from "../log/dead-letters.ts";
+import { ensureSideStreams, publishSideOutput } from "../log/side-outputs.ts";
 import { createPublisher, type Publisher } from "../log/publisher.ts";
 import { checkSourceStream, type Reader, type SourceMessage, startReader } from "../log/reader.ts";
 import type { Pipeline } from "../pipeline/pipeline.ts";
@@ -94,7 +94,7 @@ export class Worker {
   async #prepare(): Promise<void> {
     const jsm = await jetstreamManager(this.nc);
     for (const source of this.plan.sources) await checkSourceStream(jsm, source.stream);
-    await ensureDeadLetterStream(jsm, this.pipeline.id);
+    await ensureSideStreams(jsm, this.pipeline.id);
     for (const { stream, subject } of this.plan.sinkStreams) {
       const info = await jsm.streams.info(stream).catch(() => undefined);
       if (!info) await jsm.streams.add({ name: stream, subjects: [subject], storage: "file", duplicate_window: 10 * 60 * 1e9 });
@@ -119,7 +119,8 @@ export class Worker {
           pipelineId: this.pipeline.id,
           step: plan.step,
           partition,
-          operator: plan.operator,
+          operator: plan.createOperator(),
+          sources: plan.sources,
           store,
           slots,
           publisher: this.publisher,
@@ -178,7 +179,10 @@ export class Worker {
     for (const source of this.plan.sources) {
       const fed = this.#actors.filter((a) => a.sources.includes(source.id));
       const from = Math.min(...fed.map((a) => a.core.positions[source.id] ?? 0)) + 1;
-      const onBatch = this.#batchHandler(source, fed);
+      // The highest event time before `from`: the source's watermark there (the lowest an actor
+      // holds) plus the allowed out-of-orderness. Watermarks then follow from the log alone.
+      const watermark = Math.min(...fed.map((a) => a.core.watermarks[source.id] ?? Number.NEGATIVE_INFINITY));
+      const onBatch = this.#batchHandler(source, fed, watermark + source.maxOutOfOrderMs);
       const reader = await startReader(this.js, {
         stream: source.stream,
         subject: source.subject,
@@ -196,24 +200,20 @@ export class Worker {
     }
   }
 
-  #batchHandler(source: SourcePlan, fed: RunningActor[]): (messages: SourceMessage[]) => void {
+  #batchHandler(source: SourcePlan, fed: RunningActor[], maxEventTime: number): (messages: SourceMessage[]) => void {
     const pipelineId = this.pipeline.id;
+    const { eventTime, maxOutOfOrderMs } = source;
     let current: SourceMessage | undefined;
-    const route = buildRouter(source, this.plan, {
+    const event = { time: Number.NaN, watermark: Number.NEGATIVE_INFINITY };
+    const setAside = (step: string, seq: number, reason: string, data: Uint8Array) => {
+      this.sourceDeadLetters++;
+      publishSideOutput(this.publisher, pipelineId, "dlq", { step, source: source.id, sourceStream: source.stream, sourceSeq: seq, reason, data });
+    };
+    const route = buildRouter(source, this.plan, event, {
       buffer: (step, partition, rec) => {
         this.#byStep.get(step)![partition]!.buffer.push(rec);
       },
-      fail: (step, seq, reason) => {
-        this.sourceDeadLetters++;
-        publishDeadLetter(this.publisher, pipelineId, {
-          step,
-          source: source.id,
-          sourceStream: source.stream,
-          sourceSeq: seq,
-          reason,
-          data: current!.data,
-        });
-      },
+      fail: (step, seq, reason) => setAside(step, seq, reason, current!.data),
     });
     return (messages) => {
       if (this.#paused) return;
@@ -221,24 +221,33 @@ export class Worker {
         current = m;
         const decoded = source.decode(m.data);
         if (Either.isLeft(decoded)) {
-          this.sourceDeadLetters++;
-          publishDeadLetter(this.publisher, pipelineId, {
-            step: source.id,
-            source: source.id,
-            sourceStream: source.stream,
-            sourceSeq: m.seq,
-            reason: decoded.left,
-            data: m.data,
-          });
+          setAside(source.id, m.seq, decoded.left, m.data);
           continue;
+        }
+        if (eventTime) {
+          let time: number;
+          try {
+            time = eventTime(decoded.right);
+          } catch (error) {
+            setAside(source.id, m.seq, `eventTime of source "${source.id}" threw: ${(error as Error)?.message ?? error}`, m.data);
+            continue;
+          }
+          if (!Number.isFinite(time)) {
+            setAside(source.id, m.seq, `eventTime of source "${source.id}" returned ${time}, not a number of milliseconds`, m.data);
+            continue;
+          }
+          event.time = time;
+          event.watermark = maxEventTime - maxOutOfOrderMs;
+          if (time > maxEventTime) maxEventTime = time;
         }
         route(decoded.right, m.seq);
       }
       const upTo = messages[messages.length - 1]!.seq;
+      const watermark = maxEventTime - maxOutOfOrderMs;
       for (const a of fed) {
         const records = a.buffer;
         a.buffer = [];
-        a.actor.send({ type: "batch", batch: { source: source.id, records, upTo } });
+        a.actor.send({ type: "batch", batch: { source: source.id, records, upTo, watermark } });
       }
     };
   }

@@ -32,6 +32,8 @@ export interface Manifest {
   readonly checkpoint: number;
   /** Per source: the last sequence whose effect is in this state. */
   readonly positions: Readonly<Record<string, number>>;
+  /** Per source: its event-time watermark as of `positions` (JSON has no -Infinity: absent). */
+  readonly watermarks: Readonly<Record<string, number>>;
   readonly chunkBits: number;
   /** Chunk index to the KV key holding its committed bytes. */
   readonly chunks: Readonly<Record<string, string>>;
@@ -90,6 +92,7 @@ export class CheckpointStore {
         oldestGeneration: 1,
         checkpoint: 0,
         positions: {},
+        watermarks: {},
         chunkBits: 0,
         chunks: {},
         keys: 0,
@@ -99,7 +102,8 @@ export class CheckpointStore {
       const revision = await this.#cas(key, manifest, 0);
       return { manifest, revision, chunks: [] };
     }
-    const previous = JSON.parse(decoder.decode(entry.value)) as Manifest;
+    const parsed = JSON.parse(decoder.decode(entry.value)) as Manifest;
+    const previous: Manifest = { ...parsed, watermarks: parsed.watermarks ?? {} };
     const manifest: Manifest = { ...previous, generation: previous.generation + 1 };
     const revision = await this.#cas(key, manifest, entry.revision);
     const chunks = await Promise.all(

@@ -1,0 +1,119 @@
+/**
+ * Event-time windows: tumbling and hopping windows over out-of-order events equal a batch
+ * computation of the same definition; events behind the watermark go to the late-events stream
+ * with a reason; window state is dropped once the watermark passes; a stop and restart in the
+ * middle emits every window exactly once.
+ */
+import { describe, expect, it } from "vitest";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { generateOrders, type Order, publishOrders } from "../examples/coffee-shop/orders.ts";
+import { Order as OrderSchema } from "../examples/coffee-shop/orders.ts";
+import { readLateEvents } from "../src/log/side-outputs.ts";
+import { pipeline } from "../src/pipeline/pipeline.ts";
+import { Worker } from "../src/runtime/worker.ts";
+import { useNatsServer, waitFor } from "./support/nats.ts";
+
+interface WindowRow {
+  key: string;
+  windowStart: number;
+  windowEnd: number;
+  orders: number;
+  qty: number;
+}
+
+/** The batch definition: per store and window, over the events that were not late on arrival. */
+function oracle(orders: readonly Order[], size: number, slide: number, outOfOrder: number) {
+  let maxTs = Number.NEGATIVE_INFINITY;
+  const windows = new Map<string, WindowRow>();
+  const late: number[] = [];
+  orders.forEach((o, i) => {
+    const wm = maxTs - outOfOrder;
+    maxTs = Math.max(maxTs, o.ts);
+    const last = Math.floor(o.ts / slide) * slide;
+    let accepted = false;
+    for (let start = last - size + slide; start <= last; start += slide) {
+      if (start + size <= wm) continue;
+      accepted = true;
+      const id = `${o.store}/${start}`;
+      const row = windows.get(id) ?? { key: o.store, windowStart: start, windowEnd: start + size, orders: 0, qty: 0 };
+      row.orders++;
+      row.qty += o.qty;
+      windows.set(id, row);
+    }
+    if (!accepted) late.push(i + 1);
+  });
+  const finalWm = maxTs - outOfOrder;
+  const fired = [...windows.values()].filter((w) => w.windowEnd <= finalWm);
+  return { fired, late };
+}
+
+function windowed(id: string, size: number, slide: number, stream = "orders") {
+  const p = pipeline(id, { partitions: 3 });
+  p.source("orders", { stream, schema: OrderSchema, eventTime: (o) => o.ts, maxOutOfOrderMs: 1_000 })
+    .keyBy("by-store", "store")
+    .window("w", { size, slide })
+    .aggregate("per-window", (a) => ({ orders: a.count(), qty: a.sum("qty") }))
+    .toStream("out", { stream: `${id}_out` });
+  return p;
+}
+
+async function readAll(nc: NatsConnection, stream: string): Promise<WindowRow[]> {
+  const consumer = await jetstream(nc).consumers.get(stream);
+  if ((await consumer.info(true)).num_pending === 0) return [];
+  const out: WindowRow[] = [];
+  const messages = await consumer.consume();
+  for await (const m of messages) {
+    out.push(m.json());
+    if (m.info.pending === 0) break;
+  }
+  await messages.close();
+  return out;
+}
+
+const sortRows = (rows: WindowRow[]) => [...rows].sort((a, b) => a.key.localeCompare(b.key) || a.windowStart - b.windowStart);
+
+describe("event-time windows", () => {
+  const nats = useNatsServer();
+  const count = 6_000;
+  // 100 ms apart with up to 2 s of disorder against a 1 s bound: some events are late.
+  const orders = [...generateOrders({ seed: 3, count })];
+
+  it("tumbling windows equal the batch definition; late events are set aside; state is freed", { timeout: 60_000 }, async () => {
+    const nc = await nats.connect();
+    await publishOrders(nc, { stream: "orders", seed: 3, count });
+    const worker = await Worker.start(nc, windowed("tumble", 60_000, 60_000), { checkpointMs: 50 });
+    await waitFor(() => worker.committedPosition("orders") >= count, { timeoutMs: 30_000, message: "caught up" });
+    const keys = worker.status().reduce((n, a) => n + a.keys, 0);
+    await worker.stop();
+
+    const { fired, late } = oracle(orders, 60_000, 60_000, 1_000);
+    expect(fired.length).toBeGreaterThan(40);
+    expect(late.length).toBeGreaterThan(0);
+    expect(sortRows(await readAll(nc, "tumble_out"))).toEqual(sortRows(fired));
+    const lateEvents = await readLateEvents(nc, "tumble");
+    expect(lateEvents.map((e) => e.sourceSeq).sort((a, b) => a - b)).toEqual(late);
+    expect(lateEvents[0]!.reason).toMatch(/older than watermark/);
+    // Only windows the watermark has not passed keep state: at most one per store.
+    expect(keys).toBeLessThanOrEqual(5);
+  });
+
+  it("hopping windows, across a stop and restart, emit every window once", { timeout: 60_000 }, async () => {
+    const nc = await nats.connect();
+    const p = () => windowed("hop", 300_000, 60_000, "orders2");
+    // The first worker sees half of the orders, stops, and a second one carries on.
+    await publishOrders(nc, { stream: "orders2", subjectPrefix: "orders2", seed: 3, count: count / 2 });
+    const first = await Worker.start(nc, p(), { checkpointMs: 50 });
+    await waitFor(() => first.committedPosition("orders") >= count / 2, { timeoutMs: 30_000, message: "half way" });
+    await first.stop();
+    const half = (await readAll(nc, "hop_out")).length;
+    expect(half).toBeGreaterThan(0);
+    await publishOrders(nc, { stream: "orders2", subjectPrefix: "orders2", seed: 3, count });
+    const second = await Worker.start(nc, p(), { checkpointMs: 50 });
+    await waitFor(() => second.committedPosition("orders") >= count, { timeoutMs: 30_000, message: "caught up" });
+    await second.stop();
+    const { fired } = oracle(orders, 300_000, 60_000, 1_000);
+    expect(sortRows(await readAll(nc, "hop_out"))).toEqual(sortRows(fired));
+    expect((await (await jetstreamManager(nc)).streams.info("hop_out")).state.messages).toBe(fired.length);
+  });
+});

@@ -10,6 +10,7 @@ import { generateOrders, mulberry32, publishOrders } from "../examples/coffee-sh
 import { readTable } from "../src/state/table.ts";
 import { expectedTables, type ItemRow, type StoreRow } from "./support/coffee-shop-oracle.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
+import { windowOracle } from "./support/window-oracle.ts";
 import { coffeeShopActors, committedPosition, startWorkerProcess } from "./support/worker-process.ts";
 
 
@@ -59,15 +60,21 @@ describe("exactly-once under SIGKILL", () => {
 
     // The stream sink: every large order exactly once, although replays published some again.
     const large = [...generateOrders({ seed, count })].filter((o) => o.qty >= 4).map((o) => o.orderId);
-    const sunk = await readStream(nc, "large_orders");
+    const sunk = await readStream<{ orderId: string }>(nc, "large_orders");
     expect(sunk.map((o) => o.orderId)).toEqual(large);
+
+    // Windows: every closed store-minute exactly once, equal to the batch definition.
+    const { fired } = windowOracle([...generateOrders({ seed, count })], 60_000, 60_000, 2_000);
+    const byWindow = (a: { key: string; windowStart: number }, b: { key: string; windowStart: number }) => a.key.localeCompare(b.key) || a.windowStart - b.windowStart;
+    const minutes = await readStream<{ key: string; windowStart: number; windowEnd: number; orders: number; revenue: number }>(nc, "revenue_per_minute");
+    expect(minutes.sort(byWindow)).toEqual(fired.map(({ key, windowStart, windowEnd, orders, revenue }) => ({ key, windowStart, windowEnd, orders, revenue })).sort(byWindow));
   });
 });
 
-async function readStream(nc: NatsConnection, stream: string): Promise<{ orderId: string }[]> {
+async function readStream<T>(nc: NatsConnection, stream: string): Promise<T[]> {
   const consumer = await jetstream(nc).consumers.get(stream);
   const total = (await consumer.info(true)).num_pending;
-  const out: { orderId: string }[] = [];
+  const out: T[] = [];
   if (total === 0) return out;
   const messages = await consumer.consume();
   for await (const m of messages) {

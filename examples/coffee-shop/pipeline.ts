@@ -1,8 +1,9 @@
 /**
  * The coffee shop, the example Eddy is explained with: order events flow into the `orders`
  * stream; the pipeline keeps revenue, order count, items sold and the average ticket per store
- * and per item in two result tables that a dashboard reads, and forwards large orders (4 items
- * or more) to the `large_orders` stream for the barista screen.
+ * and per item in two result tables that a dashboard reads, forwards large orders (4 items or
+ * more) to the `large_orders` stream for the barista screen, and sends revenue per store per
+ * one-minute window (by the order's own time) to the `revenue_per_minute` stream.
  *
  * @example
  * const worker = await Worker.start(nc, coffeeShop());
@@ -24,7 +25,7 @@ export interface CoffeeShopOptions {
 export function coffeeShop(options: CoffeeShopOptions = {}): Pipeline {
   const p = pipeline(options.id ?? "coffee-shop", { partitions: options.partitions ?? 4 });
   const orders = p
-    .source("orders", { stream: options.stream ?? "orders", schema: Order })
+    .source("orders", { stream: options.stream ?? "orders", schema: Order, eventTime: (o) => o.ts, maxOutOfOrderMs: 2_000 })
     .map("priced", (o) => ({ ...o, revenue: Math.round(o.qty * o.unitPrice * 100) / 100 }));
 
   orders
@@ -46,6 +47,12 @@ export function coffeeShop(options: CoffeeShopOptions = {}): Pipeline {
       sold: a.sum("qty"),
     }))
     .toTable(`revenue_by_item${options.tableSuffix ?? ""}`);
+
+  orders
+    .keyBy("by-store-minute", "store")
+    .window("minute", { size: 60_000 })
+    .aggregate("store-minute", (a) => ({ orders: a.count(), revenue: a.sum("revenue") }))
+    .toStream("revenue-per-minute", { stream: `revenue_per_minute${options.tableSuffix ?? ""}` });
 
   orders.filter("large", (o) => o.qty >= 4).toStream("large-orders", { stream: `large_orders${options.tableSuffix ?? ""}` });
 

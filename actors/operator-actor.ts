@@ -111,6 +111,10 @@ export class OperatorCore implements ActorCore {
     };
   }
 
+  get lastCheckpointMs(): number {
+    return this.metrics.lastCheckpointMs;
+  }
+
   /** The event-time watermark of this actor: the lowest over its sources. */
   get watermark(): number {
     let low = Number.POSITIVE_INFINITY;

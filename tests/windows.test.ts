@@ -15,11 +15,11 @@ import { Worker } from "../src/runtime/worker.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
 import { type WindowRow, windowOracle as oracle } from "./support/window-oracle.ts";
 
-function windowed(id: string, size: number, slide: number, stream = "orders") {
+function windowed(id: string, size: number, slide: number, stream = "orders", allowedLatenessMs = 0) {
   const p = pipeline(id, { partitions: 3 });
   p.source("orders", { stream, schema: OrderSchema, eventTime: (o) => o.ts, maxOutOfOrderMs: 1_000 })
     .keyBy("by-store", "store")
-    .window("w", { size, slide })
+    .window("w", { size, slide, allowedLatenessMs })
     .aggregate("per-window", (a) => ({ orders: a.count(), qty: a.sum("qty") }))
     .toStream("out", { stream: `${id}_out` });
   return p;
@@ -84,5 +84,27 @@ describe("event-time windows", () => {
     const { fired } = oracle(orders, 300_000, 60_000, 1_000);
     expect(sortRows(await readAll(nc, "hop_out"))).toEqual(sortRows(fired));
     expect((await (await jetstreamManager(nc)).streams.info("hop_out")).state.messages).toBe(fired.length);
+  });
+
+  it("with allowed lateness, late events update their window and re-emit its row", { timeout: 60_000 }, async () => {
+    const nc = await nats.connect();
+    // "orders" holds the 6,000 orders published by the first test.
+    const worker = await Worker.start(nc, windowed("lateness", 60_000, 60_000, "orders", 800), { checkpointMs: 50 });
+    await waitFor(() => worker.committedPosition("orders") >= count, { timeoutMs: 30_000, message: "caught up" });
+    await worker.stop();
+    const { fired, late, emissions } = oracle(orders, 60_000, 60_000, 1_000, 800);
+    const rows = await readAll(nc, "lateness_out");
+    // The last row of each window is its final value; a window is emitted once plus once per late update.
+    const last = new Map<string, Emitted>();
+    const counts = new Map<string, number>();
+    for (const r of rows) {
+      const id = `${r.key}/${r.windowStart}`;
+      last.set(id, r);
+      counts.set(id, (counts.get(id) ?? 0) + 1);
+    }
+    expect(sortRows([...last.values()])).toEqual(sortRows(fired));
+    expect(counts).toEqual(new Map([...emissions].filter(([id]) => last.has(id))));
+    expect([...counts.values()].some((n) => n > 1)).toBe(true);
+    expect((await readLateEvents(nc, "lateness")).map((e) => e.sourceSeq).sort((a, b) => a - b)).toEqual(late);
   });
 });

@@ -16,19 +16,24 @@ export interface WindowRow {
 }
 
 /** The batch definition: per store and window, over the events that were not late on arrival. */
-export function windowOracle(orders: readonly Order[], size: number, slide: number, outOfOrder: number) {
+export function windowOracle(orders: readonly Order[], size: number, slide: number, outOfOrder: number, lateness = 0) {
   let maxTs = Number.NEGATIVE_INFINITY;
   const windows = new Map<string, WindowRow>();
   const late: number[] = [];
+  /** Emissions per window: one when the watermark passes its end, one per event after that. */
+  const emissions = new Map<string, number>();
+  const onTime = new Set<string>();
   orders.forEach((o, i) => {
     const wm = maxTs - outOfOrder;
     maxTs = Math.max(maxTs, o.ts);
     const last = Math.floor(o.ts / slide) * slide;
     let accepted = false;
     for (let start = last - size + slide; start <= last; start += slide) {
-      if (start + size <= wm) continue;
+      if (start + size + lateness <= wm) continue;
       accepted = true;
       const id = `${o.store}/${start}`;
+      if (start + size <= wm) emissions.set(id, (emissions.get(id) ?? 0) + 1);
+      else onTime.add(id);
       const row = windows.get(id) ?? { key: o.store, windowStart: start, windowEnd: start + size, orders: 0, qty: 0, revenue: 0 };
       row.orders++;
       row.qty += o.qty;
@@ -39,6 +44,10 @@ export function windowOracle(orders: readonly Order[], size: number, slide: numb
   });
   const finalWm = maxTs - outOfOrder;
   const fired = [...windows.values()].filter((w) => w.windowEnd <= finalWm);
-  return { fired, late };
+  for (const w of fired) {
+    const id = `${w.key}/${w.windowStart}`;
+    if (onTime.has(id)) emissions.set(id, (emissions.get(id) ?? 0) + 1);
+  }
+  return { fired, late, emissions };
 }
 

@@ -1,6 +1,7 @@
 /**
- * The window operator: per key, event-time windows (tumbling, or hopping: `size` every `slide`)
- * each folding its events with the step's aggregate. A window's row is emitted once, when the
+ * The window operator: per key, event-time windows (tumbling, hopping: `size` every `slide`, or
+ * sessions: events closer than `gap` together, merging as events bridge them) each folding its
+ * events with the step's aggregate. A window's row is emitted once, when the
  * actor's watermark passes the window's end; an event that arrives after that but within the
  * allowed lateness updates the window and emits its row again; an event whose every window is
  * older than that goes to the late-events stream. A window's state is dropped as soon as the
@@ -22,17 +23,19 @@ import { type Key, keyHash } from "../src/pipeline/partition.ts";
 import type { KeyedState } from "../src/state/keyed-state.ts";
 import type { Operator, OperatorContext } from "./operator.ts";
 
-export interface WindowOptions {
-  readonly size: number;
-  readonly slide: number;
-  readonly allowedLatenessMs: number;
-}
+export type WindowOptions =
+  | { readonly size: number; readonly slide: number; readonly allowedLatenessMs: number }
+  | { readonly gap: number; readonly allowedLatenessMs: number };
 
-/** A key's windows: window start to [aggregate state, emissions so far]. */
-type Windows = Record<string, readonly [state: unknown[], emitted: number]>;
+/** A key's windows: window start to [aggregate state, emissions so far, window end]. */
+type Windows = Record<string, Window>;
+type Window = readonly [state: unknown[], emitted: number, end: number];
 
 export function windowOperator(aggregate: CompiledAggregate<unknown>, options: WindowOptions): Operator {
-  const { size, slide, allowedLatenessMs: lateness } = options;
+  const lateness = options.allowedLatenessMs;
+  const gap = "gap" in options ? options.gap : 0;
+  const size = "size" in options ? options.size : 0;
+  const slide = "slide" in options ? options.slide : 0;
   /** Due time to the keys to look at then (a window's end, and its end plus lateness). */
   const timers = new Map<number, Set<Key>>();
   const addTimer = (at: number, key: Key) => {
@@ -40,12 +43,12 @@ export function windowOperator(aggregate: CompiledAggregate<unknown>, options: W
     if (!keys) timers.set(at, (keys = new Set()));
     keys.add(key);
   };
-  const schedule = (key: Key, start: number) => {
-    addTimer(start + size, key);
-    if (lateness > 0) addTimer(start + size + lateness, key);
+  const schedule = (key: Key, end: number) => {
+    addTimer(end, key);
+    if (lateness > 0) addTimer(end + lateness, key);
   };
-  const emit = (ctx: OperatorContext, key: Key, start: number, state: unknown[], n: number) => {
-    ctx.emit(`${key}/${start}/${n}`, { ...aggregate.row(key, state), windowStart: start, windowEnd: start + size });
+  const emit = (ctx: OperatorContext, key: Key, start: number, [state, n, end]: Window) => {
+    ctx.emit(`${key}/${start}/${n}`, { ...aggregate.row(key, state), windowStart: start, windowEnd: end });
   };
   /** Emit what the watermark closed and drop what it expired, for one key. */
   const visit = (ctx: OperatorContext, key: Key) => {
@@ -53,15 +56,14 @@ export function windowOperator(aggregate: CompiledAggregate<unknown>, options: W
     const windows = ctx.state.get(key, hash) as Windows | undefined;
     if (!windows) return;
     const wm = ctx.watermark;
-    let next: Record<string, readonly [unknown[], number]> | undefined;
-    for (const [s, [state, emitted]] of Object.entries(windows)) {
-      const start = Number(s);
-      const end = start + size;
+    let next: Windows | undefined;
+    for (const [s, window] of Object.entries(windows)) {
+      const [state, emitted, end] = window;
       if (end > wm) continue;
       next ??= { ...windows };
       if (emitted === 0) {
-        emit(ctx, key, start, state, 0);
-        next[s] = [state, 1];
+        emit(ctx, key, Number(s), window);
+        next[s] = [state, 1, end];
       }
       if (end + lateness <= wm) delete next[s];
     }
@@ -76,26 +78,50 @@ export function windowOperator(aggregate: CompiledAggregate<unknown>, options: W
       if (!Number.isFinite(t)) throw new Error(`event time ${rec.time} is not a number of milliseconds`);
       const wm = ctx.watermark;
       const windows = ctx.state.get(rec.key, rec.hash) as Windows | undefined;
-      const next: Record<string, readonly [unknown[], number]> = { ...windows };
-      const last = Math.floor(t / slide) * slide;
-      let accepted = false;
-      for (let start = last - size + slide; start <= last; start += slide) {
-        const end = start + size;
-        if (end + lateness <= wm) continue; // this window is closed for good
-        const before = next[start];
-        const state = before ? aggregate.add(before[0], rec.value) : aggregate.init(rec.value);
-        let emitted = before ? before[1] : 0;
+      const next: Windows = { ...windows };
+      /** Put the event's fold into window `start`, unless that window is closed for good. */
+      const place = (start: number, end: number, state: unknown[], emitted: number, isNew: boolean): boolean => {
+        if (end + lateness <= wm) return false;
         if (end <= wm) {
           // Late, within the allowed lateness: the window fired already; send its new row now.
-          emit(ctx, rec.key, start, state, emitted);
+          emit(ctx, rec.key, start, [state, emitted, end]);
           emitted++;
         }
-        if (!before) schedule(rec.key, start);
-        next[start] = [state, emitted];
-        accepted = true;
+        if (isNew) schedule(rec.key, end);
+        next[start] = [state, emitted, end];
+        return true;
+      };
+      let accepted = false;
+      if (gap > 0) {
+        // A session: the event's own [t, t + gap), merged with every session it overlaps.
+        let start = t;
+        let end = t + gap;
+        let state = aggregate.init(rec.value);
+        let emitted = 0;
+        const merged: string[] = [];
+        for (const [s, [other, otherEmitted, otherEnd]] of Object.entries(next)) {
+          if (Number(s) < t + gap && t < otherEnd) {
+            merged.push(s);
+            start = Math.min(start, Number(s));
+            end = Math.max(end, otherEnd);
+            state = aggregate.merge(other, state);
+            emitted = Math.max(emitted, otherEmitted);
+          }
+        }
+        if (end + lateness > wm) {
+          for (const s of merged) delete next[s];
+          accepted = place(start, end, state, emitted, true);
+        }
+      } else {
+        const last = Math.floor(t / slide) * slide;
+        for (let start = last - size + slide; start <= last; start += slide) {
+          const before = next[start];
+          const state = before ? aggregate.add(before[0], rec.value) : aggregate.init(rec.value);
+          if (place(start, start + size, state, before ? before[1] : 0, !before)) accepted = true;
+        }
       }
       if (!accepted) {
-        ctx.late(rec, `event time ${t} is older than watermark ${wm} minus the allowed lateness ${lateness} ms: its windows (size ${size} ms) have closed`);
+        ctx.late(rec, `event time ${t} is older than watermark ${wm} minus the allowed lateness ${lateness} ms: its window has closed`);
         return;
       }
       ctx.state.set(rec.key, rec.hash, next);
@@ -112,7 +138,7 @@ export function windowOperator(aggregate: CompiledAggregate<unknown>, options: W
     restore(state: KeyedState<unknown>) {
       timers.clear();
       for (const [key, windows] of state.entries()) {
-        for (const s of Object.keys(windows as Windows)) schedule(key, Number(s));
+        for (const [, , end] of Object.values(windows as Windows)) schedule(key, end);
       }
     },
     row: (key, windows) => ({ key, windows }),

@@ -10,6 +10,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { generateOrders, publishOrders } from "../examples/coffee-shop/orders.ts";
 import { Order as OrderSchema } from "../examples/coffee-shop/orders.ts";
 import { readLateEvents } from "../src/log/side-outputs.ts";
+import { Schema } from "effect";
 import { pipeline } from "../src/pipeline/pipeline.ts";
 import { Worker } from "../src/runtime/worker.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
@@ -106,5 +107,53 @@ describe("event-time windows", () => {
     expect(counts).toEqual(new Map([...emissions].filter(([id]) => last.has(id))));
     expect([...counts.values()].some((n) => n > 1)).toBe(true);
     expect((await readLateEvents(nc, "lateness")).map((e) => e.sourceSeq).sort((a, b) => a - b)).toEqual(late);
+  });
+
+  it("session windows merge events closer than the gap, and equal the batch definition", { timeout: 60_000 }, async () => {
+    const nc = await nats.connect();
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: "visits", subjects: ["visits"] });
+    // Per user, bursts of clicks: gaps inside a burst < 30 s, between bursts > 30 s; a little disorder.
+    const clicks: { user: string; ts: number }[] = [];
+    for (let i = 0; i < 3_000; i++) {
+      const user = `u${i % 7}`;
+      const burst = Math.floor(i / 70);
+      clicks.push({ user, ts: burst * 120_000 + (i % 70) * 1_000 + ((i * 37) % 5) * 300 });
+    }
+    const js = jetstream(nc);
+    for (const c of clicks) await js.publish("visits", JSON.stringify(c));
+    const p = pipeline("sessions", { partitions: 2 });
+    p.source("visits", { stream: "visits", schema: Schema.Struct({ user: Schema.String, ts: Schema.Number }), eventTime: (c) => c.ts, maxOutOfOrderMs: 2_000 })
+      .keyBy("by-user", "user")
+      .window("visit", { gap: 30_000 })
+      .aggregate("clicks", (a) => ({ clicks: a.count(), first: a.min("ts"), last: a.max("ts") }))
+      .toStream("sessions-out", { stream: "sessions_out" });
+    const worker = await Worker.start(nc, p, { checkpointMs: 50 });
+    await waitFor(() => worker.committedPosition("visits") >= clicks.length, { timeoutMs: 30_000, message: "caught up" });
+    await worker.stop();
+
+    // The batch definition: per user, sort the clicks by time and cut where the gap is >= 30 s.
+    // (Disorder here is at most 1.2 s, under the 2 s bound: no click is late.)
+    expect(await readLateEvents(nc, "sessions")).toEqual([]);
+    const byUser = new Map<string, number[]>();
+    for (const c of clicks) byUser.set(c.user, [...(byUser.get(c.user) ?? []), c.ts]);
+    const finalWm = Math.max(...clicks.map((c) => c.ts)) - 2_000;
+    const expected: { key: string; windowStart: number; windowEnd: number; clicks: number; first: number; last: number }[] = [];
+    for (const [user, times] of byUser) {
+      times.sort((a, b) => a - b);
+      let start = 0;
+      for (let i = 1; i <= times.length; i++) {
+        if (i === times.length || times[i]! - times[i - 1]! >= 30_000) {
+          const session = times.slice(start, i);
+          const end = session.at(-1)! + 30_000;
+          if (end <= finalWm) expected.push({ key: user, windowStart: session[0]!, windowEnd: end, clicks: session.length, first: session[0]!, last: session.at(-1)! });
+          start = i;
+        }
+      }
+    }
+    const got = await readAll(nc, "sessions_out");
+    const order = (a: { key: string; windowStart: number }, b: { key: string; windowStart: number }) => a.key.localeCompare(b.key) || a.windowStart - b.windowStart;
+    expect((got as unknown as typeof expected).sort(order)).toEqual(expected.sort(order));
+    expect(expected.length).toBeGreaterThan(30);
   });
 });

@@ -26,6 +26,8 @@ export interface Aggregate<T, S, O> {
   readonly kind: "count" | "sum" | "min" | "max" | "avg" | "reduce";
   init(value: T): S;
   add(state: S, value: T): S;
+  /** Combine two states (session windows merge); absent for a user fold. */
+  merge?(a: S, b: S): S;
   result(state: S): O;
 }
 
@@ -62,18 +64,18 @@ function reader<T>(of: NumberOf<T>): (value: T) => number {
 /** The builder handed to a spec function. */
 export function aggregates<T>(): Aggregates<T> {
   return {
-    count: () => ({ kind: "count", init: () => 1, add: (n) => n + 1, result: (n) => n }),
+    count: () => ({ kind: "count", init: () => 1, add: (n) => n + 1, merge: (a, b) => a + b, result: (n) => n }),
     sum(of) {
       const read = reader(of);
-      return { kind: "sum", init: read, add: (s, v) => s + read(v), result: (s) => s };
+      return { kind: "sum", init: read, add: (s, v) => s + read(v), merge: (a, b) => a + b, result: (s) => s };
     },
     min(of) {
       const read = reader(of);
-      return { kind: "min", init: read, add: (s, v) => Math.min(s, read(v)), result: (s) => s };
+      return { kind: "min", init: read, add: (s, v) => Math.min(s, read(v)), merge: Math.min, result: (s) => s };
     },
     max(of) {
       const read = reader(of);
-      return { kind: "max", init: read, add: (s, v) => Math.max(s, read(v)), result: (s) => s };
+      return { kind: "max", init: read, add: (s, v) => Math.max(s, read(v)), merge: Math.max, result: (s) => s };
     },
     avg(of) {
       const read = reader(of);
@@ -81,6 +83,7 @@ export function aggregates<T>(): Aggregates<T> {
         kind: "avg",
         init: (v) => [read(v), 1],
         add: (s, v) => [s[0] + read(v), s[1] + 1],
+        merge: (a, b) => [a[0] + b[0], a[1] + b[1]],
         result: (s) => s[0] / s[1],
       };
     },
@@ -102,6 +105,9 @@ export interface CompiledAggregate<T> {
   readonly columns: readonly string[];
   init(value: T): unknown[];
   add(state: unknown[], value: T): unknown[];
+  /** Whether every part can merge (`merge` throws otherwise). */
+  readonly mergeable: boolean;
+  merge(a: unknown[], b: unknown[]): unknown[];
   row(key: unknown, state: unknown[]): Record<string, unknown>;
 }
 
@@ -119,6 +125,12 @@ export function compileAggregate<T>(spec: AggregateSpec<T>): CompiledAggregate<T
     add(state, value) {
       const next = new Array<unknown>(n);
       for (let i = 0; i < n; i++) next[i] = parts[i]!.add(state[i], value);
+      return next;
+    },
+    mergeable: parts.every((p) => p.merge !== undefined),
+    merge(a, b) {
+      const next = new Array<unknown>(n);
+      for (let i = 0; i < n; i++) next[i] = parts[i]!.merge!(a[i], b[i]);
       return next;
     },
     row(key, state) {

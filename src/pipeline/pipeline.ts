@@ -41,8 +41,7 @@ export type Step =
       readonly kind: "window";
       readonly id: string;
       readonly input: string;
-      readonly size: number;
-      readonly slide: number;
+      readonly window: { readonly size: number; readonly slide: number } | { readonly gap: number };
       readonly allowedLatenessMs: number;
     }
   | {
@@ -88,14 +87,21 @@ export interface SourceOptions<T, I> {
   readonly maxOutOfOrderMs?: number;
 }
 
-/** An event-time window: tumbling (`size`), or hopping (`size` every `slide`). */
-export interface WindowSpec {
-  readonly size: number;
-  /** Default: `size` (tumbling). */
-  readonly slide?: number;
+/**
+ * An event-time window: tumbling (`size`), hopping (`size` every `slide`), or a session (events
+ * less than `gap` apart; its aggregates must be able to merge: not `reduce`).
+ */
+export type WindowSpec = (
+  | {
+      readonly size: number;
+      /** Default: `size` (tumbling). */
+      readonly slide?: number;
+    }
+  | { readonly gap: number }
+) & {
   /** How long after its end a window still takes late events (and re-emits). Default 0. */
   readonly allowedLatenessMs?: number;
-}
+};
 
 /** A windowed aggregate's row: the key, the window, and one column per aggregate. */
 export type WindowRow<K, Spec> = AggregateRow<K, Spec> & { readonly windowStart: number; readonly windowEnd: number };
@@ -243,21 +249,36 @@ export class Pipeline {
         return this.#changelog<AggregateRow<K, S>>(id);
       },
       window: (id, spec) => {
-        const slide = spec.slide ?? spec.size;
         const allowedLatenessMs = spec.allowedLatenessMs ?? 0;
-        if (!(spec.size > 0 && slide > 0 && slide <= spec.size && spec.size % slide === 0 && allowedLatenessMs >= 0)) {
-          throw new ConfigError({
-            message: `window "${id}": size ${spec.size}, slide ${slide}, allowed lateness ${allowedLatenessMs} do not make a window`,
-            hint: "size > 0; slide > 0, at most size and dividing it; allowedLatenessMs >= 0",
-          });
+        let window: { size: number; slide: number } | { gap: number };
+        if ("gap" in spec) {
+          if (!(spec.gap > 0 && allowedLatenessMs >= 0)) {
+            throw new ConfigError({ message: `window "${id}": gap ${spec.gap}, allowed lateness ${allowedLatenessMs} do not make a session window`, hint: "gap > 0; allowedLatenessMs >= 0" });
+          }
+          window = { gap: spec.gap };
+        } else {
+          const slide = spec.slide ?? spec.size;
+          if (!(spec.size > 0 && slide > 0 && slide <= spec.size && spec.size % slide === 0 && allowedLatenessMs >= 0)) {
+            throw new ConfigError({
+              message: `window "${id}": size ${spec.size}, slide ${slide}, allowed lateness ${allowedLatenessMs} do not make a window`,
+              hint: "size > 0; slide > 0, at most size and dividing it; allowedLatenessMs >= 0",
+            });
+          }
+          window = { size: spec.size, slide };
         }
         if (!this.#sourceOf(input).eventTime) {
           throw new ConfigError({ message: `window "${id}" needs event time`, hint: "declare eventTime (and maxOutOfOrderMs) on the pipeline's source" });
         }
-        this.#add({ kind: "window", id, input, size: spec.size, slide, allowedLatenessMs });
+        this.#add({ kind: "window", id, input, window, allowedLatenessMs });
         return {
           aggregate: <S extends AggregateSpec<T>>(aggId: string, aggSpec: (a: Aggregates<T>) => S) => {
-            this.#aggregate(aggId, id, aggSpec);
+            const compiled = this.#aggregate(aggId, id, aggSpec);
+            if ("gap" in window && !compiled.mergeable) {
+              throw new ConfigError({
+                message: `aggregate "${aggId}" cannot run in session window "${id}": sessions merge, and a reduce cannot`,
+                hint: "use count, sum, min, max and avg in session windows",
+              });
+            }
             return {
               toStream: (sinkId: string, options: StreamSinkOptions) => {
                 this.#add({ kind: "stream", id: sinkId, input: aggId, stream: options.stream, subject: options.subject ?? `${options.stream}.${sinkId}` });
@@ -269,12 +290,13 @@ export class Pipeline {
     };
   }
 
-  #aggregate<T>(id: string, input: string, spec: (a: Aggregates<T>) => AggregateSpec<T>): void {
+  #aggregate<T>(id: string, input: string, spec: (a: Aggregates<T>) => AggregateSpec<T>): CompiledAggregate<T> {
     const compiled = compileAggregate(spec(aggregates<T>()));
     if (compiled.columns.length === 0) {
       throw new ConfigError({ message: `aggregate "${id}" has no columns`, hint: "return e.g. { orders: a.count() }" });
     }
     this.#add({ kind: "aggregate", id, input, aggregate: compiled as CompiledAggregate<unknown> });
+    return compiled;
   }
 
   #sourceOf(id: string): Extract<Step, { kind: "source" }> {

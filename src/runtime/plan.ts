@@ -95,7 +95,7 @@ export function compile(pipeline: Pipeline): Plan {
         partitions: pipeline.partitions,
         createOperator:
           input.kind === "window"
-            ? () => windowOperator(step.aggregate, input)
+            ? () => windowOperator(step.aggregate, { ...input.window, allowedLatenessMs: input.allowedLatenessMs })
             : () => aggregateOperator(step.aggregate, streams.length > 0),
         tables: stepTables,
         streams,

@@ -20,7 +20,8 @@
  */
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { ConfigError } from "../errors.ts";
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
+import { ConfigError, StateStoreError } from "../errors.ts";
 import { chunkOf, type Key, keyHash, partitionOf } from "../pipeline/partition.ts";
 import { tableBucket } from "../pipeline/pipeline.ts";
 
@@ -47,6 +48,33 @@ export function encodePage(page: Page): Uint8Array {
   return encoder.encode(JSON.stringify(page));
 }
 
+export function decodePage(bytes: Uint8Array): Page {
+  return JSON.parse(decoder.decode(bytes)) as Page;
+}
+
+/** A partition's page layout, the value of `i.<partition>`. */
+export function decodeIndex(bytes: Uint8Array): { chunkBits: number } {
+  return JSON.parse(decoder.decode(bytes)) as { chunkBits: number };
+}
+
+export function decodeMeta(bytes: Uint8Array): TableMeta {
+  return JSON.parse(decoder.decode(bytes)) as TableMeta;
+}
+
+/** What an entry of a table bucket is, from its key. */
+export type TableEntry =
+  | { readonly kind: "meta" }
+  | { readonly kind: "index"; readonly partition: number }
+  | { readonly kind: "page"; readonly partition: number; readonly chunkBits: number; readonly chunk: number };
+
+export function parseEntryKey(key: string): TableEntry | undefined {
+  if (key === metaKey) return { kind: "meta" };
+  const [kind, partition, bits, chunk] = key.split(".");
+  if (kind === "i") return { kind: "index", partition: Number(partition) };
+  if (kind === "p") return { kind: "page", partition: Number(partition), chunkBits: Number(bits), chunk: Number(chunk) };
+  return undefined;
+}
+
 /** Create a table's bucket (if missing) and record which step writes it. */
 export async function createTable(nc: NatsConnection, name: string, meta: TableMeta): Promise<void> {
   const kv = await new Kvm(nc).create(tableBucket(name), { history: 1, storage: "file" });
@@ -58,11 +86,14 @@ export async function openTable(nc: NatsConnection, name: string): Promise<KV> {
     const kv = await new Kvm(nc).open(tableBucket(name), { bindOnly: true });
     await kv.status(); // binding does not check that the bucket exists; this does
     return kv;
-  } catch {
-    throw new ConfigError({
-      message: `there is no result table "${name}" (no KV bucket ${tableBucket(name)})`,
-      hint: "check the name with `eddy query` (no arguments lists the tables), or start the pipeline that writes it",
-    });
+  } catch (cause) {
+    if (cause instanceof JetStreamApiError && cause.code === JetStreamApiCodes.StreamNotFound) {
+      throw new ConfigError({
+        message: `there is no result table "${name}" (no KV bucket ${tableBucket(name)})`,
+        hint: "check the name with `eddy query` (no arguments lists the tables), or start the pipeline that writes it",
+      });
+    }
+    throw new StateStoreError({ key: tableBucket(name), message: `cannot open result table "${name}": ${String(cause)}`, cause });
   }
 }
 
@@ -106,16 +137,17 @@ export async function readTable<R = Record<string, unknown>>(nc: NatsConnection,
 
 /** The rows in a table bucket's entries: the pages of each partition's current layout. */
 export function rowsOf<R>(entries: ReadonlyMap<string, Uint8Array>): R[] {
-  const layout = new Map<string, number>();
+  const layout = new Map<number, number>();
   for (const [key, value] of entries) {
-    if (key.startsWith("i.")) layout.set(key.slice(2), (JSON.parse(decoder.decode(value)) as { chunkBits: number }).chunkBits);
+    const entry = parseEntryKey(key);
+    if (entry?.kind === "index") layout.set(entry.partition, decodeIndex(value).chunkBits);
   }
   const rows: R[] = [];
   for (const [key, value] of entries) {
-    if (!key.startsWith("p.")) continue;
-    const [, partition, bits] = key.split(".");
-    if (layout.get(partition!) !== Number(bits)) continue; // a page of a replaced layout
-    for (const [, row] of (JSON.parse(decoder.decode(value)) as Page).rows) rows.push(row as R);
+    const entry = parseEntryKey(key);
+    if (entry?.kind !== "page") continue;
+    if (layout.get(entry.partition) !== entry.chunkBits) continue; // a page of a replaced layout
+    for (const [, row] of decodePage(value).rows) rows.push(row as R);
   }
   return rows;
 }

@@ -31,3 +31,7 @@ export { readDeadLetters, readLateEvents } from "./log/side-outputs.ts";
 export { listTables, readRow, readTable } from "./state/table.ts";
 export { readCommitted } from "./state/checkpoint.ts";
 export { ConfigError, ConnectionError, FencedError, PublishError, StateStoreError, StreamError } from "./errors.ts";
+export { Catalog } from "./serve/catalog.ts";
+export { TableReplica } from "./serve/replica.ts";
+export { createQueryApi } from "./serve/api.ts";
+export type { QueryApi, QueryApiOptions } from "./serve/api.ts";

@@ -3,7 +3,7 @@
  * compatibility (node:child_process), the same code as on Node.
  */
 import { startNatsServer } from "./nats-server.ts";
-import type { Platform } from "./platform.ts";
+import type { FetchHandler, HttpListener, ListenOptions, Platform } from "./platform.ts";
 
 interface DenoApi {
   args: string[];
@@ -17,6 +17,10 @@ interface DenoApi {
   addSignalListener(signal: string, fn: () => void): void;
   exit(code: number): never;
   memoryUsage(): { rss: number };
+  serve(
+    options: { port: number; hostname: string; onListen(addr: { port: number; hostname: string }): void },
+    handler: (request: Request) => Response | Promise<Response>,
+  ): { finished: Promise<void>; shutdown(): Promise<void> };
 }
 const deno = (globalThis as unknown as { Deno: DenoApi }).Deno;
 const encoder = new TextEncoder();
@@ -24,6 +28,23 @@ const encoder = new TextEncoder();
 function writeAll(stream: { writeSync(bytes: Uint8Array): number }, text: string): void {
   let bytes = encoder.encode(text);
   while (bytes.length > 0) bytes = bytes.subarray(stream.writeSync(bytes));
+}
+
+/** Serve HTTP with `Deno.serve`; the Node counterpart is http-node.ts. */
+function listenDeno(fetch: FetchHandler, { port, hostname = "127.0.0.1" }: ListenOptions): Promise<HttpListener> {
+  return new Promise((resolve) => {
+    const server = deno.serve(
+      {
+        port,
+        hostname,
+        onListen: (addr) => {
+          const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+          resolve({ port: addr.port, url: `http://${host}:${addr.port}`, close: () => server.shutdown() });
+        },
+      },
+      fetch,
+    );
+  });
 }
 
 export const denoPlatform: Platform = {
@@ -54,4 +75,5 @@ export const denoPlatform: Platform = {
   exit: (code) => deno.exit(code),
   rssBytes: () => deno.memoryUsage().rss,
   startNatsServer,
+  listen: listenDeno,
 };

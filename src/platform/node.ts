@@ -4,6 +4,7 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { listenNode } from "./http-node.ts";
 import { startNatsServer } from "./nats-server.ts";
 import type { Platform } from "./platform.ts";
 
@@ -42,4 +43,5 @@ export const nodePlatform: Platform = {
   exit: (code) => process.exit(code),
   rssBytes: () => process.memoryUsage.rss(),
   startNatsServer,
+  listen: listenNode,
 };

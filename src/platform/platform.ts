@@ -7,6 +7,24 @@
  */
 import type { NatsServer, NatsServerOptions } from "./nats-server.ts";
 
+/** A Web-standard request handler, e.g. a Hono app's `fetch`. */
+export type FetchHandler = (request: Request) => Response | Promise<Response>;
+
+export interface ListenOptions {
+  /** 0 picks a free port. */
+  readonly port: number;
+  /** Default 127.0.0.1. */
+  readonly hostname?: string;
+}
+
+export interface HttpListener {
+  readonly port: number;
+  /** e.g. http://127.0.0.1:8080 */
+  readonly url: string;
+  /** Stop listening and end open connections. */
+  close(): Promise<void>;
+}
+
 export interface Platform {
   readonly runtime: "node" | "deno";
   readonly args: readonly string[];
@@ -24,4 +42,6 @@ export interface Platform {
   exit(code: number): never;
   rssBytes(): number;
   startNatsServer(options: NatsServerOptions): Promise<NatsServer>;
+  /** Serve HTTP with a fetch handler until the listener is closed. */
+  listen(fetch: FetchHandler, options: ListenOptions): Promise<HttpListener>;
 }

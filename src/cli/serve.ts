@@ -1,0 +1,73 @@
+/**
+ * `eddy serve`: the query API (src/serve/api.ts) over replicas of every result table on the
+ * server, until SIGINT or SIGTERM. Tables created later are picked up every `--refresh-ms`.
+ */
+import { Effect } from "effect";
+import { ConfigError } from "../errors.ts";
+import type { Platform } from "../platform/platform.ts";
+import { createQueryApi } from "../serve/api.ts";
+import { Catalog } from "../serve/catalog.ts";
+import type { CommandSpec, Parsed } from "./args.ts";
+import { execute } from "./run.ts";
+import { natsConnection, natsFlags, resolveUrl } from "./target.ts";
+
+export const serveCommand: CommandSpec = {
+  name: "serve",
+  summary: "Serve the result tables over HTTP (read-only JSON and Server-Sent Events) from in-memory replicas.",
+  positionals: [],
+  flags: {
+    ...natsFlags,
+    port: { type: "number", help: "HTTP port (0: a free one)", default: 8080 },
+    host: { type: "string", help: "address to listen on (0.0.0.0 for every interface)", default: "127.0.0.1" },
+    token: { type: "string", help: "require Authorization: Bearer <token> (else $EDDY_API_TOKEN; none: no auth)" },
+    cors: { type: "string", help: "allowed CORS origins, comma-separated, or *" },
+    "refresh-ms": { type: "number", help: "look for new tables this often; 0 = never", default: 5000 },
+  },
+  examples: [
+    "eddy serve --port 8080",
+    "EDDY_API_TOKEN=s3cret eddy serve --cors https://dash.example --nats nats://127.0.0.1:4222",
+    "curl localhost:8080/tables/revenue_by_store/rows?limit=10",
+  ],
+};
+
+export async function serve(platform: Platform, { flags }: Parsed): Promise<number> {
+  const url = await resolveUrl(platform, flags.nats);
+  const log = (event: string, fields: Record<string, unknown>) => platform.err(`${JSON.stringify({ event, ...fields })}\n`);
+  const token = (flags.token as string | undefined) || platform.env("EDDY_API_TOKEN") || undefined;
+  const origins = typeof flags.cors === "string" ? flags.cors.split(",").map((o) => o.trim()).filter(Boolean) : undefined;
+  const shutdown = platform.shutdownSignal();
+  await execute(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const nc = yield* natsConnection(platform, url, flags.creds);
+        const catalog = yield* Effect.acquireRelease(
+          Effect.tryPromise({ try: () => Catalog.open(nc, { refreshMs: flags["refresh-ms"] as number, log }), catch: (e) => e }),
+          (c) => Effect.promise(() => c.close()),
+        );
+        const api = createQueryApi(catalog, {
+          ...(token ? { token } : {}),
+          ...(origins ? { cors: origins.includes("*") ? "*" : origins } : {}),
+        });
+        const listener = yield* Effect.acquireRelease(
+          Effect.tryPromise({
+            try: () => platform.listen(api.fetch, { port: flags.port as number, hostname: flags.host as string }),
+            catch: (e) =>
+              new ConfigError({
+                message: `cannot listen on ${flags.host as string}:${flags.port as number}: ${(e as Error).message ?? e}`,
+                hint: "pick another --port (0 for a free one), or check --host",
+              }),
+          }),
+          (l) =>
+            Effect.promise(() => {
+              api.close(); // end the SSE streams first: open streams would hold the listener open
+              return l.close();
+            }),
+        );
+        log("serving", { url: listener.url, tables: catalog.names(), auth: token ? "bearer" : "none", cors: origins ?? null });
+        const signal = yield* Effect.promise(() => shutdown);
+        log("stopping", { signal });
+      }),
+    ),
+  );
+  return 0;
+}

@@ -1,0 +1,272 @@
+/**
+ * The query API: a read-only Hono app over the replicas of a Catalog. It codes against Web-standard
+ * Request/Response only, so the same app runs on Node and Deno; listening is the platform's job
+ * (Platform.listen).
+ *
+ * Routes (JSON unless noted):
+ * - `GET /tables`: `{ tables: [{ name, step, partitions, rows, reflects }] }`
+ * - `GET /tables/:name`: one of those
+ * - `GET /tables/:name/rows/:key`: `{ key, row, reflects }` (reflects: the key's partition)
+ * - `GET /tables/:name/rows?from=&to=&limit=&cursor=`: rows in key order, `from` inclusive, `to`
+ *   exclusive, at most `limit` (default 100, at most 1000); `next` is the cursor of the following
+ *   page (pass it back with the same from/to), null on the last page:
+ *   `{ rows: [{ key, row }], next, reflects }`
+ * - `GET /tables/:name/changes[?key=]`: Server-Sent Events. First `ready` (`{ reflects }`, and
+ *   `row` with `?key=`), then one `change` per changed row (`{ op, key, row, partition,
+ *   checkpoint, at }`), a comment every `keepAliveMs`; `overflow` then the end of the stream if
+ *   the client reads too slowly (reconnect and read the rows again).
+ *
+ * `reflects` of a table: `{ checkpoint, at, lastUpdate, partitions: [{ partition, checkpoint, at,
+ * lastUpdate }] }` where checkpoint and at are the lowest over partitions (src/serve/replica.ts).
+ *
+ * Errors: `{ error: { code, message } }` with 400 (`bad_parameter`), 401 (`unauthorized`), 404
+ * (`table_not_found`, `row_not_found`, `not_found`), 405 (`method_not_allowed`). With a token,
+ * every request needs `Authorization: Bearer <token>`, or `?access_token=<token>` (RFC 6750 2.3:
+ * for EventSource, which cannot set headers).
+ *
+ * @example
+ * const catalog = await Catalog.open(nc);
+ * const api = createQueryApi(catalog, { token: "s3cret", cors: ["https://dash.example"] });
+ * const listener = await platform.listen(api.fetch, { port: 8080 });
+ * // GET http://127.0.0.1:8080/tables/revenue_by_store/rows/store-1
+ */
+import { type Context, Hono } from "hono";
+import { cors } from "hono/cors";
+import { streamSSE } from "hono/streaming";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { type Clock, systemClock } from "../runtime/clock.ts";
+import type { Catalog } from "./catalog.ts";
+import type { RowChange, TableReplica } from "./replica.ts";
+
+export interface QueryApiOptions {
+  /** Require `Authorization: Bearer <token>` on every request. */
+  readonly token?: string;
+  /** Origins allowed by CORS ("*" for any); no CORS headers when absent. */
+  readonly cors?: string | readonly string[];
+  readonly clock?: Clock;
+  /** SSE keep-alive comment interval (default 15000 ms). */
+  readonly keepAliveMs?: number;
+  /** Changes buffered per SSE client before it is cut off (default 10000). */
+  readonly maxQueuedChanges?: number;
+}
+
+export interface QueryApi {
+  readonly app: Hono;
+  readonly fetch: (request: Request) => Response | Promise<Response>;
+  /** End every open SSE stream. */
+  close(): void;
+}
+
+export const defaultLimit = 100;
+export const maxLimit = 1000;
+
+type ErrorCode = "bad_parameter" | "unauthorized" | "table_not_found" | "row_not_found" | "not_found" | "method_not_allowed" | "internal";
+
+function fail(c: Context, status: ContentfulStatusCode, code: ErrorCode, message: string): Response {
+  return c.json({ error: { code, message } }, status);
+}
+
+export function createQueryApi(catalog: Pick<Catalog, "get" | "names">, options: QueryApiOptions = {}): QueryApi {
+  const app = new Hono();
+  const clock = options.clock ?? systemClock;
+  const closers = new Set<() => void>();
+
+  if (options.cors !== undefined) {
+    const origin = typeof options.cors === "string" ? options.cors : [...options.cors];
+    app.use("*", cors({ origin, allowMethods: ["GET", "HEAD", "OPTIONS"], allowHeaders: ["Authorization", "Last-Event-ID"], maxAge: 600 }));
+  }
+  app.use("*", async (c, next) => {
+    if (!["GET", "HEAD", "OPTIONS"].includes(c.req.method)) {
+      c.header("Allow", "GET, HEAD, OPTIONS");
+      return fail(c, 405, "method_not_allowed", `the query API is read-only; ${c.req.method} is not allowed`);
+    }
+    await next();
+  });
+  if (options.token !== undefined) {
+    const token = options.token;
+    app.use("*", async (c, next) => {
+      const header = c.req.header("Authorization");
+      const given = header?.startsWith("Bearer ") ? header.slice("Bearer ".length) : c.req.query("access_token");
+      if (given === undefined || !sameSecret(given, token)) {
+        c.header("WWW-Authenticate", 'Bearer realm="eddy"');
+        return fail(c, 401, "unauthorized", "a bearer token is required: send Authorization: Bearer <token>");
+      }
+      await next();
+    });
+  }
+
+  const table = (c: Context): TableReplica | Response => {
+    const name = c.req.param("name")!;
+    return catalog.get(name) ?? fail(c, 404, "table_not_found", `there is no result table "${name}"`);
+  };
+  const describe = (replica: TableReplica) => ({
+    name: replica.name,
+    step: replica.meta?.step ?? null,
+    partitions: replica.meta?.partitions ?? null,
+    rows: replica.size,
+    reflects: replica.reflects(),
+  });
+
+  app.get("/tables", (c) => {
+    const bad = unknownParams(c, []);
+    if (bad) return bad;
+    const tables = catalog.names().flatMap((name) => {
+      const replica = catalog.get(name);
+      return replica ? [describe(replica)] : [];
+    });
+    return c.json({ tables });
+  });
+
+  app.get("/tables/:name", (c) => {
+    const replica = table(c);
+    if (replica instanceof Response) return replica;
+    return unknownParams(c, []) ?? c.json(describe(replica));
+  });
+
+  app.get("/tables/:name/rows/:key", (c) => {
+    const replica = table(c);
+    if (replica instanceof Response) return replica;
+    const bad = unknownParams(c, []);
+    if (bad) return bad;
+    const key = c.req.param("key");
+    const row = replica.get(key);
+    if (row === undefined) return fail(c, 404, "row_not_found", `table "${replica.name}" has no row with key "${key}"`);
+    const partition = replica.partitionOf(key);
+    return c.json({ key, row, reflects: partition === undefined ? replica.reflects() : replica.reflectsPartition(partition) });
+  });
+
+  app.get("/tables/:name/rows", (c) => {
+    const replica = table(c);
+    if (replica instanceof Response) return replica;
+    const bad = unknownParams(c, ["from", "to", "limit", "cursor"]);
+    if (bad) return bad;
+    const { from, to, limit: limitText, cursor } = c.req.query();
+    let limit = defaultLimit;
+    if (limitText !== undefined) {
+      limit = Number(limitText);
+      if (!/^\d+$/.test(limitText) || limit < 1 || limit > maxLimit) {
+        return fail(c, 400, "bad_parameter", `limit must be an integer from 1 to ${maxLimit}, got "${limitText}"`);
+      }
+    }
+    let after: string | undefined;
+    if (cursor !== undefined) {
+      after = decodeCursor(cursor);
+      if (after === undefined) return fail(c, 400, "bad_parameter", "cursor is not one this API returned; pass `next` from the previous page as is");
+    }
+    if (from !== undefined && to !== undefined && from > to) {
+      return fail(c, 400, "bad_parameter", `from ("${from}") must not come after to ("${to}")`);
+    }
+    const page = replica.range({ limit, ...(from === undefined ? {} : { from }), ...(to === undefined ? {} : { to }), ...(after === undefined ? {} : { after }) });
+    return c.json({ rows: page.rows, next: page.next === undefined ? null : encodeCursor(page.next), reflects: replica.reflects() });
+  });
+
+  app.get("/tables/:name/changes", (c) => {
+    const replica = table(c);
+    if (replica instanceof Response) return replica;
+    const bad = unknownParams(c, ["key"]);
+    if (bad) return bad;
+    const key = c.req.query("key");
+    const keepAliveMs = options.keepAliveMs ?? 15_000;
+    const maxQueued = options.maxQueuedChanges ?? 10_000;
+    return streamSSE(c, async (stream) => {
+      const queue: RowChange[] = [];
+      let overflow = false;
+      let ended = false;
+      let wake: (() => void) | undefined;
+      const notify = () => {
+        const w = wake;
+        wake = undefined;
+        w?.();
+      };
+      const end = () => {
+        ended = true;
+        notify();
+      };
+      const unsubscribe = replica.subscribe((changes) => {
+        for (const change of changes) if (key === undefined || String(change.key) === key) queue.push(change);
+        if (queue.length > maxQueued) overflow = true;
+        if (queue.length > 0) notify();
+      });
+      closers.add(end);
+      stream.onAbort(end);
+      void replica.ended.then(end);
+      let id = 0;
+      try {
+        const ready = key === undefined ? { reflects: replica.reflects() } : { key, row: replica.get(key) ?? null, reflects: replica.reflects() };
+        await stream.writeSSE({ event: "ready", data: JSON.stringify(ready) });
+        while (!ended) {
+          if (overflow) {
+            await stream.writeSSE({ event: "overflow", data: JSON.stringify({ message: "changes arrived faster than this client read them; read the rows again and reconnect" }) });
+            break;
+          }
+          if (queue.length === 0) {
+            let timer: unknown;
+            const keepAlive = await new Promise<boolean>((resolve) => {
+              wake = () => resolve(false);
+              timer = clock.setTimeout(() => resolve(true), keepAliveMs);
+            });
+            clock.clearTimeout(timer);
+            wake = undefined;
+            if (keepAlive && !ended) await stream.write(": keep-alive\n\n");
+            continue;
+          }
+          for (const change of queue.splice(0)) {
+            await stream.writeSSE({ event: "change", id: String(++id), data: JSON.stringify(change) });
+          }
+        }
+      } finally {
+        unsubscribe();
+        closers.delete(end);
+      }
+    });
+  });
+
+  app.notFound((c) => fail(c, 404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}; see GET /tables`));
+  app.onError((error, c) => fail(c, 500, "internal", String(error instanceof Error ? error.message : error)));
+
+  return {
+    app,
+    fetch: (request) => app.fetch(request),
+    close: () => {
+      for (const end of [...closers]) end();
+    },
+  };
+}
+
+/** A 400 answer naming the first query parameter the route does not take, or undefined. */
+function unknownParams(c: Context, known: readonly string[]): Response | undefined {
+  for (const name of Object.keys(c.req.queries())) {
+    if (name === "access_token" || known.includes(name)) continue;
+    const takes = known.length ? `it takes ${known.join(", ")}` : "it takes none";
+    return fail(c, 400, "bad_parameter", `unknown query parameter "${name}"; ${takes}`);
+  }
+  return undefined;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** A page cursor: the last key of the page, as base64url JSON (opaque to clients). */
+export function encodeCursor(after: string): string {
+  const bytes = encoder.encode(JSON.stringify({ after }));
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+export function decodeCursor(cursor: string): string | undefined {
+  try {
+    const binary = atob(cursor.replace(/-/g, "+").replace(/_/g, "/"));
+    const value = JSON.parse(decoder.decode(Uint8Array.from(binary, (ch) => ch.charCodeAt(0)))) as { after?: unknown };
+    return typeof value.after === "string" ? value.after : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Compare secrets in time independent of where they differ. */
+function sameSecret(given: string, expected: string): boolean {
+  let diff = given.length ^ expected.length;
+  for (let i = 0; i < expected.length; i++) diff |= (given.charCodeAt(i) || 0) ^ expected.charCodeAt(i);
+  return diff === 0;
+}

@@ -1,0 +1,270 @@
+/**
+ * The query API over a live pipeline: a real nats-server, the coffee-shop pipeline run by a Worker,
+ * replicas kept current by KV watches, served over HTTP on a free port. Answers equal what
+ * readTable/readRow read from the buckets; Server-Sent Events deliver changes as new orders arrive.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { coffeeShop } from "../examples/coffee-shop/pipeline.ts";
+import { publishOrders } from "../examples/coffee-shop/orders.ts";
+import { keyHash, partitionOf } from "../src/pipeline/partition.ts";
+import { tableBucket } from "../src/pipeline/pipeline.ts";
+import { listenNode } from "../src/platform/http-node.ts";
+import type { HttpListener } from "../src/platform/platform.ts";
+import { Worker } from "../src/runtime/worker.ts";
+import { createQueryApi, type QueryApi } from "../src/serve/api.ts";
+import { Catalog } from "../src/serve/catalog.ts";
+import { createTable, encodePage, indexKey, pageKey, readRow, readTable } from "../src/state/table.ts";
+import { useNatsServer, waitFor } from "./support/nats.ts";
+
+type StoreRow = { key: string; orders: number; revenue: number };
+
+interface SseEvent {
+  readonly event: string;
+  readonly data: any;
+}
+
+/** Read a Server-Sent Events response in the background; events accumulate in `events`. */
+function readSse(response: Response): { events: SseEvent[]; done: Promise<void> } {
+  const events: SseEvent[] = [];
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  const done = (async () => {
+    let buffer = "";
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buffer += value;
+        let end: number;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          let event = "message";
+          const data: string[] = [];
+          for (const line of block.split("\n")) {
+            if (line.startsWith("event:")) event = line.slice(6).trim();
+            else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+          }
+          if (data.length) events.push({ event, data: JSON.parse(data.join("\n")) });
+        }
+      }
+    } catch {
+      // aborted
+    }
+  })();
+  return { events, done };
+}
+
+const byKey = (a: { key: unknown }, b: { key: unknown }) => (String(a.key) < String(b.key) ? -1 : String(a.key) > String(b.key) ? 1 : 0);
+
+describe("query API over a live pipeline", () => {
+  const nats = useNatsServer();
+  let nc: NatsConnection;
+  let worker: Worker;
+  let catalog: Catalog;
+  let api: QueryApi;
+  let listener: HttpListener;
+  const get = (path: string, init?: RequestInit) => fetch(`${listener.url}${path}`, init);
+
+  async function caughtUp(): Promise<void> {
+    const last = (await (await jetstreamManager(nc)).streams.info("orders")).state.last_seq;
+    await waitFor(() => worker.committedPosition("orders") >= last, { timeoutMs: 30_000, message: "pipeline caught up" });
+  }
+
+  beforeAll(async () => {
+    nc = await nats.connect();
+    await publishOrders(nc, { stream: "orders", seed: 7, count: 3000 });
+    worker = await Worker.start(nc, coffeeShop(), { checkpointMs: 50 });
+    await caughtUp();
+    catalog = await Catalog.open(nc, { refreshMs: 0 });
+    api = createQueryApi(catalog, { cors: ["https://dash.example"] });
+    listener = await listenNode(api.fetch, { port: 0 });
+  }, 60_000);
+
+  afterAll(async () => {
+    api?.close();
+    await listener?.close();
+    await catalog?.close();
+    await worker?.stop();
+  }, 30_000);
+
+  it("lists the tables with what they reflect", async () => {
+    const response = await get("/tables");
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { tables: any[] };
+    expect(body.tables.map((t) => t.name)).toEqual(["revenue_by_item", "revenue_by_store"]);
+    const store = body.tables.find((t) => t.name === "revenue_by_store");
+    expect(store).toMatchObject({ step: "store-revenue", partitions: 4, rows: 5 });
+    expect(store.reflects.checkpoint).toBeGreaterThan(0);
+    expect(store.reflects.partitions).toHaveLength(4);
+    expect(typeof store.reflects.lastUpdate).toBe("number");
+    for (const p of store.reflects.partitions) {
+      if (p.checkpoint !== null) expect(p.checkpoint).toBeGreaterThanOrEqual(store.reflects.checkpoint);
+    }
+  });
+
+  it("reads one row, with the checkpoint of its partition", async () => {
+    const response = await get("/tables/revenue_by_store/rows/store-1");
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as any;
+    expect(body.row).toEqual(await readRow(nc, "revenue_by_store", "store-1"));
+    expect(body.reflects.partition).toBe(partitionOf(keyHash("store-1"), 4));
+    expect(body.reflects.checkpoint).toBeGreaterThan(0);
+    expect(body.reflects.at).toBeGreaterThan(0);
+    expect(body.reflects.lastUpdate).toBeGreaterThan(0);
+  });
+
+  it("pages through a table in key order, and reads a range", async () => {
+    const seen: { key: string; row: unknown }[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const query: string = cursor ? `limit=3&cursor=${cursor}` : "limit=3";
+      const body = (await (await get(`/tables/revenue_by_item/rows?${query}`)).json()) as any;
+      expect(body.rows.length).toBeLessThanOrEqual(3);
+      expect(body.reflects.checkpoint).toBeGreaterThan(0);
+      seen.push(...body.rows);
+      cursor = body.next;
+      pages++;
+    } while (cursor && pages < 100);
+    const expected = (await readTable<{ key: string }>(nc, "revenue_by_item")).sort(byKey);
+    expect(seen.map((r) => r.row)).toEqual(expected);
+    expect(pages).toBe(Math.ceil(expected.length / 3));
+
+    const range = (await (await get("/tables/revenue_by_store/rows?from=store-2&to=store-4")).json()) as any;
+    expect(range.rows.map((r: any) => r.key)).toEqual(["store-2", "store-3"]);
+    expect(range.next).toBeNull();
+  });
+
+  it("answers unknown tables, keys and routes with 404 and the error shape", async () => {
+    for (const path of ["/tables/nope", "/tables/nope/rows", "/tables/nope/rows/x", "/tables/nope/changes"]) {
+      const response = await get(path);
+      expect(response.status, path).toBe(404);
+      expect(((await response.json()) as any).error).toMatchObject({ code: "table_not_found", message: expect.stringContaining("nope") });
+    }
+    const missing = await get("/tables/revenue_by_store/rows/store-99");
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as any).error.code).toBe("row_not_found");
+    const route = await get("/nothing/here");
+    expect(route.status).toBe(404);
+    expect(((await route.json()) as any).error.code).toBe("not_found");
+  });
+
+  it("answers bad parameters with 400, and writes with 405", async () => {
+    for (const query of ["limit=0", "limit=abc", "limit=1.5", "limit=5000", "cursor=garbage", "limt=3", "from=b&to=a"]) {
+      const response = await get(`/tables/revenue_by_store/rows?${query}`);
+      expect(response.status, query).toBe(400);
+      const { error } = (await response.json()) as any;
+      expect(error.code).toBe("bad_parameter");
+      expect(error.message.length).toBeGreaterThan(10);
+    }
+    const bad = await get("/tables/revenue_by_store/changes?keys=x");
+    expect(bad.status).toBe(400);
+    const post = await get("/tables/revenue_by_store/rows", { method: "POST", body: "{}" });
+    expect(post.status).toBe(405);
+    expect(((await post.json()) as any).error.code).toBe("method_not_allowed");
+  });
+
+  it("allows the configured CORS origin", async () => {
+    const response = await get("/tables", { headers: { Origin: "https://dash.example" } });
+    expect(response.headers.get("access-control-allow-origin")).toBe("https://dash.example");
+    const other = await get("/tables", { headers: { Origin: "https://evil.example" } });
+    expect(other.headers.get("access-control-allow-origin")).toBeNull();
+    const preflight = await get("/tables", {
+      method: "OPTIONS",
+      headers: { Origin: "https://dash.example", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization" },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("authorization");
+  });
+
+  it("requires the bearer token when one is set", async () => {
+    const secured = createQueryApi(catalog, { token: "s3cret", cors: "*" });
+    const ask = (path: string, headers: Record<string, string> = {}) => secured.fetch(new Request(`http://eddy${path}`, { headers }));
+    const none = await ask("/tables");
+    expect(none.status).toBe(401);
+    expect(none.headers.get("www-authenticate")).toContain("Bearer");
+    expect(((await none.json()) as any).error.code).toBe("unauthorized");
+    expect((await ask("/tables", { Authorization: "Bearer wrong" })).status).toBe(401);
+    expect((await ask("/tables", { Authorization: "Bearer s3cret-and-more" })).status).toBe(401);
+    expect((await ask("/tables", { Authorization: "Bearer s3cret" })).status).toBe(200);
+    expect((await ask("/tables/revenue_by_store/rows/store-1?access_token=s3cret")).status).toBe(200);
+    // A CORS preflight carries no token; it is answered without one.
+    const preflight = await secured.fetch(
+      new Request("http://eddy/tables", { method: "OPTIONS", headers: { Origin: "https://x.example", "Access-Control-Request-Method": "GET" } }),
+    );
+    expect(preflight.status).toBe(204);
+  });
+
+  it("streams row changes over SSE as new orders arrive, and the replica keeps equal to the bucket", { timeout: 60_000 }, async () => {
+    const aborts = new AbortController();
+    const one = await get("/tables/revenue_by_store/changes?key=store-1", { signal: aborts.signal, headers: { Accept: "text/event-stream" } });
+    expect(one.status).toBe(200);
+    expect(one.headers.get("content-type")).toContain("text/event-stream");
+    const all = await get("/tables/revenue_by_item/changes", { signal: aborts.signal });
+    const keyed = readSse(one);
+    const table = readSse(all);
+    try {
+      await waitFor(() => keyed.events.length > 0 && table.events.length > 0, { message: "ready events" });
+      const ready = keyed.events[0]!;
+      expect(ready.event).toBe("ready");
+      const before = ready.data.row as StoreRow;
+      expect(before).toEqual(await readRow(nc, "revenue_by_store", "store-1"));
+
+      await publishOrders(nc, { stream: "orders", seed: 8, count: 500 });
+      await caughtUp();
+      const after = (await readRow<StoreRow>(nc, "revenue_by_store", "store-1"))!;
+      expect(after.orders).toBeGreaterThan(before.orders);
+      await waitFor(() => keyed.events.some((e) => e.event === "change" && e.data.row.orders === after.orders), {
+        timeoutMs: 10_000,
+        message: "an SSE change with store-1's new row",
+      });
+      const changes = keyed.events.filter((e) => e.event === "change");
+      expect(changes.every((e) => e.data.key === "store-1" && e.data.op === "upsert")).toBe(true);
+      expect(changes.at(-1)!.data.checkpoint).toBeGreaterThan(0);
+      await waitFor(() => new Set(table.events.filter((e) => e.event === "change").map((e) => e.data.key)).size > 1, {
+        message: "changes of several items",
+      });
+
+      for (const name of ["revenue_by_store", "revenue_by_item"]) {
+        const expected = (await readTable<{ key: string }>(nc, name)).sort(byKey);
+        await waitFor(() => JSON.stringify(catalog.get(name)!.rows()) === JSON.stringify(expected), { message: `replica of ${name} equals readTable` });
+      }
+      const row = (await (await get("/tables/revenue_by_store/rows/store-1")).json()) as any;
+      expect(row.row).toEqual(after);
+    } finally {
+      aborts.abort();
+      await Promise.all([keyed.done, table.done]);
+    }
+  });
+
+  it("finds tables created later, follows a page layout change, and takes any key in the path", async () => {
+    await createTable(nc, "hand_made", { step: "hand", partitions: 1 });
+    const kv = await new Kvm(nc).open(tableBucket("hand_made"));
+    const rows: [string, unknown][] = [
+      ["a/b é", { key: "a/b é", n: 1 }],
+      ["plain", { key: "plain", n: 2 }],
+    ];
+    await kv.put(pageKey(0, 0, 0), encodePage({ at: 1000, checkpoint: 1, rows }));
+    await kv.put(indexKey(0), new TextEncoder().encode(JSON.stringify({ chunkBits: 0 })));
+    expect((await get("/tables/hand_made")).status).toBe(404);
+    await catalog.refresh();
+    const replica = catalog.get("hand_made")!;
+    expect(replica.rows()).toEqual([rows[0]![1], rows[1]![1]]);
+
+    const odd = await get(`/tables/hand_made/rows/${encodeURIComponent("a/b é")}`);
+    expect(odd.status).toBe(200);
+    expect(((await odd.json()) as any).row).toEqual({ key: "a/b é", n: 1 });
+
+    // A finer layout: pages first (not yet current), then the index switches to them.
+    await kv.put(pageKey(0, 1, 0), encodePage({ at: 2000, checkpoint: 2, rows: [["a/b é", { key: "a/b é", n: 10 }]] }));
+    await kv.put(pageKey(0, 1, 1), encodePage({ at: 2000, checkpoint: 2, rows: [["z", { key: "z", n: 3 }]] }));
+    await kv.put(indexKey(0), new TextEncoder().encode(JSON.stringify({ chunkBits: 1 })));
+    await waitFor(() => replica.get("z") !== undefined, { message: "the new layout applied" });
+    expect(replica.rows()).toEqual([{ key: "a/b é", n: 10 }, { key: "z", n: 3 }]);
+    expect(replica.reflectsPartition(0)).toMatchObject({ checkpoint: 2, at: 2000 });
+    expect((await get("/tables/hand_made/rows/plain")).status).toBe(404);
+  });
+});

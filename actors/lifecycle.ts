@@ -23,8 +23,6 @@ export interface ActorCore {
   checkpoint(): Promise<void>;
   /** Events processed since the last checkpoint began. */
   readonly eventsSinceCheckpoint: number;
-  /** How long the last checkpoint took, in ms. */
-  readonly lastCheckpointMs: number;
 }
 
 export interface LifecycleInput {
@@ -60,9 +58,7 @@ export const operatorLifecycle = setup({
     checkpoint: fromPromise<void, ActorCore>(({ input }) => input.checkpoint()),
   },
   delays: {
-    // At least the configured interval, and at least twice as long as the last checkpoint took:
-    // a large state that every checkpoint rewrites is not rewritten back to back.
-    checkpointInterval: ({ context }) => Math.max(context.checkpointMs, 2 * context.core.lastCheckpointMs),
+    checkpointInterval: ({ context }) => context.checkpointMs,
     backoff: ({ context }) => Math.min(context.maxBackoffMs, context.backoffMs * 2 ** context.attempt),
   },
   guards: {

@@ -81,6 +81,9 @@ export class OperatorCore implements ActorCore {
   #source = "";
   readonly #ctx: OperatorContext;
   readonly #tableBuckets: string[];
+  /** Table rows kept by an operator that owns them (key to row key to row), and their layout. */
+  #rows: KeyedState<Record<string, unknown>> | undefined;
+  #rowBits: number | undefined;
 
   constructor(readonly options: OperatorActorOptions) {
     this.#tableBuckets = (options.tables ?? []).map(tableBucket);
@@ -108,11 +111,11 @@ export class OperatorCore implements ActorCore {
         this.metrics.lateEvents++;
         this.#setAside("late", rec, reason);
       },
+      putRow: (key, hash, rowKey, row) => {
+        const rows = this.#rows;
+        if (rows) rows.set(key, hash, { ...rows.get(key, hash), [rowKey]: row });
+      },
     };
-  }
-
-  get lastCheckpointMs(): number {
-    return this.metrics.lastCheckpointMs;
   }
 
   /** The event-time watermark of this actor: the lowest over its sources. */
@@ -140,6 +143,20 @@ export class OperatorCore implements ActorCore {
     this.metrics.deadLetters = recovered.manifest.counters.deadLetters ?? 0;
     this.metrics.lateEvents = recovered.manifest.counters.lateEvents ?? 0;
     this.options.operator.restore?.(state);
+    if (this.options.operator.ownsRows && this.#tableBuckets.length > 0) {
+      const written = await store.readTablePages(this.#tableBuckets[0]!, partition);
+      const rows = new KeyedState<Record<string, unknown>>(written?.chunkBits ?? 0);
+      for (const [index, page] of written?.pages ?? []) {
+        const chunk = new Map<Key, Record<string, unknown>>();
+        for (const [rowKey, row] of page.rows) {
+          const key = (row as { key: Key }).key;
+          chunk.set(key, { ...chunk.get(key), [rowKey]: row });
+        }
+        rows.loadEntries(index, chunk);
+      }
+      this.#rows = rows;
+      this.#rowBits = written?.chunkBits;
+    }
     this.#rewriteAll = true;
     this.#positionsChanged = false;
     this.eventsSinceCheckpoint = 0;
@@ -226,6 +243,9 @@ export class OperatorCore implements ActorCore {
     if (rewriteAll) this.state.touchAll();
     const chunks = this.state.snapshotDirty();
     const chunkBits = this.state.chunkBits;
+    const rowChunks = this.#rows?.snapshotDirty() ?? [];
+    const rowBits = this.#rows?.chunkBits;
+    const previousRowBits = this.#rowBits;
     const positions = { ...this.positions };
     // -Infinity (no event time yet) does not survive JSON: leave such sources out.
     const watermarks = Object.fromEntries(Object.entries(this.watermarks).filter(([, w]) => Number.isFinite(w)));
@@ -246,7 +266,7 @@ export class OperatorCore implements ActorCore {
       store.writeChunk(key, encoded);
       chunkKeys[chunk.index] = key;
       bytes += encoded.length;
-      if (this.#tableBuckets.length > 0) {
+      if (this.#tableBuckets.length > 0 && !operator.ownsRows) {
         const rows: [Key, unknown][] = [];
         for (const [k, state] of chunk.entries) rows.push([k, operator.row(k, state)]);
         const page = encodePage({ at: started, checkpoint, rows });
@@ -256,9 +276,21 @@ export class OperatorCore implements ActorCore {
       await publisher.whenPendingBelow(maxPendingWrites);
       await nextTurn();
     }
+    // Pages of rows the operator keeps itself, by their own layout.
+    for (const chunk of rowChunks) {
+      const rows: [Key, unknown][] = [];
+      for (const byRowKey of chunk.entries.values()) rows.push(...Object.entries(byRowKey));
+      const page = encodePage({ at: started, checkpoint, rows });
+      for (const bucket of this.#tableBuckets) publisher.publish(kvSubject(bucket, pageKey(partition, rowBits!, chunk.index)), page);
+      bytes += page.length * this.#tableBuckets.length;
+      await publisher.whenPendingBelow(maxPendingWrites);
+      await nextTurn();
+    }
     const relayout = rewriteAll || chunkBits !== committed.chunkBits;
-    if (relayout) {
-      const index = encoder.encode(JSON.stringify({ chunkBits }));
+    const pageBits = operator.ownsRows ? rowBits : chunkBits;
+    const pagesRelayout = operator.ownsRows ? rowBits !== previousRowBits && rowChunks.length > 0 : relayout;
+    if (pagesRelayout && pageBits !== undefined) {
+      const index = encoder.encode(JSON.stringify({ chunkBits: pageBits }));
       for (const bucket of this.#tableBuckets) publisher.publish(kvSubject(bucket, indexKey(partition)), index);
     }
     const next: Manifest = {
@@ -279,8 +311,12 @@ export class OperatorCore implements ActorCore {
     this.metrics.lastCheckpointBytes = bytes;
     this.metrics.lastCheckpointMs = clock.now() - started;
     if (relayout) {
-      await store.collectGarbage(step, partition, next, committed.chunkBits, this.#tableBuckets);
+      await store.collectGarbage(step, partition, next, committed.chunkBits, operator.ownsRows ? [] : this.#tableBuckets);
       this.#manifest = { ...next, oldestGeneration: next.generation };
+    }
+    if (operator.ownsRows && pagesRelayout) {
+      if (previousRowBits !== undefined) await store.purgeTablePages(this.#tableBuckets, partition, previousRowBits);
+      this.#rowBits = rowBits;
     }
   }
 }

@@ -56,6 +56,8 @@ export interface OperatorContext {
   emit(id: string, output: unknown): void;
   /** Set a record aside as late, with the reason (the late-events stream and a counter). */
   late(rec: Rec, reason: string): void;
+  /** For an operator that keeps its table rows itself: upsert row `rowKey` of key `key`. */
+  putRow(key: Key, hash: number, rowKey: string, row: unknown): void;
 }
 
 export interface Operator {
@@ -65,6 +67,11 @@ export interface Operator {
   advance?(ctx: OperatorContext): void;
   /** Rebuild what the operator keeps beside the state (timers) after a recovery. */
   restore?(state: KeyedState<unknown>): void;
-  /** The table row of a key, from its state (table pages are built from the state). */
+  /** The table row of a key, from its state (table pages are built from the state)... */
   row(key: Key, state: unknown): unknown;
+  /**
+   * ... unless the operator keeps its table rows itself (`ctx.putRow`), because they outlive
+   * its state: a window's row stays in the table after the window's state is dropped.
+   */
+  readonly ownsRows?: boolean;
 }

@@ -8,6 +8,9 @@
  * watermark passes its end plus the allowed lateness, so state stays bounded on an endless
  * stream.
  *
+ * Emitted rows also go to the step's result tables, keyed `<key>|<windowStart>`; the operator
+ * keeps them itself (they outlive the window's state), in pages like any table.
+ *
  * Timers are derived from state (and rebuilt from it after a recovery); the watermark that fires
  * them is part of the checkpoint, so after a restart nothing fires twice (the Nats-Msg-Id of a
  * window's n-th emission is `<key>/<start>/<n>`) and nothing is missed.
@@ -21,6 +24,7 @@
 import type { CompiledAggregate } from "../src/pipeline/aggregate.ts";
 import { type Key, keyHash } from "../src/pipeline/partition.ts";
 import type { KeyedState } from "../src/state/keyed-state.ts";
+import { windowRowKey } from "../src/state/table.ts";
 import type { Operator, OperatorContext } from "./operator.ts";
 
 export type WindowOptions =
@@ -47,8 +51,10 @@ export function windowOperator(aggregate: CompiledAggregate<unknown>, options: W
     addTimer(end, key);
     if (lateness > 0) addTimer(end + lateness, key);
   };
-  const emit = (ctx: OperatorContext, key: Key, start: number, [state, n, end]: Window) => {
-    ctx.emit(`${key}/${start}/${n}`, { ...aggregate.row(key, state), windowStart: start, windowEnd: end });
+  const emit = (ctx: OperatorContext, key: Key, hash: number, start: number, [state, n, end]: Window) => {
+    const row = { ...aggregate.row(key, state), windowStart: start, windowEnd: end };
+    ctx.emit(`${key}/${start}/${n}`, row);
+    ctx.putRow(key, hash, windowRowKey(key, start), row);
   };
   /** Emit what the watermark closed and drop what it expired, for one key. */
   const visit = (ctx: OperatorContext, key: Key) => {
@@ -62,7 +68,7 @@ export function windowOperator(aggregate: CompiledAggregate<unknown>, options: W
       if (end > wm) continue;
       next ??= { ...windows };
       if (emitted === 0) {
-        emit(ctx, key, Number(s), window);
+        emit(ctx, key, hash, Number(s), window);
         next[s] = [state, 1, end];
       }
       if (end + lateness <= wm) delete next[s];
@@ -84,7 +90,7 @@ export function windowOperator(aggregate: CompiledAggregate<unknown>, options: W
         if (end + lateness <= wm) return false;
         if (end <= wm) {
           // Late, within the allowed lateness: the window fired already; send its new row now.
-          emit(ctx, rec.key, start, [state, emitted, end]);
+          emit(ctx, rec.key, rec.hash, start, [state, emitted, end]);
           emitted++;
         }
         if (isNew) schedule(rec.key, end);
@@ -142,5 +148,6 @@ export function windowOperator(aggregate: CompiledAggregate<unknown>, options: W
       }
     },
     row: (key, windows) => ({ key, windows }),
+    ownsRows: true,
   };
 }

@@ -67,7 +67,10 @@ describe("exactly-once under SIGKILL", () => {
     const { fired } = windowOracle([...generateOrders({ seed, count })], 60_000, 60_000, 2_000);
     const byWindow = (a: { key: string; windowStart: number }, b: { key: string; windowStart: number }) => a.key.localeCompare(b.key) || a.windowStart - b.windowStart;
     const minutes = await readStream<{ key: string; windowStart: number; windowEnd: number; orders: number; revenue: number }>(nc, "revenue_per_minute");
-    expect(minutes.sort(byWindow)).toEqual(fired.map(({ key, windowStart, windowEnd, orders, revenue }) => ({ key, windowStart, windowEnd, orders, revenue })).sort(byWindow));
+    const want = fired.map(({ key, windowStart, windowEnd, orders, revenue }) => ({ key, windowStart, windowEnd, orders, revenue })).sort(byWindow);
+    expect(minutes.sort(byWindow)).toEqual(want);
+    const minuteRows = await readTable<(typeof minutes)[number]>(nc, "revenue_per_store_minute");
+    expect(minuteRows.sort(byWindow)).toEqual(want);
   });
 });
 

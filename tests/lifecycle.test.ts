@@ -14,9 +14,8 @@ import { manualClock } from "../src/runtime/clock.ts";
 function scriptedCore() {
   const log: string[] = [];
   const pending: { what: string; resolve: () => void; reject: (e: Error) => void }[] = [];
-  const core: ActorCore & { eventsSinceCheckpoint: number; lastCheckpointMs: number } = {
+  const core: ActorCore & { eventsSinceCheckpoint: number } = {
     eventsSinceCheckpoint: 0,
-    lastCheckpointMs: 0,
     recover: () => new Promise((resolve, reject) => (log.push("recover"), pending.push({ what: "recover", resolve, reject }))),
     checkpoint: () => {
       core.eventsSinceCheckpoint = 0;
@@ -73,22 +72,6 @@ describe("operator lifecycle", () => {
     await settle("checkpoint");
     expect(actor.getSnapshot().value).toBe("stopped");
     expect(log).toEqual(["recover", "process 5", "checkpoint", "process 7", "process 20", "checkpoint", "checkpoint"]);
-  });
-
-  it("waits at least twice as long as the last checkpoint took before the next", async () => {
-    const clock = manualClock();
-    const { core, settle } = scriptedCore();
-    const actor = createActor(operatorLifecycle, { input: { core, checkpointMs: 1000, checkpointEvents: 1_000_000 }, clock });
-    actor.start();
-    await settle("recover");
-    clock.advance(1000);
-    expect(actor.getSnapshot().value).toBe("checkpointing");
-    core.lastCheckpointMs = 3000; // a slow one
-    await settle("checkpoint");
-    clock.advance(5999);
-    expect(actor.getSnapshot().value).toBe("running");
-    clock.advance(1);
-    expect(actor.getSnapshot().value).toBe("checkpointing");
   });
 
   it("fails, backs off exponentially, and restarts by recovering", async () => {

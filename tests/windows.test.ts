@@ -13,16 +13,18 @@ import { readLateEvents } from "../src/log/side-outputs.ts";
 import { Schema } from "effect";
 import { pipeline } from "../src/pipeline/pipeline.ts";
 import { Worker } from "../src/runtime/worker.ts";
+import { readRow, readTable } from "../src/state/table.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
 import { type WindowRow, windowOracle as oracle } from "./support/window-oracle.ts";
 
 function windowed(id: string, size: number, slide: number, stream = "orders", allowedLatenessMs = 0) {
   const p = pipeline(id, { partitions: 3 });
-  p.source("orders", { stream, schema: OrderSchema, eventTime: (o) => o.ts, maxOutOfOrderMs: 1_000 })
+  const out = p.source("orders", { stream, schema: OrderSchema, eventTime: (o) => o.ts, maxOutOfOrderMs: 1_000 })
     .keyBy("by-store", "store")
     .window("w", { size, slide, allowedLatenessMs })
-    .aggregate("per-window", (a) => ({ orders: a.count(), qty: a.sum("qty") }))
-    .toStream("out", { stream: `${id}_out` });
+    .aggregate("per-window", (a) => ({ orders: a.count(), qty: a.sum("qty") }));
+  out.toStream("out", { stream: `${id}_out` });
+  out.toTable(`${id}_windows`);
   return p;
 }
 
@@ -61,6 +63,10 @@ describe("event-time windows", () => {
     expect(fired.length).toBeGreaterThan(40);
     expect(late.length).toBeGreaterThan(0);
     expect(sortRows(await readAll(nc, "tumble_out"))).toEqual(sortRows(fired));
+    // The same rows in the result table, which keeps them after the windows' state is gone.
+    expect(sortRows(await readTable<Emitted>(nc, "tumble_windows"))).toEqual(sortRows(fired));
+    const one = fired[7]!;
+    expect(await readRow(nc, "tumble_windows", `${one.key}|${one.windowStart}`)).toMatchObject({ key: one.key, windowStart: one.windowStart, orders: one.orders });
     const lateEvents = await readLateEvents(nc, "tumble");
     expect(lateEvents.map((e) => e.sourceSeq).sort((a, b) => a - b)).toEqual(late);
     expect(lateEvents[0]!.reason).toMatch(/older than watermark/);
@@ -84,6 +90,7 @@ describe("event-time windows", () => {
     await second.stop();
     const { fired } = oracle(orders, 300_000, 60_000, 1_000);
     expect(sortRows(await readAll(nc, "hop_out"))).toEqual(sortRows(fired));
+    expect(sortRows(await readTable<Emitted>(nc, "hop_windows"))).toEqual(sortRows(fired));
     expect((await (await jetstreamManager(nc)).streams.info("hop_out")).state.messages).toBe(fired.length);
   });
 
@@ -104,6 +111,7 @@ describe("event-time windows", () => {
       counts.set(id, (counts.get(id) ?? 0) + 1);
     }
     expect(sortRows([...last.values()])).toEqual(sortRows(fired));
+    expect(sortRows(await readTable<Emitted>(nc, "lateness_windows"))).toEqual(sortRows(fired));
     expect(counts).toEqual(new Map([...emissions].filter(([id]) => last.has(id))));
     expect([...counts.values()].some((n) => n > 1)).toBe(true);
     expect((await readLateEvents(nc, "lateness")).map((e) => e.sourceSeq).sort((a, b) => a - b)).toEqual(late);

@@ -2,8 +2,9 @@
  * The coffee shop, the example Eddy is explained with: order events flow into the `orders`
  * stream; the pipeline keeps revenue, order count, items sold and the average ticket per store
  * and per item in two result tables that a dashboard reads, forwards large orders (4 items or
- * more) to the `large_orders` stream for the barista screen, and sends revenue per store per
- * one-minute window (by the order's own time) to the `revenue_per_minute` stream.
+ * more) to the `large_orders` stream for the barista screen, and keeps revenue per store per
+ * one-minute window (by the order's own time) in the `revenue_per_store_minute` table (and the
+ * `revenue_per_minute` stream).
  *
  * @example
  * const worker = await Worker.start(nc, coffeeShop());
@@ -48,11 +49,12 @@ export function coffeeShop(options: CoffeeShopOptions = {}): Pipeline {
     }))
     .toTable(`revenue_by_item${options.tableSuffix ?? ""}`);
 
-  orders
+  const perMinute = orders
     .keyBy("by-store-minute", "store")
     .window("minute", { size: 60_000 })
-    .aggregate("store-minute", (a) => ({ orders: a.count(), revenue: a.sum("revenue") }))
-    .toStream("revenue-per-minute", { stream: `revenue_per_minute${options.tableSuffix ?? ""}` });
+    .aggregate("store-minute", (a) => ({ orders: a.count(), revenue: a.sum("revenue") }));
+  perMinute.toTable(`revenue_per_store_minute${options.tableSuffix ?? ""}`);
+  perMinute.toStream("revenue-per-minute", { stream: `revenue_per_minute${options.tableSuffix ?? ""}` });
 
   orders.filter("large", (o) => o.qty >= 4).toStream("large-orders", { stream: `large_orders${options.tableSuffix ?? ""}` });
 

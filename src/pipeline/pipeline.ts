@@ -132,6 +132,8 @@ export interface WindowedStream<T, K extends Key> {
 
 /** The rows of a windowed step, final when emitted (re-emitted only for late events). */
 export interface WindowChangelog<R> {
+  /** Upsert each emitted window's row into result table `name`, keyed `<key>|<windowStart>`. */
+  toTable(name: string): Table<R>;
   /** Publish each window's row to a JetStream stream, with deterministic Nats-Msg-Ids. */
   toStream(id: string, options: StreamSinkOptions): void;
   /** Type-level only: the row type. */
@@ -279,11 +281,7 @@ export class Pipeline {
                 hint: "use count, sum, min, max and avg in session windows",
               });
             }
-            return {
-              toStream: (sinkId: string, options: StreamSinkOptions) => {
-                this.#add({ kind: "stream", id: sinkId, input: aggId, stream: options.stream, subject: options.subject ?? `${options.stream}.${sinkId}` });
-              },
-            };
+            return this.#changelog(aggId);
           },
         };
       },

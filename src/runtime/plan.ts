@@ -26,6 +26,8 @@ export interface ActorPlan {
   readonly streams: readonly { readonly id: string; readonly subject: string }[];
   /** Sources whose events reach this step. */
   readonly sources: readonly string[];
+  /** A windowed step: its table rows are keyed `<key>|<windowStart>`. */
+  readonly windowed: boolean;
 }
 
 export interface SourcePlan {
@@ -100,6 +102,7 @@ export function compile(pipeline: Pipeline): Plan {
         tables: stepTables,
         streams,
         sources: sourceOf(step.id),
+        windowed: input.kind === "window",
       });
     } else if (step.kind === "stream" && steps.get(step.input)!.kind !== "aggregate") {
       actors.push({
@@ -109,6 +112,7 @@ export function compile(pipeline: Pipeline): Plan {
         tables: [],
         streams: [{ id: step.id, subject: step.subject }],
         sources: sourceOf(step.id),
+        windowed: false,
       });
     }
     if (step.kind === "stream") sinkStreams.push({ stream: step.stream, subject: step.subject });

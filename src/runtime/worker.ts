@@ -103,7 +103,9 @@ export class Worker {
       }
     }
     for (const actor of this.plan.actors) {
-      for (const table of actor.tables) await createTable(this.nc, table, { step: actor.step, partitions: actor.partitions });
+      for (const table of actor.tables) {
+        await createTable(this.nc, table, { step: actor.step, partitions: actor.partitions, ...(actor.windowed ? { windowed: true } : {}) });
+      }
     }
   }
 

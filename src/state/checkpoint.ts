@@ -21,6 +21,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { type KV, Kvm } from "@nats-io/kv";
 import { FencedError, StateStoreError } from "../errors.ts";
 import { kvSubject, type Publisher } from "../log/publisher.ts";
+import { readPartitionPages } from "./table.ts";
 
 export interface Manifest {
   readonly version: 1;
@@ -62,6 +63,7 @@ export function stateBucket(pipelineId: string): string {
 
 export class CheckpointStore {
   private constructor(
+    private readonly nc: NatsConnection,
     private readonly kv: KV,
     private readonly jsm: JetStreamManager,
     private readonly publisher: Publisher,
@@ -72,7 +74,7 @@ export class CheckpointStore {
     const bucket = stateBucket(pipelineId);
     try {
       const kv = await new Kvm(nc).create(bucket, { history: 1, storage: "file"});
-      return new CheckpointStore(kv, await jetstreamManager(nc), publisher, bucket);
+      return new CheckpointStore(nc, kv, await jetstreamManager(nc), publisher, bucket);
     } catch (cause) {
       throw new StateStoreError({ key: bucket, message: `cannot open the state bucket ${bucket}: ${String(cause)}`, cause });
     }
@@ -157,6 +159,17 @@ export class CheckpointStore {
     for (const [bucket, filter] of filters) {
       await this.jsm.streams.purge(`KV_${bucket}`, { filter: `$KV.${bucket}.${filter}` });
     }
+  }
+
+  /** Remove a partition's table pages of layout `chunkBits` (after a newer layout's index is committed). */
+  async purgeTablePages(buckets: readonly string[], partition: number, chunkBits: number): Promise<void> {
+    for (const bucket of buckets) await this.jsm.streams.purge(`KV_${bucket}`, { filter: `$KV.${bucket}.p.${partition}.${chunkBits}.>` });
+  }
+
+  /** The pages a partition wrote to a table, in their current layout (for operators that own their rows). */
+  async readTablePages(bucket: string, partition: number) {
+    const kv = await new Kvm(this.nc).open(bucket, { bindOnly: true });
+    return readPartitionPages(kv, partition);
   }
 
   async #get(key: string): Promise<{ value: Uint8Array; revision: number } | null> {

@@ -97,6 +97,12 @@ export class KeyedState<S> {
     return out.sort((a, b) => a.index - b.index);
   }
 
+  /** Load chunk `index` from entries placed under the same chunk bits (at recovery). */
+  loadEntries(index: number, chunk: Map<Key, S>): void {
+    this.#size += chunk.size - this.#chunks[index]!.size;
+    this.#chunks[index] = chunk;
+  }
+
   /** Load chunk `index` as encoded by `encodeChunk` under the same chunk bits (at recovery). */
   loadChunk(index: number, bytes: Uint8Array): void {
     const chunk = new Map(JSON.parse(decoder.decode(bytes)) as [Key, S][]);

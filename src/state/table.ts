@@ -31,6 +31,13 @@ const decoder = new TextDecoder();
 export interface TableMeta {
   readonly step: string;
   readonly partitions: number;
+  /** Rows of a windowed step: keyed `<key>|<windowStart>`, placed by `<key>`. */
+  readonly windowed?: boolean;
+}
+
+/** The row key of a window's row in a windowed table. */
+export function windowRowKey(key: Key, windowStart: number): string {
+  return `${key}|${windowStart}`;
 }
 
 export interface Page {
@@ -108,7 +115,9 @@ export async function readRow<R = Record<string, unknown>>(nc: NatsConnection, n
   const kv = await openTable(nc, name);
   const meta = await getJson<TableMeta>(kv, metaKey);
   if (!meta) return undefined;
-  const hash = keyHash(key);
+  // A windowed table's row `<key>|<start>` lives where its key does.
+  const placedBy = meta.windowed && typeof key === "string" && key.includes("|") ? key.slice(0, key.lastIndexOf("|")) : key;
+  const hash = keyHash(placedBy);
   const partition = partitionOf(hash, meta.partitions);
   // A page may be replaced by a finer layout between the two reads: then read the index again.
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -118,6 +127,26 @@ export async function readRow<R = Record<string, unknown>>(nc: NatsConnection, n
     if (page) return page.rows.find(([k]) => k === key)?.[1] as R | undefined;
   }
   return undefined;
+}
+
+/**
+ * The pages of one partition in its current layout, as written (for an operator that keeps its
+ * table rows itself, at recovery): the layout's chunk bits and each page's rows.
+ */
+export async function readPartitionPages(kv: KV, partition: number): Promise<{ chunkBits: number; pages: Map<number, Page> } | undefined> {
+  const index = await getJson<{ chunkBits: number }>(kv, indexKey(partition));
+  if (!index) return undefined;
+  const pages = new Map<number, Page>();
+  const prefix = `p.${partition}.${index.chunkBits}.`;
+  const keys: string[] = [];
+  for await (const key of await kv.keys(`${prefix}*`)) keys.push(key);
+  await Promise.all(
+    keys.map(async (key) => {
+      const page = await getJson<Page>(kv, key);
+      if (page) pages.set(Number(key.slice(prefix.length)), page);
+    }),
+  );
+  return { chunkBits: index.chunkBits, pages };
 }
 
 /** Every row of the table: a snapshot through a KV watch of the last values. */

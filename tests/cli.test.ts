@@ -32,7 +32,7 @@ describe("eddy dev", () => {
   afterAll(() => rmSync(cwd, { recursive: true, force: true }));
 
   it("starts nats-server, runs the coffee shop, answers queries, and stops on SIGINT", { timeout: 90_000 }, async () => {
-    const dev = eddy(["dev", "--rate", "500", "--count", "1500", "--summary-ms", "0", "--checkpoint-ms", "100"], { cwd });
+    const dev = eddy(["dev", "--rate", "500", "--count", "1500", "--summary-ms", "0", "--checkpoint-ms", "100", "--port", "0"], { cwd });
     await waitFor(() => dev.out().includes("stop with Ctrl-C"), { timeoutMs: 30_000, message: `dev started\n${dev.out()}${dev.err()}` });
     const url = readFileSync(join(cwd, ".eddy/nats-url"), "utf8").trim();
     expect(url).toMatch(/^nats:\/\/127\.0\.0\.1:\d+$/);
@@ -53,6 +53,10 @@ describe("eddy dev", () => {
     const one = eddy(["query", "revenue_by_store", "store-1"], { cwd });
     expect(await one.exited).toBe(0);
     expect(JSON.parse(one.out())).toMatchObject({ key: "store-1" });
+    // The same process serves the query API.
+    const api = /query API: (http:\/\/\S+)\/tables/.exec(dev.out())![1]!;
+    const answer = (await (await fetch(`${api}/tables/revenue_by_store/rows/store-1`)).json()) as { row: { key: string; orders: number } };
+    expect(answer.row).toEqual(JSON.parse(one.out()));
 
     dev.child.kill("SIGINT");
     expect(await dev.exited).toBe(0);

@@ -14,6 +14,7 @@ import { Worker } from "../runtime/worker.ts";
 import { readTable } from "../state/table.ts";
 import type { CommandSpec, Parsed } from "./args.ts";
 import { execute, workerOptions } from "./run.ts";
+import { queryApi } from "./serve.ts";
 import { devUrlFile, natsConnection, natsFlags } from "./target.ts";
 
 export const devCommand: CommandSpec = {
@@ -31,6 +32,7 @@ export const devCommand: CommandSpec = {
     "checkpoint-ms": { type: "number", help: "checkpoint interval in ms", default: 1000 },
     "checkpoint-events": { type: "number", help: "checkpoint after this many events per actor", default: 100_000 },
     "summary-ms": { type: "number", help: "print a summary this often; 0 = never", default: 5000 },
+    port: { type: "number", help: "port of the query API (0: a free one)", default: 8080 },
   },
   examples: ["eddy dev", "eddy dev --rate 500", "NATS_URL=nats://user:pass@host:4222 eddy dev"],
 };
@@ -64,9 +66,11 @@ export async function dev(platform: Platform, { flags }: Parsed): Promise<number
           Effect.tryPromise({ try: () => Worker.start(nc, pipeline, workerOptions(flags, undefined)), catch: (e) => e }),
           (w) => Effect.promise(() => w.stop()),
         );
+        const { listener } = yield* queryApi(platform, nc, { port: flags.port as number, host: "127.0.0.1", refreshMs: 2000 });
         say(`pipeline ${pipeline.id} running: ${worker.status().length} operator actors`);
-        say("results: tables revenue_by_store and revenue_by_item");
-        say("  look:  ./bin/eddy.js query revenue_by_store    (in another terminal)");
+        say("results: tables revenue_by_store, revenue_by_item, revenue_per_store_minute");
+        say(`  query API: ${listener.url}/tables   (e.g. ${listener.url}/tables/revenue_by_store/rows)`);
+        say("  or:        ./bin/eddy.js query revenue_by_store    (in another terminal)");
         say("stop with Ctrl-C");
         const summaryMs = flags["summary-ms"] as number;
         const timer = summaryMs > 0 ? setSummary(nc, worker, summaryMs, say) : undefined;

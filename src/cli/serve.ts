@@ -2,6 +2,7 @@
  * `eddy serve`: the query API (src/serve/api.ts) over replicas of every result table on the
  * server, until SIGINT or SIGTERM. Tables created later are picked up every `--refresh-ms`.
  */
+import type { NatsConnection } from "@nats-io/nats-core";
 import { Effect } from "effect";
 import { ConfigError } from "../errors.ts";
 import type { Platform } from "../platform/platform.ts";
@@ -40,29 +41,14 @@ export async function serve(platform: Platform, { flags }: Parsed): Promise<numb
     Effect.scoped(
       Effect.gen(function* () {
         const nc = yield* natsConnection(platform, url, flags.creds);
-        const catalog = yield* Effect.acquireRelease(
-          Effect.tryPromise({ try: () => Catalog.open(nc, { refreshMs: flags["refresh-ms"] as number, log }), catch: (e) => e }),
-          (c) => Effect.promise(() => c.close()),
-        );
-        const api = createQueryApi(catalog, {
+        const { listener, catalog } = yield* queryApi(platform, nc, {
+          port: flags.port as number,
+          host: flags.host as string,
+          refreshMs: flags["refresh-ms"] as number,
           ...(token ? { token } : {}),
-          ...(origins ? { cors: origins.includes("*") ? "*" : origins } : {}),
+          ...(origins ? { origins } : {}),
+          log,
         });
-        const listener = yield* Effect.acquireRelease(
-          Effect.tryPromise({
-            try: () => platform.listen(api.fetch, { port: flags.port as number, hostname: flags.host as string }),
-            catch: (e) =>
-              new ConfigError({
-                message: `cannot listen on ${flags.host as string}:${flags.port as number}: ${(e as Error).message ?? e}`,
-                hint: "pick another --port (0 for a free one), or check --host",
-              }),
-          }),
-          (l) =>
-            Effect.promise(() => {
-              api.close(); // end the SSE streams first: open streams would hold the listener open
-              return l.close();
-            }),
-        );
         log("serving", { url: listener.url, tables: catalog.names(), auth: token ? "bearer" : "none", cors: origins ?? null });
         const signal = yield* Effect.promise(() => shutdown);
         log("stopping", { signal });
@@ -70,4 +56,46 @@ export async function serve(platform: Platform, { flags }: Parsed): Promise<numb
     ),
   );
   return 0;
+}
+
+export interface QueryApiResourceOptions {
+  readonly port: number;
+  readonly host: string;
+  readonly refreshMs: number;
+  readonly token?: string;
+  readonly origins?: readonly string[];
+  readonly log?: (event: string, fields: Record<string, unknown>) => void;
+}
+
+/** The query API as a scoped resource: table replicas plus an HTTP listener (`eddy serve`, `eddy dev`). */
+export function queryApi(platform: Platform, nc: NatsConnection, options: QueryApiResourceOptions) {
+  return Effect.gen(function* () {
+    const catalog = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () => Catalog.open(nc, { refreshMs: options.refreshMs, ...(options.log ? { log: options.log } : {}) }),
+        catch: (e) => e,
+      }),
+      (c) => Effect.promise(() => c.close()),
+    );
+    const api = createQueryApi(catalog, {
+      ...(options.token ? { token: options.token } : {}),
+      ...(options.origins ? { cors: options.origins.includes("*") ? "*" : [...options.origins] } : {}),
+    });
+    const listener = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () => platform.listen(api.fetch, { port: options.port, hostname: options.host }),
+        catch: (e) =>
+          new ConfigError({
+            message: `cannot listen on ${options.host}:${options.port}: ${(e as Error).message ?? e}`,
+            hint: "pick another --port (0 for a free one), or check --host",
+          }),
+      }),
+      (l) =>
+        Effect.promise(() => {
+          api.close(); // end the SSE streams first: open streams would hold the listener open
+          return l.close();
+        }),
+    );
+    return { listener, catalog };
+  });
 }

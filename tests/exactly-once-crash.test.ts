@@ -8,7 +8,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { generateOrders, mulberry32, publishOrders } from "../examples/coffee-shop/orders.ts";
 import { readTable } from "../src/state/table.ts";
-import { expectedTables, type ItemRow, type StoreRow } from "./support/coffee-shop-oracle.ts";
+import { type CategoryRow, expectedTables, type ItemRow, type StoreRow } from "./support/coffee-shop-oracle.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
 import { windowOracle } from "./support/window-oracle.ts";
 import { coffeeShopActors, committedPosition, startWorkerProcess } from "./support/worker-process.ts";
@@ -52,7 +52,9 @@ describe("exactly-once under SIGKILL", () => {
     final.kill("SIGTERM");
     expect(await final.exited).toBe(0);
 
-    const { byStore, byItem } = expectedTables(seed, count);
+    const { byStore, byItem, byCategory } = expectedTables(seed, count);
+    const categories = await readTable<CategoryRow>(nc, "revenue_by_category");
+    expect(new Map(categories.map((r) => [r.key, r]))).toEqual(byCategory);
     const stores = await readTable<StoreRow>(nc, "revenue_by_store");
     expect(new Map(stores.map((r) => [r.key, r]))).toEqual(byStore);
     const items = await readTable<ItemRow>(nc, "revenue_by_item");

@@ -94,7 +94,7 @@ describe("query API over a live pipeline", () => {
     const response = await get("/tables");
     expect(response.status).toBe(200);
     const body = (await response.json()) as { tables: any[] };
-    expect(body.tables.map((t) => t.name)).toEqual(["revenue_by_item", "revenue_by_store", "revenue_per_store_minute"]);
+    expect(body.tables.map((t) => t.name)).toEqual(["revenue_by_category", "revenue_by_item", "revenue_by_store", "revenue_per_store_minute"]);
     const store = body.tables.find((t) => t.name === "revenue_by_store");
     expect(store).toMatchObject({ step: "store-revenue", partitions: 4, rows: 5 });
     expect(store.reflects.checkpoint).toBeGreaterThan(0);

@@ -18,6 +18,7 @@
  */
 import { Schema } from "effect";
 import { jetstreamManager, JetStreamApiCodes, JetStreamApiError, StorageType } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { StreamError } from "../../src/errors.ts";
 import { createPublisher } from "../../src/log/publisher.ts";
@@ -52,6 +53,17 @@ export const menu: ReadonlyArray<{ readonly item: string; readonly category: Men
   { item: "croissant", category: "pastry", price: 2.8 },
   { item: "blueberry-muffin", category: "pastry", price: 3.1 },
 ];
+
+/** A value of the `menu` lookup table (KV bucket `menu`, keyed by item). */
+export const MenuItem = Schema.Struct({ category: Schema.String, price: Schema.Number });
+export type MenuItem = typeof MenuItem.Type;
+
+/** Put the menu into the `menu` KV bucket, creating it when missing (entries only if it was empty). */
+export async function publishMenu(nc: NatsConnection, bucket = "menu"): Promise<void> {
+  const kv = await new Kvm(nc).create(bucket, { history: 1, storage: "file" });
+  if ((await kv.status()).values > 0) return;
+  for (const { item, category, price } of menu) await kv.put(item, JSON.stringify({ category, price }));
+}
 
 /** Relative popularity, aligned with `menu`: latte sells 60 times as often as hot chocolate. */
 const popularity = [10, 12, 30, 18, 8, 5, 6, 3, 2, 0.5, 4, 1.5];
@@ -133,7 +145,7 @@ export interface PublishOrdersOptions extends GenerateOrdersOptions {
 /**
  * Publish `count` generated orders as JSON, each with msg id = orderId, and wait until JetStream
  * has acknowledged all of them. Creates the stream (file storage, 10-minute duplicate window) if it
- * does not exist. Pacing and backpressure are per batch (50 ms worth of orders, at most 1000), never
+ * does not exist, and the `menu` lookup table. Pacing and backpressure are per batch (50 ms worth of orders, at most 1000), never
  * per order.
  */
 export async function publishOrders(
@@ -143,6 +155,7 @@ export async function publishOrders(
   const prefix = opts.subjectPrefix ?? "orders";
   const clock = opts.clock ?? systemClock;
   await ensureStream(nc, opts.stream, prefix);
+  await publishMenu(nc);
 
   const rate = opts.ratePerSec;
   const batch = rate && rate > 0 ? Math.max(1, Math.min(1000, Math.ceil(rate / 20))) : 1000;

@@ -1,6 +1,7 @@
 /**
  * The coffee shop, the example Eddy is explained with: order events flow into the `orders`
- * stream; the pipeline keeps revenue, order count, items sold and the average ticket per store
+ * stream; the pipeline joins them with the menu (a lookup table: item to category), keeps revenue
+ * per category, and revenue, order count, items sold and the average ticket per store
  * and per item in two result tables that a dashboard reads, forwards large orders (4 items or
  * more) to the `large_orders` stream for the barista screen, and keeps revenue per store per
  * one-minute window (by the order's own time) in the `revenue_per_store_minute` table (and the
@@ -11,7 +12,7 @@
  * await readTable(nc, "revenue_by_store"); // [{ key: "store-1", orders: 42, revenue: 311.5, ... }]
  */
 import { pipeline, type Pipeline } from "../../src/pipeline/pipeline.ts";
-import { Order } from "./orders.ts";
+import { MenuItem, Order } from "./orders.ts";
 
 export interface CoffeeShopOptions {
   /** The stream holding the orders. Default "orders". */
@@ -25,8 +26,10 @@ export interface CoffeeShopOptions {
 
 export function coffeeShop(options: CoffeeShopOptions = {}): Pipeline {
   const p = pipeline(options.id ?? "coffee-shop", { partitions: options.partitions ?? 4 });
+  const menu = p.lookup("menu", { bucket: "menu", schema: MenuItem });
   const orders = p
     .source("orders", { stream: options.stream ?? "orders", schema: Order, eventTime: (o) => o.ts, maxOutOfOrderMs: 2_000 })
+    .join("with-menu", menu, "item", (o, m) => ({ ...o, category: m.category }))
     .map("priced", (o) => ({ ...o, revenue: Math.round(o.qty * o.unitPrice * 100) / 100 }));
 
   orders
@@ -48,6 +51,11 @@ export function coffeeShop(options: CoffeeShopOptions = {}): Pipeline {
       sold: a.sum("qty"),
     }))
     .toTable(`revenue_by_item${options.tableSuffix ?? ""}`);
+
+  orders
+    .keyBy("by-category", "category")
+    .aggregate("category-revenue", (a) => ({ orders: a.count(), revenue: a.sum("revenue") }))
+    .toTable(`revenue_by_category${options.tableSuffix ?? ""}`);
 
   const perMinute = orders
     .keyBy("by-store-minute", "store")

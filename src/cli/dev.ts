@@ -68,7 +68,7 @@ export async function dev(platform: Platform, { flags }: Parsed): Promise<number
         );
         const { listener } = yield* queryApi(platform, nc, { port: flags.port as number, host: "127.0.0.1", refreshMs: 2000 });
         say(`pipeline ${pipeline.id} running: ${worker.status().length} operator actors`);
-        say("results: tables revenue_by_store, revenue_by_item, revenue_per_store_minute");
+        say("results: tables revenue_by_store, revenue_by_item, revenue_by_category, revenue_per_store_minute");
         say(`  query API: ${listener.url}/tables   (e.g. ${listener.url}/tables/revenue_by_store/rows)`);
         say("  or:        ./bin/eddy.js query revenue_by_store    (in another terminal)");
         say("stop with Ctrl-C");

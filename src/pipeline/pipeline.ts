@@ -36,6 +36,21 @@ export type Step =
     }
   | { readonly kind: "map"; readonly id: string; readonly input: string; readonly fn: (value: unknown) => unknown }
   | { readonly kind: "filter"; readonly id: string; readonly input: string; readonly fn: (value: unknown) => boolean }
+  | {
+      readonly kind: "lookup";
+      readonly id: string;
+      readonly bucket: string;
+      readonly schema: Schema.Schema<unknown, unknown>;
+    }
+  | {
+      readonly kind: "join";
+      readonly id: string;
+      readonly input: string;
+      readonly lookup: string;
+      readonly key: (value: unknown) => Key;
+      readonly combine: (value: unknown, match: unknown) => unknown;
+      readonly inner: boolean;
+    }
   | { readonly kind: "keyBy"; readonly id: string; readonly input: string; readonly key: (value: unknown) => Key }
   | {
       readonly kind: "window";
@@ -106,6 +121,19 @@ export type WindowSpec = (
 /** A windowed aggregate's row: the key, the window, and one column per aggregate. */
 export type WindowRow<K, Spec> = AggregateRow<K, Spec> & { readonly windowStart: number; readonly windowEnd: number };
 
+/** A lookup table: a KV bucket of the user's, kept in memory, that streams join with. */
+export interface Lookup<V> {
+  readonly id: string;
+  readonly bucket: string;
+  /** Type-level only: the value type. */
+  readonly value?: V;
+}
+
+export interface JoinOptions {
+  /** "inner" (default) drops events without a match; "left" keeps them with `undefined`. */
+  readonly kind?: "inner" | "left";
+}
+
 /** The string or number fields of T: what `keyBy` accepts by name. */
 export type KeyField<T> = { [F in keyof T]-?: T[F] extends Key ? F : never }[keyof T] & string;
 
@@ -115,6 +143,12 @@ export interface Stream<T> {
   filter(id: string, fn: (value: T) => boolean): Stream<T>;
   keyBy<F extends KeyField<T>>(id: string, field: F): KeyedStream<T, Extract<T[F], Key>>;
   keyBy<K extends Key>(id: string, fn: (value: T) => K): KeyedStream<T, K>;
+  /**
+   * Join each event with a lookup table's value for its key, as the table is when the event is
+   * processed. Inner by default: events without a match are dropped.
+   */
+  join<V, U>(id: string, table: Lookup<V>, key: KeyField<T> | ((value: T) => Key), combine: (value: T, match: V) => U): Stream<U>;
+  join<V, U>(id: string, table: Lookup<V>, key: KeyField<T> | ((value: T) => Key), combine: (value: T, match: V | undefined) => U, options: { readonly kind: "left" }): Stream<U>;
   /** Publish every event to a JetStream stream, each message with a deterministic Nats-Msg-Id. */
   toStream(id: string, options: StreamSinkOptions): void;
 }
@@ -220,6 +254,12 @@ export class Pipeline {
     this.#steps.set(step.id, step);
   }
 
+  /** A lookup table: a KV bucket (key to JSON value, decoded with `schema`) that streams join with. */
+  lookup<V, I>(id: string, options: { readonly bucket: string; readonly schema: Schema.Schema<V, I> }): Lookup<V> {
+    this.#add({ kind: "lookup", id, bucket: options.bucket, schema: options.schema as unknown as Schema.Schema<unknown, unknown> });
+    return { id, bucket: options.bucket };
+  }
+
   #stream<T>(input: string): Stream<T> {
     const add = (step: Step) => this.#add(step);
     const stream = <U>(id: string) => this.#stream<U>(id);
@@ -234,9 +274,20 @@ export class Pipeline {
         return stream<T>(id);
       },
       keyBy(id: string, by: string | ((value: T) => Key)) {
-        const key = typeof by === "function" ? by : (value: T) => (value as Record<string, Key>)[by]!;
-        add({ kind: "keyBy", id, input, key: key as (value: unknown) => Key });
+        add({ kind: "keyBy", id, input, key: keyOf(by) });
         return keyed(id);
+      },
+      join(id: string, table: Lookup<unknown>, by: string | ((value: T) => Key), combine: (value: T, match: unknown) => unknown, options?: JoinOptions) {
+        add({
+          kind: "join",
+          id,
+          input,
+          lookup: table.id,
+          key: keyOf(by),
+          combine: combine as (value: unknown, match: unknown) => unknown,
+          inner: (options?.kind ?? "inner") === "inner",
+        });
+        return stream(id);
       },
       toStream(id, options) {
         add({ kind: "stream", id, input, stream: options.stream, subject: options.subject ?? `${options.stream}.${id}` });
@@ -299,7 +350,9 @@ export class Pipeline {
 
   #sourceOf(id: string): Extract<Step, { kind: "source" }> {
     const step = this.step(id);
-    return step.kind === "source" ? step : this.#sourceOf(step.input);
+    if (step.kind === "source") return step;
+    if (step.kind === "lookup") throw new Error(`lookup "${id}" is not part of a stream`);
+    return this.#sourceOf(step.input);
   }
 
   #changelog<R>(input: string): Changelog<R> {
@@ -313,6 +366,10 @@ export class Pipeline {
       },
     };
   }
+}
+
+function keyOf<T>(by: string | ((value: T) => Key)): (value: unknown) => Key {
+  return (typeof by === "function" ? by : (value: T) => (value as Record<string, Key>)[by]!) as (value: unknown) => Key;
 }
 
 function checkId(what: string, id: string): void {

@@ -46,6 +46,8 @@ export interface Plan {
   readonly tables: readonly string[];
   /** Streams Eddy writes to (created when missing). */
   readonly sinkStreams: readonly { readonly stream: string; readonly subject: string }[];
+  /** Lookup tables the stateless chains join with. */
+  readonly lookups: readonly { readonly id: string; readonly bucket: string; readonly schema: Schema.Schema<unknown, unknown> }[];
   readonly steps: ReadonlyMap<string, Step>;
   readonly children: ReadonlyMap<string, readonly Step[]>;
 }
@@ -56,14 +58,19 @@ export function compile(pipeline: Pipeline): Plan {
   const steps = new Map(pipeline.steps.map((s) => [s.id, s] as const));
   const children = new Map<string, Step[]>();
   for (const step of steps.values()) {
-    if (step.kind === "source") continue;
+    if (step.kind === "source" || step.kind === "lookup") continue;
+    if (step.kind === "join" && steps.get(step.lookup)?.kind !== "lookup") {
+      throw new ConfigError({ message: `join "${step.id}" names "${step.lookup}", which is not a lookup table of this pipeline`, hint: "pass the value p.lookup(...) returned" });
+    }
     if (!steps.has(step.input)) throw new Error(`step "${step.id}" reads unknown step "${step.input}"`);
     children.set(step.input, [...(children.get(step.input) ?? []), step]);
   }
   const sourceOf = (id: string): string[] => {
     const step = steps.get(id)!;
+    if (step.kind === "lookup") return [];
     return step.kind === "source" ? [step.id] : sourceOf(step.input);
   };
+  const lookups = [...steps.values()].flatMap((s) => (s.kind === "lookup" ? [{ id: s.id, bucket: s.bucket, schema: s.schema }] : []));
   const sources: SourcePlan[] = [];
   const actors: ActorPlan[] = [];
   const sinkStreams: { stream: string; subject: string }[] = [];
@@ -127,7 +134,7 @@ export function compile(pipeline: Pipeline): Plan {
   if (actors.length === 0) {
     throw new ConfigError({ message: `pipeline "${pipeline.id}" has no sink`, hint: "end it with .toTable(...) or .toStream(...)" });
   }
-  return { pipelineId: pipeline.id, sources, actors, tables, sinkStreams, steps, children };
+  return { pipelineId: pipeline.id, sources, actors, tables, sinkStreams, lookups, steps, children };
 }
 
 /** The event being routed: its time and the source's watermark before it (set by the reader). */
@@ -137,6 +144,8 @@ export interface RoutedEvent {
 }
 
 export interface RouterOutput {
+  /** The current value of a lookup table's key. */
+  lookup(table: string, key: Key): unknown;
   /** Buffer a record for an actor. */
   buffer(step: string, partition: number, rec: Rec): void;
   /** A user function of `step` threw on the event at `seq`. */
@@ -170,6 +179,18 @@ export function buildRouter(source: SourcePlan, plan: Plan, event: RoutedEvent, 
           }
           if (keep) next(value, seq);
         };
+      case "join":
+        return (value, seq) => {
+          let joined: unknown;
+          try {
+            const match = out.lookup(step.lookup, step.key(value));
+            if (match === undefined && step.inner) return;
+            joined = step.combine(value, match);
+          } catch (error) {
+            return out.fail(step.id, seq, `join "${step.id}" threw: ${message(error)}`);
+          }
+          next(joined, seq);
+        };
       case "keyBy": {
         // The actors behind this key: aggregates, directly or through a window.
         const targets = (plan.children.get(step.id) ?? []).flatMap((s) =>
@@ -195,6 +216,7 @@ export function buildRouter(source: SourcePlan, plan: Plan, event: RoutedEvent, 
       case "stream":
         if (plan.steps.get(step.input)!.kind === "aggregate") return next;
         return (value, seq) => out.buffer(step.id, 0, { seq, key: 0, hash: 0, value, time: event.time, watermark: event.watermark });
+      case "lookup":
       case "window":
       case "aggregate":
       case "table":

@@ -22,6 +22,7 @@ import { createPublisher, type Publisher } from "../log/publisher.ts";
 import { checkSourceStream, type Reader, type SourceMessage, startReader } from "../log/reader.ts";
 import type { Pipeline } from "../pipeline/pipeline.ts";
 import { CheckpointSlots, CheckpointStore } from "../state/checkpoint.ts";
+import { LookupReplica } from "../state/lookup.ts";
 import { createTable } from "../state/table.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { buildRouter, compile, type Plan, type SourcePlan } from "./plan.ts";
@@ -66,6 +67,7 @@ export class Worker {
   readonly #actors: RunningActor[] = [];
   readonly #byStep = new Map<string, RunningActor[]>();
   readonly #readers = new Map<string, Reader>();
+  readonly #lookups = new Map<string, LookupReplica<unknown>>();
   /** Source-stage dead letters (decode errors, throwing stateless steps). */
   sourceDeadLetters = 0;
   #paused = false;
@@ -85,7 +87,13 @@ export class Worker {
   static async start(nc: NatsConnection, pipeline: Pipeline, options: WorkerOptions = {}): Promise<Worker> {
     const publisher = createPublisher(nc, options.clock ? { clock: options.clock } : {});
     const worker = new Worker(nc, pipeline, jetstream(nc), publisher, options);
-    await worker.#prepare();
+    try {
+      await worker.#prepare();
+    } catch (error) {
+      await publisher.close().catch(() => undefined);
+      await Promise.all([...worker.#lookups.values()].map((l) => l.close()));
+      throw error;
+    }
     await worker.#startActors();
     await worker.#startReaders();
     return worker;
@@ -94,6 +102,12 @@ export class Worker {
   async #prepare(): Promise<void> {
     const jsm = await jetstreamManager(this.nc);
     for (const source of this.plan.sources) await checkSourceStream(jsm, source.stream);
+    for (const lookup of this.plan.lookups) {
+      const replica = await LookupReplica.open(this.nc, lookup.bucket, lookup.schema, (key, reason) =>
+        this.options.log?.("lookup-value-invalid", { lookup: lookup.id, bucket: lookup.bucket, key, reason }),
+      );
+      this.#lookups.set(lookup.id, replica);
+    }
     await ensureSideStreams(jsm, this.pipeline.id);
     for (const { stream, subject } of this.plan.sinkStreams) {
       const info = await jsm.streams.info(stream).catch(() => undefined);
@@ -211,7 +225,9 @@ export class Worker {
       this.sourceDeadLetters++;
       publishSideOutput(this.publisher, pipelineId, "dlq", { step, source: source.id, sourceStream: source.stream, sourceSeq: seq, reason, data });
     };
+    const lookups = this.#lookups;
     const route = buildRouter(source, this.plan, event, {
+      lookup: (table, key) => lookups.get(table)!.get(key),
       buffer: (step, partition, rec) => {
         this.#byStep.get(step)![partition]!.buffer.push(rec);
       },
@@ -270,6 +286,7 @@ export class Worker {
     for (const a of this.#actors) a.actor.send({ type: "stop" });
     await Promise.all(this.#actors.map((a) => waitFor(a.actor, (s) => s.status === "done", { timeout: Infinity })));
     await this.publisher.close();
+    await Promise.all([...this.#lookups.values()].map((l) => l.close()));
   }
 
   /** Every operator actor: its lifecycle state, keys, positions. */

@@ -1,0 +1,92 @@
+/**
+ * Lookup tables: a KV bucket the user keeps (the coffee shop's menu: item to category and
+ * price), replicated in memory through a KV watch so that joining an event with it costs a Map
+ * lookup. Each value is JSON decoded with the table's schema; a value that does not match is left
+ * out of the replica and reported once.
+ *
+ * A join with a lookup table sees the table as it is when the event is processed (Flink's
+ * processing-time lookup join): a replay after a restart joins with the table as it is then.
+ *
+ * @example
+ * const menu = await LookupReplica.open(nc, "menu", MenuItem);
+ * menu.get("latte"); // { category: "coffee", price: 3.5 }
+ */
+import { Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { Either, ParseResult, Schema } from "effect";
+import { StreamError } from "../errors.ts";
+
+const decoder = new TextDecoder();
+
+export class LookupReplica<V> {
+  readonly #values = new Map<string, V>();
+  #stop: (() => void) | undefined;
+  #done: Promise<void> | undefined;
+
+  private constructor(readonly bucket: string) {}
+
+  /** Open a replica of `bucket`; resolves once its current contents are loaded. */
+  static async open<V, I>(
+    nc: NatsConnection,
+    bucket: string,
+    schema: Schema.Schema<V, I>,
+    onInvalid: (key: string, reason: string) => void = () => {},
+  ): Promise<LookupReplica<V>> {
+    let kv;
+    try {
+      kv = await new Kvm(nc).open(bucket, { bindOnly: true });
+      await kv.status();
+    } catch (cause) {
+      throw new StreamError({
+        stream: `KV_${bucket}`,
+        message: `the lookup table's KV bucket "${bucket}" does not exist`,
+        hint: `create it and put its entries first (e.g. \`nats kv add ${bucket}\`), or fix the bucket name`,
+        cause,
+      });
+    }
+    const replica = new LookupReplica<V>(bucket);
+    const decode = Schema.decodeUnknownEither(schema);
+    const pending = (await kv.status()).values;
+    const watch = await kv.watch();
+    let loaded!: () => void;
+    const ready = new Promise<void>((resolve) => (loaded = resolve));
+    if (pending === 0) loaded();
+    replica.#stop = () => watch.stop();
+    replica.#done = (async () => {
+      for await (const entry of watch) {
+        if (entry.operation === "PUT") {
+          let json: unknown;
+          try {
+            json = JSON.parse(decoder.decode(entry.value));
+          } catch {
+            onInvalid(entry.key, "not JSON");
+            replica.#values.delete(entry.key);
+            continue;
+          }
+          const value = decode(json);
+          if (Either.isRight(value)) replica.#values.set(entry.key, value.right);
+          else {
+            onInvalid(entry.key, ParseResult.TreeFormatter.formatErrorSync(value.left));
+            replica.#values.delete(entry.key);
+          }
+        } else replica.#values.delete(entry.key);
+        if (entry.delta === 0) loaded();
+      }
+    })();
+    await ready;
+    return replica;
+  }
+
+  get(key: string | number): V | undefined {
+    return this.#values.get(String(key));
+  }
+
+  get size(): number {
+    return this.#values.size;
+  }
+
+  async close(): Promise<void> {
+    this.#stop?.();
+    await this.#done;
+  }
+}

@@ -4,12 +4,11 @@
  * computed independently from the published orders. No event lost, none counted twice.
  */
 import { describe, expect, it } from "vitest";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/nats-core";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { generateOrders, mulberry32, publishOrders } from "../examples/coffee-shop/orders.ts";
 import { readTable } from "../src/state/table.ts";
 import { type CategoryRow, expectedTables, type ItemRow, type StoreRow } from "./support/coffee-shop-oracle.ts";
-import { useNatsServer, waitFor } from "./support/nats.ts";
+import { readStreamJson, useNatsServer, waitFor } from "./support/nats.ts";
 import { windowOracle } from "./support/window-oracle.ts";
 import { coffeeShopActors, committedPosition, startWorkerProcess } from "./support/worker-process.ts";
 
@@ -62,30 +61,16 @@ describe("exactly-once under SIGKILL", () => {
 
     // The stream sink: every large order exactly once, although replays published some again.
     const large = [...generateOrders({ seed, count })].filter((o) => o.qty >= 4).map((o) => o.orderId);
-    const sunk = await readStream<{ orderId: string }>(nc, "large_orders");
+    const sunk = await readStreamJson<{ orderId: string }>(nc, "large_orders");
     expect(sunk.map((o) => o.orderId)).toEqual(large);
 
     // Windows: every closed store-minute exactly once, equal to the batch definition.
     const { fired } = windowOracle([...generateOrders({ seed, count })], 60_000, 60_000, 2_000);
     const byWindow = (a: { key: string; windowStart: number }, b: { key: string; windowStart: number }) => a.key.localeCompare(b.key) || a.windowStart - b.windowStart;
-    const minutes = await readStream<{ key: string; windowStart: number; windowEnd: number; orders: number; revenue: number }>(nc, "revenue_per_minute");
+    const minutes = await readStreamJson<{ key: string; windowStart: number; windowEnd: number; orders: number; revenue: number }>(nc, "revenue_per_minute");
     const want = fired.map(({ key, windowStart, windowEnd, orders, revenue }) => ({ key, windowStart, windowEnd, orders, revenue })).sort(byWindow);
     expect(minutes.sort(byWindow)).toEqual(want);
     const minuteRows = await readTable<(typeof minutes)[number]>(nc, "revenue_per_store_minute");
     expect(minuteRows.sort(byWindow)).toEqual(want);
   });
 });
-
-async function readStream<T>(nc: NatsConnection, stream: string): Promise<T[]> {
-  const consumer = await jetstream(nc).consumers.get(stream);
-  const total = (await consumer.info(true)).num_pending;
-  const out: T[] = [];
-  if (total === 0) return out;
-  const messages = await consumer.consume();
-  for await (const m of messages) {
-    out.push(m.json());
-    if (m.info.pending === 0) break;
-  }
-  await messages.close();
-  return out;
-}

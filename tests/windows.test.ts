@@ -6,7 +6,6 @@
  */
 import { describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/nats-core";
 import { generateOrders, publishOrders } from "../examples/coffee-shop/orders.ts";
 import { Order as OrderSchema } from "../examples/coffee-shop/orders.ts";
 import { readLateEvents } from "../src/log/side-outputs.ts";
@@ -14,7 +13,7 @@ import { Schema } from "effect";
 import { pipeline } from "../src/pipeline/pipeline.ts";
 import { Worker } from "../src/runtime/worker.ts";
 import { readRow, readTable } from "../src/state/table.ts";
-import { useNatsServer, waitFor } from "./support/nats.ts";
+import { readStreamJson, useNatsServer, waitFor } from "./support/nats.ts";
 import { type WindowRow, windowOracle as oracle } from "./support/window-oracle.ts";
 
 function windowed(id: string, size: number, slide: number, stream = "orders", allowedLatenessMs = 0) {
@@ -26,19 +25,6 @@ function windowed(id: string, size: number, slide: number, stream = "orders", al
   out.toStream("out", { stream: `${id}_out` });
   out.toTable(`${id}_windows`);
   return p;
-}
-
-async function readAll(nc: NatsConnection, stream: string): Promise<Emitted[]> {
-  const consumer = await jetstream(nc).consumers.get(stream);
-  if ((await consumer.info(true)).num_pending === 0) return [];
-  const out: Emitted[] = [];
-  const messages = await consumer.consume();
-  for await (const m of messages) {
-    out.push(m.json());
-    if (m.info.pending === 0) break;
-  }
-  await messages.close();
-  return out;
 }
 
 type Emitted = Omit<WindowRow, "revenue">;
@@ -62,7 +48,7 @@ describe("event-time windows", () => {
     const { fired, late } = oracle(orders, 60_000, 60_000, 1_000);
     expect(fired.length).toBeGreaterThan(40);
     expect(late.length).toBeGreaterThan(0);
-    expect(sortRows(await readAll(nc, "tumble_out"))).toEqual(sortRows(fired));
+    expect(sortRows(await readStreamJson<Emitted>(nc, "tumble_out"))).toEqual(sortRows(fired));
     // The same rows in the result table, which keeps them after the windows' state is gone.
     expect(sortRows(await readTable<Emitted>(nc, "tumble_windows"))).toEqual(sortRows(fired));
     const one = fired[7]!;
@@ -82,14 +68,14 @@ describe("event-time windows", () => {
     const first = await Worker.start(nc, p(), { checkpointMs: 50 });
     await waitFor(() => first.committedPosition("orders") >= count / 2, { timeoutMs: 30_000, message: "half way" });
     await first.stop();
-    const half = (await readAll(nc, "hop_out")).length;
+    const half = (await readStreamJson<Emitted>(nc, "hop_out")).length;
     expect(half).toBeGreaterThan(0);
     await publishOrders(nc, { stream: "orders2", subjectPrefix: "orders2", seed: 3, count });
     const second = await Worker.start(nc, p(), { checkpointMs: 50 });
     await waitFor(() => second.committedPosition("orders") >= count, { timeoutMs: 30_000, message: "caught up" });
     await second.stop();
     const { fired } = oracle(orders, 300_000, 60_000, 1_000);
-    expect(sortRows(await readAll(nc, "hop_out"))).toEqual(sortRows(fired));
+    expect(sortRows(await readStreamJson<Emitted>(nc, "hop_out"))).toEqual(sortRows(fired));
     expect(sortRows(await readTable<Emitted>(nc, "hop_windows"))).toEqual(sortRows(fired));
     expect((await (await jetstreamManager(nc)).streams.info("hop_out")).state.messages).toBe(fired.length);
   });
@@ -101,7 +87,7 @@ describe("event-time windows", () => {
     await waitFor(() => worker.committedPosition("orders") >= count, { timeoutMs: 30_000, message: "caught up" });
     await worker.stop();
     const { fired, late, emissions } = oracle(orders, 60_000, 60_000, 1_000, 800);
-    const rows = await readAll(nc, "lateness_out");
+    const rows = await readStreamJson<Emitted>(nc, "lateness_out");
     // The last row of each window is its final value; a window is emitted once plus once per late update.
     const last = new Map<string, Emitted>();
     const counts = new Map<string, number>();
@@ -159,7 +145,7 @@ describe("event-time windows", () => {
         }
       }
     }
-    const got = await readAll(nc, "sessions_out");
+    const got = await readStreamJson<Emitted>(nc, "sessions_out");
     const order = (a: { key: string; windowStart: number }, b: { key: string; windowStart: number }) => a.key.localeCompare(b.key) || a.windowStart - b.windowStart;
     expect((got as unknown as typeof expected).sort(order)).toEqual(expected.sort(order));
     expect(expected.length).toBeGreaterThan(30);

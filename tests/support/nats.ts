@@ -15,6 +15,7 @@
  * });
  */
 import { afterAll, beforeAll } from "vitest";
+import { jetstream } from "@nats-io/jetstream";
 import { connect as natsConnect, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
 import { startNatsServer, type NatsServer, type NatsServerOptions } from "../../src/platform/nats-server.ts";
 
@@ -92,4 +93,18 @@ export async function waitFor(
   }
   const detail = lastError instanceof Error ? ` (last error: ${lastError.message})` : "";
   throw new Error(`waitFor: ${message} not met within ${timeoutMs} ms${detail}`, { cause: lastError });
+}
+
+/** Every message of a stream, each decoded from JSON, in stream order (an ordered consumer). */
+export async function readStreamJson<T>(nc: NatsConnection, stream: string): Promise<T[]> {
+  const consumer = await jetstream(nc).consumers.get(stream);
+  if ((await consumer.info(true)).num_pending === 0) return [];
+  const out: T[] = [];
+  const messages = await consumer.consume();
+  for await (const m of messages) {
+    out.push(m.json<T>());
+    if (m.info.pending === 0) break;
+  }
+  await messages.close();
+  return out;
 }

@@ -58,6 +58,23 @@ describe("eddy dev", () => {
     const answer = (await (await fetch(`${api}/tables/revenue_by_store/rows/store-1`)).json()) as { row: { key: string; orders: number } };
     expect(answer.row).toEqual(JSON.parse(one.out()));
 
+    // What the actors committed: every partition of every step, none behind the stream.
+    await waitFor(
+      async () => {
+        const st = eddy(["status", "coffee-shop", "--json"], { cwd });
+        if ((await st.exited) !== 0) return false;
+        const actors = st.out().trim().split("\n").map((l) => JSON.parse(l) as { step: string; lag: number; keys: number });
+        return actors.length === 17 && actors.every((a) => a.lag === 0) && actors.some((a) => a.step === "store-revenue" && a.keys > 0);
+      },
+      { timeoutMs: 30_000, intervalMs: 300, message: "eddy status shows every actor caught up" },
+    );
+    const table = eddy(["status", "coffee-shop"], { cwd });
+    expect(await table.exited).toBe(0);
+    expect(table.out()).toMatch(/^step\s+part\s+ckpt/);
+    const unknown = eddy(["status", "no-such-pipeline"], { cwd });
+    expect(await unknown.exited).toBe(2);
+    expect(unknown.err()).toMatch(/pipeline "no-such-pipeline" has committed no checkpoint/);
+
     dev.child.kill("SIGINT");
     expect(await dev.exited).toBe(0);
     expect(dev.out()).toContain("stopped");
@@ -101,7 +118,7 @@ describe("clear errors", () => {
   });
 
   it("--help on every command shows an example", { timeout: 30_000 }, async () => {
-    for (const command of ["dev", "run", "query", "gen"]) {
+    for (const command of ["dev", "run", "query", "status", "serve", "gen"]) {
       const help = eddy([command, "--help"]);
       expect(await help.exited).toBe(0);
       expect(help.out()).toContain(`eddy ${command}`);

@@ -9,6 +9,7 @@ import { dev, devCommand } from "./dev.ts";
 import { gen, genCommand } from "./gen.ts";
 import { query, queryCommand } from "./query.ts";
 import { run, runCommand } from "./run.ts";
+import { status, statusCommand } from "./status.ts";
 import { serve, serveCommand } from "./serve.ts";
 
 type Handler = (platform: Platform, parsed: Parsed) => Promise<number>;
@@ -17,6 +18,7 @@ const commands: ReadonlyArray<readonly [CommandSpec, Handler]> = [
   [devCommand, dev],
   [runCommand, run],
   [queryCommand, query],
+  [statusCommand, status],
   [serveCommand, serve],
   [genCommand, gen],
 ];

@@ -211,6 +211,7 @@ export async function readCommitted(nc: NatsConnection, pipelineId: string): Pro
   let kv: KV;
   try {
     kv = await new Kvm(nc).open(stateBucket(pipelineId), { bindOnly: true });
+    await kv.status(); // binding does not check that the bucket exists
   } catch {
     return [];
   }

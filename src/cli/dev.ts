@@ -13,7 +13,8 @@ import { systemClock } from "../runtime/clock.ts";
 import { Worker } from "../runtime/worker.ts";
 import { readTable } from "../state/table.ts";
 import type { CommandSpec, Parsed } from "./args.ts";
-import { execute, workerOptions } from "./run.ts";
+import { execute } from "./execute.ts";
+import { workerOptions } from "./run.ts";
 import { queryApi } from "./serve.ts";
 import { devUrlFile, natsConnection, natsFlags } from "./target.ts";
 
@@ -66,10 +67,11 @@ export async function dev(platform: Platform, { flags }: Parsed): Promise<number
           Effect.tryPromise({ try: () => Worker.start(nc, pipeline, workerOptions(flags, undefined)), catch: (e) => e }),
           (w) => Effect.promise(() => w.stop()),
         );
-        const { listener } = yield* queryApi(platform, nc, { port: flags.port as number, host: "127.0.0.1", refreshMs: 2000 });
+        const { listener } = yield* queryApi(platform, nc, { port: flags.port as number, host: "127.0.0.1", refreshMs: 2000, worker });
         say(`pipeline ${pipeline.id} running: ${worker.status().length} operator actors`);
         say("results: tables revenue_by_store, revenue_by_item, revenue_by_category, revenue_per_store_minute");
         say(`  query API: ${listener.url}/tables   (e.g. ${listener.url}/tables/revenue_by_store/rows)`);
+        say(`  metrics:   ${listener.url}/metrics   (health: /healthz, /readyz)`);
         say("  or:        ./bin/eddy.js query revenue_by_store    (in another terminal)");
         say("stop with Ctrl-C");
         const summaryMs = flags["summary-ms"] as number;

@@ -6,7 +6,7 @@ import { Effect } from "effect";
 import { publishOrders } from "../../examples/coffee-shop/orders.ts";
 import type { Platform } from "../platform/platform.ts";
 import type { CommandSpec, Parsed } from "./args.ts";
-import { execute } from "./run.ts";
+import { execute } from "./execute.ts";
 import { natsConnection, natsFlags, resolveUrl } from "./target.ts";
 
 export const genCommand: CommandSpec = {

@@ -7,7 +7,7 @@ import { ConfigError } from "../errors.ts";
 import type { Platform } from "../platform/platform.ts";
 import { listTables, readRow, readTable } from "../state/table.ts";
 import type { CommandSpec, Parsed } from "./args.ts";
-import { execute } from "./run.ts";
+import { execute } from "./execute.ts";
 import { natsConnection, natsFlags, resolveUrl } from "./target.ts";
 
 export const queryCommand: CommandSpec = {

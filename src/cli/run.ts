@@ -1,6 +1,7 @@
 /**
  * `eddy run <module>`: run a pipeline defined in a TypeScript module as a service beside NATS,
- * until SIGINT or SIGTERM, which checkpoint and stop it cleanly.
+ * until SIGINT or SIGTERM, which checkpoint and stop it cleanly. With `--port`, the same process
+ * serves the query API, /metrics, /healthz and /readyz (src/serve/api.ts).
  */
 import { Effect } from "effect";
 import { ConfigError } from "../errors.ts";
@@ -8,6 +9,8 @@ import { Pipeline } from "../pipeline/pipeline.ts";
 import type { Platform } from "../platform/platform.ts";
 import { Worker, type WorkerOptions } from "../runtime/worker.ts";
 import type { CommandSpec, Parsed } from "./args.ts";
+import { execute } from "./execute.ts";
+import { queryApi } from "./serve.ts";
 import { natsConnection, natsFlags, resolveUrl } from "./target.ts";
 
 export const runCommand: CommandSpec = {
@@ -19,8 +22,14 @@ export const runCommand: CommandSpec = {
     export: { type: "string", help: "the export to use", default: "default" },
     "checkpoint-ms": { type: "number", help: "checkpoint interval in ms", default: 1000 },
     "checkpoint-events": { type: "number", help: "checkpoint after this many events per actor", default: 100_000 },
+    port: { type: "number", help: "serve the query API, /metrics, /healthz and /readyz on this port (0: a free one; none: no HTTP)" },
+    host: { type: "string", help: "address the HTTP port listens on", default: "127.0.0.1" },
+    token: { type: "string", help: "with --port: require Authorization: Bearer <token> (else $EDDY_API_TOKEN; not for /healthz, /readyz)" },
   },
-  examples: ["eddy run examples/coffee-shop/pipeline.ts --export coffeeShop --nats nats://127.0.0.1:4222"],
+  examples: [
+    "eddy run examples/coffee-shop/pipeline.ts --export coffeeShop --nats nats://127.0.0.1:4222",
+    "eddy run examples/coffee-shop/pipeline.ts --export coffeeShop --port 9464   # curl localhost:9464/metrics",
+  ],
 };
 
 export async function loadPipeline(platform: Platform, module: string, name: string): Promise<Pipeline> {
@@ -60,11 +69,25 @@ export async function run(platform: Platform, { flags, positionals }: Parsed): P
     Effect.scoped(
       Effect.gen(function* () {
         const nc = yield* natsConnection(platform, url, flags.creds);
-        yield* Effect.acquireRelease(
+        const worker = yield* Effect.acquireRelease(
           Effect.tryPromise({ try: () => Worker.start(nc, pipeline, workerOptions(flags, log)), catch: (e) => e }),
           (worker) => Effect.promise(() => worker.stop()),
         );
-        log("running", { pipeline: pipeline.id, nats: url });
+        let http: string | undefined;
+        if (flags.port !== undefined) {
+          // Acquired after the worker, so released first: the HTTP side stops before the final checkpoint.
+          const token = (flags.token as string | undefined) || platform.env("EDDY_API_TOKEN") || undefined;
+          const { listener } = yield* queryApi(platform, nc, {
+            port: flags.port as number,
+            host: flags.host as string,
+            refreshMs: 5000,
+            worker,
+            log,
+            ...(token ? { token } : {}),
+          });
+          http = listener.url;
+        }
+        log("running", { pipeline: pipeline.id, nats: url, ...(http ? { http, metrics: `${http}/metrics` } : {}) });
         const signal = yield* Effect.promise(() => shutdown);
         log("stopping", { signal });
       }),
@@ -73,9 +96,3 @@ export async function run(platform: Platform, { flags, positionals }: Parsed): P
   return 0;
 }
 
-/** Run a command's effect; a failure is thrown as the error itself (main prints it). */
-export async function execute<A, E>(effect: Effect.Effect<A, E>): Promise<A> {
-  const result = await Effect.runPromise(Effect.either(effect));
-  if (result._tag === "Left") throw result.left;
-  return result.right;
-}

@@ -6,10 +6,11 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { Effect } from "effect";
 import { ConfigError } from "../errors.ts";
 import type { Platform } from "../platform/platform.ts";
+import type { Worker } from "../runtime/worker.ts";
 import { createQueryApi } from "../serve/api.ts";
 import { Catalog } from "../serve/catalog.ts";
 import type { CommandSpec, Parsed } from "./args.ts";
-import { execute } from "./run.ts";
+import { execute } from "./execute.ts";
 import { natsConnection, natsFlags, resolveUrl } from "./target.ts";
 
 export const serveCommand: CommandSpec = {
@@ -65,9 +66,14 @@ export interface QueryApiResourceOptions {
   readonly token?: string;
   readonly origins?: readonly string[];
   readonly log?: (event: string, fields: Record<string, unknown>) => void;
+  /** The worker in this process (`eddy run --port`, `eddy dev`): its actors in /metrics and /readyz. */
+  readonly worker?: Worker;
 }
 
-/** The query API as a scoped resource: table replicas plus an HTTP listener (`eddy serve`, `eddy dev`). */
+/**
+ * The query API as a scoped resource: table replicas plus an HTTP listener (`eddy serve`,
+ * `eddy dev`, `eddy run --port`), with /metrics, /healthz and /readyz.
+ */
 export function queryApi(platform: Platform, nc: NatsConnection, options: QueryApiResourceOptions) {
   return Effect.gen(function* () {
     const catalog = yield* Effect.acquireRelease(
@@ -80,6 +86,7 @@ export function queryApi(platform: Platform, nc: NatsConnection, options: QueryA
     const api = createQueryApi(catalog, {
       ...(options.token ? { token: options.token } : {}),
       ...(options.origins ? { cors: options.origins.includes("*") ? "*" : [...options.origins] } : {}),
+      ...(options.worker ? { worker: options.worker } : {}),
     });
     const listener = yield* Effect.acquireRelease(
       Effect.tryPromise({

@@ -10,7 +10,7 @@ import { ConfigError } from "../errors.ts";
 import type { Platform } from "../platform/platform.ts";
 import { readCommitted } from "../state/checkpoint.ts";
 import type { CommandSpec, Parsed } from "./args.ts";
-import { execute } from "./run.ts";
+import { execute } from "./execute.ts";
 import { natsConnection, natsFlags, resolveUrl } from "./target.ts";
 
 export const statusCommand: CommandSpec = {

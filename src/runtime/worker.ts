@@ -49,7 +49,13 @@ export interface ActorStatus {
   readonly committed: Readonly<Record<string, number>>;
   readonly checkpoint: number;
   readonly eventsIn: number;
+  readonly outputs: number;
   readonly deadLetters: number;
+  readonly lateEvents: number;
+  /** Checkpoints committed since this process started, and the last one's duration and size. */
+  readonly checkpoints: number;
+  readonly lastCheckpointMs: number;
+  readonly lastCheckpointBytes: number;
   readonly error?: string;
 }
 
@@ -303,7 +309,12 @@ export class Worker {
         committed: { ...(manifest?.positions ?? {}) },
         checkpoint: manifest?.checkpoint ?? 0,
         eventsIn: a.core.metrics.eventsIn,
+        outputs: a.core.metrics.outputs,
         deadLetters: a.core.metrics.deadLetters,
+        lateEvents: a.core.metrics.lateEvents,
+        checkpoints: a.core.metrics.checkpoints,
+        lastCheckpointMs: a.core.metrics.lastCheckpointMs,
+        lastCheckpointBytes: a.core.metrics.lastCheckpointBytes,
         ...(error === undefined ? {} : { error: String(error) }),
       };
     });

@@ -19,10 +19,19 @@
  * `reflects` of a table: `{ checkpoint, at, lastUpdate, partitions: [{ partition, checkpoint, at,
  * lastUpdate }] }` where checkpoint and at are the lowest over partitions (src/serve/replica.ts).
  *
+ * Operations (src/serve/metrics.ts):
+ * - `GET /metrics`: Prometheus text exposition (0.0.4): the worker's operator actors (when
+ *   `options.worker` is given), table sizes, and query latency (`eddy_query_duration_seconds`)
+ * - `GET /healthz`: 200 `{ status: "ok" }` while the process serves
+ * - `GET /readyz`: 200 `{ ready: true, ... }` when every operator actor is running (or
+ *   checkpointing) and every table the worker writes is replicated; else 503 with `reasons`
+ *
  * Errors: `{ error: { code, message } }` with 400 (`bad_parameter`), 401 (`unauthorized`), 404
  * (`table_not_found`, `row_not_found`, `not_found`), 405 (`method_not_allowed`). With a token,
  * every request needs `Authorization: Bearer <token>`, or `?access_token=<token>` (RFC 6750 2.3:
- * for EventSource, which cannot set headers).
+ * for EventSource, which cannot set headers), except `/healthz` and `/readyz` (probes, which say
+ * nothing about the data). `/metrics` does need it: it names steps, tables and volumes, and
+ * Prometheus sends one with `authorization: { credentials: <token> }` in its scrape config.
  *
  * @example
  * const catalog = await Catalog.open(nc);
@@ -33,9 +42,11 @@
 import { type Context, Hono } from "hono";
 import { cors } from "hono/cors";
 import { streamSSE } from "hono/streaming";
+import { matchedRoutes } from "hono/route";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { type Clock, systemClock } from "../runtime/clock.ts";
 import type { Catalog } from "./catalog.ts";
+import { ApiMetrics, type MetricsWorker, prometheusContentType } from "./metrics.ts";
 import type { RowChange, TableReplica } from "./replica.ts";
 
 export interface QueryApiOptions {
@@ -48,12 +59,18 @@ export interface QueryApiOptions {
   readonly keepAliveMs?: number;
   /** Changes buffered per SSE client before it is cut off (default 10000). */
   readonly maxQueuedChanges?: number;
+  /** The worker in this process, if any: its actors in /metrics and /readyz. */
+  readonly worker?: MetricsWorker;
+  /** How often to poll source streams' last sequence for the lag metric (default 5000; 0: never). */
+  readonly lagRefreshMs?: number;
 }
 
 export interface QueryApi {
   readonly app: Hono;
   readonly fetch: (request: Request) => Response | Promise<Response>;
-  /** End every open SSE stream. */
+  /** Query latency and the lag poller behind /metrics. */
+  readonly metrics: ApiMetrics;
+  /** End every open SSE stream and stop the lag poller. */
   close(): void;
 }
 
@@ -70,6 +87,21 @@ export function createQueryApi(catalog: Pick<Catalog, "get" | "names">, options:
   const app = new Hono();
   const clock = options.clock ?? systemClock;
   const closers = new Set<() => void>();
+  const metrics = new ApiMetrics({
+    ...(options.worker ? { worker: options.worker } : {}),
+    ...(options.lagRefreshMs === undefined ? {} : { lagRefreshMs: options.lagRefreshMs }),
+    clock,
+  });
+  const operational = new Set(["/metrics", "/healthz", "/readyz"]);
+
+  // Query latency: every request but the operations endpoints, labelled by route pattern.
+  app.use("*", async (c, next) => {
+    const started = performance.now();
+    await next();
+    const routes = matchedRoutes(c).filter((r) => r.method !== "ALL");
+    const route = routes.length ? routes[routes.length - 1]!.path : "unmatched";
+    if (!operational.has(route)) metrics.queryDuration.observe(route, (performance.now() - started) / 1000);
+  });
 
   if (options.cors !== undefined) {
     const origin = typeof options.cors === "string" ? options.cors : [...options.cors];
@@ -85,6 +117,8 @@ export function createQueryApi(catalog: Pick<Catalog, "get" | "names">, options:
   if (options.token !== undefined) {
     const token = options.token;
     app.use("*", async (c, next) => {
+      const path = new URL(c.req.url).pathname;
+      if (path === "/healthz" || path === "/readyz") return next();
       const header = c.req.header("Authorization");
       const given = header?.startsWith("Bearer ") ? header.slice("Bearer ".length) : c.req.query("access_token");
       if (given === undefined || !sameSecret(given, token)) {
@@ -221,13 +255,28 @@ export function createQueryApi(catalog: Pick<Catalog, "get" | "names">, options:
     });
   });
 
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+
+  app.get("/readyz", (c) => {
+    const readiness = metrics.readiness(catalog);
+    return c.json(readiness, readiness.ready ? 200 : 503);
+  });
+
+  app.get("/metrics", (c) => {
+    c.header("Content-Type", prometheusContentType);
+    c.header("Cache-Control", "no-store");
+    return c.body(metrics.render(catalog));
+  });
+
   app.notFound((c) => fail(c, 404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}; see GET /tables`));
   app.onError((error, c) => fail(c, 500, "internal", String(error instanceof Error ? error.message : error)));
 
   return {
     app,
     fetch: (request) => app.fetch(request),
+    metrics,
     close: () => {
+      metrics.close();
       for (const end of [...closers]) end();
     },
   };

@@ -27,19 +27,28 @@ import type { KeyedState } from "../src/state/keyed-state.ts";
 import { windowRowKey } from "../src/state/table.ts";
 import type { Operator, OperatorContext } from "./operator.ts";
 
-export type WindowOptions =
+export type WindowOptions = (
   | { readonly size: number; readonly slide: number; readonly allowedLatenessMs: number }
-  | { readonly gap: number; readonly allowedLatenessMs: number };
+  | { readonly gap: number; readonly allowedLatenessMs: number }
+) & {
+  /**
+   * "final" (default): a window's row is emitted when it closes (append-only). "updates": every
+   * change emits the window's row at once (upserts into tables), with `final: false` until the
+   * window closes and `final: true` from then on. Fixed windows only.
+   */
+  readonly emit?: "final" | "updates";
+};
 
-/** A key's windows: window start to [aggregate state, emissions so far, window end]. */
+/** A key's windows: window start to [aggregate state, emissions so far, window end, closed]. */
 type Windows = Record<string, Window>;
-type Window = readonly [state: unknown[], emitted: number, end: number];
+type Window = readonly [state: unknown[], emitted: number, end: number, closed?: 0 | 1];
 
 export function windowOperator(aggregate: CompiledAggregate<unknown>, options: WindowOptions): Operator {
   const lateness = options.allowedLatenessMs;
   const gap = "gap" in options ? options.gap : 0;
   const size = "size" in options ? options.size : 0;
   const slide = "slide" in options ? options.slide : 0;
+  const updates = options.emit === "updates";
   /** Due time to the keys to look at then (a window's end, and its end plus lateness). */
   const timers = new Map<number, Set<Key>>();
   const addTimer = (at: number, key: Key) => {
@@ -52,7 +61,7 @@ export function windowOperator(aggregate: CompiledAggregate<unknown>, options: W
     if (lateness > 0) addTimer(end + lateness, key);
   };
   const emit = (ctx: OperatorContext, key: Key, hash: number, start: number, [state, n, end]: Window) => {
-    const row = { ...aggregate.row(key, state), windowStart: start, windowEnd: end };
+    const row = { ...aggregate.row(key, state), windowStart: start, windowEnd: end, ...(updates ? { final: end <= ctx.watermark } : {}) };
     ctx.emit(`${key}/${start}/${n}`, row);
     ctx.putRow(key, hash, windowRowKey(key, start), row);
   };
@@ -64,12 +73,12 @@ export function windowOperator(aggregate: CompiledAggregate<unknown>, options: W
     const wm = ctx.watermark;
     let next: Windows | undefined;
     for (const [s, window] of Object.entries(windows)) {
-      const [state, emitted, end] = window;
+      const [state, emitted, end, closed] = window;
       if (end > wm) continue;
       next ??= { ...windows };
-      if (emitted === 0) {
+      if (!closed) {
         emit(ctx, key, hash, Number(s), window);
-        next[s] = [state, 1, end];
+        next[s] = [state, emitted + 1, end, 1];
       }
       if (end + lateness <= wm) delete next[s];
     }
@@ -88,13 +97,15 @@ export function windowOperator(aggregate: CompiledAggregate<unknown>, options: W
       /** Put the event's fold into window `start`, unless that window is closed for good. */
       const place = (start: number, end: number, state: unknown[], emitted: number, isNew: boolean): boolean => {
         if (end + lateness <= wm) return false;
-        if (end <= wm) {
-          // Late, within the allowed lateness: the window fired already; send its new row now.
+        const closed = end <= wm;
+        if (closed || updates) {
+          // Late within the allowed lateness (the window closed already), or an early update:
+          // send the window's new row now.
           emit(ctx, rec.key, rec.hash, start, [state, emitted, end]);
           emitted++;
         }
         if (isNew) schedule(rec.key, end);
-        next[start] = [state, emitted, end];
+        next[start] = [state, emitted, end, closed ? 1 : 0];
         return true;
       };
       let accepted = false;

@@ -16,11 +16,11 @@ import { readRow, readTable } from "../src/state/table.ts";
 import { readStreamJson, useNatsServer, waitFor } from "./support/nats.ts";
 import { type WindowRow, windowOracle as oracle } from "./support/window-oracle.ts";
 
-function windowed(id: string, size: number, slide: number, stream = "orders", allowedLatenessMs = 0) {
+function windowed(id: string, size: number, slide: number, stream = "orders", allowedLatenessMs = 0, emit: "final" | "updates" = "final") {
   const p = pipeline(id, { partitions: 3 });
   const out = p.source("orders", { stream, schema: OrderSchema, eventTime: (o) => o.ts, maxOutOfOrderMs: 1_000 })
     .keyBy("by-store", "store")
-    .window("w", { size, slide, allowedLatenessMs })
+    .window("w", { size, slide, allowedLatenessMs, emit })
     .aggregate("per-window", (a) => ({ orders: a.count(), qty: a.sum("qty") }));
   out.toStream("out", { stream: `${id}_out` });
   out.toTable(`${id}_windows`);
@@ -149,5 +149,22 @@ describe("event-time windows", () => {
     const order = (a: { key: string; windowStart: number }, b: { key: string; windowStart: number }) => a.key.localeCompare(b.key) || a.windowStart - b.windowStart;
     expect((got as unknown as typeof expected).sort(order)).toEqual(expected.sort(order));
     expect(expected.length).toBeGreaterThan(30);
+  });
+
+  it("in the updates mode, every change upserts the window's row, final once it closes", { timeout: 60_000 }, async () => {
+    const nc = await nats.connect();
+    const worker = await Worker.start(nc, windowed("early", 60_000, 60_000, "orders", 0, "updates"), { checkpointMs: 50 });
+    await waitFor(() => worker.committedPosition("orders") >= count, { timeoutMs: 30_000, message: "caught up" });
+    await worker.stop();
+    const { fired, open, late } = oracle(orders, 60_000, 60_000, 1_000);
+    const table = await readTable<Emitted & { final: boolean }>(nc, "early_windows");
+    expect(sortRows(table.filter((r) => r.final))).toEqual(sortRows(fired));
+    expect(sortRows(table.filter((r) => !r.final))).toEqual(sortRows(open));
+    expect(open.length).toBeGreaterThan(0);
+    // The stream: one message per accepted event and window, plus one when the window closes.
+    const messages = await readStreamJson<Emitted & { final: boolean }>(nc, "early_out");
+    const accepted = count - late.length; // tumbling: one window per event
+    expect(messages.length).toBe(accepted + fired.length);
+    expect(messages.filter((m) => m.final).length).toBe(fired.length);
   });
 });

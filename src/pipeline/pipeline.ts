@@ -58,6 +58,7 @@ export type Step =
       readonly input: string;
       readonly window: { readonly size: number; readonly slide: number } | { readonly gap: number };
       readonly allowedLatenessMs: number;
+      readonly emit: "final" | "updates";
     }
   | {
       readonly kind: "aggregate";
@@ -116,6 +117,11 @@ export type WindowSpec = (
 ) & {
   /** How long after its end a window still takes late events (and re-emits). Default 0. */
   readonly allowedLatenessMs?: number;
+  /**
+   * "final" (default): one row per window when it closes. "updates": the window's row at every
+   * change (`final: false`), and once more when it closes (`final: true`). Not for sessions.
+   */
+  readonly emit?: "final" | "updates";
 };
 
 /** A windowed aggregate's row: the key, the window, and one column per aggregate. */
@@ -309,6 +315,9 @@ export class Pipeline {
             throw new ConfigError({ message: `window "${id}": gap ${spec.gap}, allowed lateness ${allowedLatenessMs} do not make a session window`, hint: "gap > 0; allowedLatenessMs >= 0" });
           }
           window = { gap: spec.gap };
+          if (spec.emit === "updates") {
+            throw new ConfigError({ message: `window "${id}": sessions emit final rows only`, hint: "drop emit: \"updates\" or use a fixed window" });
+          }
         } else {
           const slide = spec.slide ?? spec.size;
           if (!(spec.size > 0 && slide > 0 && slide <= spec.size && spec.size % slide === 0 && allowedLatenessMs >= 0)) {
@@ -322,7 +331,7 @@ export class Pipeline {
         if (!this.#sourceOf(input).eventTime) {
           throw new ConfigError({ message: `window "${id}" needs event time`, hint: "declare eventTime (and maxOutOfOrderMs) on the pipeline's source" });
         }
-        this.#add({ kind: "window", id, input, window, allowedLatenessMs });
+        this.#add({ kind: "window", id, input, window, allowedLatenessMs, emit: spec.emit ?? "final" });
         return {
           aggregate: <S extends AggregateSpec<T>>(aggId: string, aggSpec: (a: Aggregates<T>) => S) => {
             const compiled = this.#aggregate(aggId, id, aggSpec);

@@ -104,7 +104,7 @@ export function compile(pipeline: Pipeline): Plan {
         partitions: pipeline.partitions,
         createOperator:
           input.kind === "window"
-            ? () => windowOperator(step.aggregate, { ...input.window, allowedLatenessMs: input.allowedLatenessMs })
+            ? () => windowOperator(step.aggregate, { ...input.window, allowedLatenessMs: input.allowedLatenessMs, emit: input.emit })
             : () => aggregateOperator(step.aggregate, streams.length > 0),
         tables: stepTables,
         streams,

@@ -48,6 +48,6 @@ export function windowOracle(orders: readonly Order[], size: number, slide: numb
     const id = `${w.key}/${w.windowStart}`;
     if (onTime.has(id)) emissions.set(id, (emissions.get(id) ?? 0) + 1);
   }
-  return { fired, late, emissions };
+  return { fired, open: [...windows.values()].filter((w) => w.windowEnd > finalWm), late, emissions };
 }
 

@@ -241,9 +241,11 @@ export class OperatorCore implements ActorCore {
     // replaced, never changed in place, so the snapshot stays valid while records flow on.
     const rewriteAll = this.#rewriteAll;
     if (rewriteAll) this.state.touchAll();
-    const chunks = this.state.snapshotDirty();
+    const state = this.state;
+    const chunks = state.snapshotDirty();
     const chunkBits = this.state.chunkBits;
-    const rowChunks = this.#rows?.snapshotDirty() ?? [];
+    const rowState = this.#rows;
+    const rowChunks = rowState?.snapshotDirty() ?? [];
     const rowBits = this.#rows?.chunkBits;
     const previousRowBits = this.#rowBits;
     const positions = { ...this.positions };
@@ -273,6 +275,7 @@ export class OperatorCore implements ActorCore {
         for (const bucket of this.#tableBuckets) publisher.publish(kvSubject(bucket, pageKey(partition, chunkBits, chunk.index)), page);
         bytes += page.length * this.#tableBuckets.length;
       }
+      state.release(chunk);
       await publisher.whenPendingBelow(maxPendingWrites);
       await nextTurn();
     }
@@ -283,6 +286,7 @@ export class OperatorCore implements ActorCore {
       const page = encodePage({ at: started, checkpoint, rows });
       for (const bucket of this.#tableBuckets) publisher.publish(kvSubject(bucket, pageKey(partition, rowBits!, chunk.index)), page);
       bytes += page.length * this.#tableBuckets.length;
+      rowState!.release(chunk);
       await publisher.whenPendingBelow(maxPendingWrites);
       await nextTurn();
     }

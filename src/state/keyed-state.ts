@@ -4,9 +4,10 @@
  * chunk holds more than `maxChunkKeys` keys, every chunk splits (the chunk count doubles), which
  * keeps chunks small: well under NATS's message size limit, and cheap to rewrite.
  *
- * A checkpoint takes a snapshot of the changed chunks (a shallow copy: values are replaced, never
- * changed in place) synchronously, and encodes and writes it afterwards while records keep
- * flowing.
+ * A checkpoint takes a snapshot of the changed chunks synchronously and encodes and writes it
+ * afterwards while records keep flowing. The snapshot is copy-on-write: it holds the chunk Maps
+ * themselves, and a chunk is copied only if a record changes it before the checkpoint has
+ * encoded it (values are replaced, never changed in place, so a shallow copy suffices).
  *
  * @example
  * const state = new KeyedState<number>();
@@ -31,6 +32,8 @@ export function encodeChunk<S>(chunk: ChunkSnapshot<S>): Uint8Array {
 export class KeyedState<S> {
   #chunks: Map<Key, S>[];
   #dirty = new Set<number>();
+  /** Chunks a snapshot holds: copy before changing them. */
+  #shared = new Set<number>();
   #bits: number;
   #size = 0;
 
@@ -54,10 +57,16 @@ export class KeyedState<S> {
     return this.#chunks[chunkOf(hash, this.#bits)]!.get(key);
   }
 
+  /** The chunk to change, copied first if a snapshot holds it. */
+  #writable(index: number): Map<Key, S> {
+    if (this.#shared.delete(index)) this.#chunks[index] = new Map(this.#chunks[index]!);
+    return this.#chunks[index]!;
+  }
+
   /** Store a key's value and mark its chunk changed. */
   set(key: Key, hash: number, value: S): void {
     const index = chunkOf(hash, this.#bits);
-    const chunk = this.#chunks[index]!;
+    const chunk = this.#writable(index);
     const before = chunk.size;
     chunk.set(key, value);
     this.#size += chunk.size - before;
@@ -71,7 +80,7 @@ export class KeyedState<S> {
 
   delete(key: Key, hash: number): void {
     const index = chunkOf(hash, this.#bits);
-    if (this.#chunks[index]!.delete(key)) {
+    if (this.#chunks[index]!.has(key) && this.#writable(index).delete(key)) {
       this.#size--;
       this.#dirty.add(index);
     }
@@ -92,13 +101,22 @@ export class KeyedState<S> {
       this.touchAll();
     }
     const out: ChunkSnapshot<S>[] = [];
-    for (const index of this.#dirty) out.push({ index, entries: new Map(this.#chunks[index]!) });
+    for (const index of this.#dirty) {
+      out.push({ index, entries: this.#chunks[index]! });
+      this.#shared.add(index);
+    }
     this.#dirty.clear();
     return out.sort((a, b) => a.index - b.index);
   }
 
+  /** A snapshot is done with a chunk: changing it no longer needs a copy (if it is still the same). */
+  release(chunk: ChunkSnapshot<S>): void {
+    if (this.#chunks[chunk.index] === chunk.entries) this.#shared.delete(chunk.index);
+  }
+
   /** Load chunk `index` from entries placed under the same chunk bits (at recovery). */
   loadEntries(index: number, chunk: Map<Key, S>): void {
+    this.#shared.delete(index);
     this.#size += chunk.size - this.#chunks[index]!.size;
     this.#chunks[index] = chunk;
   }
@@ -106,12 +124,14 @@ export class KeyedState<S> {
   /** Load chunk `index` as encoded by `encodeChunk` under the same chunk bits (at recovery). */
   loadChunk(index: number, bytes: Uint8Array): void {
     const chunk = new Map(JSON.parse(decoder.decode(bytes)) as [Key, S][]);
+    this.#shared.delete(index);
     this.#size += chunk.size - this.#chunks[index]!.size;
     this.#chunks[index] = chunk;
   }
 
   #resize(bits: number): void {
     const old = this.#chunks;
+    this.#shared.clear(); // every chunk is new: what a snapshot holds stays its own
     this.#bits = bits;
     this.#chunks = Array.from({ length: 1 << bits }, () => new Map());
     for (const chunk of old) {

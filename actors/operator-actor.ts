@@ -199,7 +199,14 @@ export class OperatorCore implements ActorCore {
 
   #deadLetter(source: string, rec: Rec, error: unknown): void {
     this.metrics.deadLetters++;
-    this.#setAside("dlq", rec, `step "${this.options.step}" threw on key ${JSON.stringify(rec.key)}: ${error instanceof Error ? error.message : String(error)}`, source);
+    this.#setAside(
+      "dlq",
+      rec,
+      `step "${this.options.step}" threw on key ${JSON.stringify(rec.key)}: ${
+        error instanceof Error ? error.message : String(error)
+      }`,
+      source,
+    );
   }
 
   #setAside(kind: "dlq" | "late", rec: Rec, reason: string, source = this.#source): void {
@@ -272,7 +279,9 @@ export class OperatorCore implements ActorCore {
         const rows: [Key, unknown][] = [];
         for (const [k, state] of chunk.entries) rows.push([k, operator.row(k, state)]);
         const page = encodePage({ at: started, checkpoint, rows });
-        for (const bucket of this.#tableBuckets) publisher.publish(kvSubject(bucket, pageKey(partition, chunkBits, chunk.index)), page);
+        for (const bucket of this.#tableBuckets) {
+          publisher.publish(kvSubject(bucket, pageKey(partition, chunkBits, chunk.index)), page);
+        }
         bytes += page.length * this.#tableBuckets.length;
       }
       state.release(chunk);
@@ -284,7 +293,9 @@ export class OperatorCore implements ActorCore {
       const rows: [Key, unknown][] = [];
       for (const byRowKey of chunk.entries.values()) rows.push(...Object.entries(byRowKey));
       const page = encodePage({ at: started, checkpoint, rows });
-      for (const bucket of this.#tableBuckets) publisher.publish(kvSubject(bucket, pageKey(partition, rowBits!, chunk.index)), page);
+      for (const bucket of this.#tableBuckets) {
+        publisher.publish(kvSubject(bucket, pageKey(partition, rowBits!, chunk.index)), page);
+      }
       bytes += page.length * this.#tableBuckets.length;
       rowState!.release(chunk);
       await publisher.whenPendingBelow(maxPendingWrites);

@@ -27,17 +27,19 @@ import type { KeyedState } from "../src/state/keyed-state.ts";
 import { windowRowKey } from "../src/state/table.ts";
 import type { Operator, OperatorContext } from "./operator.ts";
 
-export type WindowOptions = (
-  | { readonly size: number; readonly slide: number; readonly allowedLatenessMs: number }
-  | { readonly gap: number; readonly allowedLatenessMs: number }
-) & {
-  /**
-   * "final" (default): a window's row is emitted when it closes (append-only). "updates": every
-   * change emits the window's row at once (upserts into tables), with `final: false` until the
-   * window closes and `final: true` from then on. Fixed windows only.
-   */
-  readonly emit?: "final" | "updates";
-};
+export type WindowOptions =
+  & (
+    | { readonly size: number; readonly slide: number; readonly allowedLatenessMs: number }
+    | { readonly gap: number; readonly allowedLatenessMs: number }
+  )
+  & {
+    /**
+     * "final" (default): a window's row is emitted when it closes (append-only). "updates": every
+     * change emits the window's row at once (upserts into tables), with `final: false` until the
+     * window closes and `final: true` from then on. Fixed windows only.
+     */
+    readonly emit?: "final" | "updates";
+  };
 
 /** A key's windows: window start to [aggregate state, emissions so far, window end, closed]. */
 type Windows = Record<string, Window>;
@@ -53,7 +55,7 @@ export function windowOperator(aggregate: CompiledAggregate<unknown>, options: W
   const timers = new Map<number, Set<Key>>();
   const addTimer = (at: number, key: Key) => {
     let keys = timers.get(at);
-    if (!keys) timers.set(at, (keys = new Set()));
+    if (!keys) timers.set(at, keys = new Set());
     keys.add(key);
   };
   const schedule = (key: Key, end: number) => {
@@ -61,7 +63,12 @@ export function windowOperator(aggregate: CompiledAggregate<unknown>, options: W
     if (lateness > 0) addTimer(end + lateness, key);
   };
   const emit = (ctx: OperatorContext, key: Key, hash: number, start: number, [state, n, end]: Window) => {
-    const row = { ...aggregate.row(key, state), windowStart: start, windowEnd: end, ...(updates ? { final: end <= ctx.watermark } : {}) };
+    const row = {
+      ...aggregate.row(key, state),
+      windowStart: start,
+      windowEnd: end,
+      ...(updates ? { final: end <= ctx.watermark } : {}),
+    };
     ctx.emit(`${key}/${start}/${n}`, row);
     ctx.putRow(key, hash, windowRowKey(key, start), row);
   };
@@ -138,7 +145,10 @@ export function windowOperator(aggregate: CompiledAggregate<unknown>, options: W
         }
       }
       if (!accepted) {
-        ctx.late(rec, `event time ${t} is older than watermark ${wm} minus the allowed lateness ${lateness} ms: its window has closed`);
+        ctx.late(
+          rec,
+          `event time ${t} is older than watermark ${wm} minus the allowed lateness ${lateness} ms: its window has closed`,
+        );
         return;
       }
       ctx.state.set(rec.key, rec.hash, next);

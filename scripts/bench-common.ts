@@ -16,7 +16,7 @@ import { Schema } from "effect";
 import { jetstreamManager, StorageType } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { createPublisher } from "../src/log/publisher.ts";
-import { pipeline, type Pipeline } from "../src/pipeline/pipeline.ts";
+import { type Pipeline, pipeline } from "../src/pipeline/pipeline.ts";
 
 export const BenchEvent = Schema.Struct({
   key: Schema.String,
@@ -123,7 +123,9 @@ function modInverse(a: number, m: number): number {
 }
 
 /** Peak RSS (sampled) of this process with the memory breakdown at that moment, plus VmHWM at the end. */
-export function rssSampler(everyMs = 25): { stop(): { peakRssMb: number; vmHwmMb: number | undefined; atPeak: Record<string, number> } } {
+export function rssSampler(
+  everyMs = 25,
+): { stop(): { peakRssMb: number; vmHwmMb: number | undefined; atPeak: Record<string, number> } } {
   let peak = process.memoryUsage();
   const timer = setInterval(() => {
     const m = process.memoryUsage();

@@ -18,7 +18,7 @@ import { connect } from "@nats-io/transport-node";
 import { Worker } from "../src/runtime/worker.ts";
 import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
-import { benchPipeline, cpuSeconds, mb, nudgeBytes, rssSampler, round, until } from "./bench-common.ts";
+import { benchPipeline, cpuSeconds, mb, nudgeBytes, round, rssSampler, until } from "./bench-common.ts";
 
 const bootMs = performance.now(); // time since this process started, roughly
 const args = new Map<string, string>();
@@ -44,9 +44,13 @@ const sampler = rssSampler(20);
 // allocation site (a .heapprofile, plus a summary of the biggest sites on stderr).
 const memTrace = args.has("trace-memory")
   ? setInterval(() => {
-      const m = process.memoryUsage();
-      progress(`memory rss ${mb(m.rss)} heapTotal ${mb(m.heapTotal)} heapUsed ${mb(m.heapUsed)} external ${mb(m.external)} arrayBuffers ${mb(m.arrayBuffers)}`);
-    }, Number(args.get("trace-memory")) || 1000)
+    const m = process.memoryUsage();
+    progress(
+      `memory rss ${mb(m.rss)} heapTotal ${mb(m.heapTotal)} heapUsed ${mb(m.heapUsed)} external ${mb(m.external)} arrayBuffers ${
+        mb(m.arrayBuffers)
+      }`,
+    );
+  }, Number(args.get("trace-memory")) || 1000)
   : undefined;
 const heapSample = args.has("heap-sample") ? await startHeapSampling(args.get("heap-sample")!) : undefined;
 const nc = await connect({ servers: url, noAsyncTraces: true });
@@ -117,7 +121,11 @@ await until(
     if (now - lastReport > 5_000) {
       lastReport = now;
       const states = [...new Set(worker.status().map((a) => a.state))].join(",");
-      progress(`${((now - t0) / 1000).toFixed(1)} s: processed ${position}, committed ${worker.committedPosition("events")} of ${last}; publisher pending ${publisher.pending}; actors ${states}`);
+      progress(
+        `${((now - t0) / 1000).toFixed(1)} s: processed ${position}, committed ${
+          worker.committedPosition("events")
+        } of ${last}; publisher pending ${publisher.pending}; actors ${states}`,
+      );
     }
     return worker.committedPosition("events") >= last;
   },
@@ -141,31 +149,33 @@ const { peakRssMb, vmHwmMb, atPeak } = sampler.stop();
 await nc.close();
 
 console.log(
-  `RESULT ${JSON.stringify({
-    mode,
-    lastSeq: last,
-    eventsIn,
-    nudges,
-    maxPollGapMs: round(maxLoopLagMs),
-    stalledMs: round(stalledMs),
-    keys,
-    bootMs: round(bootMs),
-    startedMs: round(startedMs),
-    processedMs: round(processedMs),
-    committedMs: round(committedMs),
-    stopMs: round(stopMs),
-    cpuSeconds: round(cpuRun, 2),
-    rssBeforeStartMb,
-    rssAtStartMb,
-    peakRssMb,
-    memoryAtPeak: atPeak,
-    vmHwmMb,
-    heapUsedMbAtEnd: round(memory.heapUsed / 1048576, 1),
-    rssMbAtEnd: round(memory.rss / 1048576, 1),
-    heapTotalMbAtEnd: round(memory.heapTotal / 1048576, 1),
-    externalMbAtEnd: round(memory.external / 1048576, 1),
-    log: logEvents.slice(0, 5),
-  })}`,
+  `RESULT ${
+    JSON.stringify({
+      mode,
+      lastSeq: last,
+      eventsIn,
+      nudges,
+      maxPollGapMs: round(maxLoopLagMs),
+      stalledMs: round(stalledMs),
+      keys,
+      bootMs: round(bootMs),
+      startedMs: round(startedMs),
+      processedMs: round(processedMs),
+      committedMs: round(committedMs),
+      stopMs: round(stopMs),
+      cpuSeconds: round(cpuRun, 2),
+      rssBeforeStartMb,
+      rssAtStartMb,
+      peakRssMb,
+      memoryAtPeak: atPeak,
+      vmHwmMb,
+      heapUsedMbAtEnd: round(memory.heapUsed / 1048576, 1),
+      rssMbAtEnd: round(memory.rss / 1048576, 1),
+      heapTotalMbAtEnd: round(memory.heapTotal / 1048576, 1),
+      externalMbAtEnd: round(memory.external / 1048576, 1),
+      log: logEvents.slice(0, 5),
+    })
+  }`,
 );
 process.exit(0);
 
@@ -189,7 +199,8 @@ async function startHeapSampling(file: string): Promise<{ stop(): Promise<void> 
       const bySite = new Map<string, number>();
       const byOurs = new Map<string, number>();
       let total = 0;
-      const where = (f: SamplingNode["callFrame"]) => `${f.functionName || "(anonymous)"} ${f.url.replace(/^.*\/(node_modules|main)\//, "")}:${f.lineNumber + 1}`;
+      const where = (f: SamplingNode["callFrame"]) =>
+        `${f.functionName || "(anonymous)"} ${f.url.replace(/^.*\/(node_modules|main)\//, "")}:${f.lineNumber + 1}`;
       const walk = (n: SamplingNode, stack: SamplingNode["callFrame"][]) => {
         const s = [...stack, n.callFrame];
         if (n.selfSize > 0) {
@@ -203,8 +214,15 @@ async function startHeapSampling(file: string): Promise<{ stop(): Promise<void> 
         for (const c of n.children) walk(c, s);
       };
       walk(profile.head, []);
-      const top = (m: Map<string, number>) => [...m].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([k, v]) => `      ${mb(v).toFixed(1).padStart(7)} MB  ${k}`).join("\n");
-      progress(`heap sample: ${mb(total)} MB live (sampled) at end of processing; written to ${file}\n    by allocating frame:\n${top(bySite)}\n    by innermost project frames:\n${top(byOurs)}`);
+      const top = (m: Map<string, number>) =>
+        [...m].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([k, v]) => `      ${mb(v).toFixed(1).padStart(7)} MB  ${k}`).join(
+          "\n",
+        );
+      progress(
+        `heap sample: ${mb(total)} MB live (sampled) at end of processing; written to ${file}\n    by allocating frame:\n${
+          top(bySite)
+        }\n    by innermost project frames:\n${top(byOurs)}`,
+      );
       session.disconnect();
     },
   };

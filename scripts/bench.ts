@@ -32,15 +32,7 @@ import { connect } from "@nats-io/transport-node";
 import { startNatsServer } from "../src/platform/nats-server.ts";
 import { tableBucket } from "../src/pipeline/pipeline.ts";
 import { readRow, readTable } from "../src/state/table.ts";
-import {
-  cpuSeconds,
-  ensureStream,
-  expectedRow,
-  keyOf,
-  publishEvents,
-  round,
-  vmHwmMb,
-} from "./bench-common.ts";
+import { cpuSeconds, ensureStream, expectedRow, keyOf, publishEvents, round, vmHwmMb } from "./bench-common.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -117,7 +109,11 @@ try {
     await ensureStream(nc, SOURCE_STREAM, SOURCE_SUBJECT);
     const rate = await publishEvents(nc, SOURCE_SUBJECT, 0, EVENTS, KEYS, (n) => log(`  published ${fmt(n)}`));
     const info = await jsm.streams.info(SOURCE_STREAM);
-    log(`published ${fmt(EVENTS)} events (${fmt(KEYS)} keys, ${Math.round(info.state.bytes / info.state.messages)} bytes/msg stored) at ${fmt(rate)}/s`);
+    log(
+      `published ${fmt(EVENTS)} events (${fmt(KEYS)} keys, ${
+        Math.round(info.state.bytes / info.state.messages)
+      } bytes/msg stored) at ${fmt(rate)}/s`,
+    );
     cases.publish = { eventsPerSec: round(rate), events: EVENTS, note: "createPublisher, 20k in flight, one event per message" };
   }
   const lastSeq = async (stream: string) => (await jsm.streams.info(stream)).state.last_seq;
@@ -152,7 +148,9 @@ try {
         serverCpuPct: round(((cpuSeconds(server.pid) - scpu0) / secs) * 100),
       };
       runs.push(result.eventsPerSec!);
-      log(`ceiling (${result.consume}): ${fmt(result.eventsPerSec!)} events/s (${n} in ${secs.toFixed(2)} s, checksum ${checksum})`);
+      log(
+        `ceiling (${result.consume}): ${fmt(result.eventsPerSec!)} events/s (${n} in ${secs.toFixed(2)} s, checksum ${checksum})`,
+      );
       if (!best || result.eventsPerSec! > best.eventsPerSec!) best = result;
     }
     cases.ceiling = { ...best!, note: `best of ${runs.map(fmt).join(" / ")} events/s (default consume() vs max_messages 8000)` };
@@ -161,7 +159,11 @@ try {
   // (b) peer -----------------------------------------------------------------------------------
   if (wanted.has("peer")) {
     const kv = await new Kvm(nc).create("bench-peer", { history: 1 });
-    await jsm.consumers.add(SOURCE_STREAM, { durable_name: "bench-peer", ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All });
+    await jsm.consumers.add(SOURCE_STREAM, {
+      durable_name: "bench-peer",
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+    });
     const consumer = await js.consumers.get(SOURCE_STREAM, "bench-peer");
     const messages = await consumer.consume();
     const latencies: number[] = [];
@@ -171,7 +173,9 @@ try {
       const s = performance.now();
       const ev = JSON.parse(decoder.decode(m.data)) as { key: string; v: number };
       const entry = await kv.get(ev.key);
-      const before = entry && entry.operation === "PUT" ? (JSON.parse(decoder.decode(entry.value)) as { count: number; sum: number }) : { count: 0, sum: 0 };
+      const before = entry && entry.operation === "PUT"
+        ? (JSON.parse(decoder.decode(entry.value)) as { count: number; sum: number })
+        : { count: 0, sum: 0 };
       await kv.put(ev.key, encoder.encode(JSON.stringify({ count: before.count + 1, sum: before.sum + ev.v })));
       m.ack();
       const e = performance.now();
@@ -188,14 +192,28 @@ try {
       events: n,
       p50Ms: round(latencies[Math.floor(n * 0.5)]!, 3),
       p99Ms: round(latencies[Math.floor(n * 0.99)]!, 3),
-      note: `durable pull consumer, per event awaited kv.get + kv.put, then ack; first ${fmt(n)} events (cap ${fmt(PEER_EVENTS)} / ${PEER_SECONDS} s)`,
+      note: `durable pull consumer, per event awaited kv.get + kv.put, then ack; first ${fmt(n)} events (cap ${
+        fmt(PEER_EVENTS)
+      } / ${PEER_SECONDS} s)`,
     };
-    log(`peer: ${fmt(cases.peer.eventsPerSec!)} events/s (${n} in ${secs.toFixed(2)} s; per event p50 ${cases.peer.p50Ms} ms, p99 ${cases.peer.p99Ms} ms)`);
+    log(
+      `peer: ${fmt(cases.peer.eventsPerSec!)} events/s (${n} in ${
+        secs.toFixed(2)
+      } s; per event p50 ${cases.peer.p50Ms} ms, p99 ${cases.peer.p99Ms} ms)`,
+    );
   }
 
   // (c) core-aggregate ----------------------------------------------------------------------------
   if (wanted.has("core-aggregate")) {
-    cases["core-aggregate"] = await coreCase("core-aggregate", "bench-core", SOURCE_STREAM, SOURCE_SUBJECT, EVENTS, KEYS, "bench_core_totals");
+    cases["core-aggregate"] = await coreCase(
+      "core-aggregate",
+      "bench-core",
+      SOURCE_STREAM,
+      SOURCE_SUBJECT,
+      EVENTS,
+      KEYS,
+      "bench_core_totals",
+    );
   }
   // The same pipeline where table upserts coalesce (few keys): the engine's path without the
   // one-KV-write-per-event of a high-cardinality result table. Its own stream, same event count.
@@ -203,13 +221,28 @@ try {
     await ensureStream(nc, FEW_STREAM, FEW_SUBJECT);
     const rate = await publishEvents(nc, FEW_SUBJECT, 0, EVENTS, 100);
     log(`published ${fmt(EVENTS)} events with 100 keys at ${fmt(rate)}/s`);
-    cases["core-aggregate-100-keys"] = await coreCase("core-aggregate-100-keys", "bench-core-few", FEW_STREAM, FEW_SUBJECT, EVENTS, 100, "bench_core_few_totals");
+    cases["core-aggregate-100-keys"] = await coreCase(
+      "core-aggregate-100-keys",
+      "bench-core-few",
+      FEW_STREAM,
+      FEW_SUBJECT,
+      EVENTS,
+      100,
+      "bench_core_few_totals",
+    );
   }
 
   // state-1m-keys and restart-1m-keys ------------------------------------------------------------
   if (wanted.has("state")) {
     await ensureStream(nc, STATE_STREAM, STATE_SUBJECT);
-    const rate = await publishEvents(nc, STATE_SUBJECT, 0, STATE_KEYS, STATE_KEYS, (n) => log(`  published ${fmt(n)} (state stream)`));
+    const rate = await publishEvents(
+      nc,
+      STATE_SUBJECT,
+      0,
+      STATE_KEYS,
+      STATE_KEYS,
+      (n) => log(`  published ${fmt(n)} (state stream)`),
+    );
     log(`published ${fmt(STATE_KEYS)} events with ${fmt(STATE_KEYS)} distinct keys at ${fmt(rate)}/s`);
     const table = "bench_state_totals";
     const r = await runWorker("state", { pipeline: "bench-state", stream: STATE_STREAM, subject: STATE_SUBJECT, table });
@@ -230,17 +263,36 @@ try {
       eventsPerSec: round(STATE_KEYS / (r.committedMs / 1000)),
       seconds: round(r.committedMs / 1000, 2),
       ...stallNote(r),
-      note: `child process running the worker bundled (esbuild, plain node, no tsx); ${fmt(STATE_KEYS)} events, every key distinct; ` +
+      note:
+        `child process running the worker bundled (esbuild, plain node, no tsx); ${
+          fmt(STATE_KEYS)
+        } events, every key distinct; ` +
         "peak of process.memoryUsage.rss() sampled every 20 ms; rssBeforeStartMb = after connect, before Worker.start; rssAtStartMb = Worker.start resolved, no state yet; stateRssMb = peak - rssAtStartMb",
     };
-    log(`${STATE_ID}: peak RSS ${r.peakRssMb} MB (VmHWM ${r.vmHwmMb} MB), ${fmt(r.keys)} keys, ${fmt(STATE_KEYS / (r.committedMs / 1000))} events/s`);
+    log(
+      `${STATE_ID}: peak RSS ${r.peakRssMb} MB (VmHWM ${r.vmHwmMb} MB), ${fmt(r.keys)} keys, ${
+        fmt(STATE_KEYS / (r.committedMs / 1000))
+      } events/s`,
+    );
 
     if (wanted.has("restart")) {
       // A few more events on existing keys, published while no worker runs.
       await publishEvents(nc, STATE_SUBJECT, STATE_KEYS, STATE_KEYS + RESTART_EVENTS, STATE_KEYS);
-      const rr = await runWorker("restart", { pipeline: "bench-state", stream: STATE_STREAM, subject: STATE_SUBJECT, table, mode: "restart" });
+      const rr = await runWorker("restart", {
+        pipeline: "bench-state",
+        stream: STATE_STREAM,
+        subject: STATE_SUBJECT,
+        table,
+        mode: "restart",
+      });
       const rows = STATE_KEYS + (nudged || rr.nudges > 0 ? 1 : 0);
-      await verifyRows(table, STATE_KEYS + RESTART_EVENTS, STATE_KEYS, keysOfEvents(STATE_KEYS, STATE_KEYS + RESTART_EVENTS, STATE_KEYS), rows);
+      await verifyRows(
+        table,
+        STATE_KEYS + RESTART_EVENTS,
+        STATE_KEYS,
+        keysOfEvents(STATE_KEYS, STATE_KEYS + RESTART_EVENTS, STATE_KEYS),
+        rows,
+      );
       cases[RESTART_ID] = {
         seconds: round(rr.processedMs / 1000, 2),
         startMs: rr.startedMs,
@@ -252,11 +304,16 @@ try {
         rssAtStartMb: rr.rssAtStartMb,
         keys: rr.keys,
         ...stallNote(rr),
-        note: `child process running the worker bundled (esbuild, plain node, no tsx); rssBeforeStartMb = before Worker.start, rssAtStartMb = state recovered; from calling Worker.start on ${fmt(STATE_KEYS)} keys of checkpointed state: start resolved (all actors recovered, running), ` +
+        note:
+          `child process running the worker bundled (esbuild, plain node, no tsx); rssBeforeStartMb = before Worker.start, rssAtStartMb = state recovered; from calling Worker.start on ${
+            fmt(STATE_KEYS)
+          } keys of checkpointed state: start resolved (all actors recovered, running), ` +
           `the ${RESTART_EVENTS} events published meanwhile processed (seconds = processing again), then committed; process boot not included`,
       };
       log(
-        `${RESTART_ID}: Worker.start ${(rr.startedMs / 1000).toFixed(2)} s, next events processed ${(rr.processedMs / 1000).toFixed(2)} s, ` +
+        `${RESTART_ID}: Worker.start ${(rr.startedMs / 1000).toFixed(2)} s, next events processed ${
+          (rr.processedMs / 1000).toFixed(2)
+        } s, ` +
           `committed ${(rr.committedMs / 1000).toFixed(2)} s (peak RSS ${rr.peakRssMb} MB)`,
       );
     }
@@ -329,19 +386,38 @@ async function bundleWorker(): Promise<string> {
     sourcemap: CPU_PROF ? "linked" : false,
     logLevel: "warning",
   });
-  log(`bundled scripts/bench-worker.ts to ${outfile.replace(root + "/", "")} in ${(performance.now() - t0).toFixed(0)} ms (esbuild ${esbuild.version})`);
+  log(
+    `bundled scripts/bench-worker.ts to ${outfile.replace(root + "/", "")} in ${
+      (performance.now() - t0).toFixed(0)
+    } ms (esbuild ${esbuild.version})`,
+  );
   return outfile;
 }
 
 /** Run the bundled scripts/bench-worker.ts in a child process (plain node) and return its RESULT line. */
-function runWorker(name: string, a: { pipeline: string; stream: string; subject: string; table: string; mode?: string }): Promise<WorkerResult> {
+function runWorker(
+  name: string,
+  a: { pipeline: string; stream: string; subject: string; table: string; mode?: string },
+): Promise<WorkerResult> {
   const bundle = WORKER_BUNDLE;
   const argv: string[] = [];
   if (CPU_PROF) {
     mkdirSync(join(benchDir, "profiles"), { recursive: true });
     argv.push("--cpu-prof", "--cpu-prof-dir", join(benchDir, "profiles"));
   }
-  argv.push(bundle, "--url", server.url, "--pipeline", a.pipeline, "--stream", a.stream, "--subject", a.subject, "--table", a.table);
+  argv.push(
+    bundle,
+    "--url",
+    server.url,
+    "--pipeline",
+    a.pipeline,
+    "--stream",
+    a.stream,
+    "--subject",
+    a.subject,
+    "--table",
+    a.table,
+  );
   if (a.mode) argv.push("--mode", a.mode);
   log(`${name}: node ${argv.join(" ").replace(root + "/", "")}`);
   return new Promise((resolve, reject) => {
@@ -368,7 +444,15 @@ function runWorker(name: string, a: { pipeline: string; stream: string; subject:
 }
 
 /** Run the aggregate pipeline over a stream in a child worker, verify its table, describe the case. */
-async function coreCase(id: string, pipelineId: string, stream: string, subject: string, events: number, keys: number, table: string): Promise<CaseResult> {
+async function coreCase(
+  id: string,
+  pipelineId: string,
+  stream: string,
+  subject: string,
+  events: number,
+  keys: number,
+  table: string,
+): Promise<CaseResult> {
   const last = (await jsm.streams.info(stream)).state.last_seq;
   const scpu0 = cpuSeconds(server.pid);
   const r = await runWorker(id, { pipeline: pipelineId, stream, subject, table });
@@ -396,18 +480,29 @@ async function coreCase(id: string, pipelineId: string, stream: string, subject:
     maxEventLoopBlockMs: r.maxPollGapMs,
     verified: `${sample.length} rows exact + row count`,
     ...stallNote(r),
-    note: "child process running the worker bundled (esbuild, plain node, no tsx); Worker.start to committedPosition == last seq, default checkpoint settings (1 s / 100k events)",
+    note:
+      "child process running the worker bundled (esbuild, plain node, no tsx); Worker.start to committedPosition == last seq, default checkpoint settings (1 s / 100k events)",
   };
   log(
-    `${id}: ${fmt(last / secs)} events/s committed (${secs.toFixed(2)} s; all processed at ${(r.processedMs / 1000).toFixed(2)} s; ` +
-      `${fmt(tableWrites)} table writes; worker cpu ${result.workerCpuPct}%, server cpu ${result.serverCpuPct}%; peak rss ${r.peakRssMb} MB)`,
+    `${id}: ${fmt(last / secs)} events/s committed (${secs.toFixed(2)} s; all processed at ${
+      (r.processedMs / 1000).toFixed(2)
+    } s; ` +
+      `${
+        fmt(tableWrites)
+      } table writes; worker cpu ${result.workerCpuPct}%, server cpu ${result.serverCpuPct}%; peak rss ${r.peakRssMb} MB)`,
   );
   return result;
 }
 
 /** A result's stall nudges (see bench-worker.ts), as notes, only when there were any. */
 function stallNote(r: WorkerResult): Record<string, unknown> {
-  return r.nudges > 0 ? { readerStalls: r.nudges, stalledMs: r.stalledMs, stallNote: "src/log/reader.ts held its last partial batch (getPending over-count); nudged" } : {};
+  return r.nudges > 0
+    ? {
+      readerStalls: r.nudges,
+      stalledMs: r.stalledMs,
+      stallNote: "src/log/reader.ts held its last partial batch (getPending over-count); nudged",
+    }
+    : {};
 }
 
 /** `count` key indexes spread over [0, keys). */
@@ -456,10 +551,16 @@ function writeResults(): void {
   const ceiling = all.ceiling?.eventsPerSec;
   const peer = all.peer?.eventsPerSec;
   const ratios: string[] = [];
-  if (core && ceiling) ratios.push(`core/ceiling = ${(core / ceiling).toFixed(2)} (target ≥ 0.50: ${core / ceiling >= 0.5 ? "met" : "MISSED"})`);
+  if (core && ceiling) {
+    ratios.push(`core/ceiling = ${(core / ceiling).toFixed(2)} (target ≥ 0.50: ${core / ceiling >= 0.5 ? "met" : "MISSED"})`);
+  }
   const few = all["core-aggregate-100-keys"]?.eventsPerSec;
-  if (few && ceiling) ratios.push(`core-aggregate-100-keys/ceiling = ${(few / ceiling).toFixed(2)} (same pipeline, table upserts coalesced)`);
-  if (core && peer) ratios.push(`core/peer = ${(core / peer).toFixed(1)}x (target ≥ 10x: ${core / peer >= 10 ? "met" : "MISSED"})`);
+  if (few && ceiling) {
+    ratios.push(`core-aggregate-100-keys/ceiling = ${(few / ceiling).toFixed(2)} (same pipeline, table upserts coalesced)`);
+  }
+  if (core && peer) {
+    ratios.push(`core/peer = ${(core / peer).toFixed(1)}x (target ≥ 10x: ${core / peer >= 10 ? "met" : "MISSED"})`);
+  }
   const state = all["state-1m-keys"]?.peakRssMb;
   if (state) ratios.push(`state-1m-keys peak RSS ${state} MB (target < 400: ${state < 400 ? "met" : "MISSED"})`);
   const restart = all["restart-1m-keys"]?.seconds;
@@ -471,8 +572,10 @@ function writeResults(): void {
     "# Eddy benchmark results",
     "",
     `Generated by \`npx tsx scripts/bench.ts\` on ${results.date}: ${results.machine.cores} cores, ${results.machine.cpuModel}, Node ${results.machine.node}; ` +
-      `nats-server 2.9.10 (file storage) on the same machine; load average at start ${LOAD_AT_START.join(" / ")} (a shared machine: compare ratios, not absolutes). ` +
-      "Cases measured in earlier runs keep their figures.",
+    `nats-server 2.9.10 (file storage) on the same machine; load average at start ${
+      LOAD_AT_START.join(" / ")
+    } (a shared machine: compare ratios, not absolutes). ` +
+    "Cases measured in earlier runs keep their figures.",
     "",
     "| case | events/s | seconds | p50 ms | p99 ms | peak RSS MB | details |",
     "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
@@ -481,7 +584,9 @@ function writeResults(): void {
         .filter(([k]) => !known.has(k))
         .map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : cell(v)}`)
         .join("; ");
-      return `| ${id} | ${cell(c.eventsPerSec)} | ${cell(c.seconds)} | ${cell(c.p50Ms)} | ${cell(c.p99Ms)} | ${cell(c.peakRssMb)} | ${[details, c.note].filter(Boolean).join(". ")} |`;
+      return `| ${id} | ${cell(c.eventsPerSec)} | ${cell(c.seconds)} | ${cell(c.p50Ms)} | ${cell(c.p99Ms)} | ${
+        cell(c.peakRssMb)
+      } | ${[details, c.note].filter(Boolean).join(". ")} |`;
     }),
     "",
     `**Ratios:** ${ratios.join("; ") || "(need core-aggregate with ceiling / peer)"}`,

@@ -22,7 +22,9 @@ const window = 2000;
 const results = new Map<string, number[]>();
 const enc = new TextEncoder();
 const payload = (i: number) =>
-  enc.encode(`{"orderId":"o-1-${i}","store":"store-${i % 5}","item":"latte","qty":2,"unitPrice":3.5,"ts":${1_700_000_000_000 + i}}`);
+  enc.encode(
+    `{"orderId":"o-1-${i}","store":"store-${i % 5}","item":"latte","qty":2,"unitPrice":3.5,"ts":${1_700_000_000_000 + i}}`,
+  );
 
 async function timed(label: string, run: () => Promise<void>): Promise<void> {
   const start = performance.now();

@@ -8,18 +8,18 @@
  *   .aggregate("revenue", (a) => ({ n: a.count() })).toTable("revenue_by_store");
  * const worker = await Worker.start(nc, p);
  */
-export { pipeline, Pipeline, tableBucket } from "./pipeline/pipeline.ts";
+export { Pipeline, pipeline, tableBucket } from "./pipeline/pipeline.ts";
 export type {
   Changelog,
-  KeyField,
   KeyedStream,
+  KeyField,
   PipelineOptions,
   SourceOptions,
   Stream,
   StreamSinkOptions,
   Table,
 } from "./pipeline/pipeline.ts";
-export type { Aggregate, AggregateRow, AggregateSpec, Aggregates, NumericField, NumberOf } from "./pipeline/aggregate.ts";
+export type { Aggregate, AggregateRow, Aggregates, AggregateSpec, NumberOf, NumericField } from "./pipeline/aggregate.ts";
 export { keyHash, partitionOf } from "./pipeline/partition.ts";
 export type { Key } from "./pipeline/partition.ts";
 export { Worker } from "./runtime/worker.ts";

@@ -22,8 +22,12 @@ function sales(id: string, stream: string) {
   const sold = p.source("sales", { stream, schema: Sale, eventTime: (s) => s.ts, maxOutOfOrderMs: 2_000 });
   const byShop = sold.keyBy("by-shop", "shop");
   byShop.aggregate("totals", (a) => ({ n: a.count(), qty: a.sum("qty"), most: a.max("qty") })).toTable(`${id}_totals`);
-  byShop.window("ten-s", { size: 10_000 }).aggregate("per-10s", (a) => ({ n: a.count(), qty: a.sum("qty") })).toTable(`${id}_per_10s`);
-  byShop.window("hop", { size: 20_000, slide: 5_000 }).aggregate("per-20s", (a) => ({ qty: a.sum("qty") })).toTable(`${id}_per_20s`);
+  byShop.window("ten-s", { size: 10_000 }).aggregate("per-10s", (a) => ({ n: a.count(), qty: a.sum("qty") })).toTable(
+    `${id}_per_10s`,
+  );
+  byShop.window("hop", { size: 20_000, slide: 5_000 }).aggregate("per-20s", (a) => ({ qty: a.sum("qty") })).toTable(
+    `${id}_per_20s`,
+  );
   byShop.window("visits", { gap: 3_000 }).aggregate("sessions", (a) => ({ n: a.count() })).toTable(`${id}_sessions`);
   return p;
 }
@@ -38,44 +42,53 @@ describe("streaming equals the batch oracle", () => {
     const nc = await nats.connect();
     const jsm = await jetstreamManager(nc);
     let run = 0;
-    const sale = fc.record({ shop: fc.constantFrom("a", "b", "c", "d"), qty: fc.integer({ min: 1, max: 5 }), gapMs: fc.integer({ min: 0, max: 1_500 }) });
+    const sale = fc.record({
+      shop: fc.constantFrom("a", "b", "c", "d"),
+      qty: fc.integer({ min: 1, max: 5 }),
+      gapMs: fc.integer({ min: 0, max: 1_500 }),
+    });
     await fc.assert(
-      fc.asyncProperty(fc.array(sale, { minLength: 20, maxLength: 300 }), fc.integer({ min: 0, max: 1_000_000 }), fc.double({ min: 0.1, max: 0.9, noNaN: true }), async (drafts, shuffleSeed, stopAt) => {
-        run++;
-        const id = `prop${run}`;
-        const stream = `sales_${run}`;
-        await jsm.streams.add({ name: stream, subjects: [stream] });
-        // Event times grow by the drafted gaps; arrival swaps neighbours within 1.5 s of event time.
-        let t = 1_700_000_000_000;
-        const timed = drafts.map((d) => ({ shop: d.shop, qty: d.qty, ts: (t += d.gapMs) }));
-        let seed = shuffleSeed;
-        for (let i = 1; i < timed.length; i++) {
-          seed = (seed * 1103515245 + 12345) % 2147483648;
-          if (seed % 3 === 0 && timed[i]!.ts - timed[i - 1]!.ts <= 1_500) [timed[i - 1], timed[i]] = [timed[i]!, timed[i - 1]!];
-        }
-        const publisher = createPublisher(nc);
-        const encoder = new TextEncoder();
-        for (const s of timed) publisher.publish(stream, encoder.encode(JSON.stringify(s)));
-        await publisher.close();
+      fc.asyncProperty(
+        fc.array(sale, { minLength: 20, maxLength: 300 }),
+        fc.integer({ min: 0, max: 1_000_000 }),
+        fc.double({ min: 0.1, max: 0.9, noNaN: true }),
+        async (drafts, shuffleSeed, stopAt) => {
+          run++;
+          const id = `prop${run}`;
+          const stream = `sales_${run}`;
+          await jsm.streams.add({ name: stream, subjects: [stream] });
+          // Event times grow by the drafted gaps; arrival swaps neighbours within 1.5 s of event time.
+          let t = 1_700_000_000_000;
+          const timed = drafts.map((d) => ({ shop: d.shop, qty: d.qty, ts: t += d.gapMs }));
+          let seed = shuffleSeed;
+          for (let i = 1; i < timed.length; i++) {
+            seed = (seed * 1103515245 + 12345) % 2147483648;
+            if (seed % 3 === 0 && timed[i]!.ts - timed[i - 1]!.ts <= 1_500) [timed[i - 1], timed[i]] = [timed[i]!, timed[i - 1]!];
+          }
+          const publisher = createPublisher(nc);
+          const encoder = new TextEncoder();
+          for (const s of timed) publisher.publish(stream, encoder.encode(JSON.stringify(s)));
+          await publisher.close();
 
-        const half = Math.max(1, Math.floor(timed.length * stopAt));
-        const first = await Worker.start(nc, sales(id, stream), { checkpointMs: 20, maxBatch: 7 });
-        await waitFor(() => first.committedPosition("sales") >= half, { timeoutMs: 20_000, message: "first part" });
-        await first.stop();
-        const second = await Worker.start(nc, sales(id, stream), { checkpointMs: 20 });
-        await waitFor(() => second.committedPosition("sales") >= timed.length, { timeoutMs: 20_000, message: "caught up" });
-        await second.stop();
+          const half = Math.max(1, Math.floor(timed.length * stopAt));
+          const first = await Worker.start(nc, sales(id, stream), { checkpointMs: 20, maxBatch: 7 });
+          await waitFor(() => first.committedPosition("sales") >= half, { timeoutMs: 20_000, message: "first part" });
+          await first.stop();
+          const second = await Worker.start(nc, sales(id, stream), { checkpointMs: 20 });
+          await waitFor(() => second.committedPosition("sales") >= timed.length, { timeoutMs: 20_000, message: "caught up" });
+          await second.stop();
 
-        const batch = evaluate(sales(id, stream), { sales: timed });
-        expect(batch.late).toEqual([]);
-        expect(batch.tables[`${id}_totals`]!.length).toBeGreaterThan(0);
-        expect(batch.tables[`${id}_per_10s`]!.length + batch.tables[`${id}_sessions`]!.length).toBeGreaterThan(0);
-        for (const table of ["totals", "per_10s", "per_20s", "sessions"]) {
-          const name = `${id}_${table}`;
-          const streamed = await readTable<Record<string, unknown>>(nc, name);
-          expect(streamed.sort(byRow)).toEqual((batch.tables[name] ?? []).sort(byRow));
-        }
-      }),
+          const batch = evaluate(sales(id, stream), { sales: timed });
+          expect(batch.late).toEqual([]);
+          expect(batch.tables[`${id}_totals`]!.length).toBeGreaterThan(0);
+          expect(batch.tables[`${id}_per_10s`]!.length + batch.tables[`${id}_sessions`]!.length).toBeGreaterThan(0);
+          for (const table of ["totals", "per_10s", "per_20s", "sessions"]) {
+            const name = `${id}_${table}`;
+            const streamed = await readTable<Record<string, unknown>>(nc, name);
+            expect(streamed.sort(byRow)).toEqual((batch.tables[name] ?? []).sort(byRow));
+          }
+        },
+      ),
       { numRuns: 6, seed: 20261125 },
     );
   });

@@ -32,8 +32,13 @@ describe("eddy dev", () => {
   afterAll(() => rmSync(cwd, { recursive: true, force: true }));
 
   it("starts nats-server, runs the coffee shop, answers queries, and stops on SIGINT", { timeout: 90_000 }, async () => {
-    const dev = eddy(["dev", "--rate", "500", "--count", "1500", "--summary-ms", "0", "--checkpoint-ms", "100", "--port", "0"], { cwd });
-    await waitFor(() => dev.out().includes("stop with Ctrl-C"), { timeoutMs: 30_000, message: `dev started\n${dev.out()}${dev.err()}` });
+    const dev = eddy(["dev", "--rate", "500", "--count", "1500", "--summary-ms", "0", "--checkpoint-ms", "100", "--port", "0"], {
+      cwd,
+    });
+    await waitFor(() => dev.out().includes("stop with Ctrl-C"), {
+      timeoutMs: 30_000,
+      message: `dev started\n${dev.out()}${dev.err()}`,
+    });
     const url = readFileSync(join(cwd, ".eddy/nats-url"), "utf8").trim();
     expect(url).toMatch(/^nats:\/\/127\.0\.0\.1:\d+$/);
     expect(url).not.toMatch(/:4222$/);
@@ -55,7 +60,9 @@ describe("eddy dev", () => {
     expect(JSON.parse(one.out())).toMatchObject({ key: "store-1" });
     // The same process serves the query API.
     const api = /query API: (http:\/\/\S+)\/tables/.exec(dev.out())![1]!;
-    const answer = (await (await fetch(`${api}/tables/revenue_by_store/rows/store-1`)).json()) as { row: { key: string; orders: number } };
+    const answer = (await (await fetch(`${api}/tables/revenue_by_store/rows/store-1`)).json()) as {
+      row: { key: string; orders: number };
+    };
     expect(answer.row).toEqual(JSON.parse(one.out()));
 
     // What the actors committed: every partition of every step, none behind the stream.
@@ -64,7 +71,8 @@ describe("eddy dev", () => {
         const st = eddy(["status", "coffee-shop", "--json"], { cwd });
         if ((await st.exited) !== 0) return false;
         const actors = st.out().trim().split("\n").map((l) => JSON.parse(l) as { step: string; lag: number; keys: number });
-        return actors.length === 17 && actors.every((a) => a.lag === 0) && actors.some((a) => a.step === "store-revenue" && a.keys > 0);
+        return actors.length === 17 && actors.every((a) => a.lag === 0) &&
+          actors.some((a) => a.step === "store-revenue" && a.keys > 0);
       },
       { timeoutMs: 30_000, intervalMs: 300, message: "eddy status shows every actor caught up" },
     );
@@ -95,7 +103,11 @@ describe("clear errors", () => {
 
   it("unreachable NATS", { timeout: 30_000 }, async () => {
     const port = await findFreePort();
-    await expectClear(eddy(["query", "revenue_by_store", "--nats", `nats://127.0.0.1:${port}`]), 1, /cannot connect to NATS at nats:\/\/127\.0\.0\.1/);
+    await expectClear(
+      eddy(["query", "revenue_by_store", "--nats", `nats://127.0.0.1:${port}`]),
+      1,
+      /cannot connect to NATS at nats:\/\/127\.0\.0\.1/,
+    );
   });
 
   it("missing source stream", { timeout: 30_000 }, async () => {
@@ -110,7 +122,11 @@ describe("clear errors", () => {
     await expectClear(eddy(["dev", "--rate", "fast"]), 2, /--rate expects a non-negative number, got "fast"/);
     await expectClear(eddy(["dev", "--speed", "3"]), 2, /unknown flag --speed for `eddy dev`/);
     await expectClear(eddy(["run"]), 2, /`eddy run` needs <module>/);
-    await expectClear(eddy(["run", "examples/coffee-shop/pipeline.ts", "--export", "nope", "--nats", nats.url]), 2, /has no pipeline export "nope"/);
+    await expectClear(
+      eddy(["run", "examples/coffee-shop/pipeline.ts", "--export", "nope", "--nats", nats.url]),
+      2,
+      /has no pipeline export "nope"/,
+    );
     await expectClear(eddy(["query", "no_such_table", "--nats", nats.url]), 2, /there is no result table "no_such_table"/);
     const unknown = eddy(["frobnicate"]);
     expect(await unknown.exited).toBe(2);

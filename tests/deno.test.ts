@@ -7,7 +7,7 @@
  * (deno.json: "nodeModulesDir": "manual"); it must never need the network: `--cached-only` makes
  * it fail rather than download, and the update check is off.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
@@ -94,9 +94,18 @@ describe("Deno", () => {
 
     // Under Deno: the `eddy run` command as a child process, stopped with SIGTERM.
     const run = spawnDeno([
-      "run", "-A", "--cached-only", "src/platform/deno-main.ts",
-      "run", "examples/coffee-shop/pipeline.ts", "--export", "coffeeShop",
-      "--nats", denoNats.url, "--checkpoint-ms", "100",
+      "run",
+      "-A",
+      "--cached-only",
+      "src/platform/deno-main.ts",
+      "run",
+      "examples/coffee-shop/pipeline.ts",
+      "--export",
+      "coffeeShop",
+      "--nats",
+      denoNats.url,
+      "--checkpoint-ms",
+      "100",
     ]);
     children.push(run.child);
     let gone: Exit | undefined;

@@ -12,7 +12,6 @@ import { readStreamJson, useNatsServer, waitFor } from "./support/nats.ts";
 import { windowOracle } from "./support/window-oracle.ts";
 import { coffeeShopActors, committedPosition, startWorkerProcess } from "./support/worker-process.ts";
 
-
 describe("exactly-once under SIGKILL", () => {
   const nats = useNatsServer();
 
@@ -32,7 +31,11 @@ describe("exactly-once under SIGKILL", () => {
     const kills: number[] = [];
     for (const point of killAt) {
       const child = startWorkerProcess(nats.url, "examples/coffee-shop/pipeline.ts", "coffeeShop", args);
-      await waitFor(async () => (await progress()) >= point, { timeoutMs: 60_000, intervalMs: 5, message: `progress past ${point}\n${child.output()}` });
+      await waitFor(async () => (await progress()) >= point, {
+        timeoutMs: 60_000,
+        intervalMs: 5,
+        message: `progress past ${point}\n${child.output()}`,
+      });
       child.kill("SIGKILL");
       expect(await child.exited).toBe("SIGKILL");
       kills.push(await progress());
@@ -66,9 +69,18 @@ describe("exactly-once under SIGKILL", () => {
 
     // Windows: every closed store-minute exactly once, equal to the batch definition.
     const { fired } = windowOracle([...generateOrders({ seed, count })], 60_000, 60_000, 2_000);
-    const byWindow = (a: { key: string; windowStart: number }, b: { key: string; windowStart: number }) => a.key.localeCompare(b.key) || a.windowStart - b.windowStart;
-    const minutes = await readStreamJson<{ key: string; windowStart: number; windowEnd: number; orders: number; revenue: number }>(nc, "revenue_per_minute");
-    const want = fired.map(({ key, windowStart, windowEnd, orders, revenue }) => ({ key, windowStart, windowEnd, orders, revenue })).sort(byWindow);
+    const byWindow = (a: { key: string; windowStart: number }, b: { key: string; windowStart: number }) =>
+      a.key.localeCompare(b.key) || a.windowStart - b.windowStart;
+    const minutes = await readStreamJson<
+      { key: string; windowStart: number; windowEnd: number; orders: number; revenue: number }
+    >(nc, "revenue_per_minute");
+    const want = fired.map(({ key, windowStart, windowEnd, orders, revenue }) => ({
+      key,
+      windowStart,
+      windowEnd,
+      orders,
+      revenue,
+    })).sort(byWindow);
     expect(minutes.sort(byWindow)).toEqual(want);
     const minuteRows = await readTable<(typeof minutes)[number]>(nc, "revenue_per_store_minute");
     expect(minuteRows.sort(byWindow)).toEqual(want);

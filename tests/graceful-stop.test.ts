@@ -10,7 +10,6 @@ import { expectedTables, type StoreRow } from "./support/coffee-shop-oracle.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
 import { coffeeShopActors, committedPosition, startWorkerProcess } from "./support/worker-process.ts";
 
-
 describe("graceful stop and restart", () => {
   const nats = useNatsServer();
 

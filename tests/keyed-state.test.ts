@@ -32,7 +32,9 @@ describe("keyed state", () => {
     for (const c of chunks) loaded.loadChunk(c.index, encodeChunk(c));
     expect(loaded.size).toBe(2000);
     expect(loaded.get(1234, keyHash(1234))).toEqual([1234, 2468]);
-    expect([...loaded.entries()].sort((a, b) => Number(a[0]) - Number(b[0]))).toEqual([...state.entries()].sort((a, b) => Number(a[0]) - Number(b[0])));
+    expect([...loaded.entries()].sort((a, b) => Number(a[0]) - Number(b[0]))).toEqual(
+      [...state.entries()].sort((a, b) => Number(a[0]) - Number(b[0])),
+    );
   });
 
   it("hashes keys stably (FNV-1a over UTF-8)", () => {

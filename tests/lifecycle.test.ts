@@ -40,7 +40,10 @@ const batch = (upTo: number, n: number): Batch => ({
   source: "s",
   upTo,
   watermark: Number.NEGATIVE_INFINITY,
-  records: Array.from({ length: n }, (_, i) => ({ seq: upTo - n + 1 + i, key: "k", hash: 0, value: i, time: Number.NaN, watermark: Number.NEGATIVE_INFINITY })),
+  records: Array.from(
+    { length: n },
+    (_, i) => ({ seq: upTo - n + 1 + i, key: "k", hash: 0, value: i, time: Number.NaN, watermark: Number.NEGATIVE_INFINITY }),
+  ),
 });
 
 describe("operator lifecycle", () => {

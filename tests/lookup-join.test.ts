@@ -20,10 +20,9 @@ function sales(id: string, kind: "inner" | "left") {
   const p = pipeline(id, { partitions: 2 });
   const products = p.lookup("products", { bucket: "products", schema: Product });
   const sold = p.source("sales", { stream: "sales", schema: Sale });
-  const joined =
-    kind === "inner"
-      ? sold.join("with-product", products, "sku", (s, m) => ({ ...s, brand: m.brand }))
-      : sold.join("with-product", products, "sku", (s, m) => ({ ...s, brand: m?.brand ?? "unknown" }), { kind: "left" });
+  const joined = kind === "inner"
+    ? sold.join("with-product", products, "sku", (s, m) => ({ ...s, brand: m.brand }))
+    : sold.join("with-product", products, "sku", (s, m) => ({ ...s, brand: m?.brand ?? "unknown" }), { kind: "left" });
   joined.keyBy("by-brand", "brand").aggregate("units", (a) => ({ units: a.sum("qty") })).toTable(`${id}_units`);
   return p;
 }
@@ -43,11 +42,17 @@ describe("lookup joins", () => {
     const skus = ["a1", "a2", "b1", "zz", "bad"];
     for (let i = 0; i < 500; i++) await js.publish("sales", JSON.stringify({ sku: skus[i % 5], qty: 1 + (i % 3) }));
     const qty = (pick: (sku: string) => boolean) =>
-      Array.from({ length: 500 }, (_, i) => ({ sku: skus[i % 5]!, qty: 1 + (i % 3) })).filter((s) => pick(s.sku)).reduce((n, s) => n + s.qty, 0);
+      Array.from({ length: 500 }, (_, i) => ({ sku: skus[i % 5]!, qty: 1 + (i % 3) })).filter((s) => pick(s.sku)).reduce(
+        (n, s) => n + s.qty,
+        0,
+      );
 
     for (const kind of ["inner", "left"] as const) {
       const log: { event: string; fields: Record<string, unknown> }[] = [];
-      const worker = await Worker.start(nc, sales(kind, kind), { checkpointMs: 50, log: (event, fields) => log.push({ event, fields }) });
+      const worker = await Worker.start(nc, sales(kind, kind), {
+        checkpointMs: 50,
+        log: (event, fields) => log.push({ event, fields }),
+      });
       await waitFor(() => worker.committedPosition("sales") >= 500, { timeoutMs: 20_000, message: "caught up" });
       await worker.stop();
       const rows = new Map((await readTable<{ key: string; units: number }>(nc, `${kind}_units`)).map((r) => [r.key, r.units]));
@@ -65,8 +70,12 @@ describe("lookup joins", () => {
     const nc = await nats.connect();
     const p = pipeline("no-bucket");
     const missing = p.lookup("nope", { bucket: "nope", schema: Product });
-    p.source("sales", { stream: "sales", schema: Sale }).join("j", missing, "sku", (s, m) => ({ ...s, ...m })).toStream("out", { stream: "nope_out" });
+    p.source("sales", { stream: "sales", schema: Sale }).join("j", missing, "sku", (s, m) => ({ ...s, ...m })).toStream("out", {
+      stream: "nope_out",
+    });
     await expect(Worker.start(nc, p)).rejects.toThrow(StreamError);
-    await expect(Worker.start(nc, p)).rejects.toMatchObject({ message: expect.stringMatching(/lookup table's KV bucket "nope" does not exist/) });
+    await expect(Worker.start(nc, p)).rejects.toMatchObject({
+      message: expect.stringMatching(/lookup table's KV bucket "nope" does not exist/),
+    });
   });
 });

@@ -103,20 +103,22 @@ describe("/metrics, /healthz and /readyz over a live pipeline", () => {
       const steps = [...new Set(status.map((a) => a.step))];
       expect(steps).toContain("store-revenue");
 
-      for (const [name, type] of [
-        ["eddy_events_in_total", "counter"],
-        ["eddy_outputs_total", "counter"],
-        ["eddy_dead_letters_total", "counter"],
-        ["eddy_late_events_total", "counter"],
-        ["eddy_checkpoints_total", "counter"],
-        ["eddy_checkpoint_duration_ms", "gauge"],
-        ["eddy_checkpoint_bytes", "gauge"],
-        ["eddy_state_keys", "gauge"],
-        ["eddy_committed_position", "gauge"],
-        ["eddy_actor_state", "gauge"],
-        ["eddy_table_rows", "gauge"],
-        ["eddy_query_duration_seconds", "histogram"],
-      ] as const) {
+      for (
+        const [name, type] of [
+          ["eddy_events_in_total", "counter"],
+          ["eddy_outputs_total", "counter"],
+          ["eddy_dead_letters_total", "counter"],
+          ["eddy_late_events_total", "counter"],
+          ["eddy_checkpoints_total", "counter"],
+          ["eddy_checkpoint_duration_ms", "gauge"],
+          ["eddy_checkpoint_bytes", "gauge"],
+          ["eddy_state_keys", "gauge"],
+          ["eddy_committed_position", "gauge"],
+          ["eddy_actor_state", "gauge"],
+          ["eddy_table_rows", "gauge"],
+          ["eddy_query_duration_seconds", "histogram"],
+        ] as const
+      ) {
         expect(types.get(name), name).toBe(type);
         expect(helps.has(name), name).toBe(true);
       }
@@ -157,11 +159,19 @@ describe("/metrics, /healthz and /readyz over a live pipeline", () => {
     expect(count("/tables/:name/rows/:key")).toBeGreaterThanOrEqual(5);
     expect(count("/tables")).toBeGreaterThanOrEqual(1);
     expect(count("/tables/:name")).toBeGreaterThanOrEqual(1);
-    const inf = sum(samples, "eddy_query_duration_seconds_bucket", (l) => l.route === "/tables/:name/rows/:key" && l.le === "+Inf");
+    const inf = sum(
+      samples,
+      "eddy_query_duration_seconds_bucket",
+      (l) => l.route === "/tables/:name/rows/:key" && l.le === "+Inf",
+    );
     expect(inf).toBe(count("/tables/:name/rows/:key"));
     expect(sum(samples, "eddy_query_duration_seconds_sum", (l) => l.route === "/tables/:name/rows/:key")).toBeGreaterThan(0);
     // Operations endpoints are not queries.
-    expect(samples.some((s) => s.name.startsWith("eddy_query_duration_seconds") && ["/metrics", "/healthz", "/readyz"].includes(s.labels.route!))).toBe(false);
+    expect(
+      samples.some((s) =>
+        s.name.startsWith("eddy_query_duration_seconds") && ["/metrics", "/healthz", "/readyz"].includes(s.labels.route!)
+      ),
+    ).toBe(false);
   });
 
   it("reports lag per partition from the polled last sequence", async () => {
@@ -173,7 +183,8 @@ describe("/metrics, /healthz and /readyz over a live pipeline", () => {
       async () => {
         samples = (await scrape()).samples;
         const lags = samples.filter((s) => s.name === "eddy_lag_events");
-        return sum(samples, "eddy_source_last_sequence", (l) => l.stream === "orders") === last && lags.length > 0 && lags.every((s) => s.value === 0);
+        return sum(samples, "eddy_source_last_sequence", (l) => l.stream === "orders") === last && lags.length > 0 &&
+          lags.every((s) => s.value === 0);
       },
       { timeoutMs: 10_000, message: "lag 0 at the last sequence" },
     );
@@ -191,7 +202,6 @@ describe("/metrics, /healthz and /readyz over a live pipeline", () => {
     const { samples } = await scrape();
     expect(sum(samples, "eddy_actor_state", (l) => l.state === "stopped")).toBe(worker.status().length);
   });
-
 });
 
 describe("eddy run --port", () => {
@@ -202,7 +212,19 @@ describe("eddy run --port", () => {
     await publishOrders(nc, { stream: "orders", seed: 3, count: 200 });
     const child = spawn(
       process.execPath,
-      [resolve("bin/eddy.js"), "run", "examples/coffee-shop/pipeline.ts", "--export", "coffeeShop", "--nats", nats.url, "--port", "0", "--checkpoint-ms", "50"],
+      [
+        resolve("bin/eddy.js"),
+        "run",
+        "examples/coffee-shop/pipeline.ts",
+        "--export",
+        "coffeeShop",
+        "--nats",
+        nats.url,
+        "--port",
+        "0",
+        "--checkpoint-ms",
+        "50",
+      ],
       { env: { ...process.env, NATS_URL: "" }, stdio: ["ignore", "pipe", "pipe"] },
     );
     let stderr = "";
@@ -223,7 +245,10 @@ describe("eddy run --port", () => {
       await waitFor(
         async () => {
           text = await (await fetch(`${base}/metrics`)).text();
-          const events = [...text.matchAll(/^eddy_events_in_total\{[^}]*step="store-revenue"[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+          const events = [...text.matchAll(/^eddy_events_in_total\{[^}]*step="store-revenue"[^}]*\} (\d+)$/gm)].reduce(
+            (n, m) => n + Number(m[1]),
+            0,
+          );
           return events === 200;
         },
         { timeoutMs: 20_000, message: "200 orders in eddy_events_in_total" },

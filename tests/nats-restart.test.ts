@@ -50,11 +50,18 @@ describe("nats-server killed mid-run", () => {
     const second = await startNatsServer({ storeDir, port: first.port });
     servers.push(second);
 
-    await waitFor(() => worker.committedPosition("orders") >= count, { timeoutMs: 90_000, intervalMs: 100, message: `caught up after the restart (${log.join(",")})` });
+    await waitFor(() => worker.committedPosition("orders") >= count, {
+      timeoutMs: 90_000,
+      intervalMs: 100,
+      message: `caught up after the restart (${log.join(",")})`,
+    });
     await worker.stop();
     // The connection may still be re-establishing its subscriptions: read once it answers.
     let rows: StoreRow[] = [];
-    await waitFor(async () => ((rows = await readTable<StoreRow>(nc, "revenue_by_store")), true), { timeoutMs: 20_000, message: "table readable" });
+    await waitFor(async () => ((rows = await readTable<StoreRow>(nc, "revenue_by_store")), true), {
+      timeoutMs: 20_000,
+      message: "table readable",
+    });
     expect(new Map(rows.map((r) => [r.key, r]))).toEqual(expectedTables(seed, count).byStore);
     await nc.close();
   });
@@ -67,7 +74,11 @@ describe("nats-server killed mid-run", () => {
     const nc = await connectNats({ url: server.url });
     await publishOrders(nc, { stream: "orders", seed, count: count / 2 });
     const log: { event: string; fields: Record<string, unknown> }[] = [];
-    const worker = await Worker.start(nc, coffeeShop(), { checkpointMs: 50, backoffMs: 50, log: (event, fields) => log.push({ event, fields }) });
+    const worker = await Worker.start(nc, coffeeShop(), {
+      checkpointMs: 50,
+      backoffMs: 50,
+      log: (event, fields) => log.push({ event, fields }),
+    });
     await waitFor(() => worker.committedPosition("orders") >= count / 2, { timeoutMs: 30_000, message: "first half" });
     // Someone else commits partition 1 of store-revenue: same content, new revision.
     const kv = await new Kvm(nc).open("eddy-state-coffee-shop");

@@ -23,7 +23,15 @@ describe("composition API types", () => {
       }))
       .toTable("types_revenue");
     expectTypeOf(table).toEqualTypeOf<
-      Table<{ readonly key: string } & { readonly orders: number; readonly revenue: number; readonly biggest: number; readonly mean: number; readonly items: string[] }>
+      Table<
+        { readonly key: string } & {
+          readonly orders: number;
+          readonly revenue: number;
+          readonly biggest: number;
+          readonly mean: number;
+          readonly items: string[];
+        }
+      >
     >();
 
     const byQty = orders.keyBy("by-qty", (o) => o.qty).aggregate("n", (a) => ({ n: a.count() })).toTable("types_qty");
@@ -31,7 +39,19 @@ describe("composition API types", () => {
 
     const mapped = orders.map("with-total", (o) => ({ store: o.store, total: o.qty * o.unitPrice }));
     mapped.keyBy("k", "store").aggregate("t", (a) => ({ total: a.sum("total") })).toTable("types_total");
-    expect(p.steps.map((s) => s.id)).toEqual(["orders", "by-store", "revenue", "types_revenue", "by-qty", "n", "types_qty", "with-total", "k", "t", "types_total"]);
+    expect(p.steps.map((s) => s.id)).toEqual([
+      "orders",
+      "by-store",
+      "revenue",
+      "types_revenue",
+      "by-qty",
+      "n",
+      "types_qty",
+      "with-total",
+      "k",
+      "t",
+      "types_total",
+    ]);
   });
 
   it("rejects wrong field names at compile time", () => {

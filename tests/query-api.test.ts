@@ -57,7 +57,10 @@ function readSse(response: Response): { events: SseEvent[]; done: Promise<void> 
   return { events, done };
 }
 
-const byKey = (a: { key: unknown }, b: { key: unknown }) => (String(a.key) < String(b.key) ? -1 : String(a.key) > String(b.key) ? 1 : 0);
+const byKey = (
+  a: { key: unknown },
+  b: { key: unknown },
+) => (String(a.key) < String(b.key) ? -1 : String(a.key) > String(b.key) ? 1 : 0);
 
 describe("query API over a live pipeline", () => {
   const nats = useNatsServer();
@@ -94,7 +97,12 @@ describe("query API over a live pipeline", () => {
     const response = await get("/tables");
     expect(response.status).toBe(200);
     const body = (await response.json()) as { tables: any[] };
-    expect(body.tables.map((t) => t.name)).toEqual(["revenue_by_category", "revenue_by_item", "revenue_by_store", "revenue_per_store_minute"]);
+    expect(body.tables.map((t) => t.name)).toEqual([
+      "revenue_by_category",
+      "revenue_by_item",
+      "revenue_by_store",
+      "revenue_per_store_minute",
+    ]);
     const store = body.tables.find((t) => t.name === "revenue_by_store");
     expect(store).toMatchObject({ step: "store-revenue", partitions: 4, rows: 5 });
     expect(store.reflects.checkpoint).toBeGreaterThan(0);
@@ -142,7 +150,10 @@ describe("query API over a live pipeline", () => {
     for (const path of ["/tables/nope", "/tables/nope/rows", "/tables/nope/rows/x", "/tables/nope/changes"]) {
       const response = await get(path);
       expect(response.status, path).toBe(404);
-      expect(((await response.json()) as any).error).toMatchObject({ code: "table_not_found", message: expect.stringContaining("nope") });
+      expect(((await response.json()) as any).error).toMatchObject({
+        code: "table_not_found",
+        message: expect.stringContaining("nope"),
+      });
     }
     const missing = await get("/tables/revenue_by_store/rows/store-99");
     expect(missing.status).toBe(404);
@@ -174,7 +185,11 @@ describe("query API over a live pipeline", () => {
     expect(other.headers.get("access-control-allow-origin")).toBeNull();
     const preflight = await get("/tables", {
       method: "OPTIONS",
-      headers: { Origin: "https://dash.example", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization" },
+      headers: {
+        Origin: "https://dash.example",
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization",
+      },
     });
     expect(preflight.status).toBe(204);
     expect(preflight.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("authorization");
@@ -182,7 +197,8 @@ describe("query API over a live pipeline", () => {
 
   it("requires the bearer token when one is set", async () => {
     const secured = createQueryApi(catalog, { token: "s3cret", cors: "*" });
-    const ask = (path: string, headers: Record<string, string> = {}) => secured.fetch(new Request(`http://eddy${path}`, { headers }));
+    const ask = (path: string, headers: Record<string, string> = {}) =>
+      secured.fetch(new Request(`http://eddy${path}`, { headers }));
     const none = await ask("/tables");
     expect(none.status).toBe(401);
     expect(none.headers.get("www-authenticate")).toContain("Bearer");
@@ -193,52 +209,64 @@ describe("query API over a live pipeline", () => {
     expect((await ask("/tables/revenue_by_store/rows/store-1?access_token=s3cret")).status).toBe(200);
     // A CORS preflight carries no token; it is answered without one.
     const preflight = await secured.fetch(
-      new Request("http://eddy/tables", { method: "OPTIONS", headers: { Origin: "https://x.example", "Access-Control-Request-Method": "GET" } }),
+      new Request("http://eddy/tables", {
+        method: "OPTIONS",
+        headers: { Origin: "https://x.example", "Access-Control-Request-Method": "GET" },
+      }),
     );
     expect(preflight.status).toBe(204);
   });
 
-  it("streams row changes over SSE as new orders arrive, and the replica keeps equal to the bucket", { timeout: 60_000 }, async () => {
-    const aborts = new AbortController();
-    const one = await get("/tables/revenue_by_store/changes?key=store-1", { signal: aborts.signal, headers: { Accept: "text/event-stream" } });
-    expect(one.status).toBe(200);
-    expect(one.headers.get("content-type")).toContain("text/event-stream");
-    const all = await get("/tables/revenue_by_item/changes", { signal: aborts.signal });
-    const keyed = readSse(one);
-    const table = readSse(all);
-    try {
-      await waitFor(() => keyed.events.length > 0 && table.events.length > 0, { message: "ready events" });
-      const ready = keyed.events[0]!;
-      expect(ready.event).toBe("ready");
-      const before = ready.data.row as StoreRow;
-      expect(before).toEqual(await readRow(nc, "revenue_by_store", "store-1"));
-
-      await publishOrders(nc, { stream: "orders", seed: 8, count: 500 });
-      await caughtUp();
-      const after = (await readRow<StoreRow>(nc, "revenue_by_store", "store-1"))!;
-      expect(after.orders).toBeGreaterThan(before.orders);
-      await waitFor(() => keyed.events.some((e) => e.event === "change" && e.data.row.orders === after.orders), {
-        timeoutMs: 10_000,
-        message: "an SSE change with store-1's new row",
+  it(
+    "streams row changes over SSE as new orders arrive, and the replica keeps equal to the bucket",
+    { timeout: 60_000 },
+    async () => {
+      const aborts = new AbortController();
+      const one = await get("/tables/revenue_by_store/changes?key=store-1", {
+        signal: aborts.signal,
+        headers: { Accept: "text/event-stream" },
       });
-      const changes = keyed.events.filter((e) => e.event === "change");
-      expect(changes.every((e) => e.data.key === "store-1" && e.data.op === "upsert")).toBe(true);
-      expect(changes.at(-1)!.data.checkpoint).toBeGreaterThan(0);
-      await waitFor(() => new Set(table.events.filter((e) => e.event === "change").map((e) => e.data.key)).size > 1, {
-        message: "changes of several items",
-      });
+      expect(one.status).toBe(200);
+      expect(one.headers.get("content-type")).toContain("text/event-stream");
+      const all = await get("/tables/revenue_by_item/changes", { signal: aborts.signal });
+      const keyed = readSse(one);
+      const table = readSse(all);
+      try {
+        await waitFor(() => keyed.events.length > 0 && table.events.length > 0, { message: "ready events" });
+        const ready = keyed.events[0]!;
+        expect(ready.event).toBe("ready");
+        const before = ready.data.row as StoreRow;
+        expect(before).toEqual(await readRow(nc, "revenue_by_store", "store-1"));
 
-      for (const name of ["revenue_by_store", "revenue_by_item"]) {
-        const expected = (await readTable<{ key: string }>(nc, name)).sort(byKey);
-        await waitFor(() => JSON.stringify(catalog.get(name)!.rows()) === JSON.stringify(expected), { message: `replica of ${name} equals readTable` });
+        await publishOrders(nc, { stream: "orders", seed: 8, count: 500 });
+        await caughtUp();
+        const after = (await readRow<StoreRow>(nc, "revenue_by_store", "store-1"))!;
+        expect(after.orders).toBeGreaterThan(before.orders);
+        await waitFor(() => keyed.events.some((e) => e.event === "change" && e.data.row.orders === after.orders), {
+          timeoutMs: 10_000,
+          message: "an SSE change with store-1's new row",
+        });
+        const changes = keyed.events.filter((e) => e.event === "change");
+        expect(changes.every((e) => e.data.key === "store-1" && e.data.op === "upsert")).toBe(true);
+        expect(changes.at(-1)!.data.checkpoint).toBeGreaterThan(0);
+        await waitFor(() => new Set(table.events.filter((e) => e.event === "change").map((e) => e.data.key)).size > 1, {
+          message: "changes of several items",
+        });
+
+        for (const name of ["revenue_by_store", "revenue_by_item"]) {
+          const expected = (await readTable<{ key: string }>(nc, name)).sort(byKey);
+          await waitFor(() => JSON.stringify(catalog.get(name)!.rows()) === JSON.stringify(expected), {
+            message: `replica of ${name} equals readTable`,
+          });
+        }
+        const row = (await (await get("/tables/revenue_by_store/rows/store-1")).json()) as any;
+        expect(row.row).toEqual(after);
+      } finally {
+        aborts.abort();
+        await Promise.all([keyed.done, table.done]);
       }
-      const row = (await (await get("/tables/revenue_by_store/rows/store-1")).json()) as any;
-      expect(row.row).toEqual(after);
-    } finally {
-      aborts.abort();
-      await Promise.all([keyed.done, table.done]);
-    }
-  });
+    },
+  );
 
   it("finds tables created later, follows a page layout change, and takes any key in the path", async () => {
     await createTable(nc, "hand_made", { step: "hand", partitions: 1 });

@@ -97,7 +97,9 @@ describe("table replica state", () => {
           state.apply(key, operation, value, checkpoint);
           // The replica drops pages of replaced layouts; the server purges them: mirror that.
           if (o.kind === "index") {
-            for (const k of [...entries.keys()]) if (k.startsWith(`p.${o.partition}.`) && !k.startsWith(`p.${o.partition}.${o.bits}.`)) entries.delete(k);
+            for (const k of [...entries.keys()]) {
+              if (k.startsWith(`p.${o.partition}.`) && !k.startsWith(`p.${o.partition}.${o.bits}.`)) entries.delete(k);
+            }
           }
           const expected = rowsOf<{ k: number }>(entries).sort((a, b) => (`k${a.k}` < `k${b.k}` ? -1 : 1));
           expect(state.rows()).toEqual(expected);

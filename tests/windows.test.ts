@@ -14,9 +14,16 @@ import { pipeline } from "../src/pipeline/pipeline.ts";
 import { Worker } from "../src/runtime/worker.ts";
 import { readRow, readTable } from "../src/state/table.ts";
 import { readStreamJson, useNatsServer, waitFor } from "./support/nats.ts";
-import { type WindowRow, windowOracle as oracle } from "./support/window-oracle.ts";
+import { windowOracle as oracle, type WindowRow } from "./support/window-oracle.ts";
 
-function windowed(id: string, size: number, slide: number, stream = "orders", allowedLatenessMs = 0, emit: "final" | "updates" = "final") {
+function windowed(
+  id: string,
+  size: number,
+  slide: number,
+  stream = "orders",
+  allowedLatenessMs = 0,
+  emit: "final" | "updates" = "final",
+) {
   const p = pipeline(id, { partitions: 3 });
   const out = p.source("orders", { stream, schema: OrderSchema, eventTime: (o) => o.ts, maxOutOfOrderMs: 1_000 })
     .keyBy("by-store", "store")
@@ -29,7 +36,9 @@ function windowed(id: string, size: number, slide: number, stream = "orders", al
 
 type Emitted = Omit<WindowRow, "revenue">;
 const sortRows = (rows: Emitted[]) =>
-  [...rows].map(({ key, windowStart, windowEnd, orders, qty }) => ({ key, windowStart, windowEnd, orders, qty })).sort((a, b) => a.key.localeCompare(b.key) || a.windowStart - b.windowStart);
+  [...rows].map(({ key, windowStart, windowEnd, orders, qty }) => ({ key, windowStart, windowEnd, orders, qty })).sort((a, b) =>
+    a.key.localeCompare(b.key) || a.windowStart - b.windowStart
+  );
 
 describe("event-time windows", () => {
   const nats = useNatsServer();
@@ -52,7 +61,11 @@ describe("event-time windows", () => {
     // The same rows in the result table, which keeps them after the windows' state is gone.
     expect(sortRows(await readTable<Emitted>(nc, "tumble_windows"))).toEqual(sortRows(fired));
     const one = fired[7]!;
-    expect(await readRow(nc, "tumble_windows", `${one.key}|${one.windowStart}`)).toMatchObject({ key: one.key, windowStart: one.windowStart, orders: one.orders });
+    expect(await readRow(nc, "tumble_windows", `${one.key}|${one.windowStart}`)).toMatchObject({
+      key: one.key,
+      windowStart: one.windowStart,
+      orders: one.orders,
+    });
     const lateEvents = await readLateEvents(nc, "tumble");
     expect(lateEvents.map((e) => e.sourceSeq).sort((a, b) => a - b)).toEqual(late);
     expect(lateEvents[0]!.reason).toMatch(/older than watermark/);
@@ -117,7 +130,12 @@ describe("event-time windows", () => {
     const js = jetstream(nc);
     for (const c of clicks) await js.publish("visits", JSON.stringify(c));
     const p = pipeline("sessions", { partitions: 2 });
-    p.source("visits", { stream: "visits", schema: Schema.Struct({ user: Schema.String, ts: Schema.Number }), eventTime: (c) => c.ts, maxOutOfOrderMs: 2_000 })
+    p.source("visits", {
+      stream: "visits",
+      schema: Schema.Struct({ user: Schema.String, ts: Schema.Number }),
+      eventTime: (c) => c.ts,
+      maxOutOfOrderMs: 2_000,
+    })
       .keyBy("by-user", "user")
       .window("visit", { gap: 30_000 })
       .aggregate("clicks", (a) => ({ clicks: a.count(), first: a.min("ts"), last: a.max("ts") }))
@@ -140,13 +158,23 @@ describe("event-time windows", () => {
         if (i === times.length || times[i]! - times[i - 1]! >= 30_000) {
           const session = times.slice(start, i);
           const end = session.at(-1)! + 30_000;
-          if (end <= finalWm) expected.push({ key: user, windowStart: session[0]!, windowEnd: end, clicks: session.length, first: session[0]!, last: session.at(-1)! });
+          if (end <= finalWm) {
+            expected.push({
+              key: user,
+              windowStart: session[0]!,
+              windowEnd: end,
+              clicks: session.length,
+              first: session[0]!,
+              last: session.at(-1)!,
+            });
+          }
           start = i;
         }
       }
     }
     const got = await readStreamJson<Emitted>(nc, "sessions_out");
-    const order = (a: { key: string; windowStart: number }, b: { key: string; windowStart: number }) => a.key.localeCompare(b.key) || a.windowStart - b.windowStart;
+    const order = (a: { key: string; windowStart: number }, b: { key: string; windowStart: number }) =>
+      a.key.localeCompare(b.key) || a.windowStart - b.windowStart;
     expect((got as unknown as typeof expected).sort(order)).toEqual(expected.sort(order));
     expect(expected.length).toBeGreaterThan(30);
   });

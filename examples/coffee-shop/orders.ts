@@ -17,7 +17,7 @@
  * await publishOrders(nc, { stream: "ORDERS", seed: 7, count: 10_000, ratePerSec: 2_000 });
  */
 import { Schema } from "effect";
-import { jetstreamManager, JetStreamApiCodes, JetStreamApiError, StorageType } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, jetstreamManager, StorageType } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { StreamError } from "../../src/errors.ts";
@@ -104,7 +104,7 @@ function weighted(weights: readonly number[]): (u: number) => number {
   const total = weights.reduce((a, b) => a + b, 0);
   const cumulative: number[] = [];
   let sum = 0;
-  for (const w of weights) cumulative.push((sum += w / total));
+  for (const w of weights) cumulative.push(sum += w / total);
   return (u) => {
     const i = cumulative.findIndex((c) => u < c);
     return i === -1 ? weights.length - 1 : i;
@@ -189,7 +189,12 @@ async function ensureStream(nc: NatsConnection, stream: string, prefix: string):
     return;
   } catch (e) {
     if (!(e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamNotFound)) {
-      throw new StreamError({ stream, message: `cannot look up stream ${stream}: ${String(e)}`, hint: "is JetStream enabled on the server (-js)?", cause: e });
+      throw new StreamError({
+        stream,
+        message: `cannot look up stream ${stream}: ${String(e)}`,
+        hint: "is JetStream enabled on the server (-js)?",
+        cause: e,
+      });
     }
   }
   try {

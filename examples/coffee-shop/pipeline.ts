@@ -11,7 +11,7 @@
  * const worker = await Worker.start(nc, coffeeShop());
  * await readTable(nc, "revenue_by_store"); // [{ key: "store-1", orders: 42, revenue: 311.5, ... }]
  */
-import { pipeline, type Pipeline } from "../../src/pipeline/pipeline.ts";
+import { type Pipeline, pipeline } from "../../src/pipeline/pipeline.ts";
 import { MenuItem, Order } from "./orders.ts";
 
 export interface CoffeeShopOptions {

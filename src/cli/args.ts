@@ -43,18 +43,26 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[]): Parsed {
     const f = spec.flags[name];
     if (!f) {
       const known = Object.keys(spec.flags).map((n) => `--${n}`).join(", ");
-      throw new ConfigError({ message: `unknown flag --${name} for \`eddy ${spec.name}\``, hint: `it takes ${known || "no flags"}; ${usage}` });
+      throw new ConfigError({
+        message: `unknown flag --${name} for \`eddy ${spec.name}\``,
+        hint: `it takes ${known || "no flags"}; ${usage}`,
+      });
     }
     if (f.type === "boolean") {
       flags[name] = eq < 0 ? true : arg.slice(eq + 1) !== "false";
       continue;
     }
     const raw = eq < 0 ? argv[++i] : arg.slice(eq + 1);
-    if (raw === undefined) throw new ConfigError({ message: `--${name} needs a value`, hint: `e.g. --${name} ${f.default ?? "..."}; ${usage}` });
+    if (raw === undefined) {
+      throw new ConfigError({ message: `--${name} needs a value`, hint: `e.g. --${name} ${f.default ?? "..."}; ${usage}` });
+    }
     if (f.type === "number") {
       const n = Number(raw);
       if (raw.trim() === "" || !Number.isFinite(n) || n < 0) {
-        throw new ConfigError({ message: `--${name} expects a non-negative number, got "${raw}"`, hint: `e.g. --${name} ${f.default ?? 1}` });
+        throw new ConfigError({
+          message: `--${name} expects a non-negative number, got "${raw}"`,
+          hint: `e.g. --${name} ${f.default ?? 1}`,
+        });
       }
       flags[name] = n;
     } else flags[name] = raw;
@@ -62,10 +70,16 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[]): Parsed {
   const required = spec.positionals.filter((p) => p.required).length;
   if (positionals.length < required) {
     const missing = spec.positionals[positionals.length]!;
-    throw new ConfigError({ message: `\`eddy ${spec.name}\` needs <${missing.name}>: ${missing.help}`, hint: `e.g. ${spec.examples[0]}` });
+    throw new ConfigError({
+      message: `\`eddy ${spec.name}\` needs <${missing.name}>: ${missing.help}`,
+      hint: `e.g. ${spec.examples[0]}`,
+    });
   }
   if (positionals.length > spec.positionals.length) {
-    throw new ConfigError({ message: `unexpected argument "${positionals[spec.positionals.length]}" for \`eddy ${spec.name}\``, hint: usage });
+    throw new ConfigError({
+      message: `unexpected argument "${positionals[spec.positionals.length]}" for \`eddy ${spec.name}\``,
+      hint: usage,
+    });
   }
   return { flags, positionals };
 }

@@ -49,7 +49,10 @@ export async function dev(platform: Platform, { flags }: Parsed): Promise<number
         let url = given;
         if (!url) {
           const server = yield* Effect.acquireRelease(
-            Effect.tryPromise({ try: () => platform.startNatsServer({ storeDir: `${dataDir}/nats`, logFile: `${dataDir}/nats-server.log` }), catch: (e) => e }),
+            Effect.tryPromise({
+              try: () => platform.startNatsServer({ storeDir: `${dataDir}/nats`, logFile: `${dataDir}/nats-server.log` }),
+              catch: (e) => e,
+            }),
             (s) => Effect.promise(() => s.stop()),
           );
           url = server.url;
@@ -67,7 +70,12 @@ export async function dev(platform: Platform, { flags }: Parsed): Promise<number
           Effect.tryPromise({ try: () => Worker.start(nc, pipeline, workerOptions(flags, undefined)), catch: (e) => e }),
           (w) => Effect.promise(() => w.stop()),
         );
-        const { listener } = yield* queryApi(platform, nc, { port: flags.port as number, host: "127.0.0.1", refreshMs: 2000, worker });
+        const { listener } = yield* queryApi(platform, nc, {
+          port: flags.port as number,
+          host: "127.0.0.1",
+          refreshMs: 2000,
+          worker,
+        });
         say(`pipeline ${pipeline.id} running: ${worker.status().length} operator actors`);
         say("results: tables revenue_by_store, revenue_by_item, revenue_by_category, revenue_per_store_minute");
         say(`  query API: ${listener.url}/tables   (e.g. ${listener.url}/tables/revenue_by_store/rows)`);

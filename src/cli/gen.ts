@@ -2,12 +2,10 @@
  * `eddy gen`: publish coffee-shop orders (seeded, at a rate) to a stream. Also the generator
  * `eddy dev` runs.
  */
-import { Effect } from "effect";
 import { publishOrders } from "../../examples/coffee-shop/orders.ts";
 import type { Platform } from "../platform/platform.ts";
 import type { CommandSpec, Parsed } from "./args.ts";
-import { execute } from "./execute.ts";
-import { natsConnection, natsFlags, resolveUrl } from "./target.ts";
+import { natsFlags, withNats } from "./target.ts";
 
 export const genCommand: CommandSpec = {
   name: "gen",
@@ -25,29 +23,19 @@ export const genCommand: CommandSpec = {
 };
 
 export async function gen(platform: Platform, { flags }: Parsed): Promise<number> {
-  const url = await resolveUrl(platform, flags.nats);
   const count = flags.count as number;
-  return execute(
-    Effect.scoped(
-      Effect.gen(function* () {
-        const nc = yield* natsConnection(platform, url, flags.creds);
-        const { published } = yield* Effect.tryPromise({
-          try: () =>
-            publishOrders(nc, {
-              stream: flags.stream as string,
-              seed: flags.seed as number,
-              count,
-              stores: flags.stores as number,
-              ...(flags.rate ? { ratePerSec: flags.rate as number } : {}),
-              onProgress: (n) => {
-                if (n % 10_000 === 0) platform.err(`published ${n}/${count}\n`);
-              },
-            }),
-          catch: (e) => e,
-        });
-        platform.out(`published ${published} orders to ${flags.stream}\n`);
-        return 0;
-      }),
-    ),
-  );
+  return withNats(platform, flags, async (nc) => {
+    const { published } = await publishOrders(nc, {
+      stream: flags.stream as string,
+      seed: flags.seed as number,
+      count,
+      stores: flags.stores as number,
+      ...(flags.rate ? { ratePerSec: flags.rate as number } : {}),
+      onProgress: (n) => {
+        if (n % 10_000 === 0) platform.err(`published ${n}/${count}\n`);
+      },
+    });
+    platform.out(`published ${published} orders to ${flags.stream}\n`);
+    return 0;
+  });
 }

@@ -4,7 +4,7 @@
  * saying what is wrong and one saying how to fix it; exit code 1 (2 for usage errors).
  */
 import type { Platform } from "../platform/platform.ts";
-import { type CommandSpec, helpText, type Parsed, parseArgs } from "./args.ts";
+import { type CommandSpec, helpText, parseArgs, type Parsed } from "./args.ts";
 import { dev, devCommand } from "./dev.ts";
 import { gen, genCommand } from "./gen.ts";
 import { query, queryCommand } from "./query.ts";
@@ -38,7 +38,11 @@ export async function main(platform: Platform): Promise<number> {
   }
   const entry = commands.find(([spec]) => spec.name === name);
   if (!entry) {
-    platform.err(`eddy: unknown command "${name}"\n  fix: use one of ${commands.map(([s]) => s.name).join(", ")}; \`eddy --help\` lists them\n`);
+    platform.err(
+      `eddy: unknown command "${name}"\n  fix: use one of ${
+        commands.map(([s]) => s.name).join(", ")
+      }; \`eddy --help\` lists them\n`,
+    );
     return 2;
   }
   const [spec, handler] = entry;

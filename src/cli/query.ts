@@ -2,13 +2,11 @@
  * `eddy query <table> [key]`: print a result table's rows (or one row) as JSON lines; with no
  * table, list the tables.
  */
-import { Effect } from "effect";
 import { ConfigError } from "../errors.ts";
 import type { Platform } from "../platform/platform.ts";
 import { listTables, readRow, readTable } from "../state/table.ts";
 import type { CommandSpec, Parsed } from "./args.ts";
-import { execute } from "./execute.ts";
-import { natsConnection, natsFlags, resolveUrl } from "./target.ts";
+import { natsFlags, withNats } from "./target.ts";
 
 export const queryCommand: CommandSpec = {
   name: "query",
@@ -22,32 +20,26 @@ export const queryCommand: CommandSpec = {
 };
 
 export async function query(platform: Platform, { flags, positionals }: Parsed): Promise<number> {
-  const url = await resolveUrl(platform, flags.nats);
   const [table, key] = positionals;
-  return execute(
-    Effect.scoped(
-      Effect.gen(function* () {
-        const nc = yield* natsConnection(platform, url, flags.creds);
-        return yield* Effect.tryPromise({
-          try: async () => {
-            if (!table) {
-              for (const name of await listTables(nc)) platform.out(`${name}\n`);
-              return 0;
-            }
-            if (key !== undefined) {
-              const row = await readRow(nc, table, key);
-              if (!row) throw new ConfigError({ message: `table "${table}" has no row with key "${key}"`, hint: `list its rows with \`eddy query ${table}\`` });
-              platform.out(`${JSON.stringify(row)}\n`);
-              return 0;
-            }
-            const rows = await readTable(nc, table);
-            rows.sort((a, b) => String(a.key).localeCompare(String(b.key)));
-            for (const row of rows) platform.out(`${JSON.stringify(row)}\n`);
-            return 0;
-          },
-          catch: (e) => e,
+  return withNats(platform, flags, async (nc) => {
+    if (!table) {
+      for (const name of await listTables(nc)) platform.out(`${name}\n`);
+      return 0;
+    }
+    if (key !== undefined) {
+      const row = await readRow(nc, table, key);
+      if (!row) {
+        throw new ConfigError({
+          message: `table "${table}" has no row with key "${key}"`,
+          hint: `list its rows with \`eddy query ${table}\``,
         });
-      }),
-    ),
-  );
+      }
+      platform.out(`${JSON.stringify(row)}\n`);
+      return 0;
+    }
+    const rows = await readTable(nc, table);
+    rows.sort((a, b) => String(a.key).localeCompare(String(b.key)));
+    for (const row of rows) platform.out(`${JSON.stringify(row)}\n`);
+    return 0;
+  });
 }

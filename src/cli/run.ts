@@ -22,9 +22,15 @@ export const runCommand: CommandSpec = {
     export: { type: "string", help: "the export to use", default: "default" },
     "checkpoint-ms": { type: "number", help: "checkpoint interval in ms", default: 1000 },
     "checkpoint-events": { type: "number", help: "checkpoint after this many events per actor", default: 100_000 },
-    port: { type: "number", help: "serve the query API, /metrics, /healthz and /readyz on this port (0: a free one; none: no HTTP)" },
+    port: {
+      type: "number",
+      help: "serve the query API, /metrics, /healthz and /readyz on this port (0: a free one; none: no HTTP)",
+    },
     host: { type: "string", help: "address the HTTP port listens on", default: "127.0.0.1" },
-    token: { type: "string", help: "with --port: require Authorization: Bearer <token> (else $EDDY_API_TOKEN; not for /healthz, /readyz)" },
+    token: {
+      type: "string",
+      help: "with --port: require Authorization: Bearer <token> (else $EDDY_API_TOKEN; not for /healthz, /readyz)",
+    },
   },
   examples: [
     "eddy run examples/coffee-shop/pipeline.ts --export coffeeShop --nats nats://127.0.0.1:4222",
@@ -37,7 +43,10 @@ export async function loadPipeline(platform: Platform, module: string, name: str
   try {
     mod = (await import(platform.moduleUrl(module))) as Record<string, unknown>;
   } catch (cause) {
-    throw new ConfigError({ message: `cannot load ${module}: ${(cause as Error).message}`, hint: "give the path of a .ts module, relative to this directory" });
+    throw new ConfigError({
+      message: `cannot load ${module}: ${(cause as Error).message}`,
+      hint: "give the path of a .ts module, relative to this directory",
+    });
   }
   const value = mod[name];
   const found = typeof value === "function" ? (value as () => unknown)() : value;
@@ -95,4 +104,3 @@ export async function run(platform: Platform, { flags, positionals }: Parsed): P
   );
   return 0;
 }
-

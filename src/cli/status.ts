@@ -5,13 +5,11 @@
  * Works whether or not a worker is running.
  */
 import { jetstreamManager } from "@nats-io/jetstream";
-import { Effect } from "effect";
 import { ConfigError } from "../errors.ts";
 import type { Platform } from "../platform/platform.ts";
 import { readCommitted } from "../state/checkpoint.ts";
 import type { CommandSpec, Parsed } from "./args.ts";
-import { execute } from "./execute.ts";
-import { natsConnection, natsFlags, resolveUrl } from "./target.ts";
+import { natsFlags, withNats } from "./target.ts";
 
 export const statusCommand: CommandSpec = {
   name: "status",
@@ -27,62 +25,63 @@ export const statusCommand: CommandSpec = {
 
 export async function status(platform: Platform, { flags, positionals }: Parsed): Promise<number> {
   const pipelineId = positionals[0]!;
-  const url = await resolveUrl(platform, flags.nats);
-  return execute(
-    Effect.scoped(
-      Effect.gen(function* () {
-        const nc = yield* natsConnection(platform, url, flags.creds);
-        return yield* Effect.tryPromise({
-          try: async () => {
-            const committed = await readCommitted(nc, pipelineId);
-            if (committed.length === 0) {
-              throw new ConfigError({
-                message: `pipeline "${pipelineId}" has committed no checkpoint on this server`,
-                hint: "check the pipeline id (it names the KV bucket eddy-state-<id>), or start it with `eddy run`",
-              });
-            }
-            const stream = (flags.stream as string | undefined) ?? (pipelineId === "coffee-shop" ? "orders" : undefined);
-            const last = stream ? (await (await jetstreamManager(nc)).streams.info(stream).catch(() => undefined))?.state.last_seq : undefined;
-            const rows = committed.map(({ step, partition, manifest }) => {
-              const position = Math.min(...Object.values(manifest.positions), Number.POSITIVE_INFINITY);
-              const at = Number.isFinite(position) ? position : 0;
-              return {
-                step,
-                partition,
-                checkpoint: manifest.checkpoint,
-                committedAt: new Date(manifest.committedAt).toISOString(),
-                positions: manifest.positions,
-                ...(last === undefined ? {} : { lag: Math.max(0, last - at) }),
-                watermarks: manifest.watermarks ?? {},
-                keys: manifest.keys,
-                deadLetters: manifest.counters.deadLetters ?? 0,
-                lateEvents: manifest.counters.lateEvents ?? 0,
-                generation: manifest.generation,
-              };
-            });
-            if (flags.json) {
-              for (const row of rows) platform.out(`${JSON.stringify(row)}\n`);
-              return 0;
-            }
-            const header = ["step", "part", "ckpt", "committed at", "position", ...(last === undefined ? [] : ["lag"]), "keys", "dlq", "late"];
-            const lines = rows.map((r) => [
-              r.step,
-              String(r.partition),
-              String(r.checkpoint),
-              r.committedAt,
-              Object.entries(r.positions).map(([s, p]) => `${s}:${p}`).join(" "),
-              ...(r.lag === undefined ? [] : [String(r.lag)]),
-              String(r.keys),
-              String(r.deadLetters),
-              String(r.lateEvents),
-            ]);
-            const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-            for (const line of [header, ...lines]) platform.out(`${line.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()}\n`);
-            return 0;
-          },
-          catch: (e) => e,
-        });
-      }),
-    ),
-  );
+  return withNats(platform, flags, async (nc) => {
+    const committed = await readCommitted(nc, pipelineId);
+    if (committed.length === 0) {
+      throw new ConfigError({
+        message: `pipeline "${pipelineId}" has committed no checkpoint on this server`,
+        hint: "check the pipeline id (it names the KV bucket eddy-state-<id>), or start it with `eddy run`",
+      });
+    }
+    const stream = (flags.stream as string | undefined) ?? (pipelineId === "coffee-shop" ? "orders" : undefined);
+    const last = stream
+      ? (await (await jetstreamManager(nc)).streams.info(stream).catch(() => undefined))?.state.last_seq
+      : undefined;
+    const rows = committed.map(({ step, partition, manifest }) => {
+      const position = Math.min(...Object.values(manifest.positions), Number.POSITIVE_INFINITY);
+      const at = Number.isFinite(position) ? position : 0;
+      return {
+        step,
+        partition,
+        checkpoint: manifest.checkpoint,
+        committedAt: new Date(manifest.committedAt).toISOString(),
+        positions: manifest.positions,
+        ...(last === undefined ? {} : { lag: Math.max(0, last - at) }),
+        watermarks: manifest.watermarks ?? {},
+        keys: manifest.keys,
+        deadLetters: manifest.counters.deadLetters ?? 0,
+        lateEvents: manifest.counters.lateEvents ?? 0,
+        generation: manifest.generation,
+      };
+    });
+    if (flags.json) {
+      for (const row of rows) platform.out(`${JSON.stringify(row)}\n`);
+      return 0;
+    }
+    const header = [
+      "step",
+      "part",
+      "ckpt",
+      "committed at",
+      "position",
+      ...(last === undefined ? [] : ["lag"]),
+      "keys",
+      "dlq",
+      "late",
+    ];
+    const lines = rows.map((r) => [
+      r.step,
+      String(r.partition),
+      String(r.checkpoint),
+      r.committedAt,
+      Object.entries(r.positions).map(([s, p]) => `${s}:${p}`).join(" "),
+      ...(r.lag === undefined ? [] : [String(r.lag)]),
+      String(r.keys),
+      String(r.deadLetters),
+      String(r.lateEvents),
+    ]);
+    const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+    for (const line of [header, ...lines]) platform.out(`${line.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()}\n`);
+    return 0;
+  });
 }

@@ -8,6 +8,8 @@ import { Effect, Schedule } from "effect";
 import { ConfigError, ConnectionError } from "../errors.ts";
 import { connectNats } from "../log/connection.ts";
 import type { Platform } from "../platform/platform.ts";
+import type { Parsed } from "./args.ts";
+import { execute } from "./execute.ts";
 
 export const natsFlags = {
   nats: { type: "string", help: "NATS server URL, may hold user:pass@ or token@ (else $NATS_URL)" },
@@ -36,20 +38,35 @@ export function natsConnection(
   url: string,
   credsPath: unknown,
 ): Effect.Effect<NatsConnection, ConnectionError | ConfigError, import("effect").Scope.Scope> {
-  const creds =
-    typeof credsPath === "string"
-      ? Effect.tryPromise({
-          try: () => platform.readFile(credsPath),
-          catch: () => new ConfigError({ message: `cannot read the creds file ${credsPath}`, hint: "check the --creds path" }),
-        })
-      : Effect.succeed(undefined);
+  const creds = typeof credsPath === "string"
+    ? Effect.tryPromise({
+      try: () => platform.readFile(credsPath),
+      catch: () => new ConfigError({ message: `cannot read the creds file ${credsPath}`, hint: "check the --creds path" }),
+    })
+    : Effect.succeed(undefined);
   return Effect.acquireRelease(
     Effect.flatMap(creds, (c) =>
       Effect.retry(
         Effect.tryPromise({ try: () => connectNats({ url, ...(c ? { creds: c } : {}) }), catch: (e) => e as ConnectionError }),
         Schedule.intersect(Schedule.exponential("200 millis"), Schedule.recurs(3)),
-      ),
-    ),
+      )),
     (nc) => Effect.promise(() => nc.drain().catch(() => undefined)),
+  );
+}
+
+/** Run a command's work with a connection to its NATS server (retried on connect, drained after). */
+export async function withNats<A>(
+  platform: Platform,
+  flags: Parsed["flags"],
+  work: (nc: NatsConnection) => Promise<A>,
+): Promise<A> {
+  const url = await resolveUrl(platform, flags.nats);
+  return execute(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const nc = yield* natsConnection(platform, url, flags.creds);
+        return yield* Effect.tryPromise({ try: () => work(nc), catch: (e) => e });
+      }),
+    ),
   );
 }

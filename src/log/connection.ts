@@ -25,7 +25,11 @@ export function parseNatsUrl(url: string): { server: string; user?: string; pass
   try {
     parsed = new URL(url.includes("://") ? url : `nats://${url}`);
   } catch {
-    throw new ConnectionError({ url, message: `"${url}" is not a NATS URL`, hint: "use e.g. nats://127.0.0.1:4222 or nats://user:pass@host:4222" });
+    throw new ConnectionError({
+      url,
+      message: `"${url}" is not a NATS URL`,
+      hint: "use e.g. nats://127.0.0.1:4222 or nats://user:pass@host:4222",
+    });
   }
   const server = `${parsed.protocol}//${parsed.hostname}${parsed.port ? `:${parsed.port}` : ""}`;
   const user = decodeURIComponent(parsed.username);
@@ -53,7 +57,9 @@ export async function connectNats(target: NatsTarget): Promise<NatsConnection> {
     const authProblem = /auth|permission/i.test(text);
     throw new ConnectionError({
       url: server,
-      message: authProblem ? `NATS at ${server} refused the credentials: ${text}` : `cannot connect to NATS at ${server}: ${text}`,
+      message: authProblem
+        ? `NATS at ${server} refused the credentials: ${text}`
+        : `cannot connect to NATS at ${server}: ${text}`,
       hint: authProblem
         ? "check the user/password or token in NATS_URL (nats://user:pass@host:port), or the --creds file"
         : "check that nats-server is running there with JetStream on (nats-server -js), or unset NATS_URL to let `eddy dev` start one",

@@ -208,7 +208,7 @@ class AckCountingPublisher implements Publisher {
     let hdrs;
     if (entry.msgId !== undefined || entry.headers !== undefined) {
       hdrs = natsHeaders();
-      if (entry.headers) for (const k in entry.headers) hdrs.set(k, entry.headers[k] as string);
+      if (entry.headers) { for (const k in entry.headers) hdrs.set(k, entry.headers[k] as string); }
       if (entry.msgId !== undefined) hdrs.set("Nats-Msg-Id", entry.msgId);
     }
     try {

@@ -43,7 +43,8 @@ export async function checkSourceStream(jsm: JetStreamManager, stream: string): 
     throw new StreamError({
       stream,
       message: `the source stream "${stream}" does not exist on the NATS server`,
-      hint: `create it first (e.g. \`nats stream add ${stream} --subjects '${stream}.>'\`), or fix the stream name in the pipeline's source`,
+      hint:
+        `create it first (e.g. \`nats stream add ${stream} --subjects '${stream}.>'\`), or fix the stream name in the pipeline's source`,
       cause,
     });
   }
@@ -59,7 +60,9 @@ export async function startReader(js: JetStreamClient, options: ReaderOptions): 
   const maxBatch = options.maxBatch ?? 2000;
   const consumer = await js.consumers.get(stream, {
     ...(subject ? { filter_subjects: subject } : {}),
-    ...(fromSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq } : { deliver_policy: DeliverPolicy.All }),
+    ...(fromSeq > 1
+      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq }
+      : { deliver_policy: DeliverPolicy.All }),
   });
   const messages = await consumer.consume({ max_messages: 4 * maxBatch, expires: 10_000 });
   let stopped = false;

@@ -12,7 +12,7 @@
  * const letters = await readDeadLetters(nc, "coffee-shop");
  * const late = await readLateEvents(nc, "coffee-shop");
  */
-import { type JetStreamManager, jetstream } from "@nats-io/jetstream";
+import { jetstream, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Publisher } from "./publisher.ts";
 
@@ -32,7 +32,12 @@ export async function ensureSideStreams(jsm: JetStreamManager, pipelineId: strin
     try {
       await jsm.streams.info(name);
     } catch {
-      await jsm.streams.add({ name, subjects: [`eddy.${kind}.${pipelineId}.>`], storage: "file", duplicate_window: 10 * 60 * 1e9 });
+      await jsm.streams.add({
+        name,
+        subjects: [`eddy.${kind}.${pipelineId}.>`],
+        storage: "file",
+        duplicate_window: 10 * 60 * 1e9,
+      });
     }
   }
 }
@@ -61,7 +66,11 @@ export function publishSideOutput(publisher: Publisher, pipelineId: string, kind
 }
 
 /** Read every set-aside event of a kind (for tests and tools). */
-export async function readSideOutput(nc: NatsConnection, pipelineId: string, kind: SideOutput): Promise<(SetAside & { seq: number })[]> {
+export async function readSideOutput(
+  nc: NatsConnection,
+  pipelineId: string,
+  kind: SideOutput,
+): Promise<(SetAside & { seq: number })[]> {
   const consumer = await jetstream(nc).consumers.get(sideStream(kind, pipelineId));
   const total = (await consumer.info(true)).num_pending;
   const out: (SetAside & { seq: number })[] = [];

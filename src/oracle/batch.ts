@@ -67,7 +67,8 @@ export function evaluate(
       const watermark = maxTime - source.maxOutOfOrderMs;
       if (time > maxTime) maxTime = time;
       const walk = (step: Step, value: unknown): void => {
-        const fail = (error: unknown) => result.deadLetters.push({ step: step.id, source: source.id, index, reason: String(error) });
+        const fail = (error: unknown) =>
+          result.deadLetters.push({ step: step.id, source: source.id, index, reason: String(error) });
         for (const next of children(step.id)) {
           try {
             if (next.kind === "map") walk(next, next.fn(value));
@@ -96,7 +97,9 @@ export function evaluate(
 
   for (const step of steps) {
     // A stream sink right after a stateless chain: every event.
-    if (step.kind === "stream" && inputs.has(step.id)) (result.streams[step.id] ??= []).push(...inputs.get(step.id)!.map((t) => t.value));
+    if (step.kind === "stream" && inputs.has(step.id)) {
+      (result.streams[step.id] ??= []).push(...inputs.get(step.id)!.map((t) => t.value));
+    }
     if (step.kind !== "keyBy") continue;
     const items = inputs.get(step.id) ?? [];
     for (const next of children(step.id)) {
@@ -112,7 +115,9 @@ export function evaluate(
           for (const sink of streams) (result.streams[sink.id] ??= []).push(next.aggregate.row(key, after));
         }
         for (const sink of children(next.id)) {
-          if (sink.kind === "table") for (const [key, s] of state) toTable(sink.table, String(key), next.aggregate.row(key, s));
+          if (sink.kind === "table") {
+            for (const [key, s] of state) toTable(sink.table, String(key), next.aggregate.row(key, s));
+          }
         }
       }
       if (next.kind !== "window") continue;
@@ -164,7 +169,12 @@ export function evaluate(
         for (const [id, w] of windows) {
           const closed = w.end <= finalWatermark;
           if (!closed && next.emit === "final") continue;
-          const row = { ...aggregate.aggregate.row(w.key, w.state), windowStart: w.start, windowEnd: w.end, ...(next.emit === "updates" ? { final: closed } : {}) };
+          const row = {
+            ...aggregate.aggregate.row(w.key, w.state),
+            windowStart: w.start,
+            windowEnd: w.end,
+            ...(next.emit === "updates" ? { final: closed } : {}),
+          };
           for (const sink of children(aggregate.id)) {
             if (sink.kind === "table") toTable(sink.table, id, row);
             // Streams of final windows: one row per closed window (the order is not defined).

@@ -52,9 +52,11 @@ export type AnyAggregate<T> = Aggregate<T, any, any>;
 export type AggregateSpec<T> = { readonly [column: string]: AnyAggregate<T> } & { readonly key?: never };
 
 /** The row an aggregate step emits for a key: the key plus one column per aggregate. */
-export type AggregateRow<K, Spec> = { readonly key: K } & {
-  readonly [C in keyof Spec]: Spec[C] extends Aggregate<never, unknown, infer O> ? O : never;
-};
+export type AggregateRow<K, Spec> =
+  & { readonly key: K }
+  & {
+    readonly [C in keyof Spec]: Spec[C] extends Aggregate<never, unknown, infer O> ? O : never;
+  };
 
 function reader<T>(of: NumberOf<T>): (value: T) => number {
   if (typeof of === "function") return of;

@@ -15,65 +15,65 @@ import type { Schema } from "effect";
 import { ConfigError } from "../errors.ts";
 import {
   type AggregateRow,
-  type AggregateSpec,
   type Aggregates,
   aggregates,
-  type CompiledAggregate,
+  type AggregateSpec,
   compileAggregate,
+  type CompiledAggregate,
 } from "./aggregate.ts";
 import type { Key } from "./partition.ts";
 
 /** A step of the compiled graph. `input` names the step it reads from. */
 export type Step =
   | {
-      readonly kind: "source";
-      readonly id: string;
-      readonly stream: string;
-      readonly subject: string | undefined;
-      readonly schema: Schema.Schema<unknown, unknown>;
-      readonly eventTime: ((value: unknown) => number) | undefined;
-      readonly maxOutOfOrderMs: number;
-    }
+    readonly kind: "source";
+    readonly id: string;
+    readonly stream: string;
+    readonly subject: string | undefined;
+    readonly schema: Schema.Schema<unknown, unknown>;
+    readonly eventTime: ((value: unknown) => number) | undefined;
+    readonly maxOutOfOrderMs: number;
+  }
   | { readonly kind: "map"; readonly id: string; readonly input: string; readonly fn: (value: unknown) => unknown }
   | { readonly kind: "filter"; readonly id: string; readonly input: string; readonly fn: (value: unknown) => boolean }
   | {
-      readonly kind: "lookup";
-      readonly id: string;
-      readonly bucket: string;
-      readonly schema: Schema.Schema<unknown, unknown>;
-    }
+    readonly kind: "lookup";
+    readonly id: string;
+    readonly bucket: string;
+    readonly schema: Schema.Schema<unknown, unknown>;
+  }
   | {
-      readonly kind: "join";
-      readonly id: string;
-      readonly input: string;
-      readonly lookup: string;
-      readonly key: (value: unknown) => Key;
-      readonly combine: (value: unknown, match: unknown) => unknown;
-      readonly inner: boolean;
-    }
+    readonly kind: "join";
+    readonly id: string;
+    readonly input: string;
+    readonly lookup: string;
+    readonly key: (value: unknown) => Key;
+    readonly combine: (value: unknown, match: unknown) => unknown;
+    readonly inner: boolean;
+  }
   | { readonly kind: "keyBy"; readonly id: string; readonly input: string; readonly key: (value: unknown) => Key }
   | {
-      readonly kind: "window";
-      readonly id: string;
-      readonly input: string;
-      readonly window: { readonly size: number; readonly slide: number } | { readonly gap: number };
-      readonly allowedLatenessMs: number;
-      readonly emit: "final" | "updates";
-    }
+    readonly kind: "window";
+    readonly id: string;
+    readonly input: string;
+    readonly window: { readonly size: number; readonly slide: number } | { readonly gap: number };
+    readonly allowedLatenessMs: number;
+    readonly emit: "final" | "updates";
+  }
   | {
-      readonly kind: "aggregate";
-      readonly id: string;
-      readonly input: string;
-      readonly aggregate: CompiledAggregate<unknown>;
-    }
+    readonly kind: "aggregate";
+    readonly id: string;
+    readonly input: string;
+    readonly aggregate: CompiledAggregate<unknown>;
+  }
   | { readonly kind: "table"; readonly id: string; readonly input: string; readonly table: string }
   | {
-      readonly kind: "stream";
-      readonly id: string;
-      readonly input: string;
-      readonly stream: string;
-      readonly subject: string;
-    };
+    readonly kind: "stream";
+    readonly id: string;
+    readonly input: string;
+    readonly stream: string;
+    readonly subject: string;
+  };
 
 export interface PipelineOptions {
   /** Partitions of every keyed step (fixed for the life of the pipeline's state). Default 8. */
@@ -107,22 +107,24 @@ export interface SourceOptions<T, I> {
  * An event-time window: tumbling (`size`), hopping (`size` every `slide`), or a session (events
  * less than `gap` apart; its aggregates must be able to merge: not `reduce`).
  */
-export type WindowSpec = (
-  | {
+export type WindowSpec =
+  & (
+    | {
       readonly size: number;
       /** Default: `size` (tumbling). */
       readonly slide?: number;
     }
-  | { readonly gap: number }
-) & {
-  /** How long after its end a window still takes late events (and re-emits). Default 0. */
-  readonly allowedLatenessMs?: number;
-  /**
-   * "final" (default): one row per window when it closes. "updates": the window's row at every
-   * change (`final: false`), and once more when it closes (`final: true`). Not for sessions.
-   */
-  readonly emit?: "final" | "updates";
-};
+    | { readonly gap: number }
+  )
+  & {
+    /** How long after its end a window still takes late events (and re-emits). Default 0. */
+    readonly allowedLatenessMs?: number;
+    /**
+     * "final" (default): one row per window when it closes. "updates": the window's row at every
+     * change (`final: false`), and once more when it closes (`final: true`). Not for sessions.
+     */
+    readonly emit?: "final" | "updates";
+  };
 
 /** A windowed aggregate's row: the key, the window, and one column per aggregate. */
 export type WindowRow<K, Spec> = AggregateRow<K, Spec> & { readonly windowStart: number; readonly windowEnd: number };
@@ -154,7 +156,13 @@ export interface Stream<T> {
    * processed. Inner by default: events without a match are dropped.
    */
   join<V, U>(id: string, table: Lookup<V>, key: KeyField<T> | ((value: T) => Key), combine: (value: T, match: V) => U): Stream<U>;
-  join<V, U>(id: string, table: Lookup<V>, key: KeyField<T> | ((value: T) => Key), combine: (value: T, match: V | undefined) => U, options: { readonly kind: "left" }): Stream<U>;
+  join<V, U>(
+    id: string,
+    table: Lookup<V>,
+    key: KeyField<T> | ((value: T) => Key),
+    combine: (value: T, match: V | undefined) => U,
+    options: { readonly kind: "left" },
+  ): Stream<U>;
   /** Publish every event to a JetStream stream, each message with a deterministic Nats-Msg-Id. */
   toStream(id: string, options: StreamSinkOptions): void;
 }
@@ -235,7 +243,10 @@ export class Pipeline {
   source<T, I>(id: string, options: SourceOptions<T, I>): Stream<T> {
     const lateness = options.maxOutOfOrderMs ?? 0;
     if (!(lateness >= 0)) {
-      throw new ConfigError({ message: `source "${id}": maxOutOfOrderMs must be >= 0, got ${lateness}`, hint: "e.g. { maxOutOfOrderMs: 2000 }" });
+      throw new ConfigError({
+        message: `source "${id}": maxOutOfOrderMs must be >= 0, got ${lateness}`,
+        hint: "e.g. { maxOutOfOrderMs: 2000 }",
+      });
     }
     this.#add({
       kind: "source",
@@ -262,7 +273,12 @@ export class Pipeline {
 
   /** A lookup table: a KV bucket (key to JSON value, decoded with `schema`) that streams join with. */
   lookup<V, I>(id: string, options: { readonly bucket: string; readonly schema: Schema.Schema<V, I> }): Lookup<V> {
-    this.#add({ kind: "lookup", id, bucket: options.bucket, schema: options.schema as unknown as Schema.Schema<unknown, unknown> });
+    this.#add({
+      kind: "lookup",
+      id,
+      bucket: options.bucket,
+      schema: options.schema as unknown as Schema.Schema<unknown, unknown>,
+    });
     return { id, bucket: options.bucket };
   }
 
@@ -283,7 +299,13 @@ export class Pipeline {
         add({ kind: "keyBy", id, input, key: keyOf(by) });
         return keyed(id);
       },
-      join(id: string, table: Lookup<unknown>, by: string | ((value: T) => Key), combine: (value: T, match: unknown) => unknown, options?: JoinOptions) {
+      join(
+        id: string,
+        table: Lookup<unknown>,
+        by: string | ((value: T) => Key),
+        combine: (value: T, match: unknown) => unknown,
+        options?: JoinOptions,
+      ) {
         add({
           kind: "join",
           id,
@@ -312,24 +334,34 @@ export class Pipeline {
         let window: { size: number; slide: number } | { gap: number };
         if ("gap" in spec) {
           if (!(spec.gap > 0 && allowedLatenessMs >= 0)) {
-            throw new ConfigError({ message: `window "${id}": gap ${spec.gap}, allowed lateness ${allowedLatenessMs} do not make a session window`, hint: "gap > 0; allowedLatenessMs >= 0" });
+            throw new ConfigError({
+              message: `window "${id}": gap ${spec.gap}, allowed lateness ${allowedLatenessMs} do not make a session window`,
+              hint: "gap > 0; allowedLatenessMs >= 0",
+            });
           }
           window = { gap: spec.gap };
           if (spec.emit === "updates") {
-            throw new ConfigError({ message: `window "${id}": sessions emit final rows only`, hint: "drop emit: \"updates\" or use a fixed window" });
+            throw new ConfigError({
+              message: `window "${id}": sessions emit final rows only`,
+              hint: 'drop emit: "updates" or use a fixed window',
+            });
           }
         } else {
           const slide = spec.slide ?? spec.size;
           if (!(spec.size > 0 && slide > 0 && slide <= spec.size && spec.size % slide === 0 && allowedLatenessMs >= 0)) {
             throw new ConfigError({
-              message: `window "${id}": size ${spec.size}, slide ${slide}, allowed lateness ${allowedLatenessMs} do not make a window`,
+              message:
+                `window "${id}": size ${spec.size}, slide ${slide}, allowed lateness ${allowedLatenessMs} do not make a window`,
               hint: "size > 0; slide > 0, at most size and dividing it; allowedLatenessMs >= 0",
             });
           }
           window = { size: spec.size, slide };
         }
         if (!this.#sourceOf(input).eventTime) {
-          throw new ConfigError({ message: `window "${id}" needs event time`, hint: "declare eventTime (and maxOutOfOrderMs) on the pipeline's source" });
+          throw new ConfigError({
+            message: `window "${id}" needs event time`,
+            hint: "declare eventTime (and maxOutOfOrderMs) on the pipeline's source",
+          });
         }
         this.#add({ kind: "window", id, input, window, allowedLatenessMs, emit: spec.emit ?? "final" });
         return {

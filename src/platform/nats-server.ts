@@ -10,7 +10,7 @@
  * await nc.close();
  * await server.stop(); // SIGTERM, wait, SIGKILL after a deadline, remove the temporary store
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { accessSync, constants, createWriteStream, mkdirSync, mkdtempSync, rmSync, type WriteStream } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -20,8 +20,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { Data } from "effect";
 
 /** How to get the server onto this machine; part of every "not found" message. */
-export const INSTALL_HINT =
-  "Install it with `sudo apt-get install -y nats-server` (Debian/Ubuntu package `nats-server`), " +
+export const INSTALL_HINT = "Install it with `sudo apt-get install -y nats-server` (Debian/Ubuntu package `nats-server`), " +
   "or run `npm run setup` (scripts/setup.sh) from the repository root.";
 
 /** The nats-server binary is missing, exited before it was ready, or never became ready. */
@@ -99,7 +98,7 @@ export function isPortFree(port: number, host = "127.0.0.1"): Promise<boolean> {
 /** Start nats-server with JetStream and resolve once JetStream answers. */
 export async function startNatsServer(opts: NatsServerOptions = {}): Promise<NatsServer> {
   const binary = resolveBinary(opts.binary ?? "nats-server");
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = 1;; attempt++) {
     try {
       return await startOnce(binary, opts);
     } catch (err) {
@@ -146,17 +145,16 @@ async function startOnce(binary: string, opts: NatsServerOptions): Promise<NatsS
 
   const url = `nats://${host.includes(":") ? `[${host}]` : host}:${port}`;
   let stopping: Promise<void> | undefined;
-  const stop = (timeoutMs = 5_000): Promise<void> =>
-    (stopping ??= (async () => {
-      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-        child.kill("SIGTERM");
-        const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-        await exited;
-        clearTimeout(timer);
-      }
+  const stop = (timeoutMs = 5_000): Promise<void> => (stopping ??= (async () => {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
       await exited;
-      removeStore();
-    })());
+      clearTimeout(timer);
+    }
+    await exited;
+    removeStore();
+  })());
 
   try {
     await waitUntilReady(url, log.listening, exited, opts.readyTimeoutMs ?? 15_000);
@@ -226,12 +224,10 @@ async function jetStreamAnswers(url: string): Promise<void> {
 
 /** Find the binary, or throw with install instructions. Debian installs it in /usr/sbin. */
 function resolveBinary(binary: string): string {
-  const candidates = binary.includes("/")
-    ? [binary]
-    : [
-      ...(process.env.PATH ?? "").split(delimiter).filter(Boolean).map((dir) => join(dir, binary)),
-      ...["/usr/sbin", "/usr/local/sbin", "/usr/local/bin", "/usr/bin"].map((dir) => join(dir, binary)),
-    ];
+  const candidates = binary.includes("/") ? [binary] : [
+    ...(process.env.PATH ?? "").split(delimiter).filter(Boolean).map((dir) => join(dir, binary)),
+    ...["/usr/sbin", "/usr/local/sbin", "/usr/local/bin", "/usr/bin"].map((dir) => join(dir, binary)),
+  ];
   for (const candidate of candidates) {
     try {
       accessSync(candidate, constants.X_OK);

@@ -60,7 +60,10 @@ export function compile(pipeline: Pipeline): Plan {
   for (const step of steps.values()) {
     if (step.kind === "source" || step.kind === "lookup") continue;
     if (step.kind === "join" && steps.get(step.lookup)?.kind !== "lookup") {
-      throw new ConfigError({ message: `join "${step.id}" names "${step.lookup}", which is not a lookup table of this pipeline`, hint: "pass the value p.lookup(...) returned" });
+      throw new ConfigError({
+        message: `join "${step.id}" names "${step.lookup}", which is not a lookup table of this pipeline`,
+        hint: "pass the value p.lookup(...) returned",
+      });
     }
     if (!steps.has(step.input)) throw new Error(`step "${step.id}" reads unknown step "${step.input}"`);
     children.set(step.input, [...(children.get(step.input) ?? []), step]);
@@ -70,7 +73,9 @@ export function compile(pipeline: Pipeline): Plan {
     if (step.kind === "lookup") return [];
     return step.kind === "source" ? [step.id] : sourceOf(step.input);
   };
-  const lookups = [...steps.values()].flatMap((s) => (s.kind === "lookup" ? [{ id: s.id, bucket: s.bucket, schema: s.schema }] : []));
+  const lookups = [...steps.values()].flatMap((
+    s,
+  ) => (s.kind === "lookup" ? [{ id: s.id, bucket: s.bucket, schema: s.schema }] : []));
   const sources: SourcePlan[] = [];
   const actors: ActorPlan[] = [];
   const sinkStreams: { stream: string; subject: string }[] = [];
@@ -91,7 +96,10 @@ export function compile(pipeline: Pipeline): Plan {
           } catch (error) {
             return Either.left(`not JSON: ${(error as Error).message}`);
           }
-          return Either.mapLeft(decode(json), (e) => `does not match the schema of source "${step.id}": ${ParseResult.TreeFormatter.formatErrorSync(e)}`);
+          return Either.mapLeft(
+            decode(json),
+            (e) => `does not match the schema of source "${step.id}": ${ParseResult.TreeFormatter.formatErrorSync(e)}`,
+          );
         },
       });
     } else if (step.kind === "aggregate") {
@@ -102,10 +110,10 @@ export function compile(pipeline: Pipeline): Plan {
       actors.push({
         step: step.id,
         partitions: pipeline.partitions,
-        createOperator:
-          input.kind === "window"
-            ? () => windowOperator(step.aggregate, { ...input.window, allowedLatenessMs: input.allowedLatenessMs, emit: input.emit })
-            : () => aggregateOperator(step.aggregate, streams.length > 0),
+        createOperator: input.kind === "window"
+          ? () =>
+            windowOperator(step.aggregate, { ...input.window, allowedLatenessMs: input.allowedLatenessMs, emit: input.emit })
+          : () => aggregateOperator(step.aggregate, streams.length > 0),
         tables: stepTables,
         streams,
         sources: sourceOf(step.id),
@@ -130,9 +138,14 @@ export function compile(pipeline: Pipeline): Plan {
       tables.push(step.table);
     }
   }
-  if (sources.length === 0) throw new ConfigError({ message: `pipeline "${pipeline.id}" has no source`, hint: "add one with p.source(...)" });
+  if (sources.length === 0) {
+    throw new ConfigError({ message: `pipeline "${pipeline.id}" has no source`, hint: "add one with p.source(...)" });
+  }
   if (actors.length === 0) {
-    throw new ConfigError({ message: `pipeline "${pipeline.id}" has no sink`, hint: "end it with .toTable(...) or .toStream(...)" });
+    throw new ConfigError({
+      message: `pipeline "${pipeline.id}" has no sink`,
+      hint: "end it with .toTable(...) or .toStream(...)",
+    });
   }
   return { pipelineId: pipeline.id, sources, actors, tables, sinkStreams, lookups, steps, children };
 }
@@ -153,8 +166,13 @@ export interface RouterOutput {
 }
 
 /** The function that takes one decoded event of `source` through its stateless chain. */
-export function buildRouter(source: SourcePlan, plan: Plan, event: RoutedEvent, out: RouterOutput): (value: unknown, seq: number) => void {
-  const route = (step: Step): ((value: unknown, seq: number) => void) => {
+export function buildRouter(
+  source: SourcePlan,
+  plan: Plan,
+  event: RoutedEvent,
+  out: RouterOutput,
+): (value: unknown, seq: number) => void {
+  const route = (step: Step): (value: unknown, seq: number) => void => {
     const next = fanOut((plan.children.get(step.id) ?? []).map(route));
     switch (step.kind) {
       case "source":
@@ -194,7 +212,7 @@ export function buildRouter(source: SourcePlan, plan: Plan, event: RoutedEvent, 
       case "keyBy": {
         // The actors behind this key: aggregates, directly or through a window.
         const targets = (plan.children.get(step.id) ?? []).flatMap((s) =>
-          s.kind === "window" ? (plan.children.get(s.id) ?? []).map((a) => a.id) : [s.id],
+          s.kind === "window" ? (plan.children.get(s.id) ?? []).map((a) => a.id) : [s.id]
         );
         const partitions = plan.actors.find((a) => a.step === targets[0])?.partitions ?? 1;
         return (value, seq) => {
@@ -205,7 +223,11 @@ export function buildRouter(source: SourcePlan, plan: Plan, event: RoutedEvent, 
             return out.fail(step.id, seq, `keyBy "${step.id}" threw: ${message(error)}`);
           }
           if (typeof key !== "string" && !(typeof key === "number" && Number.isFinite(key))) {
-            return out.fail(step.id, seq, `keyBy "${step.id}" returned ${JSON.stringify(key) ?? String(key)}, not a string or finite number`);
+            return out.fail(
+              step.id,
+              seq,
+              `keyBy "${step.id}" returned ${JSON.stringify(key) ?? String(key)}, not a string or finite number`,
+            );
           }
           const hash = keyHash(key);
           const partition = partitionOf(hash, partitions);
@@ -215,7 +237,8 @@ export function buildRouter(source: SourcePlan, plan: Plan, event: RoutedEvent, 
       }
       case "stream":
         if (plan.steps.get(step.input)!.kind === "aggregate") return next;
-        return (value, seq) => out.buffer(step.id, 0, { seq, key: 0, hash: 0, value, time: event.time, watermark: event.watermark });
+        return (value, seq) =>
+          out.buffer(step.id, 0, { seq, key: 0, hash: 0, value, time: event.time, watermark: event.watermark });
       case "lookup":
       case "window":
       case "aggregate":

@@ -10,7 +10,7 @@
  * // ... later, on SIGTERM:
  * await worker.stop(); // drains: a final checkpoint per actor
  */
-import { type JetStreamClient, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, type JetStreamClient, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Either } from "effect";
 import { waitFor } from "xstate";
@@ -109,8 +109,11 @@ export class Worker {
     const jsm = await jetstreamManager(this.nc);
     for (const source of this.plan.sources) await checkSourceStream(jsm, source.stream);
     for (const lookup of this.plan.lookups) {
-      const replica = await LookupReplica.open(this.nc, lookup.bucket, lookup.schema, (key, reason) =>
-        this.options.log?.("lookup-value-invalid", { lookup: lookup.id, bucket: lookup.bucket, key, reason }),
+      const replica = await LookupReplica.open(
+        this.nc,
+        lookup.bucket,
+        lookup.schema,
+        (key, reason) => this.options.log?.("lookup-value-invalid", { lookup: lookup.id, bucket: lookup.bucket, key, reason }),
       );
       this.#lookups.set(lookup.id, replica);
     }
@@ -124,7 +127,11 @@ export class Worker {
     }
     for (const actor of this.plan.actors) {
       for (const table of actor.tables) {
-        await createTable(this.nc, table, { step: actor.step, partitions: actor.partitions, ...(actor.windowed ? { windowed: true } : {}) });
+        await createTable(this.nc, table, {
+          step: actor.step,
+          partitions: actor.partitions,
+          ...(actor.windowed ? { windowed: true } : {}),
+        });
       }
     }
   }
@@ -166,7 +173,9 @@ export class Worker {
 
   async #whenAllRecovered(): Promise<void> {
     await Promise.all(
-      this.#actors.map((a) => waitFor(a.actor, (s) => s.matches("running") || s.matches("checkpointing") || s.matches("stopped"), { timeout: Infinity })),
+      this.#actors.map((a) =>
+        waitFor(a.actor, (s) => s.matches("running") || s.matches("checkpointing") || s.matches("stopped"), { timeout: Infinity })
+      ),
     );
   }
 
@@ -229,7 +238,14 @@ export class Worker {
     const event = { time: Number.NaN, watermark: Number.NEGATIVE_INFINITY };
     const setAside = (step: string, seq: number, reason: string, data: Uint8Array) => {
       this.sourceDeadLetters++;
-      publishSideOutput(this.publisher, pipelineId, "dlq", { step, source: source.id, sourceStream: source.stream, sourceSeq: seq, reason, data });
+      publishSideOutput(this.publisher, pipelineId, "dlq", {
+        step,
+        source: source.id,
+        sourceStream: source.stream,
+        sourceSeq: seq,
+        reason,
+        data,
+      });
     };
     const lookups = this.#lookups;
     const route = buildRouter(source, this.plan, event, {
@@ -257,7 +273,12 @@ export class Worker {
             continue;
           }
           if (!Number.isFinite(time)) {
-            setAside(source.id, m.seq, `eventTime of source "${source.id}" returned ${time}, not a number of milliseconds`, m.data);
+            setAside(
+              source.id,
+              m.seq,
+              `eventTime of source "${source.id}" returned ${time}, not a number of milliseconds`,
+              m.data,
+            );
             continue;
           }
           event.time = time;

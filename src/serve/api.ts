@@ -77,7 +77,14 @@ export interface QueryApi {
 export const defaultLimit = 100;
 export const maxLimit = 1000;
 
-type ErrorCode = "bad_parameter" | "unauthorized" | "table_not_found" | "row_not_found" | "not_found" | "method_not_allowed" | "internal";
+type ErrorCode =
+  | "bad_parameter"
+  | "unauthorized"
+  | "table_not_found"
+  | "row_not_found"
+  | "not_found"
+  | "method_not_allowed"
+  | "internal";
 
 function fail(c: Context, status: ContentfulStatusCode, code: ErrorCode, message: string): Response {
   return c.json({ error: { code, message } }, status);
@@ -105,7 +112,10 @@ export function createQueryApi(catalog: Pick<Catalog, "get" | "names">, options:
 
   if (options.cors !== undefined) {
     const origin = typeof options.cors === "string" ? options.cors : [...options.cors];
-    app.use("*", cors({ origin, allowMethods: ["GET", "HEAD", "OPTIONS"], allowHeaders: ["Authorization", "Last-Event-ID"], maxAge: 600 }));
+    app.use(
+      "*",
+      cors({ origin, allowMethods: ["GET", "HEAD", "OPTIONS"], allowHeaders: ["Authorization", "Last-Event-ID"], maxAge: 600 }),
+    );
   }
   app.use("*", async (c, next) => {
     if (!["GET", "HEAD", "OPTIONS"].includes(c.req.method)) {
@@ -185,13 +195,24 @@ export function createQueryApi(catalog: Pick<Catalog, "get" | "names">, options:
     let after: string | undefined;
     if (cursor !== undefined) {
       after = decodeCursor(cursor);
-      if (after === undefined) return fail(c, 400, "bad_parameter", "cursor is not one this API returned; pass `next` from the previous page as is");
+      if (after === undefined) {
+        return fail(c, 400, "bad_parameter", "cursor is not one this API returned; pass `next` from the previous page as is");
+      }
     }
     if (from !== undefined && to !== undefined && from > to) {
       return fail(c, 400, "bad_parameter", `from ("${from}") must not come after to ("${to}")`);
     }
-    const page = replica.range({ limit, ...(from === undefined ? {} : { from }), ...(to === undefined ? {} : { to }), ...(after === undefined ? {} : { after }) });
-    return c.json({ rows: page.rows, next: page.next === undefined ? null : encodeCursor(page.next), reflects: replica.reflects() });
+    const page = replica.range({
+      limit,
+      ...(from === undefined ? {} : { from }),
+      ...(to === undefined ? {} : { to }),
+      ...(after === undefined ? {} : { after }),
+    });
+    return c.json({
+      rows: page.rows,
+      next: page.next === undefined ? null : encodeCursor(page.next),
+      reflects: replica.reflects(),
+    });
   });
 
   app.get("/tables/:name/changes", (c) => {
@@ -226,11 +247,18 @@ export function createQueryApi(catalog: Pick<Catalog, "get" | "names">, options:
       void replica.ended.then(end);
       let id = 0;
       try {
-        const ready = key === undefined ? { reflects: replica.reflects() } : { key, row: replica.get(key) ?? null, reflects: replica.reflects() };
+        const ready = key === undefined
+          ? { reflects: replica.reflects() }
+          : { key, row: replica.get(key) ?? null, reflects: replica.reflects() };
         await stream.writeSSE({ event: "ready", data: JSON.stringify(ready) });
         while (!ended) {
           if (overflow) {
-            await stream.writeSSE({ event: "overflow", data: JSON.stringify({ message: "changes arrived faster than this client read them; read the rows again and reconnect" }) });
+            await stream.writeSSE({
+              event: "overflow",
+              data: JSON.stringify({
+                message: "changes arrived faster than this client read them; read the rows again and reconnect",
+              }),
+            });
             break;
           }
           if (queue.length === 0) {

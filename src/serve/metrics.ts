@@ -23,7 +23,7 @@
  * const text = metrics.render(catalog); // "# HELP eddy_events_in_total ..."
  * metrics.close();
  */
-import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import type { LifecycleState } from "../../actors/lifecycle.ts";
 import { type Clock, systemClock } from "../runtime/clock.ts";
 import type { Worker } from "../runtime/worker.ts";
@@ -32,9 +32,32 @@ import type { Catalog } from "./catalog.ts";
 export const prometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
 
 /** Upper bounds (seconds) of the query latency histogram's buckets. */
-export const queryDurationBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] as const;
+export const queryDurationBuckets = [
+  0.0001,
+  0.00025,
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+] as const;
 
-const lifecycleStates: readonly LifecycleState[] = ["starting", "recovering", "running", "checkpointing", "draining", "failed", "stopped"];
+const lifecycleStates: readonly LifecycleState[] = [
+  "starting",
+  "recovering",
+  "running",
+  "checkpointing",
+  "draining",
+  "failed",
+  "stopped",
+];
 
 /** What metrics read from a worker. */
 export type MetricsWorker = Pick<Worker, "status" | "sourceDeadLetters" | "pipeline" | "plan" | "nc">;
@@ -46,7 +69,7 @@ export class Histogram {
 
   observe(label: string, value: number): void {
     let s = this.#series.get(label);
-    if (!s) this.#series.set(label, (s = { counts: this.buckets.map(() => 0), sum: 0, count: 0 }));
+    if (!s) this.#series.set(label, s = { counts: this.buckets.map(() => 0), sum: 0, count: 0 });
     for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) s.counts[i]!++;
     s.sum += value;
     s.count++;
@@ -176,7 +199,11 @@ export class ApiMetrics {
     const notRunning = status.filter((a) => a.state !== "running" && a.state !== "checkpointing");
     if (notRunning.length > 0) {
       const sample = notRunning.slice(0, 5).map((a) => `${a.step}/${a.partition} is ${a.state}${a.error ? ` (${a.error})` : ""}`);
-      reasons.push(`${notRunning.length} of ${status.length} operator actors not running: ${sample.join(", ")}${notRunning.length > 5 ? ", ..." : ""}`);
+      reasons.push(
+        `${notRunning.length} of ${status.length} operator actors not running: ${sample.join(", ")}${
+          notRunning.length > 5 ? ", ..." : ""
+        }`,
+      );
     }
     const missing = worker.plan.tables.filter((t) => !tables.includes(t));
     if (missing.length > 0) reasons.push(`result tables not loaded yet: ${missing.join(", ")}`);
@@ -195,7 +222,11 @@ export class ApiMetrics {
       if (replica) out.sample("eddy_table_rows", { table: name }, replica.size);
     }
 
-    out.family("eddy_query_duration_seconds", "histogram", "Duration of query API requests, by route, until the response (for Server-Sent Events: until the stream starts).");
+    out.family(
+      "eddy_query_duration_seconds",
+      "histogram",
+      "Duration of query API requests, by route, until the response (for Server-Sent Events: until the stream starts).",
+    );
     this.queryDuration.render(out, "eddy_query_duration_seconds", "route");
     return out.text();
   }
@@ -213,24 +244,62 @@ export class ApiMetrics {
       out.family(name, type, help);
       for (const a of status) out.sample(name, { pipeline, step: a.step, partition: a.partition, ...extra }, value(a));
     };
-    per("eddy_events_in_total", "counter", "Records delivered to an operator actor since this process started.", (a) => a.eventsIn);
-    per("eddy_outputs_total", "counter", "Records an operator actor emitted downstream since this process started.", (a) => a.outputs);
+    per(
+      "eddy_events_in_total",
+      "counter",
+      "Records delivered to an operator actor since this process started.",
+      (a) => a.eventsIn,
+    );
+    per(
+      "eddy_outputs_total",
+      "counter",
+      "Records an operator actor emitted downstream since this process started.",
+      (a) => a.outputs,
+    );
 
-    out.family("eddy_dead_letters_total", "counter", "Records set aside to the dead-letter stream: by an operator (stage=operator) or while decoding and in stateless steps (stage=source, since this process started).");
-    for (const a of status) out.sample("eddy_dead_letters_total", { pipeline, stage: "operator", step: a.step, partition: a.partition }, a.deadLetters);
+    out.family(
+      "eddy_dead_letters_total",
+      "counter",
+      "Records set aside to the dead-letter stream: by an operator (stage=operator) or while decoding and in stateless steps (stage=source, since this process started).",
+    );
+    for (const a of status) {
+      out.sample("eddy_dead_letters_total", { pipeline, stage: "operator", step: a.step, partition: a.partition }, a.deadLetters);
+    }
     out.sample("eddy_dead_letters_total", { pipeline, stage: "source" }, worker.sourceDeadLetters);
 
-    per("eddy_late_events_total", "counter", "Events that arrived after their window closed (allowed lateness included).", (a) => a.lateEvents);
-    per("eddy_checkpoints_total", "counter", "Checkpoints an operator actor committed since this process started.", (a) => a.checkpoints);
-    per("eddy_checkpoint_duration_ms", "gauge", "Duration of the actor's last checkpoint, in milliseconds.", (a) => a.lastCheckpointMs);
-    per("eddy_checkpoint_bytes", "gauge", "Bytes written by the actor's last checkpoint (state chunks and table pages).", (a) => a.lastCheckpointBytes);
+    per(
+      "eddy_late_events_total",
+      "counter",
+      "Events that arrived after their window closed (allowed lateness included).",
+      (a) => a.lateEvents,
+    );
+    per(
+      "eddy_checkpoints_total",
+      "counter",
+      "Checkpoints an operator actor committed since this process started.",
+      (a) => a.checkpoints,
+    );
+    per(
+      "eddy_checkpoint_duration_ms",
+      "gauge",
+      "Duration of the actor's last checkpoint, in milliseconds.",
+      (a) => a.lastCheckpointMs,
+    );
+    per(
+      "eddy_checkpoint_bytes",
+      "gauge",
+      "Bytes written by the actor's last checkpoint (state chunks and table pages).",
+      (a) => a.lastCheckpointBytes,
+    );
     per("eddy_checkpoint_number", "gauge", "Number of the actor's last committed checkpoint.", (a) => a.checkpoint);
     per("eddy_state_keys", "gauge", "Keys held in the actor's keyed state.", (a) => a.keys);
 
     const positions = (name: string, help: string, pick: (a: (typeof status)[number]) => Readonly<Record<string, number>>) => {
       out.family(name, "gauge", help);
       for (const a of status) {
-        for (const [source, seq] of Object.entries(pick(a))) out.sample(name, { pipeline, step: a.step, partition: a.partition, source }, seq);
+        for (const [source, seq] of Object.entries(pick(a))) {
+          out.sample(name, { pipeline, step: a.step, partition: a.partition, source }, seq);
+        }
       }
     };
     positions("eddy_applied_position", "Last source stream sequence folded into the actor's state.", (a) => a.positions);
@@ -240,20 +309,34 @@ export class ApiMetrics {
     const known = worker.plan.sources.filter((s) => this.#lastSeq.has(s.stream));
     if (known.length > 0) {
       out.family("eddy_source_last_sequence", "gauge", "Last sequence of the source stream (polled in the background).");
-      for (const s of known) out.sample("eddy_source_last_sequence", { pipeline, source: s.id, stream: s.stream }, this.#lastSeq.get(s.stream)!);
-      out.family("eddy_lag_events", "gauge", "Source stream's last sequence minus the actor's committed position (as of the last poll).");
+      for (const s of known) {
+        out.sample("eddy_source_last_sequence", { pipeline, source: s.id, stream: s.stream }, this.#lastSeq.get(s.stream)!);
+      }
+      out.family(
+        "eddy_lag_events",
+        "gauge",
+        "Source stream's last sequence minus the actor's committed position (as of the last poll).",
+      );
       const sourcesOf = new Map(worker.plan.actors.map((p) => [p.step, p.sources]));
       for (const a of status) {
         for (const source of sourcesOf.get(a.step) ?? []) {
           const last = this.#lastSeq.get(streams.get(source) ?? "");
-          if (last !== undefined) out.sample("eddy_lag_events", { pipeline, step: a.step, partition: a.partition, source }, Math.max(0, last - (a.committed[source] ?? 0)));
+          if (last !== undefined) {
+            out.sample(
+              "eddy_lag_events",
+              { pipeline, step: a.step, partition: a.partition, source },
+              Math.max(0, last - (a.committed[source] ?? 0)),
+            );
+          }
         }
       }
     }
 
     out.family("eddy_actor_state", "gauge", "1 for the operator actor's current lifecycle state, 0 for the others.");
     for (const a of status) {
-      for (const state of lifecycleStates) out.sample("eddy_actor_state", { pipeline, step: a.step, partition: a.partition, state }, a.state === state ? 1 : 0);
+      for (const state of lifecycleStates) {
+        out.sample("eddy_actor_state", { pipeline, step: a.step, partition: a.partition, state }, a.state === state ? 1 : 0);
+      }
     }
   }
 }

@@ -154,7 +154,13 @@ export class ReplicaState {
   }
 
   /** Replace rows `before` by rows `after` (of one partition); return what changed. */
-  #replace(partition: number, before: readonly (readonly [Key, unknown])[], after: readonly (readonly [Key, unknown])[], checkpoint: number, at: number): RowChange[] {
+  #replace(
+    partition: number,
+    before: readonly (readonly [Key, unknown])[],
+    after: readonly (readonly [Key, unknown])[],
+    checkpoint: number,
+    at: number,
+  ): RowChange[] {
     const changes: RowChange[] = [];
     const added: string[] = [];
     const kept = new Set<string>();
@@ -288,13 +294,16 @@ export class TableReplica {
     this.#stop = () => iter.stop();
     let live = empty;
     let synced!: (error?: unknown) => void;
-    const initial = new Promise<void>((resolve, reject) => (synced = (error) => (error === undefined ? resolve() : reject(error))));
+    const initial = new Promise<void>((
+      resolve,
+      reject,
+    ) => (synced = (error) => (error === undefined ? resolve() : reject(error))));
     if (live) synced();
     void (async () => {
       try {
         for await (const entry of iter) {
           const changes = this.#state.apply(entry.key, entry.operation, entry.value, this.clock.now());
-          if (live && changes.length > 0) for (const listener of this.#listeners) listener(changes);
+          if (live && changes.length > 0) { for (const listener of this.#listeners) listener(changes); }
           if (!live && entry.delta === 0) {
             live = true;
             synced();

@@ -73,7 +73,7 @@ export class CheckpointStore {
   static async open(nc: NatsConnection, pipelineId: string, publisher: Publisher): Promise<CheckpointStore> {
     const bucket = stateBucket(pipelineId);
     try {
-      const kv = await new Kvm(nc).create(bucket, { history: 1, storage: "file"});
+      const kv = await new Kvm(nc).create(bucket, { history: 1, storage: "file" });
       return new CheckpointStore(nc, kv, await jetstreamManager(nc), publisher, bucket);
     } catch (cause) {
       throw new StateStoreError({ key: bucket, message: `cannot open the state bucket ${bucket}: ${String(cause)}`, cause });
@@ -112,7 +112,10 @@ export class CheckpointStore {
       Object.entries(manifest.chunks).map(async ([index, chunkKey]) => {
         const chunk = await this.#get(chunkKey);
         if (!chunk) {
-          throw new StateStoreError({ key: chunkKey, message: `checkpoint ${manifest.checkpoint} of ${key} names a missing chunk` });
+          throw new StateStoreError({
+            key: chunkKey,
+            message: `checkpoint ${manifest.checkpoint} of ${key} names a missing chunk`,
+          });
         }
         return [Number(index), chunk.value] as const;
       }),
@@ -133,7 +136,11 @@ export class CheckpointStore {
   /** Publish a chunk (acknowledged with the publisher's next flush). */
   writeChunk(key: string, bytes: Uint8Array): void {
     if (bytes.length > maxChunkBytes) {
-      throw new StateStoreError({ key, message: `state chunk ${key} is ${bytes.length} bytes, over the ${maxChunkBytes}-byte message limit: are the per-key state values very large?` });
+      throw new StateStoreError({
+        key,
+        message:
+          `state chunk ${key} is ${bytes.length} bytes, over the ${maxChunkBytes}-byte message limit: are the per-key state values very large?`,
+      });
     }
     this.publisher.publish(kvSubject(this.bucket, key), bytes);
   }
@@ -148,9 +155,17 @@ export class CheckpointStore {
    * (call only after a commit that rewrote every chunk), and those of other chunk counts, with
    * the table pages of other chunk counts.
    */
-  async collectGarbage(step: string, partition: number, manifest: Manifest, previousBits: number, tableBuckets: readonly string[]): Promise<void> {
+  async collectGarbage(
+    step: string,
+    partition: number,
+    manifest: Manifest,
+    previousBits: number,
+    tableBuckets: readonly string[],
+  ): Promise<void> {
     const filters: [bucket: string, filter: string][] = [];
-    for (let g = manifest.oldestGeneration; g < manifest.generation; g++) filters.push([this.bucket, `${step}.${partition}.g${g}.>`]);
+    for (let g = manifest.oldestGeneration; g < manifest.generation; g++) {
+      filters.push([this.bucket, `${step}.${partition}.g${g}.>`]);
+    }
     if (previousBits !== manifest.chunkBits) {
       filters.push([this.bucket, `${step}.${partition}.g${manifest.generation}.b${previousBits}.>`]);
       // Table pages of the previous layout (readers skip them once the new index is written).
@@ -163,7 +178,9 @@ export class CheckpointStore {
 
   /** Remove a partition's table pages of layout `chunkBits` (after a newer layout's index is committed). */
   async purgeTablePages(buckets: readonly string[], partition: number, chunkBits: number): Promise<void> {
-    for (const bucket of buckets) await this.jsm.streams.purge(`KV_${bucket}`, { filter: `$KV.${bucket}.p.${partition}.${chunkBits}.>` });
+    for (const bucket of buckets) {
+      await this.jsm.streams.purge(`KV_${bucket}`, { filter: `$KV.${bucket}.p.${partition}.${chunkBits}.>` });
+    }
   }
 
   /** The pages a partition wrote to a table, in their current layout (for operators that own their rows). */

@@ -133,7 +133,10 @@ export async function readRow<R = Record<string, unknown>>(nc: NatsConnection, n
  * The pages of one partition in its current layout, as written (for an operator that keeps its
  * table rows itself, at recovery): the layout's chunk bits and each page's rows.
  */
-export async function readPartitionPages(kv: KV, partition: number): Promise<{ chunkBits: number; pages: Map<number, Page> } | undefined> {
+export async function readPartitionPages(
+  kv: KV,
+  partition: number,
+): Promise<{ chunkBits: number; pages: Map<number, Page> } | undefined> {
   const index = await getJson<{ chunkBits: number }>(kv, indexKey(partition));
   if (!index) return undefined;
   const pages = new Map<number, Page>();

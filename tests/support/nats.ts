@@ -17,7 +17,7 @@
 import { afterAll, beforeAll } from "vitest";
 import { jetstream } from "@nats-io/jetstream";
 import { connect as natsConnect, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
-import { startNatsServer, type NatsServer, type NatsServerOptions } from "../../src/platform/nats-server.ts";
+import { type NatsServer, type NatsServerOptions, startNatsServer } from "../../src/platform/nats-server.ts";
 
 export interface NatsServerFixture {
   /** The running server (available inside tests and hooks, not at collection time). */

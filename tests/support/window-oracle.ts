@@ -50,4 +50,3 @@ export function windowOracle(orders: readonly Order[], size: number, slide: numb
   }
   return { fired, open: [...windows.values()].filter((w) => w.windowEnd > finalWm), late, emissions };
 }
-

@@ -2,7 +2,8 @@
  * The batch oracle (src/oracle/batch.ts) and streaming agree: fast-check generates orders whose
  * arrival order is shuffled within the watermark bound, publishes them, runs the pipeline with a
  * stop and restart at a random point, and compares every table with the batch evaluation of the
- * same pipeline definition over the same events.
+ * same pipeline definition over the same events (aggregates, with and without a state TTL, and
+ * tumbling, hopping and session windows).
  */
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
@@ -29,6 +30,7 @@ function sales(id: string, stream: string) {
     `${id}_per_20s`,
   );
   byShop.window("visits", { gap: 3_000 }).aggregate("sessions", (a) => ({ n: a.count() })).toTable(`${id}_sessions`);
+  byShop.aggregate("recent", (a) => ({ n: a.count(), qty: a.sum("qty") }), { ttlMs: 4_000 }).toTable(`${id}_recent`);
   return p;
 }
 
@@ -82,7 +84,7 @@ describe("streaming equals the batch oracle", () => {
           expect(batch.late).toEqual([]);
           expect(batch.tables[`${id}_totals`]!.length).toBeGreaterThan(0);
           expect(batch.tables[`${id}_per_10s`]!.length + batch.tables[`${id}_sessions`]!.length).toBeGreaterThan(0);
-          for (const table of ["totals", "per_10s", "per_20s", "sessions"]) {
+          for (const table of ["totals", "per_10s", "per_20s", "sessions", "recent"]) {
             const name = `${id}_${table}`;
             const streamed = await readTable<Record<string, unknown>>(nc, name);
             expect(streamed.sort(byRow)).toEqual((batch.tables[name] ?? []).sort(byRow));

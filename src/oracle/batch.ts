@@ -104,19 +104,23 @@ export function evaluate(
     const items = inputs.get(step.id) ?? [];
     for (const next of children(step.id)) {
       if (next.kind === "aggregate") {
-        // Fold every event per key; streams get every update, tables the last row per key.
-        const state = new Map<Key, unknown[]>();
+        // Fold every event per key; streams get every update, tables the last row per key. With a
+        // TTL, a key whose last event is TTL behind the watermark starts afresh (or is gone at the end).
+        const state = new Map<Key, { s: unknown[]; last: number }>();
         const streams = children(next.id).filter((s) => s.kind === "stream");
-        for (const { value } of items) {
+        const ttl = next.ttlMs;
+        for (const { value, time, watermark } of items) {
           const key = step.key(value);
-          const before = state.get(key);
-          const after = before ? next.aggregate.add(before, value) : next.aggregate.init(value);
-          state.set(key, after);
+          let before = state.get(key);
+          if (before && ttl !== undefined && before.last + ttl <= watermark) before = undefined;
+          const after = before ? next.aggregate.add(before.s, value) : next.aggregate.init(value);
+          state.set(key, { s: after, last: Math.max(before?.last ?? Number.NEGATIVE_INFINITY, time) });
           for (const sink of streams) (result.streams[sink.id] ??= []).push(next.aggregate.row(key, after));
         }
         for (const sink of children(next.id)) {
-          if (sink.kind === "table") {
-            for (const [key, s] of state) toTable(sink.table, String(key), next.aggregate.row(key, s));
+          if (sink.kind !== "table") continue;
+          for (const [key, { s, last }] of state) {
+            if (ttl === undefined || last + ttl > finalWatermark) toTable(sink.table, String(key), next.aggregate.row(key, s));
           }
         }
       }

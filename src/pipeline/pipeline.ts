@@ -65,6 +65,8 @@ export type Step =
     readonly id: string;
     readonly input: string;
     readonly aggregate: CompiledAggregate<unknown>;
+    /** Drop a key this long (event time) after its last event. */
+    readonly ttlMs: number | undefined;
   }
   | { readonly kind: "table"; readonly id: string; readonly input: string; readonly table: string }
   | {
@@ -168,7 +170,15 @@ export interface Stream<T> {
 }
 
 export interface KeyedStream<T, K extends Key> {
-  aggregate<S extends AggregateSpec<T>>(id: string, spec: (a: Aggregates<T>) => S): Changelog<AggregateRow<K, S>>;
+  /**
+   * Keep aggregates per key. `ttlMs`: drop a key (and its table row) once the watermark is this
+   * far past its last event (the source must declare event time).
+   */
+  aggregate<S extends AggregateSpec<T>>(
+    id: string,
+    spec: (a: Aggregates<T>) => S,
+    options?: { readonly ttlMs?: number },
+  ): Changelog<AggregateRow<K, S>>;
   /** Group by event-time windows (the source must declare `eventTime`). */
   window(id: string, spec: WindowSpec): WindowedStream<T, K>;
 }
@@ -325,8 +335,27 @@ export class Pipeline {
 
   #keyed<T, K extends Key>(input: string): KeyedStream<T, K> {
     return {
-      aggregate: <S extends AggregateSpec<T>>(id: string, spec: (a: Aggregates<T>) => S) => {
-        this.#aggregate(id, input, spec);
+      aggregate: <S extends AggregateSpec<T>>(
+        id: string,
+        spec: (a: Aggregates<T>) => S,
+        options?: { readonly ttlMs?: number },
+      ) => {
+        const ttlMs = options?.ttlMs;
+        if (ttlMs !== undefined) {
+          if (!(ttlMs > 0)) {
+            throw new ConfigError({
+              message: `aggregate "${id}": ttlMs must be > 0, got ${ttlMs}`,
+              hint: "e.g. { ttlMs: 3_600_000 }",
+            });
+          }
+          if (!this.#sourceOf(input).eventTime) {
+            throw new ConfigError({
+              message: `aggregate "${id}": a state TTL needs event time`,
+              hint: "declare eventTime on the pipeline's source",
+            });
+          }
+        }
+        this.#aggregate(id, input, spec, ttlMs);
         return this.#changelog<AggregateRow<K, S>>(id);
       },
       window: (id, spec) => {
@@ -380,12 +409,12 @@ export class Pipeline {
     };
   }
 
-  #aggregate<T>(id: string, input: string, spec: (a: Aggregates<T>) => AggregateSpec<T>): CompiledAggregate<T> {
+  #aggregate<T>(id: string, input: string, spec: (a: Aggregates<T>) => AggregateSpec<T>, ttlMs?: number): CompiledAggregate<T> {
     const compiled = compileAggregate(spec(aggregates<T>()));
     if (compiled.columns.length === 0) {
       throw new ConfigError({ message: `aggregate "${id}" has no columns`, hint: "return e.g. { orders: a.count() }" });
     }
-    this.#add({ kind: "aggregate", id, input, aggregate: compiled as CompiledAggregate<unknown> });
+    this.#add({ kind: "aggregate", id, input, aggregate: compiled as CompiledAggregate<unknown>, ttlMs });
     return compiled;
   }
 

@@ -113,7 +113,7 @@ export function compile(pipeline: Pipeline): Plan {
         createOperator: input.kind === "window"
           ? () =>
             windowOperator(step.aggregate, { ...input.window, allowedLatenessMs: input.allowedLatenessMs, emit: input.emit })
-          : () => aggregateOperator(step.aggregate, streams.length > 0),
+          : () => aggregateOperator(step.aggregate, streams.length > 0, step.ttlMs),
         tables: stepTables,
         streams,
         sources: sourceOf(step.id),

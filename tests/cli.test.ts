@@ -71,7 +71,7 @@ describe("eddy dev", () => {
         const st = eddy(["status", "coffee-shop", "--json"], { cwd });
         if ((await st.exited) !== 0) return false;
         const actors = st.out().trim().split("\n").map((l) => JSON.parse(l) as { step: string; lag: number; keys: number });
-        return actors.length === 17 && actors.every((a) => a.lag === 0) &&
+        return actors.length === 21 && actors.every((a) => a.lag === 0) &&
           actors.some((a) => a.step === "store-revenue" && a.keys > 0);
       },
       { timeoutMs: 30_000, intervalMs: 300, message: "eddy status shows every actor caught up" },

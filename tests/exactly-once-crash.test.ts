@@ -5,8 +5,10 @@
  */
 import { describe, expect, it } from "vitest";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { generateOrders, mulberry32, publishOrders } from "../examples/coffee-shop/orders.ts";
-import { readTable } from "../src/state/table.ts";
+import { generateOrders, menu, mulberry32, publishOrders } from "../examples/coffee-shop/orders.ts";
+import { coffeeShop } from "../examples/coffee-shop/pipeline.ts";
+import { evaluate } from "../src/oracle/batch.ts";
+import { listTables, readTable } from "../src/state/table.ts";
 import { type CategoryRow, expectedTables, type ItemRow, type StoreRow } from "./support/coffee-shop-oracle.ts";
 import { readStreamJson, useNatsServer, waitFor } from "./support/nats.ts";
 import { windowOracle } from "./support/window-oracle.ts";
@@ -84,5 +86,17 @@ describe("exactly-once under SIGKILL", () => {
     expect(minutes.sort(byWindow)).toEqual(want);
     const minuteRows = await readTable<(typeof minutes)[number]>(nc, "revenue_per_store_minute");
     expect(minuteRows.sort(byWindow)).toEqual(want);
+
+    // And every table equals the batch evaluation of the same pipeline definition.
+    const batch = evaluate(coffeeShop(), { orders: [...generateOrders({ seed, count })] }, {
+      menu: new Map(menu.map((m) => [m.item, { category: m.category, price: m.price }])),
+    });
+    expect(Object.keys(batch.tables).sort()).toEqual(await listTables(nc));
+    for (const [name, rows] of Object.entries(batch.tables)) {
+      const streamed = await readTable<{ key: string; windowStart?: number }>(nc, name);
+      const order = (a: { key: string; windowStart?: number }, b: { key: string; windowStart?: number }) =>
+        a.key.localeCompare(b.key) || (a.windowStart ?? 0) - (b.windowStart ?? 0);
+      expect(streamed.sort(order)).toEqual((rows as { key: string; windowStart?: number }[]).sort(order));
+    }
   });
 });

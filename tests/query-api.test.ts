@@ -102,6 +102,7 @@ describe("query API over a live pipeline", () => {
       "revenue_by_item",
       "revenue_by_store",
       "revenue_per_store_minute",
+      "top_items_per_store",
     ]);
     const store = body.tables.find((t) => t.name === "revenue_by_store");
     expect(store).toMatchObject({ step: "store-revenue", partitions: 4, rows: 5 });

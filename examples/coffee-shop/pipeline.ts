@@ -5,7 +5,7 @@
  * and per item in two result tables that a dashboard reads, forwards large orders (4 items or
  * more) to the `large_orders` stream for the barista screen, and keeps revenue per store per
  * one-minute window (by the order's own time) in the `revenue_per_store_minute` table (and the
- * `revenue_per_minute` stream).
+ * `revenue_per_minute` stream), and the top 5 items per store over 5 minutes, every minute.
  *
  * @example
  * const worker = await Worker.start(nc, coffeeShop());
@@ -63,6 +63,12 @@ export function coffeeShop(options: CoffeeShopOptions = {}): Pipeline {
     .aggregate("store-minute", (a) => ({ orders: a.count(), revenue: a.sum("revenue") }));
   perMinute.toTable(`revenue_per_store_minute${options.tableSuffix ?? ""}`);
   perMinute.toStream("revenue-per-minute", { stream: `revenue_per_minute${options.tableSuffix ?? ""}` });
+
+  orders
+    .keyBy("by-store-5min", "store")
+    .window("five-minutes", { size: 300_000, slide: 60_000 })
+    .aggregate("top-items", (a) => ({ top: a.topN(5, "item", "qty") }))
+    .toTable(`top_items_per_store${options.tableSuffix ?? ""}`);
 
   orders.filter("large", (o) => o.qty >= 4).toStream("large-orders", { stream: `large_orders${options.tableSuffix ?? ""}` });
 

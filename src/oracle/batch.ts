@@ -49,7 +49,11 @@ export function evaluate(
   const result: BatchResult = { tables: {}, streams: {}, deadLetters: [], late: [] };
   /** What reaches each step, in order. */
   const inputs = new Map<string, Timed[]>();
-  const push = (step: string, item: Timed) => inputs.set(step, [...(inputs.get(step) ?? []), item]);
+  const push = (step: string, item: Timed) => {
+    const list = inputs.get(step);
+    if (list) list.push(item);
+    else inputs.set(step, [item]);
+  };
   let finalWatermark = Number.NEGATIVE_INFINITY;
 
   // Sources and their stateless chains, event by event.
@@ -137,7 +141,9 @@ export function evaluate(
               result.late.push({ step: aggregate.id, source: item.source, index: item.index });
               continue;
             }
-            byKey.set(key, [...(byKey.get(key) ?? []), item]);
+            const list = byKey.get(key);
+            if (list) list.push(item);
+            else byKey.set(key, [item]);
             continue;
           }
           const { size, slide } = next.window;

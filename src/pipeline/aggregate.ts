@@ -23,7 +23,7 @@ export type NumberOf<T> = NumericField<T> | ((value: T) => number);
  * state and leaves the old one as it was, so a fold that throws changes nothing.
  */
 export interface Aggregate<T, S, O> {
-  readonly kind: "count" | "sum" | "min" | "max" | "avg" | "reduce";
+  readonly kind: "count" | "sum" | "min" | "max" | "avg" | "topN" | "reduce";
   init(value: T): S;
   add(state: S, value: T): S;
   /** Combine two states (session windows merge); absent for a user fold. */
@@ -43,7 +43,17 @@ export interface Aggregates<T> {
    * old one, and the accumulator must survive a JSON round trip (it is checkpointed as JSON).
    */
   reduce<A>(initial: A, fold: (acc: A, value: T) => A): Aggregate<T, A, A>;
+  /**
+   * The `n` heaviest values of `of` (a field or a function), weighted by `weight` (default 1 per
+   * event): `[{ key, weight }]`, heaviest first, ties by key. E.g. top items by quantity sold.
+   */
+  topN(n: number, of: KeyOf<T>, weight?: NumberOf<T>): Aggregate<T, Record<string, number>, { key: string; weight: number }[]>;
 }
+
+/** A string or number read from an event: a field's name, or a function. */
+export type KeyOf<T> =
+  | { [F in keyof T]-?: T[F] extends string | number ? F : never }[keyof T] & string
+  | ((value: T) => string | number);
 
 // biome-ignore lint: the spec's parts differ in state and output types
 export type AnyAggregate<T> = Aggregate<T, any, any>;
@@ -87,6 +97,29 @@ export function aggregates<T>(): Aggregates<T> {
         add: (s, v) => [s[0] + read(v), s[1] + 1],
         merge: (a, b) => [a[0] + b[0], a[1] + b[1]],
         result: (s) => s[0] / s[1],
+      };
+    },
+    topN(n, of, weight) {
+      const name = typeof of === "function" ? of : (value: T) => (value as Record<string, string | number>)[of]!;
+      const read = weight === undefined ? () => 1 : reader(weight);
+      const add = (counts: Record<string, number>, v: T) => {
+        const key = String(name(v));
+        return { ...counts, [key]: (counts[key] ?? 0) + read(v) };
+      };
+      return {
+        kind: "topN",
+        init: (v) => add({}, v),
+        add,
+        merge: (a, b) => {
+          const sum = { ...a };
+          for (const [key, w] of Object.entries(b)) sum[key] = (sum[key] ?? 0) + w;
+          return sum;
+        },
+        result: (counts) =>
+          Object.entries(counts)
+            .map(([key, w]) => ({ key, weight: w }))
+            .sort((x, y) => y.weight - x.weight || (x.key < y.key ? -1 : x.key > y.key ? 1 : 0))
+            .slice(0, n),
       };
     },
     reduce: (initial, fold) => ({

@@ -40,8 +40,8 @@ export function startWorkerProcess(url: string, module: string, exportName: stri
   };
 }
 
-/** The coffee-shop pipeline's operator actors: four keyed steps of 4 partitions and one sink. */
-export const coffeeShopActors = 17;
+/** The coffee-shop pipeline's operator actors: five keyed steps of 4 partitions and one sink. */
+export const coffeeShopActors = 21;
 
 /**
  * The lowest committed position of `source` over a pipeline's `actors` operator actors (0 until

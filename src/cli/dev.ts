@@ -77,7 +77,9 @@ export async function dev(platform: Platform, { flags }: Parsed): Promise<number
           worker,
         });
         say(`pipeline ${pipeline.id} running: ${worker.status().length} operator actors`);
-        say("results: tables revenue_by_store, revenue_by_item, revenue_by_category, revenue_per_store_minute");
+        say(
+          "results: tables revenue_by_store, revenue_by_item, revenue_by_category, revenue_per_store_minute, top_items_per_store",
+        );
         say(`  query API: ${listener.url}/tables   (e.g. ${listener.url}/tables/revenue_by_store/rows)`);
         say(`  metrics:   ${listener.url}/metrics   (health: /healthz, /readyz)`);
         say("  or:        ./bin/eddy.js query revenue_by_store    (in another terminal)");

@@ -12,9 +12,10 @@
  * const op = aggregateOperator(compileAggregate({ n: a.count(), qty: a.sum("qty") }), false);
  */
 import type { CompiledAggregate } from "../src/pipeline/aggregate.ts";
-import { type Key, keyHash } from "../src/pipeline/partition.ts";
+import { keyHash } from "../src/pipeline/partition.ts";
 import type { KeyedState } from "../src/state/keyed-state.ts";
 import type { Operator } from "./operator.ts";
+import { EventTimers } from "./timers.ts";
 
 /** `emits`: whether any stream sink reads this step's updates (rows are built only then). */
 export function aggregateOperator(aggregate: CompiledAggregate<unknown>, emits: boolean, ttlMs?: number): Operator {
@@ -30,13 +31,8 @@ export function aggregateOperator(aggregate: CompiledAggregate<unknown>, emits: 
     };
   }
   type Entry = readonly [state: unknown[], lastTime: number];
-  /** Expiry time to the keys to look at then. */
-  const timers = new Map<number, Set<Key>>();
-  const schedule = (key: Key, at: number) => {
-    let keys = timers.get(at);
-    if (!keys) timers.set(at, keys = new Set());
-    keys.add(key);
-  };
+  /** Keys to look at when they may have expired. */
+  const timers = new EventTimers();
   return {
     apply(ctx, rec) {
       if (!Number.isFinite(rec.time)) {
@@ -46,24 +42,20 @@ export function aggregateOperator(aggregate: CompiledAggregate<unknown>, emits: 
       const state = before === undefined ? aggregate.init(rec.value) : aggregate.add(before[0], rec.value);
       const lastTime = Math.max(before?.[1] ?? Number.NEGATIVE_INFINITY, rec.time);
       ctx.state.set(rec.key, rec.hash, [state, lastTime]);
-      schedule(rec.key, lastTime + ttlMs);
+      timers.add(lastTime + ttlMs, rec.key);
       if (emits) ctx.emit(`${ctx.source}/${rec.seq}`, aggregate.row(rec.key, state));
     },
     advance(ctx) {
       const wm = ctx.watermark;
-      const due = [...timers.keys()].filter((at) => at <= wm).sort((a, b) => a - b);
-      for (const at of due) {
-        for (const key of timers.get(at)!) {
-          const hash = keyHash(key);
-          const entry = ctx.state.get(key, hash) as Entry | undefined;
-          if (entry && entry[1] + ttlMs <= wm) ctx.state.delete(key, hash);
-        }
-        timers.delete(at);
+      for (const key of timers.takeDue(wm)) {
+        const hash = keyHash(key);
+        const entry = ctx.state.get(key, hash) as Entry | undefined;
+        if (entry && entry[1] + ttlMs <= wm) ctx.state.delete(key, hash);
       }
     },
     restore(state: KeyedState<unknown>) {
       timers.clear();
-      for (const [key, entry] of state.entries()) schedule(key, (entry as Entry)[1] + ttlMs);
+      for (const [key, entry] of state.entries()) timers.add((entry as Entry)[1] + ttlMs, key);
     },
     row: (key, entry) => aggregate.row(key, (entry as Entry)[0]),
   };

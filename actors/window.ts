@@ -26,6 +26,7 @@ import { type Key, keyHash } from "../src/pipeline/partition.ts";
 import type { KeyedState } from "../src/state/keyed-state.ts";
 import { windowRowKey } from "../src/state/table.ts";
 import type { Operator, OperatorContext } from "./operator.ts";
+import { EventTimers } from "./timers.ts";
 
 export type WindowOptions =
   & (
@@ -51,16 +52,11 @@ export function windowOperator(aggregate: CompiledAggregate<unknown>, options: W
   const size = "size" in options ? options.size : 0;
   const slide = "slide" in options ? options.slide : 0;
   const updates = options.emit === "updates";
-  /** Due time to the keys to look at then (a window's end, and its end plus lateness). */
-  const timers = new Map<number, Set<Key>>();
-  const addTimer = (at: number, key: Key) => {
-    let keys = timers.get(at);
-    if (!keys) timers.set(at, keys = new Set());
-    keys.add(key);
-  };
+  /** Keys to look at when a window ends, and when its allowed lateness is over. */
+  const timers = new EventTimers();
   const schedule = (key: Key, end: number) => {
-    addTimer(end, key);
-    if (lateness > 0) addTimer(end + lateness, key);
+    timers.add(end, key);
+    if (lateness > 0) timers.add(end + lateness, key);
   };
   const emit = (ctx: OperatorContext, key: Key, hash: number, start: number, [state, n, end]: Window) => {
     const row = {
@@ -154,13 +150,7 @@ export function windowOperator(aggregate: CompiledAggregate<unknown>, options: W
       ctx.state.set(rec.key, rec.hash, next);
     },
     advance(ctx) {
-      const wm = ctx.watermark;
-      const due = [...timers.keys()].filter((at) => at <= wm).sort((a, b) => a - b);
-      for (const at of due) {
-        const keys = timers.get(at)!;
-        timers.delete(at);
-        for (const key of keys) visit(ctx, key);
-      }
+      for (const key of timers.takeDue(ctx.watermark)) visit(ctx, key);
     },
     restore(state: KeyedState<unknown>) {
       timers.clear();

@@ -123,10 +123,7 @@ export class KeyedState<S> {
 
   /** Load chunk `index` as encoded by `encodeChunk` under the same chunk bits (at recovery). */
   loadChunk(index: number, bytes: Uint8Array): void {
-    const chunk = new Map(JSON.parse(decoder.decode(bytes)) as [Key, S][]);
-    this.#shared.delete(index);
-    this.#size += chunk.size - this.#chunks[index]!.size;
-    this.#chunks[index] = chunk;
+    this.loadEntries(index, new Map(JSON.parse(decoder.decode(bytes)) as [Key, S][]));
   }
 
   #resize(bits: number): void {

@@ -36,6 +36,11 @@ export interface OperatorActorOptions {
   readonly tables?: readonly string[];
   /** Stream sinks fed by this step: sink step id and subject. */
   readonly streams?: readonly { readonly id: string; readonly subject: string }[];
+  /**
+   * The edge to the steps that read this one (their own actors, maybe in other processes): an
+   * internal stream every output goes to, in an envelope with this partition's watermark.
+   */
+  readonly edge?: { readonly id: string; readonly subject: string };
   /** Source id to its stream name, for dead letters. */
   readonly sourceStreams?: Readonly<Record<string, string>>;
   /** The sources whose events reach this step: its watermark is the lowest of theirs. */
@@ -79,6 +84,9 @@ export class OperatorCore implements ActorCore {
   #rewriteAll = true;
   #positionsChanged = false;
   #source = "";
+  /** The watermark last sent on the edge, and when. */
+  #edgeWatermark = Number.NEGATIVE_INFINITY;
+  #edgeWatermarkAt = Number.NEGATIVE_INFINITY;
   readonly #ctx: OperatorContext;
   readonly #tableBuckets: string[];
   /** Table rows kept by an operator that owns them (key to row key to row), and their layout. */
@@ -100,10 +108,20 @@ export class OperatorCore implements ActorCore {
       get source() {
         return self.#source;
       },
-      emit: (id, output) => {
-        const bytes = encoder.encode(JSON.stringify(output));
-        for (const sink of streams) {
-          publisher.publish(sink.subject, bytes, { msgId: `${pipelineId}/${sink.id}/${id}` });
+      emit: (id, output, time, before) => {
+        if (output !== undefined && streams.length > 0) {
+          const bytes = encoder.encode(JSON.stringify(output));
+          for (const sink of streams) {
+            publisher.publish(sink.subject, bytes, { msgId: `${pipelineId}/${sink.id}/${id}` });
+            this.metrics.outputs++;
+          }
+        }
+        const edge = options.edge;
+        if (edge) {
+          const envelope: EdgeEnvelope = { p: options.partition, w: finite(this.#edgeWatermark), t: finite(time ?? Number.NaN) };
+          if (output !== undefined) envelope.v = output;
+          if (before !== undefined) envelope.b = before;
+          publisher.publish(edge.subject, encoder.encode(JSON.stringify(envelope)), { msgId: `${pipelineId}/${edge.id}/${id}` });
           this.metrics.outputs++;
         }
       },
@@ -186,6 +204,25 @@ export class OperatorCore implements ActorCore {
     this.#positionsChanged = true;
     this.metrics.eventsIn += n;
     this.eventsSinceCheckpoint += n;
+    this.#sendWatermark(false);
+  }
+
+  /**
+   * Tell the steps reading the edge how far this partition's watermark got: after every output
+   * sent before it (a window's row is sent before the watermark that closed it). At most every
+   * `edgeWatermarkMs` while batches flow, and always before a checkpoint.
+   */
+  #sendWatermark(force: boolean): void {
+    const edge = this.options.edge;
+    if (!edge) return;
+    const wm = this.watermark;
+    if (wm <= this.#edgeWatermark) return;
+    const now = this.options.clock.now();
+    if (!force && now - this.#edgeWatermarkAt < edgeWatermarkMs) return;
+    this.#edgeWatermark = wm;
+    this.#edgeWatermarkAt = now;
+    const envelope: EdgeEnvelope = { p: this.options.partition, w: finite(wm) };
+    this.options.publisher.publish(edge.subject, encoder.encode(JSON.stringify(envelope)));
   }
 
   /** Move a source's watermark forward; if the actor's watermark moved, let the operator fire. */
@@ -242,6 +279,7 @@ export class OperatorCore implements ActorCore {
   async #checkpoint(): Promise<void> {
     const committed = this.#manifest;
     if (!committed) throw new Error("checkpoint before recovery");
+    this.#sendWatermark(true);
     const { store, publisher, step, partition, operator, clock } = this.options;
     const started = clock.now();
     // Up to the first await: a consistent snapshot of state and positions. Values are
@@ -335,6 +373,24 @@ export class OperatorCore implements ActorCore {
     }
   }
 }
+
+/**
+ * What a step sends on its edge: its partition, its watermark (null: none yet), and for an
+ * output, its event time (null: none), the output `v` and, for an updated row, the version `b` it
+ * replaces. Without `v` and `b` it only moves the partition's watermark.
+ */
+export interface EdgeEnvelope {
+  p: number;
+  w: number | null;
+  t?: number | null;
+  v?: unknown;
+  b?: unknown;
+}
+
+const finite = (n: number): number | null => (Number.isFinite(n) ? n : null);
+
+/** How often a busy edge carries watermark news. */
+const edgeWatermarkMs = 20;
 
 /** A checkpoint waits while more than this many of its writes are unacknowledged. */
 const maxPendingWrites = 64;

@@ -28,6 +28,10 @@ export interface Rec {
   readonly value: unknown;
   readonly time: number;
   readonly watermark: number;
+  /** The step it was keyed by (its `keyBy`): tells the two inputs of a join apart. */
+  readonly via: string;
+  /** An updating input took this row back (its previous version); `value` is that row. */
+  readonly retract?: true;
 }
 
 /**
@@ -50,10 +54,12 @@ export interface OperatorContext {
   /** The source of the batch being processed. */
   readonly source: string;
   /**
-   * Send an output to the step's stream sinks. `id` names it uniquely and deterministically
-   * within the step (e.g. the input sequence), for the message's Nats-Msg-Id.
+   * Send an output to the step's stream sinks and to the steps that read it. `id` names it
+   * uniquely and deterministically within the step (e.g. the input sequence), for the message's
+   * Nats-Msg-Id. `time`: its event time. `before`: for a step whose output updates rows, the
+   * row's previous version (retracted downstream); `output` undefined: the row is gone.
    */
-  emit(id: string, output: unknown): void;
+  emit(id: string, output: unknown, time?: number, before?: unknown): void;
   /** Set a record aside as late, with the reason (the late-events stream and a counter). */
   late(rec: Rec, reason: string): void;
   /** For an operator that keeps its table rows itself: upsert row `rowKey` of key `key`. */

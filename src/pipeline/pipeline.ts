@@ -188,12 +188,15 @@ export interface WindowedStream<T, K extends Key> {
   aggregate<S extends AggregateSpec<T>>(id: string, spec: (a: Aggregates<T>) => S): WindowChangelog<WindowRow<K, S>>;
 }
 
-/** The rows of a windowed step, final when emitted (re-emitted only for late events). */
-export interface WindowChangelog<R> {
+/**
+ * The rows of a windowed step, final when emitted (re-emitted only for late events). They are a
+ * stream too, in event time (a row's time is its window's end - 1): later steps can map, filter
+ * and key them again, e.g. the largest per-window count over all keys. Each such step runs in
+ * its own actors, reading the rows from an internal stream (an edge).
+ */
+export interface WindowChangelog<R> extends Stream<R> {
   /** Upsert each emitted window's row into result table `name`, keyed `<key>|<windowStart>`. */
   toTable(name: string): Table<R>;
-  /** Publish each window's row to a JetStream stream, with deterministic Nats-Msg-Ids. */
-  toStream(id: string, options: StreamSinkOptions): void;
   /** Type-level only: the row type. */
   readonly row?: R;
 }
@@ -204,6 +207,21 @@ export interface Changelog<R> {
   toTable(name: string): Table<R>;
   /** Publish every update to a JetStream stream, with deterministic Nats-Msg-Ids. */
   toStream(id: string, options: StreamSinkOptions): void;
+  /**
+   * Group the rows again, e.g. per-item revenue by category. An aggregate over them follows
+   * every update: a row's previous version is taken back out (retracted) and its new one added.
+   */
+  keyBy<F extends KeyField<R>>(id: string, field: F): UpdatingKeyedStream<R, Extract<R[F], Key>>;
+  keyBy<K extends Key>(id: string, fn: (row: R) => K): UpdatingKeyedStream<R, K>;
+}
+
+/** The rows of an updating step, keyed again. */
+export interface UpdatingKeyedStream<T, K extends Key> {
+  /**
+   * Aggregates over the current rows of each key: count, sum, avg, min, max and topN (which can
+   * take a row back out), not `reduce`.
+   */
+  aggregate<S extends AggregateSpec<T>>(id: string, spec: (a: Aggregates<T>) => S): Changelog<AggregateRow<K, S>>;
 }
 
 /** A result table, by name; `Row` is the type of its rows, for readers. */
@@ -402,15 +420,21 @@ export class Pipeline {
                 hint: "use count, sum, min, max and avg in session windows",
               });
             }
-            return this.#changelog(aggId);
+            return { ...this.#stream(aggId), ...this.#changelog(aggId) } as WindowChangelog<WindowRow<K, S>>;
           },
         };
       },
     };
   }
 
-  #aggregate<T>(id: string, input: string, spec: (a: Aggregates<T>) => AggregateSpec<T>, ttlMs?: number): CompiledAggregate<T> {
-    const compiled = compileAggregate(spec(aggregates<T>()));
+  #aggregate<T>(
+    id: string,
+    input: string,
+    spec: (a: Aggregates<T>) => AggregateSpec<T>,
+    ttlMs?: number,
+    updating = false,
+  ): CompiledAggregate<T> {
+    const compiled = compileAggregate(spec(aggregates<T>()), updating);
     if (compiled.columns.length === 0) {
       throw new ConfigError({ message: `aggregate "${id}" has no columns`, hint: "return e.g. { orders: a.count() }" });
     }
@@ -422,19 +446,32 @@ export class Pipeline {
     const step = this.step(id);
     if (step.kind === "source") return step;
     if (step.kind === "lookup") throw new Error(`lookup "${id}" is not part of a stream`);
+    if (step.kind === "aggregate" && this.step(step.input).kind === "window") {
+      // A window's rows have event time (their window's end - 1) whatever its source.
+      return { ...this.#sourceOf(step.input), eventTime: (row) => (row as { windowEnd: number }).windowEnd - 1 };
+    }
     return this.#sourceOf(step.input);
   }
 
   #changelog<R>(input: string): Changelog<R> {
     return {
-      toTable: (name) => {
+      keyBy: (id: string, by: string | ((row: R) => Key)) => {
+        this.#add({ kind: "keyBy", id, input, key: keyOf(by) });
+        return {
+          aggregate: <S extends AggregateSpec<R>>(aggId: string, spec: (a: Aggregates<R>) => S) => {
+            this.#aggregate(aggId, id, spec, undefined, true);
+            return this.#changelog<AggregateRow<Key, S>>(aggId);
+          },
+        } as UpdatingKeyedStream<R, Key>;
+      },
+      toTable: (name: string) => {
         this.#add({ kind: "table", id: name, input, table: name });
         return { name, bucket: tableBucket(name) };
       },
-      toStream: (id, options) => {
+      toStream: (id: string, options: StreamSinkOptions) => {
         this.#add({ kind: "stream", id, input, stream: options.stream, subject: options.subject ?? `${options.stream}.${id}` });
       },
-    };
+    } as Changelog<R>;
   }
 }
 

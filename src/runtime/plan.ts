@@ -28,6 +28,8 @@ export interface ActorPlan {
   readonly sources: readonly string[];
   /** A windowed step: its table rows are keyed `<key>|<windowStart>`. */
   readonly windowed: boolean;
+  /** Later steps read this one: its outputs go to the edge stream `edge.stream`. */
+  readonly edge?: { readonly id: string; readonly stream: string; readonly subject: string };
 }
 
 export interface SourcePlan {
@@ -37,6 +39,23 @@ export interface SourcePlan {
   readonly decode: (data: Uint8Array) => Either.Either<unknown, string>;
   readonly eventTime: ((value: unknown) => number) | undefined;
   readonly maxOutOfOrderMs: number;
+  /**
+   * An edge: the outputs of a keyed step (`id`) that later steps read, from its internal stream.
+   * Its watermark is the lowest over the step's partitions; `updating`: its rows are versions of
+   * rows (each replaces the previous one of its key).
+   */
+  readonly edge?: { readonly partitions: number; readonly updating: boolean };
+}
+
+/** A change of an updating input: the row's previous version and its new one (either may be absent). */
+export interface Change {
+  readonly before: unknown;
+  readonly after: unknown;
+}
+
+/** The internal stream behind the edge out of `step`. */
+export function edgeStream(pipelineId: string, step: string): { stream: string; subject: string } {
+  return { stream: `eddy-edge-${pipelineId}-${step}`, subject: `eddy.edge.${pipelineId}.${step}` };
 }
 
 export interface Plan {
@@ -68,10 +87,28 @@ export function compile(pipeline: Pipeline): Plan {
     if (!steps.has(step.input)) throw new Error(`step "${step.id}" reads unknown step "${step.input}"`);
     children.set(step.input, [...(children.get(step.input) ?? []), step]);
   }
+  // Edges: keyed steps whose outputs later steps read (not only sinks).
+  const edges = new Set<string>();
+  for (const step of steps.values()) {
+    if (step.kind !== "aggregate") continue;
+    if (!(children.get(step.id) ?? []).some((c) => c.kind !== "table" && c.kind !== "stream")) continue;
+    const input = steps.get(step.input)!;
+    if (input.kind === "window" && input.emit === "updates") {
+      throw new ConfigError({
+        message: `steps read the rows of "${step.id}", whose window "${input.id}" emits early updates`,
+        hint: 'read the final rows (emit: "final"), or send the updates to a table or a stream only',
+      });
+    }
+    edges.add(step.id);
+  }
+  /** A step's rows are versions of rows (a key's new row replaces its previous one). */
+  const updating = (step: Step) => step.kind === "aggregate" && steps.get(step.input)!.kind !== "window";
+  /** The sources a step's input comes from: real sources, or the edges of earlier steps. */
   const sourceOf = (id: string): string[] => {
     const step = steps.get(id)!;
     if (step.kind === "lookup") return [];
-    return step.kind === "source" ? [step.id] : sourceOf(step.input);
+    if (step.kind === "source" || edges.has(step.id)) return [step.id];
+    return sourceOf(step.input);
   };
   const lookups = [...steps.values()].flatMap((
     s,
@@ -107,18 +144,39 @@ export function compile(pipeline: Pipeline): Plan {
       const streams = sinks.flatMap((s) => (s.kind === "stream" ? [{ id: s.id, subject: s.subject }] : []));
       const stepTables = sinks.flatMap((s) => (s.kind === "table" ? [s.table] : []));
       const input = steps.get(step.input)!;
+      const edge = edges.has(step.id) ? { id: step.id, ...edgeStream(pipeline.id, step.id) } : undefined;
+      const emits = streams.length > 0 || edge !== undefined;
+      const updatingInput = input.kind === "keyBy" && updating(steps.get(input.input)!);
       actors.push({
         step: step.id,
         partitions: pipeline.partitions,
         createOperator: input.kind === "window"
           ? () =>
             windowOperator(step.aggregate, { ...input.window, allowedLatenessMs: input.allowedLatenessMs, emit: input.emit })
-          : () => aggregateOperator(step.aggregate, streams.length > 0, step.ttlMs),
+          : () => aggregateOperator(step.aggregate, { emits, ttlMs: step.ttlMs, updating: updatingInput }),
         tables: stepTables,
         streams,
-        sources: sourceOf(step.id),
+        sources: sourceOf(input.kind === "window" ? input.input : step.input),
         windowed: input.kind === "window",
+        ...(edge ? { edge } : {}),
       });
+      if (edge) {
+        sources.push({
+          id: step.id,
+          stream: edge.stream,
+          subject: edge.subject,
+          eventTime: undefined,
+          maxOutOfOrderMs: 0,
+          edge: { partitions: pipeline.partitions, updating: updating(step) },
+          decode(data) {
+            try {
+              return Either.right(JSON.parse(decoder.decode(data)));
+            } catch (error) {
+              return Either.left(`not JSON: ${(error as Error).message}`);
+            }
+          },
+        });
+      }
     } else if (step.kind === "stream" && steps.get(step.input)!.kind !== "aggregate") {
       actors.push({
         step: step.id,
@@ -126,7 +184,7 @@ export function compile(pipeline: Pipeline): Plan {
         createOperator: () => streamSinkOperator,
         tables: [],
         streams: [{ id: step.id, subject: step.subject }],
-        sources: sourceOf(step.id),
+        sources: sourceOf(step.input),
         windowed: false,
       });
     }
@@ -215,30 +273,46 @@ export function buildRouter(
           s.kind === "window" ? (plan.children.get(s.id) ?? []).map((a) => a.id) : [s.id]
         );
         const partitions = plan.actors.find((a) => a.step === targets[0])?.partitions ?? 1;
-        return (value, seq) => {
+        /** Key one row and hand it to the actors that own its key; false if the key function failed. */
+        const keyed = (value: unknown, seq: number, retract: boolean): boolean => {
           let key: Key;
           try {
             key = step.key(value);
           } catch (error) {
-            return out.fail(step.id, seq, `keyBy "${step.id}" threw: ${message(error)}`);
+            out.fail(step.id, seq, `keyBy "${step.id}" threw: ${message(error)}`);
+            return false;
           }
           if (typeof key !== "string" && !(typeof key === "number" && Number.isFinite(key))) {
-            return out.fail(
+            out.fail(
               step.id,
               seq,
               `keyBy "${step.id}" returned ${JSON.stringify(key) ?? String(key)}, not a string or finite number`,
             );
+            return false;
           }
           const hash = keyHash(key);
           const partition = partitionOf(hash, partitions);
-          const rec = { seq, key, hash, value, time: event.time, watermark: event.watermark };
+          const rec: Rec = retract
+            ? { seq, key, hash, value, time: event.time, watermark: event.watermark, via: step.id, retract: true }
+            : { seq, key, hash, value, time: event.time, watermark: event.watermark, via: step.id };
           for (const target of targets) out.buffer(target, partition, rec);
+          return true;
         };
+        const input = plan.steps.get(step.input)!;
+        if (plan.sources.some((s) => s.id === input.id && s.edge?.updating)) {
+          // Rows of an updating step: retract the previous version under its key, add the new one.
+          return (value, seq) => {
+            const { before, after } = value as Change;
+            if (before !== undefined && !keyed(before, seq, true)) return;
+            if (after !== undefined) keyed(after, seq, false);
+          };
+        }
+        return (value, seq) => void keyed(value, seq, false);
       }
       case "stream":
         if (plan.steps.get(step.input)!.kind === "aggregate") return next;
         return (value, seq) =>
-          out.buffer(step.id, 0, { seq, key: 0, hash: 0, value, time: event.time, watermark: event.watermark });
+          out.buffer(step.id, 0, { seq, key: 0, hash: 0, value, time: event.time, watermark: event.watermark, via: step.id });
       case "lookup":
       case "window":
       case "aggregate":

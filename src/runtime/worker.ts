@@ -15,7 +15,13 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { Either } from "effect";
 import { waitFor } from "xstate";
 import type { Rec } from "../../actors/operator.ts";
-import { lifecycleState, type OperatorActor, type OperatorCore, startOperatorActor } from "../../actors/operator-actor.ts";
+import {
+  type EdgeEnvelope,
+  lifecycleState,
+  type OperatorActor,
+  type OperatorCore,
+  startOperatorActor,
+} from "../../actors/operator-actor.ts";
 import type { LifecycleState } from "../../actors/lifecycle.ts";
 import { ensureSideStreams, publishSideOutput } from "../log/side-outputs.ts";
 import { createPublisher, type Publisher } from "../log/publisher.ts";
@@ -25,7 +31,7 @@ import { CheckpointSlots, CheckpointStore } from "../state/checkpoint.ts";
 import { LookupReplica } from "../state/lookup.ts";
 import { createTable } from "../state/table.ts";
 import { type Clock, systemClock } from "./clock.ts";
-import { buildRouter, compile, type Plan, type SourcePlan } from "./plan.ts";
+import { buildRouter, compile, type Plan, type RoutedEvent, type SourcePlan } from "./plan.ts";
 
 export interface WorkerOptions {
   readonly clock?: Clock;
@@ -107,6 +113,15 @@ export class Worker {
 
   async #prepare(): Promise<void> {
     const jsm = await jetstreamManager(this.nc);
+    for (const actor of this.plan.actors) {
+      const edge = actor.edge;
+      if (!edge) continue;
+      // Deduplicated like a sink: a replay sends an output again under the same Nats-Msg-Id.
+      const info = await jsm.streams.info(edge.stream).catch(() => undefined);
+      if (!info) {
+        await jsm.streams.add({ name: edge.stream, subjects: [edge.subject], storage: "file", duplicate_window: 10 * 60 * 1e9 });
+      }
+    }
     for (const source of this.plan.sources) await checkSourceStream(jsm, source.stream);
     for (const lookup of this.plan.lookups) {
       const replica = await LookupReplica.open(
@@ -156,6 +171,7 @@ export class Worker {
           clock,
           tables: plan.tables,
           streams: plan.streams,
+          ...(plan.edge ? { edge: { id: plan.edge.id, subject: plan.edge.subject } } : {}),
           sourceStreams,
           ...(this.options.checkpointMs === undefined ? {} : { checkpointMs: this.options.checkpointMs }),
           ...(this.options.checkpointEvents === undefined ? {} : { checkpointEvents: this.options.checkpointEvents }),
@@ -213,7 +229,9 @@ export class Worker {
       // The highest event time before `from`: the source's watermark there (the lowest an actor
       // holds) plus the allowed out-of-orderness. Watermarks then follow from the log alone.
       const watermark = Math.min(...fed.map((a) => a.core.watermarks[source.id] ?? Number.NEGATIVE_INFINITY));
-      const onBatch = this.#batchHandler(source, fed, watermark + source.maxOutOfOrderMs);
+      const onBatch = source.edge
+        ? this.#edgeHandler(source, fed, watermark)
+        : this.#batchHandler(source, fed, watermark + source.maxOutOfOrderMs);
       const reader = await startReader(this.js, {
         stream: source.stream,
         subject: source.subject,
@@ -231,12 +249,19 @@ export class Worker {
     }
   }
 
-  #batchHandler(source: SourcePlan, fed: RunningActor[], maxEventTime: number): (messages: SourceMessage[]) => void {
+  /** Hand each actor its records of a batch, and the position and watermark the batch reached. */
+  #deliver(source: SourcePlan, fed: RunningActor[], upTo: number, watermark: number): void {
+    for (const a of fed) {
+      const records = a.buffer;
+      a.buffer = [];
+      a.actor.send({ type: "batch", batch: { source: source.id, records, upTo, watermark } });
+    }
+  }
+
+  /** What to do with a failing stateless step, or an undecodable event: a dead letter. */
+  #setAside(source: SourcePlan): (step: string, seq: number, reason: string, data: Uint8Array) => void {
     const pipelineId = this.pipeline.id;
-    const { eventTime, maxOutOfOrderMs } = source;
-    let current: SourceMessage | undefined;
-    const event = { time: Number.NaN, watermark: Number.NEGATIVE_INFINITY };
-    const setAside = (step: string, seq: number, reason: string, data: Uint8Array) => {
+    return (step, seq, reason, data) => {
       this.sourceDeadLetters++;
       publishSideOutput(this.publisher, pipelineId, "dlq", {
         step,
@@ -247,14 +272,64 @@ export class Worker {
         data,
       });
     };
+  }
+
+  #router(source: SourcePlan, event: RoutedEvent, current: () => SourceMessage): (value: unknown, seq: number) => void {
     const lookups = this.#lookups;
-    const route = buildRouter(source, this.plan, event, {
+    const setAside = this.#setAside(source);
+    return buildRouter(source, this.plan, event, {
       lookup: (table, key) => lookups.get(table)!.get(key),
       buffer: (step, partition, rec) => {
         this.#byStep.get(step)![partition]!.buffer.push(rec);
       },
-      fail: (step, seq, reason) => setAside(step, seq, reason, current!.data),
+      fail: (step, seq, reason) => setAside(step, seq, reason, current().data),
     });
+  }
+
+  /**
+   * Reading the edge out of an earlier step: envelopes from each of its partitions. The edge's
+   * watermark is the lowest over the partitions' (each partition's as its last envelope said;
+   * after a restart, each starts at the watermark the reading actors checkpointed).
+   */
+  #edgeHandler(source: SourcePlan, fed: RunningActor[], restartWatermark: number): (messages: SourceMessage[]) => void {
+    const partitions = new Array<number>(source.edge!.partitions).fill(restartWatermark);
+    let current: SourceMessage | undefined;
+    const event = { time: Number.NaN, watermark: restartWatermark };
+    const route = this.#router(source, event, () => current!);
+    const setAside = this.#setAside(source);
+    const updating = source.edge!.updating;
+    let low = restartWatermark;
+    return (messages) => {
+      if (this.#paused) return;
+      for (const m of messages) {
+        current = m;
+        const decoded = source.decode(m.data);
+        if (Either.isLeft(decoded)) {
+          setAside(source.id, m.seq, decoded.left, m.data);
+          continue;
+        }
+        const envelope = decoded.right as EdgeEnvelope;
+        const w = envelope.w ?? Number.NEGATIVE_INFINITY;
+        if (w > partitions[envelope.p]!) {
+          const was = partitions[envelope.p]!;
+          partitions[envelope.p] = w;
+          if (was === low) low = Math.min(...partitions);
+        }
+        if (envelope.v === undefined && envelope.b === undefined) continue;
+        event.time = envelope.t ?? Number.NaN;
+        event.watermark = low;
+        route(updating ? { before: envelope.b, after: envelope.v } : envelope.v, m.seq);
+      }
+      this.#deliver(source, fed, messages[messages.length - 1]!.seq, low);
+    };
+  }
+
+  #batchHandler(source: SourcePlan, fed: RunningActor[], maxEventTime: number): (messages: SourceMessage[]) => void {
+    const { eventTime, maxOutOfOrderMs } = source;
+    let current: SourceMessage | undefined;
+    const event = { time: Number.NaN, watermark: Number.NEGATIVE_INFINITY };
+    const setAside = this.#setAside(source);
+    const route = this.#router(source, event, () => current!);
     return (messages) => {
       if (this.#paused) return;
       for (const m of messages) {
@@ -287,13 +362,7 @@ export class Worker {
         }
         route(decoded.right, m.seq);
       }
-      const upTo = messages[messages.length - 1]!.seq;
-      const watermark = maxEventTime - maxOutOfOrderMs;
-      for (const a of fed) {
-        const records = a.buffer;
-        a.buffer = [];
-        a.actor.send({ type: "batch", batch: { source: source.id, records, upTo, watermark } });
-      }
+      this.#deliver(source, fed, messages[messages.length - 1]!.seq, maxEventTime - maxOutOfOrderMs);
     };
   }
 
@@ -339,6 +408,20 @@ export class Worker {
         ...(error === undefined ? {} : { error: String(error) }),
       };
     });
+  }
+
+  /**
+   * Per source (edges included), how many of its messages are not yet in a committed checkpoint
+   * of every actor it feeds. All zero: the pipeline has caught up with its input.
+   */
+  async lag(): Promise<Record<string, number>> {
+    const jsm = await jetstreamManager(this.nc);
+    const lag: Record<string, number> = {};
+    for (const source of this.plan.sources) {
+      const info = await jsm.streams.info(source.stream);
+      lag[source.id] = Math.max(0, info.state.last_seq - this.committedPosition(source.id));
+    }
+    return lag;
   }
 
   /** The lowest committed position of a source over all actors it feeds. */

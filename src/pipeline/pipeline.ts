@@ -68,6 +68,18 @@ export type Step =
     /** Drop a key this long (event time) after its last event. */
     readonly ttlMs: number | undefined;
   }
+  | {
+    readonly kind: "streamJoin";
+    readonly id: string;
+    /** The left input's keyed step. */
+    readonly input: string;
+    /** The right input's keyed step. */
+    readonly other: string;
+    readonly join: JoinKind;
+    readonly combine: (left: unknown, right: unknown) => unknown;
+    /** Left outer: unmatched left events are emitted with `undefined`. */
+    readonly outer: boolean;
+  }
   | { readonly kind: "table"; readonly id: string; readonly input: string; readonly table: string }
   | {
     readonly kind: "stream";
@@ -76,6 +88,13 @@ export type Step =
     readonly stream: string;
     readonly subject: string;
   };
+
+/** How a join of two keyed streams pairs their events (actors/join.ts). */
+export type JoinKind =
+  | { readonly type: "regular"; readonly ttlMs?: number | undefined }
+  | { readonly type: "interval"; readonly lowerMs: number; readonly upperMs: number }
+  | { readonly type: "window"; readonly size: number }
+  | { readonly type: "asOf" };
 
 export interface PipelineOptions {
   /** Partitions of every keyed step (fixed for the life of the pipeline's state). Default 8. */
@@ -169,7 +188,62 @@ export interface Stream<T> {
   toStream(id: string, options: StreamSinkOptions): void;
 }
 
+/** Left outer: a left event without a partner is emitted once, with `undefined`. */
+export type OuterJoin = { readonly kind: "left" };
+
 export interface KeyedStream<T, K extends Key> {
+  /** The keyed step's id. */
+  readonly id: string;
+  /**
+   * Every pair of this stream's and `other`'s events with the same key, emitted when the second
+   * of the two arrives (inner). State holds every event: bound it with `ttlMs` (event time).
+   */
+  join<U, R>(
+    id: string,
+    other: KeyedStream<U, K>,
+    combine: (left: T, right: U) => R,
+    options?: { readonly ttlMs?: number },
+  ): Stream<R>;
+  /**
+   * Pairs whose times satisfy `left.time + lowerMs <= right.time <= left.time + upperMs`, e.g.
+   * `{ lowerMs: 0, upperMs: 60_000 }`: the right event within a minute after the left one.
+   */
+  intervalJoin<U, R>(
+    id: string,
+    other: KeyedStream<U, K>,
+    bounds: { readonly lowerMs: number; readonly upperMs: number; readonly kind?: "inner" },
+    combine: (left: T, right: U) => R,
+  ): Stream<R>;
+  intervalJoin<U, R>(
+    id: string,
+    other: KeyedStream<U, K>,
+    bounds: { readonly lowerMs: number; readonly upperMs: number } & OuterJoin,
+    combine: (left: T, right: U | undefined) => R,
+  ): Stream<R>;
+  /** Pairs in the same tumbling event-time window, emitted when the watermark closes it. */
+  windowJoin<U, R>(
+    id: string,
+    other: KeyedStream<U, K>,
+    window: { readonly size: number; readonly kind?: "inner" },
+    combine: (left: T, right: U) => R,
+  ): Stream<R>;
+  windowJoin<U, R>(
+    id: string,
+    other: KeyedStream<U, K>,
+    window: { readonly size: number } & OuterJoin,
+    combine: (left: T, right: U | undefined) => R,
+  ): Stream<R>;
+  /**
+   * A temporal join: each event with `other`'s latest event (version) at or before its time, once
+   * the watermark has passed it. E.g. an order with the price valid when it was placed.
+   */
+  asOfJoin<U, R>(id: string, other: KeyedStream<U, K>, combine: (left: T, right: U) => R): Stream<R>;
+  asOfJoin<U, R>(
+    id: string,
+    other: KeyedStream<U, K>,
+    combine: (left: T, right: U | undefined) => R,
+    options: OuterJoin,
+  ): Stream<R>;
   /**
    * Keep aggregates per key. `ttlMs`: drop a key (and its table row) once the watermark is this
    * far past its last event (the source must declare event time).
@@ -351,8 +425,53 @@ export class Pipeline {
     } as Stream<T>;
   }
 
+  #join(
+    id: string,
+    left: string,
+    other: { readonly id: string },
+    join: JoinKind,
+    combine: (left: unknown, right: unknown) => unknown,
+    outer: boolean,
+    // biome-ignore lint: typed by the public overloads
+  ): Stream<any> {
+    if (this.step(other.id).kind !== "keyBy") {
+      throw new ConfigError({ message: `join "${id}": "${other.id}" is not a keyed stream`, hint: "pass a keyBy(...) result" });
+    }
+    if (join.type !== "regular" || join.ttlMs !== undefined) {
+      for (const side of [left, other.id]) {
+        if (!this.#hasEventTime(side)) {
+          throw new ConfigError({
+            message: `join "${id}" pairs events by event time, and "${side}" has none`,
+            hint: "declare eventTime on the source of each side",
+          });
+        }
+      }
+    }
+    const check = (ok: boolean, what: string) => {
+      if (!ok) throw new ConfigError({ message: `join "${id}": ${what}`, hint: "see the join's documentation for its bounds" });
+    };
+    if (join.type === "interval") check(join.lowerMs <= join.upperMs, `lowerMs ${join.lowerMs} > upperMs ${join.upperMs}`);
+    if (join.type === "window") check(join.size > 0, `window size ${join.size} is not > 0`);
+    if (join.type === "regular") check(join.ttlMs === undefined || join.ttlMs > 0, `ttlMs ${join.ttlMs} is not > 0`);
+    this.#add({ kind: "streamJoin", id, input: left, other: other.id, join, combine, outer });
+    return this.#stream(id);
+  }
+
   #keyed<T, K extends Key>(input: string): KeyedStream<T, K> {
+    type Other = { readonly id: string };
+    // biome-ignore lint: the public overloads type the combine function; here it is plain data
+    type Combine = (left: any, right: any) => unknown;
+    const outer = (o?: { readonly kind?: string }) => o?.kind === "left";
     return {
+      id: input,
+      join: (id: string, other: Other, combine: Combine, options?: { readonly ttlMs?: number }) =>
+        this.#join(id, input, other, { type: "regular", ttlMs: options?.ttlMs }, combine, false),
+      intervalJoin: (id: string, other: Other, b: { lowerMs: number; upperMs: number; kind?: string }, combine: Combine) =>
+        this.#join(id, input, other, { type: "interval", lowerMs: b.lowerMs, upperMs: b.upperMs }, combine, outer(b)),
+      windowJoin: (id: string, other: Other, w: { size: number; kind?: string }, combine: Combine) =>
+        this.#join(id, input, other, { type: "window", size: w.size }, combine, outer(w)),
+      asOfJoin: (id: string, other: Other, combine: Combine, options?: OuterJoin) =>
+        this.#join(id, input, other, { type: "asOf" }, combine, outer(options)),
       aggregate: <S extends AggregateSpec<T>>(
         id: string,
         spec: (a: Aggregates<T>) => S,
@@ -366,7 +485,7 @@ export class Pipeline {
               hint: "e.g. { ttlMs: 3_600_000 }",
             });
           }
-          if (!this.#sourceOf(input).eventTime) {
+          if (!this.#hasEventTime(input)) {
             throw new ConfigError({
               message: `aggregate "${id}": a state TTL needs event time`,
               hint: "declare eventTime on the pipeline's source",
@@ -404,7 +523,7 @@ export class Pipeline {
           }
           window = { size: spec.size, slide };
         }
-        if (!this.#sourceOf(input).eventTime) {
+        if (!this.#hasEventTime(input)) {
           throw new ConfigError({
             message: `window "${id}" needs event time`,
             hint: "declare eventTime (and maxOutOfOrderMs) on the pipeline's source",
@@ -442,15 +561,22 @@ export class Pipeline {
     return compiled;
   }
 
-  #sourceOf(id: string): Extract<Step, { kind: "source" }> {
+  /** Whether the events of step `id` have an event time. */
+  #hasEventTime(id: string): boolean {
     const step = this.step(id);
-    if (step.kind === "source") return step;
-    if (step.kind === "lookup") throw new Error(`lookup "${id}" is not part of a stream`);
-    if (step.kind === "aggregate" && this.step(step.input).kind === "window") {
-      // A window's rows have event time (their window's end - 1) whatever its source.
-      return { ...this.#sourceOf(step.input), eventTime: (row) => (row as { windowEnd: number }).windowEnd - 1 };
+    switch (step.kind) {
+      case "source":
+        return step.eventTime !== undefined;
+      case "lookup":
+        return false;
+      case "streamJoin":
+        return this.#hasEventTime(step.input) && this.#hasEventTime(step.other);
+      case "aggregate":
+        // A window's rows have event time (their window's end - 1).
+        return this.step(step.input).kind === "window" || this.#hasEventTime(step.input);
+      default:
+        return this.#hasEventTime(step.input);
     }
-    return this.#sourceOf(step.input);
   }
 
   #changelog<R>(input: string): Changelog<R> {

@@ -10,6 +10,7 @@
  */
 import { Either, ParseResult, Schema } from "effect";
 import { aggregateOperator } from "../../actors/aggregate.ts";
+import { joinOperator } from "../../actors/join.ts";
 import type { Operator, Rec } from "../../actors/operator.ts";
 import { streamSinkOperator } from "../../actors/stream-sink.ts";
 import { windowOperator } from "../../actors/window.ts";
@@ -86,11 +87,12 @@ export function compile(pipeline: Pipeline): Plan {
     }
     if (!steps.has(step.input)) throw new Error(`step "${step.id}" reads unknown step "${step.input}"`);
     children.set(step.input, [...(children.get(step.input) ?? []), step]);
+    if (step.kind === "streamJoin") children.set(step.other, [...(children.get(step.other) ?? []), step]);
   }
   // Edges: keyed steps whose outputs later steps read (not only sinks).
   const edges = new Set<string>();
   for (const step of steps.values()) {
-    if (step.kind !== "aggregate") continue;
+    if (!keyedStep(step)) continue;
     if (!(children.get(step.id) ?? []).some((c) => c.kind !== "table" && c.kind !== "stream")) continue;
     const input = steps.get(step.input)!;
     if (input.kind === "window" && input.emit === "updates") {
@@ -108,8 +110,24 @@ export function compile(pipeline: Pipeline): Plan {
     const step = steps.get(id)!;
     if (step.kind === "lookup") return [];
     if (step.kind === "source" || edges.has(step.id)) return [step.id];
+    if (step.kind === "streamJoin") return [...new Set([...sourceOf(step.input), ...sourceOf(step.other)])];
     return sourceOf(step.input);
   };
+  /** The edge source reading the outputs of keyed step `id`. */
+  const edgeSource = (id: string, updating: boolean): SourcePlan => ({
+    id,
+    ...edgeStream(pipeline.id, id),
+    eventTime: undefined,
+    maxOutOfOrderMs: 0,
+    edge: { partitions: pipeline.partitions, updating },
+    decode(data) {
+      try {
+        return Either.right(JSON.parse(decoder.decode(data)));
+      } catch (error) {
+        return Either.left(`not JSON: ${(error as Error).message}`);
+      }
+    },
+  });
   const lookups = [...steps.values()].flatMap((
     s,
   ) => (s.kind === "lookup" ? [{ id: s.id, bucket: s.bucket, schema: s.schema }] : []));
@@ -160,24 +178,26 @@ export function compile(pipeline: Pipeline): Plan {
         windowed: input.kind === "window",
         ...(edge ? { edge } : {}),
       });
-      if (edge) {
-        sources.push({
-          id: step.id,
-          stream: edge.stream,
-          subject: edge.subject,
-          eventTime: undefined,
-          maxOutOfOrderMs: 0,
-          edge: { partitions: pipeline.partitions, updating: updating(step) },
-          decode(data) {
-            try {
-              return Either.right(JSON.parse(decoder.decode(data)));
-            } catch (error) {
-              return Either.left(`not JSON: ${(error as Error).message}`);
-            }
-          },
-        });
-      }
-    } else if (step.kind === "stream" && steps.get(step.input)!.kind !== "aggregate") {
+      if (edge) sources.push(edgeSource(step.id, updating(step)));
+    } else if (step.kind === "streamJoin") {
+      const left = step.input;
+      const streams = (children.get(step.id) ?? []).flatMap((
+        s,
+      ) => (s.kind === "stream" ? [{ id: s.id, subject: s.subject }] : []));
+      const edge = edges.has(step.id) ? { id: step.id, ...edgeStream(pipeline.id, step.id) } : undefined;
+      const { join: kind, combine, outer } = step;
+      actors.push({
+        step: step.id,
+        partitions: pipeline.partitions,
+        createOperator: () => joinOperator({ kind, left, combine, outer }),
+        tables: [],
+        streams,
+        sources: sourceOf(step.id),
+        windowed: false,
+        ...(edge ? { edge } : {}),
+      });
+      if (edge) sources.push(edgeSource(step.id, false));
+    } else if (step.kind === "stream" && !keyedStep(steps.get(step.input)!)) {
       actors.push({
         step: step.id,
         partitions: 1,
@@ -310,17 +330,23 @@ export function buildRouter(
         return (value, seq) => void keyed(value, seq, false);
       }
       case "stream":
-        if (plan.steps.get(step.input)!.kind === "aggregate") return next;
+        if (keyedStep(plan.steps.get(step.input)!)) return next;
         return (value, seq) =>
           out.buffer(step.id, 0, { seq, key: 0, hash: 0, value, time: event.time, watermark: event.watermark, via: step.id });
       case "lookup":
       case "window":
       case "aggregate":
+      case "streamJoin":
       case "table":
         return next;
     }
   };
   return route(plan.steps.get(source.id)!);
+}
+
+/** A step run by its own actors per partition, whose outputs go to its sinks (or an edge). */
+function keyedStep(step: Step): step is Extract<Step, { kind: "aggregate" | "streamJoin" }> {
+  return step.kind === "aggregate" || step.kind === "streamJoin";
 }
 
 function fanOut(routes: ((value: unknown, seq: number) => void)[]): (value: unknown, seq: number) => void {

@@ -84,6 +84,9 @@ export class OperatorCore implements ActorCore {
   #rewriteAll = true;
   #positionsChanged = false;
   #source = "";
+  /** Sources idle for their timeout, and the highest watermark so far. */
+  readonly #idle = new Set<string>();
+  #floor = Number.NEGATIVE_INFINITY;
   /** The watermark last sent on the edge, and when. */
   #edgeWatermark = Number.NEGATIVE_INFINITY;
   #edgeWatermarkAt = Number.NEGATIVE_INFINITY;
@@ -136,11 +139,21 @@ export class OperatorCore implements ActorCore {
     };
   }
 
-  /** The event-time watermark of this actor: the lowest over its sources. */
+  /**
+   * The event-time watermark of this actor: the lowest over its sources, leaving out idle ones
+   * (all idle: the highest). It never goes back, also when an idle source wakes up behind it.
+   */
   get watermark(): number {
     let low = Number.POSITIVE_INFINITY;
-    for (const source of this.options.sources ?? []) low = Math.min(low, this.watermarks[source] ?? Number.NEGATIVE_INFINITY);
-    return low === Number.POSITIVE_INFINITY ? Number.NEGATIVE_INFINITY : low;
+    let high = Number.NEGATIVE_INFINITY;
+    for (const source of this.options.sources ?? []) {
+      const w = this.watermarks[source] ?? Number.NEGATIVE_INFINITY;
+      if (!this.#idle.has(source)) low = Math.min(low, w);
+      high = Math.max(high, w);
+    }
+    const wm = low === Number.POSITIVE_INFINITY ? high : low;
+    if (wm > this.#floor) this.#floor = wm;
+    return this.#floor;
   }
 
   /** The last committed checkpoint, once recovered. */
@@ -158,6 +171,8 @@ export class OperatorCore implements ActorCore {
     this.#revision = recovered.revision;
     this.positions = { ...recovered.manifest.positions };
     this.watermarks = { ...recovered.manifest.watermarks };
+    this.#idle.clear();
+    this.#floor = Number.NEGATIVE_INFINITY;
     this.metrics.deadLetters = recovered.manifest.counters.deadLetters ?? 0;
     this.metrics.lateEvents = recovered.manifest.counters.lateEvents ?? 0;
     this.options.operator.restore?.(state);
@@ -181,6 +196,8 @@ export class OperatorCore implements ActorCore {
   }
 
   process(batch: Batch): void {
+    if (batch.idle) return this.#setIdle(batch.source, true);
+    this.#setIdle(batch.source, false);
     const applied = this.positions[batch.source] ?? 0;
     if (batch.upTo <= applied) return;
     this.#source = batch.source;
@@ -223,6 +240,17 @@ export class OperatorCore implements ActorCore {
     this.#edgeWatermarkAt = now;
     const envelope: EdgeEnvelope = { p: this.options.partition, w: finite(wm) };
     this.options.publisher.publish(edge.subject, encoder.encode(JSON.stringify(envelope)));
+  }
+
+  #setIdle(source: string, idle: boolean): void {
+    if (this.#idle.has(source) === idle) return;
+    const low = this.watermark;
+    if (idle) this.#idle.add(source);
+    else this.#idle.delete(source);
+    if (this.watermark > low) {
+      this.options.operator.advance?.(this.#ctx);
+      this.#sendWatermark(false);
+    }
   }
 
   /** Move a source's watermark forward; if the actor's watermark moved, let the operator fire. */

@@ -45,11 +45,16 @@ export interface Batch {
   readonly upTo: number;
   /** The source's watermark after `upTo` (-Infinity without event time). */
   readonly watermark: number;
+  /**
+   * The source has been idle (no events) for its idle timeout: until its next events, it no
+   * longer holds the actor's watermark back. Such a batch has no records.
+   */
+  readonly idle?: true;
 }
 
 export interface OperatorContext {
   readonly state: KeyedState<unknown>;
-  /** The actor's event-time watermark: the lowest over its sources. */
+  /** The actor's event-time watermark: the lowest over its sources (idle ones aside); it never goes back. */
   readonly watermark: number;
   /** The source of the batch being processed. */
   readonly source: string;

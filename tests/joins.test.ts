@@ -43,19 +43,34 @@ const watermarkOf = (evs: readonly Ev[]) => Math.max(...evs.map((e) => e.t)) - b
 function joined(
   name: string,
   join: (a: KeyedStream<Ev, number>, b: KeyedStream<Ev, number>) => { toStream: (id: string, o: { stream: string }) => void },
+  idleTimeoutMs?: number,
 ) {
   const p = pipeline(name, { partitions: 3 });
   const side = (s: string) =>
-    p.source(s, { stream: `${name}-${s}`, schema: Ev, eventTime: (e) => e.t, maxOutOfOrderMs: bound }).keyBy(`${s}-by-k`, "k");
+    p.source(s, {
+      stream: `${name}-${s}`,
+      schema: Ev,
+      eventTime: (e) => e.t,
+      maxOutOfOrderMs: bound,
+      ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),
+    }).keyBy(`${s}-by-k`, "k");
   join(side("a"), side("b")).toStream("out", { stream: `${name}_out` });
   return p;
 }
 
-async function run(nc: NatsConnection, p: ReturnType<typeof joined>, a: Ev[], b: Ev[]): Promise<Pair[]> {
+/** Run until every input is read and committed (and, if given, that many outputs are out). */
+async function run(nc: NatsConnection, p: ReturnType<typeof joined>, a: Ev[], b: Ev[], outputs?: number): Promise<Pair[]> {
   await publish(nc, `${p.id}-a`, a);
   await publish(nc, `${p.id}-b`, b);
   const worker = await Worker.start(nc, p, { checkpointMs: 50 });
   await waitFor(async () => Object.values(await worker.lag()).every((n) => n === 0), { timeoutMs: 30_000, message: "caught up" });
+  if (outputs !== undefined) {
+    const jsm = await jetstreamManager(nc);
+    await waitFor(async () => (await jsm.streams.info(`${p.id}_out`)).state.messages >= outputs, {
+      timeoutMs: 30_000,
+      message: `${outputs} outputs`,
+    });
+  }
   await worker.stop();
   return readStreamJson<Pair>(nc, `${p.id}_out`);
 }
@@ -118,6 +133,31 @@ describe("joins of two keyed streams", () => {
     });
     expect(expected.filter((e) => e.b === null).length).toBeGreaterThan(0);
     expect(sorted(out)).toEqual(sorted(expected));
+  });
+
+  it("an idle input stops holding the watermark back after its idle timeout", { timeout: 60_000 }, async () => {
+    const nc = await nats.connect();
+    const few = b.slice(0, 20);
+    const start = (t: number) => Math.floor(t / 5_000) * 5_000;
+    const expected = (watermark: number) =>
+      a.filter((x) => start(x.t) + 5_000 <= watermark).flatMap((x): Pair[] => {
+        const partners = few.filter((y) => y.k === x.k && start(y.t) === start(x.t));
+        return partners.length > 0 ? partners.map((y) => ({ a: x.id, b: y.id })) : [{ a: x.id, b: null }];
+      });
+    const windowJoin = (name: string, idleTimeoutMs?: number) =>
+      joined(
+        name,
+        (l, r) => l.windowJoin("j", r, { size: 5_000, kind: "left" }, (x, y) => ({ a: x.id, b: y?.id ?? null })),
+        idleTimeoutMs,
+      );
+    // Without a timeout the quiet side holds every window after its watermark open...
+    const held = await run(nc, windowJoin("busy-quiet"), a, few);
+    expect(sorted(held)).toEqual(sorted(expected(watermarkOf(few))));
+    // ... with one, the busy side's watermark closes them.
+    const all = expected(watermarkOf(a));
+    expect(all.length).toBeGreaterThan(held.length + 200);
+    const closed = await run(nc, windowJoin("busy-idle", 200), a, few, all.length);
+    expect(sorted(closed)).toEqual(sorted(all));
   });
 
   it("an interval join stopped and restarted in the middle emits every pair once", { timeout: 60_000 }, async () => {

@@ -33,6 +33,7 @@ export type Step =
     readonly schema: Schema.Schema<unknown, unknown>;
     readonly eventTime: ((value: unknown) => number) | undefined;
     readonly maxOutOfOrderMs: number;
+    readonly idleTimeoutMs: number | undefined;
   }
   | { readonly kind: "map"; readonly id: string; readonly input: string; readonly fn: (value: unknown) => unknown }
   | { readonly kind: "filter"; readonly id: string; readonly input: string; readonly fn: (value: unknown) => boolean }
@@ -122,6 +123,11 @@ export interface SourceOptions<T, I> {
    * watermark is the highest event time seen minus this. Default 0.
    */
   readonly maxOutOfOrderMs?: number;
+  /**
+   * After this long (processing time) without events, the source stops holding back the
+   * watermark of the steps it feeds (with other inputs), until its next event. Default: never.
+   */
+  readonly idleTimeoutMs?: number;
 }
 
 /**
@@ -344,6 +350,12 @@ export class Pipeline {
 
   source<T, I>(id: string, options: SourceOptions<T, I>): Stream<T> {
     const lateness = options.maxOutOfOrderMs ?? 0;
+    if (options.idleTimeoutMs !== undefined && !(options.idleTimeoutMs > 0)) {
+      throw new ConfigError({
+        message: `source "${id}": idleTimeoutMs must be > 0, got ${options.idleTimeoutMs}`,
+        hint: "e.g. { idleTimeoutMs: 10_000 }, or leave it out",
+      });
+    }
     if (!(lateness >= 0)) {
       throw new ConfigError({
         message: `source "${id}": maxOutOfOrderMs must be >= 0, got ${lateness}`,
@@ -358,6 +370,7 @@ export class Pipeline {
       schema: options.schema as unknown as Schema.Schema<unknown, unknown>,
       eventTime: options.eventTime as ((value: unknown) => number) | undefined,
       maxOutOfOrderMs: lateness,
+      idleTimeoutMs: options.idleTimeoutMs,
     });
     return this.#stream<T>(id);
   }

@@ -40,6 +40,8 @@ export interface SourcePlan {
   readonly decode: (data: Uint8Array) => Either.Either<unknown, string>;
   readonly eventTime: ((value: unknown) => number) | undefined;
   readonly maxOutOfOrderMs: number;
+  /** Idle this long, the source stops holding watermarks back (`Batch.idle`). */
+  readonly idleTimeoutMs?: number | undefined;
   /**
    * An edge: the outputs of a keyed step (`id`) that later steps read, from its internal stream.
    * Its watermark is the lowest over the step's partitions; `updating`: its rows are versions of
@@ -144,6 +146,7 @@ export function compile(pipeline: Pipeline): Plan {
         subject: step.subject,
         eventTime: step.eventTime,
         maxOutOfOrderMs: step.maxOutOfOrderMs,
+        idleTimeoutMs: step.idleTimeoutMs,
         decode(data) {
           let json: unknown;
           try {

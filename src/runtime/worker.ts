@@ -80,6 +80,7 @@ export class Worker {
   readonly #byStep = new Map<string, RunningActor[]>();
   readonly #readers = new Map<string, Reader>();
   readonly #lookups = new Map<string, LookupReplica<unknown>>();
+  readonly #idleTimers = new Map<string, unknown>();
   /** Source-stage dead letters (decode errors, throwing stateless steps). */
   sourceDeadLetters = 0;
   #paused = false;
@@ -229,9 +230,10 @@ export class Worker {
       // The highest event time before `from`: the source's watermark there (the lowest an actor
       // holds) plus the allowed out-of-orderness. Watermarks then follow from the log alone.
       const watermark = Math.min(...fed.map((a) => a.core.watermarks[source.id] ?? Number.NEGATIVE_INFINITY));
-      const onBatch = source.edge
+      const handler = source.edge
         ? this.#edgeHandler(source, fed, watermark)
         : this.#batchHandler(source, fed, watermark + source.maxOutOfOrderMs);
+      const onBatch = source.idleTimeoutMs === undefined ? handler : this.#watchIdle(source, fed, from - 1, handler);
       const reader = await startReader(this.js, {
         stream: source.stream,
         subject: source.subject,
@@ -247,6 +249,42 @@ export class Worker {
       this.#readers.set(source.id, reader);
       this.options.log?.("reading", { source: source.id, stream: source.stream, fromSeq: from });
     }
+  }
+
+  /**
+   * A source with an idle timeout: when no batch came for that long, its actors hear that it is
+   * idle (it stops holding their watermarks back) until its next batch.
+   */
+  #watchIdle(
+    source: SourcePlan,
+    fed: RunningActor[],
+    position: number,
+    handler: (messages: SourceMessage[]) => void,
+  ): (messages: SourceMessage[]) => void {
+    const clock = this.options.clock ?? systemClock;
+    const timeout = source.idleTimeoutMs!;
+    let lastActive = clock.now();
+    let idle = false;
+    const check = () => {
+      if (!idle && clock.now() - lastActive >= timeout && !this.#paused) {
+        idle = true;
+        this.options.log?.("source-idle", { source: source.id, idleMs: clock.now() - lastActive });
+        for (const a of fed) {
+          a.actor.send({
+            type: "batch",
+            batch: { source: source.id, records: [], upTo: position, watermark: Number.NEGATIVE_INFINITY, idle: true },
+          });
+        }
+      }
+      this.#idleTimers.set(source.id, clock.setTimeout(check, Math.max(1, timeout / 4)));
+    };
+    this.#idleTimers.set(source.id, clock.setTimeout(check, Math.max(1, timeout / 4)));
+    return (messages) => {
+      lastActive = clock.now();
+      idle = false;
+      position = messages[messages.length - 1]!.seq;
+      handler(messages);
+    };
   }
 
   /** Hand each actor its records of a batch, and the position and watermark the batch reached. */
@@ -367,6 +405,8 @@ export class Worker {
   }
 
   async #stopReaders(): Promise<void> {
+    for (const handle of this.#idleTimers.values()) (this.options.clock ?? systemClock).clearTimeout(handle);
+    this.#idleTimers.clear();
     const readers = [...this.#readers.values()];
     this.#readers.clear();
     await Promise.all(readers.map((r) => r.stop()));

@@ -155,6 +155,8 @@ export function joinOperator(options: JoinOptions): Operator {
           }
         },
         row: (key, sides) => ({ key, ...(sides as Sides) }),
+        // An unmatched left event goes out once the watermark is past its time + upper.
+        ...(outer ? { watermarkDelayMs: Math.max(0, upperMs + 1) } : {}),
       };
     }
 

@@ -41,6 +41,8 @@ export interface OperatorActorOptions {
    * internal stream every output goes to, in an envelope with this partition's watermark.
    */
   readonly edge?: { readonly id: string; readonly subject: string };
+  /** The edge to the steps that read the events this step found late. */
+  readonly lateEdge?: { readonly id: string; readonly subject: string };
   /** Source id to its stream name, for dead letters. */
   readonly sourceStreams?: Readonly<Record<string, string>>;
   /** The sources whose events reach this step: its watermark is the lowest of theirs. */
@@ -92,12 +94,14 @@ export class OperatorCore implements ActorCore {
   #edgeWatermarkAt = Number.NEGATIVE_INFINITY;
   readonly #ctx: OperatorContext;
   readonly #tableBuckets: string[];
+  readonly #edgeSubjects: string[];
   /** Table rows kept by an operator that owns them (key to row key to row), and their layout. */
   #rows: KeyedState<Record<string, unknown>> | undefined;
   #rowBits: number | undefined;
 
   constructor(readonly options: OperatorActorOptions) {
     this.#tableBuckets = (options.tables ?? []).map(tableBucket);
+    this.#edgeSubjects = [options.edge, options.lateEdge].flatMap((e) => (e ? [e.subject] : []));
     const streams = options.streams ?? [];
     const { publisher, pipelineId } = options;
     const self = this;
@@ -131,6 +135,17 @@ export class OperatorCore implements ActorCore {
       late: (rec, reason) => {
         this.metrics.lateEvents++;
         this.#setAside("late", rec, reason);
+        const edge = options.lateEdge;
+        if (edge) {
+          const envelope: EdgeEnvelope = {
+            p: options.partition,
+            w: finite(this.#edgeWatermark),
+            t: finite(rec.time),
+            v: rec.value,
+          };
+          const id = `${pipelineId}/${edge.id}/${this.#source}/${rec.seq}`;
+          publisher.publish(edge.subject, encoder.encode(JSON.stringify(envelope)), { msgId: id });
+        }
       },
       putRow: (key, hash, rowKey, row) => {
         const rows = this.#rows;
@@ -230,16 +245,16 @@ export class OperatorCore implements ActorCore {
    * `edgeWatermarkMs` while batches flow, and always before a checkpoint.
    */
   #sendWatermark(force: boolean): void {
-    const edge = this.options.edge;
-    if (!edge) return;
-    const wm = this.watermark;
+    const edges = this.#edgeSubjects;
+    if (edges.length === 0) return;
+    const wm = this.watermark - (this.options.operator.watermarkDelayMs ?? 0);
     if (wm <= this.#edgeWatermark) return;
     const now = this.options.clock.now();
     if (!force && now - this.#edgeWatermarkAt < edgeWatermarkMs) return;
     this.#edgeWatermark = wm;
     this.#edgeWatermarkAt = now;
-    const envelope: EdgeEnvelope = { p: this.options.partition, w: finite(wm) };
-    this.options.publisher.publish(edge.subject, encoder.encode(JSON.stringify(envelope)));
+    const envelope = encoder.encode(JSON.stringify({ p: this.options.partition, w: finite(wm) } satisfies EdgeEnvelope));
+    for (const subject of edges) this.options.publisher.publish(subject, envelope);
   }
 
   #setIdle(source: string, idle: boolean): void {

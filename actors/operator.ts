@@ -85,4 +85,10 @@ export interface Operator {
    * its state: a window's row stays in the table after the window's state is dropped.
    */
   readonly ownsRows?: boolean;
+  /**
+   * How far behind its watermark the step's outputs may be in event time (an outer join emits an
+   * unmatched event only when the watermark has passed it): the watermark it passes on to the
+   * steps that read it is held back by this much, so they do not see its outputs as late.
+   */
+  readonly watermarkDelayMs?: number;
 }

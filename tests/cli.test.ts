@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { findFreePort, isPortFree } from "../src/platform/nats-server.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
+import { coffeeShopActors } from "./support/worker-process.ts";
 
 const bin = resolve("bin/eddy.js");
 
@@ -71,7 +72,7 @@ describe("eddy dev", () => {
         const st = eddy(["status", "coffee-shop", "--json"], { cwd });
         if ((await st.exited) !== 0) return false;
         const actors = st.out().trim().split("\n").map((l) => JSON.parse(l) as { step: string; lag: number; keys: number });
-        return actors.length === 21 && actors.every((a) => a.lag === 0) &&
+        return actors.length === coffeeShopActors && actors.every((a) => a.lag === 0) &&
           actors.some((a) => a.step === "store-revenue" && a.keys > 0);
       },
       { timeoutMs: 30_000, intervalMs: 300, message: "eddy status shows every actor caught up" },

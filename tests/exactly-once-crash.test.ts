@@ -12,7 +12,13 @@ import { listTables, readTable } from "../src/state/table.ts";
 import { type CategoryRow, expectedTables, type ItemRow, type StoreRow } from "./support/coffee-shop-oracle.ts";
 import { readStreamJson, useNatsServer, waitFor } from "./support/nats.ts";
 import { windowOracle } from "./support/window-oracle.ts";
-import { coffeeShopActors, committedPosition, startWorkerProcess } from "./support/worker-process.ts";
+import {
+  caughtUp,
+  coffeeShopActors,
+  coffeeShopOrderActors,
+  committedPosition,
+  startWorkerProcess,
+} from "./support/worker-process.ts";
 
 describe("exactly-once under SIGKILL", () => {
   const nats = useNatsServer();
@@ -27,7 +33,7 @@ describe("exactly-once under SIGKILL", () => {
 
     const random = mulberry32(1234);
     const killAt = Array.from({ length: 6 }, () => Math.floor(5_000 + random() * 85_000)).sort((a, b) => a - b);
-    const progress = () => committedPosition(nc, "coffee-shop", "orders", coffeeShopActors);
+    const progress = () => committedPosition(nc, "coffee-shop", "orders", coffeeShopOrderActors);
     // Frequent small checkpoints, so kills land before, during and after commits.
     const args = ["--checkpoint-ms", "40", "--checkpoint-events", "3000"];
     const kills: number[] = [];
@@ -49,10 +55,15 @@ describe("exactly-once under SIGKILL", () => {
     expect(kills.filter((k) => k < count).length).toBeGreaterThanOrEqual(5);
 
     const final = startWorkerProcess(nats.url, "examples/coffee-shop/pipeline.ts", "coffeeShop", args);
-    await waitFor(async () => (await progress()) >= last && final.output().includes('"event":"running"'), {
-      timeoutMs: 60_000,
-      message: `caught up\n${final.output()}`,
-    });
+    await waitFor(
+      async () =>
+        (await caughtUp(nc, "coffee-shop", { orders: "orders" }, coffeeShopActors)) &&
+        final.output().includes('"event":"running"'),
+      {
+        timeoutMs: 60_000,
+        message: `caught up\n${final.output()}`,
+      },
+    );
     final.kill("SIGTERM");
     expect(await final.exited).toBe(0);
 

@@ -98,6 +98,7 @@ describe("query API over a live pipeline", () => {
     expect(response.status).toBe(200);
     const body = (await response.json()) as { tables: any[] };
     expect(body.tables.map((t) => t.name)).toEqual([
+      "late_orders",
       "revenue_by_category",
       "revenue_by_item",
       "revenue_by_store",

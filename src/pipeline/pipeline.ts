@@ -81,6 +81,8 @@ export type Step =
     /** Left outer: unmatched left events are emitted with `undefined`. */
     readonly outer: boolean;
   }
+  /** The events a windowed aggregate (`input`) found too late: a stream later steps read. */
+  | { readonly kind: "late"; readonly id: string; readonly input: string }
   | { readonly kind: "table"; readonly id: string; readonly input: string; readonly table: string }
   | {
     readonly kind: "stream";
@@ -265,7 +267,7 @@ export interface KeyedStream<T, K extends Key> {
 
 export interface WindowedStream<T, K extends Key> {
   /** One row per key and window, emitted once when the watermark passes the window's end. */
-  aggregate<S extends AggregateSpec<T>>(id: string, spec: (a: Aggregates<T>) => S): WindowChangelog<WindowRow<K, S>>;
+  aggregate<S extends AggregateSpec<T>>(id: string, spec: (a: Aggregates<T>) => S): WindowChangelog<WindowRow<K, S>, T>;
 }
 
 /**
@@ -274,9 +276,14 @@ export interface WindowedStream<T, K extends Key> {
  * and key them again, e.g. the largest per-window count over all keys. Each such step runs in
  * its own actors, reading the rows from an internal stream (an edge).
  */
-export interface WindowChangelog<R> extends Stream<R> {
+export interface WindowChangelog<R, T = unknown> extends Stream<R> {
   /** Upsert each emitted window's row into result table `name`, keyed `<key>|<windowStart>`. */
   toTable(name: string): Table<R>;
+  /**
+   * The events that came too late for their windows (they also go to the late-events stream
+   * `eddy-late-<pipeline>` with the reason), as a stream, e.g. to count late orders per store.
+   */
+  lateEvents(id: string): Stream<T>;
   /** Type-level only: the row type. */
   readonly row?: R;
 }
@@ -552,7 +559,14 @@ export class Pipeline {
                 hint: "use count, sum, min, max and avg in session windows",
               });
             }
-            return { ...this.#stream(aggId), ...this.#changelog(aggId) } as WindowChangelog<WindowRow<K, S>>;
+            return {
+              ...this.#stream(aggId),
+              ...this.#changelog(aggId),
+              lateEvents: (lateId: string) => {
+                this.#add({ kind: "late", id: lateId, input: aggId });
+                return this.#stream(lateId);
+              },
+            } as WindowChangelog<WindowRow<K, S>, T>;
           },
         };
       },

@@ -31,6 +31,8 @@ export interface ActorPlan {
   readonly windowed: boolean;
   /** Later steps read this one: its outputs go to the edge stream `edge.stream`. */
   readonly edge?: { readonly id: string; readonly stream: string; readonly subject: string };
+  /** Later steps read the events this (windowed) step found late: its `late` step's edge. */
+  readonly lateEdge?: { readonly id: string; readonly stream: string; readonly subject: string };
 }
 
 export interface SourcePlan {
@@ -95,7 +97,7 @@ export function compile(pipeline: Pipeline): Plan {
   const edges = new Set<string>();
   for (const step of steps.values()) {
     if (!keyedStep(step)) continue;
-    if (!(children.get(step.id) ?? []).some((c) => c.kind !== "table" && c.kind !== "stream")) continue;
+    if (!(children.get(step.id) ?? []).some((c) => c.kind !== "table" && c.kind !== "stream" && c.kind !== "late")) continue;
     const input = steps.get(step.input)!;
     if (input.kind === "window" && input.emit === "updates") {
       throw new ConfigError({
@@ -111,7 +113,7 @@ export function compile(pipeline: Pipeline): Plan {
   const sourceOf = (id: string): string[] => {
     const step = steps.get(id)!;
     if (step.kind === "lookup") return [];
-    if (step.kind === "source" || edges.has(step.id)) return [step.id];
+    if (step.kind === "source" || step.kind === "late" || edges.has(step.id)) return [step.id];
     if (step.kind === "streamJoin") return [...new Set([...sourceOf(step.input), ...sourceOf(step.other)])];
     return sourceOf(step.input);
   };
@@ -167,6 +169,8 @@ export function compile(pipeline: Pipeline): Plan {
       const input = steps.get(step.input)!;
       const edge = edges.has(step.id) ? { id: step.id, ...edgeStream(pipeline.id, step.id) } : undefined;
       const emits = streams.length > 0 || edge !== undefined;
+      const late = sinks.find((s) => s.kind === "late");
+      const lateEdge = late ? { id: late.id, ...edgeStream(pipeline.id, late.id) } : undefined;
       const updatingInput = input.kind === "keyBy" && updating(steps.get(input.input)!);
       actors.push({
         step: step.id,
@@ -180,8 +184,10 @@ export function compile(pipeline: Pipeline): Plan {
         sources: sourceOf(input.kind === "window" ? input.input : step.input),
         windowed: input.kind === "window",
         ...(edge ? { edge } : {}),
+        ...(lateEdge ? { lateEdge } : {}),
       });
       if (edge) sources.push(edgeSource(step.id, updating(step)));
+      if (lateEdge) sources.push(edgeSource(lateEdge.id, false));
     } else if (step.kind === "streamJoin") {
       const left = step.input;
       const streams = (children.get(step.id) ?? []).flatMap((
@@ -340,6 +346,7 @@ export function buildRouter(
       case "window":
       case "aggregate":
       case "streamJoin":
+      case "late":
       case "table":
         return next;
     }

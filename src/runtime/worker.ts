@@ -114,8 +114,7 @@ export class Worker {
 
   async #prepare(): Promise<void> {
     const jsm = await jetstreamManager(this.nc);
-    for (const actor of this.plan.actors) {
-      const edge = actor.edge;
+    for (const edge of this.plan.actors.flatMap((a) => [a.edge, a.lateEdge])) {
       if (!edge) continue;
       // Deduplicated like a sink: a replay sends an output again under the same Nats-Msg-Id.
       const info = await jsm.streams.info(edge.stream).catch(() => undefined);
@@ -173,6 +172,7 @@ export class Worker {
           tables: plan.tables,
           streams: plan.streams,
           ...(plan.edge ? { edge: { id: plan.edge.id, subject: plan.edge.subject } } : {}),
+          ...(plan.lateEdge ? { lateEdge: { id: plan.lateEdge.id, subject: plan.lateEdge.subject } } : {}),
           sourceStreams,
           ...(this.options.checkpointMs === undefined ? {} : { checkpointMs: this.options.checkpointMs }),
           ...(this.options.checkpointEvents === undefined ? {} : { checkpointEvents: this.options.checkpointEvents }),

@@ -89,10 +89,13 @@ td.json { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
 .detail .meta { font-size: 12px; color: var(--muted); margin-bottom: 10px; }
 .detail h3 { font-size: 13px; margin: 14px 0 4px; }
 .scroll { max-height: 300px; overflow: auto; }
+.detail .scroll.inputs { max-height: 440px; }
 .stores h3 { font-size: 12px; text-transform: uppercase; letter-spacing: .6px; color: var(--muted); margin: 18px 0 6px; font-weight: 600; }
 .share { display: inline-block; height: 8px; background: #dfe8fb; border-radius: 2px; vertical-align: 0; }
 #actor-recent { table-layout: fixed; }
-#actor-recent td.json { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; word-break: normal; }
+#actor-recent td.fields { white-space: normal; font-size: 12px; color: #3a4152; }
+#actor-recent td.fields div { display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical; overflow: hidden; line-height: 16px; max-height: 32px; }
+#actor-recent td.fields b { font-weight: 500; color: var(--muted); }
 @media (max-width: 1100px) { .chart, .stores, .actors, .detail { grid-column: span 12; } .kpis { grid-template-columns: repeat(2, 1fr); } }
 `;
 
@@ -191,6 +194,19 @@ const script = String.raw`
   function json(value) {
     var text = JSON.stringify(value);
     return text === undefined ? "" : text;
+  }
+  /** An input record's value as "field value" pairs (the whole JSON in its title). */
+  function fields(value) {
+    var box = el("div");
+    if (value === null || typeof value !== "object") box.textContent = json(value);
+    else {
+      Object.keys(value).forEach(function (name, i) {
+        var v = value[name];
+        box.appendChild(el("b", { text: (i ? " " : "") + name + " " }));
+        box.appendChild(document.createTextNode(typeof v === "string" ? v : json(v)));
+      });
+    }
+    return el("td", { class: "fields", title: json(value) }, [box]);
   }
   function setFigure(id, value, text) {
     var node = document.getElementById(id);
@@ -375,7 +391,7 @@ const script = String.raw`
           el("td", { class: "num", text: String(r.seq) }),
           el("td", { text: String(r.key) }),
           el("td", { text: r.time === null || isNaN(r.time) ? "–" : new Date(r.time).toISOString().slice(11, 23) }),
-          el("td", { class: "json", text: json(r.value), title: json(r.value) }),
+          fields(r.value),
         ]);
       })),
     ]);
@@ -387,7 +403,7 @@ const script = String.raw`
       el("h3", { text: "Keyed state: " + detail.sample.length + " of " + count.format(detail.keys) + " keys" }),
       el("div", { class: "scroll" }, [detail.sample.length ? state : el("div", { class: "empty", text: "no keys" })]),
       el("h3", { text: "Most recent inputs (newest first)" }),
-      el("div", { class: "scroll" }, [detail.recent.length ? recent : el("div", { class: "empty", text: "no inputs since this process started" })]),
+      el("div", { class: "scroll inputs" }, [detail.recent.length ? recent : el("div", { class: "empty", text: "no inputs since this process started" })]),
     );
   }
 

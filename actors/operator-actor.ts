@@ -21,6 +21,7 @@ import { encodeChunk, KeyedState } from "../src/state/keyed-state.ts";
 import { encodePage, indexKey, pageKey } from "../src/state/table.ts";
 import { type ActorCore, type LifecycleState, operatorLifecycle } from "./lifecycle.ts";
 import type { Batch, Operator, OperatorContext, Rec } from "./operator.ts";
+import { RecentInputs } from "./recent-inputs.ts";
 
 const encoder = new TextEncoder();
 
@@ -52,6 +53,8 @@ export interface OperatorActorOptions {
   readonly checkpointMs?: number;
   readonly checkpointEvents?: number;
   readonly backoffMs?: number;
+  /** How many recent input records to keep for inspection (default 20; 0: none). */
+  readonly recentInputs?: number;
 }
 
 export interface OperatorMetrics {
@@ -72,6 +75,8 @@ export class OperatorCore implements ActorCore {
   /** Per source, its watermark as of `positions`. */
   watermarks: Record<string, number> = {};
   eventsSinceCheckpoint = 0;
+  /** The last input records applied (references), for inspection. */
+  readonly recent: RecentInputs;
   readonly metrics: OperatorMetrics = {
     eventsIn: 0,
     outputs: 0,
@@ -102,6 +107,7 @@ export class OperatorCore implements ActorCore {
   constructor(readonly options: OperatorActorOptions) {
     this.#tableBuckets = (options.tables ?? []).map(tableBucket);
     this.#edgeSubjects = [options.edge, options.lateEdge].flatMap((e) => (e ? [e.subject] : []));
+    this.recent = new RecentInputs(options.recentInputs ?? 20);
     const streams = options.streams ?? [];
     const { publisher, pipelineId } = options;
     const self = this;
@@ -230,6 +236,7 @@ export class OperatorCore implements ActorCore {
         this.#deadLetter(batch.source, rec, error);
       }
     }
+    this.recent.record(batch.records, applied);
     if (advance) this.#advanceTo(batch.source, batch.watermark);
     else this.watermarks[batch.source] = Math.max(this.watermarks[batch.source] ?? Number.NEGATIVE_INFINITY, batch.watermark);
     this.positions[batch.source] = batch.upTo;

@@ -80,6 +80,7 @@ export async function dev(platform: Platform, { flags }: Parsed): Promise<number
         say(
           "results: tables revenue_by_store, revenue_by_item, revenue_by_category, revenue_per_store_minute, top_items_per_store",
         );
+        say(`  dashboard: ${listener.url}/`);
         say(`  query API: ${listener.url}/tables   (e.g. ${listener.url}/tables/revenue_by_store/rows)`);
         say(`  metrics:   ${listener.url}/metrics   (health: /healthz, /readyz)`);
         say("  or:        ./bin/eddy.js query revenue_by_store    (in another terminal)");

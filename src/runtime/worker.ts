@@ -43,6 +43,8 @@ export interface WorkerOptions {
   readonly backoffMs?: number;
   /** Largest batch handed to the actors. */
   readonly maxBatch?: number;
+  /** Recent input records each actor keeps for inspection (default 20; 0: none). */
+  readonly recentInputs?: number;
   readonly log?: (event: string, fields: Record<string, unknown>) => void;
 }
 
@@ -54,6 +56,8 @@ export interface ActorStatus {
   readonly positions: Readonly<Record<string, number>>;
   readonly committed: Readonly<Record<string, number>>;
   readonly checkpoint: number;
+  /** When the last committed checkpoint started (the worker's clock); null before the first. */
+  readonly committedAt: number | null;
   readonly eventsIn: number;
   readonly outputs: number;
   readonly deadLetters: number;
@@ -63,6 +67,15 @@ export interface ActorStatus {
   readonly lastCheckpointMs: number;
   readonly lastCheckpointBytes: number;
   readonly error?: string;
+}
+
+/** A look inside one operator actor: a sample of its keyed state and its last inputs. */
+export interface ActorInspection {
+  readonly status: ActorStatus;
+  /** Up to `sample` keys of its keyed state with their values, in the state's own order. */
+  readonly sample: readonly { readonly key: unknown; readonly value: unknown }[];
+  /** The last input records it applied, oldest first. */
+  readonly recent: readonly { readonly seq: number; readonly key: unknown; readonly time: number; readonly value: unknown }[];
 }
 
 interface RunningActor {
@@ -177,6 +190,7 @@ export class Worker {
           ...(this.options.checkpointMs === undefined ? {} : { checkpointMs: this.options.checkpointMs }),
           ...(this.options.checkpointEvents === undefined ? {} : { checkpointEvents: this.options.checkpointEvents }),
           ...(this.options.backoffMs === undefined ? {} : { backoffMs: this.options.backoffMs }),
+          ...(this.options.recentInputs === undefined ? {} : { recentInputs: this.options.recentInputs }),
         });
         const running: RunningActor = { step: plan.step, partition, sources: plan.sources, core, actor, buffer: [] };
         actor.subscribe((snapshot) => this.#onActorState(running, snapshot.value as LifecycleState));
@@ -427,27 +441,45 @@ export class Worker {
 
   /** Every operator actor: its lifecycle state, keys, positions. */
   status(): ActorStatus[] {
-    return this.#actors.map((a) => {
-      const manifest = a.core.manifest;
-      const error = a.actor.getSnapshot().context.error;
-      return {
-        step: a.step,
-        partition: a.partition,
-        state: lifecycleState(a.actor),
-        keys: a.core.state.size,
-        positions: { ...a.core.positions },
-        committed: { ...(manifest?.positions ?? {}) },
-        checkpoint: manifest?.checkpoint ?? 0,
-        eventsIn: a.core.metrics.eventsIn,
-        outputs: a.core.metrics.outputs,
-        deadLetters: a.core.metrics.deadLetters,
-        lateEvents: a.core.metrics.lateEvents,
-        checkpoints: a.core.metrics.checkpoints,
-        lastCheckpointMs: a.core.metrics.lastCheckpointMs,
-        lastCheckpointBytes: a.core.metrics.lastCheckpointBytes,
-        ...(error === undefined ? {} : { error: String(error) }),
-      };
-    });
+    return this.#actors.map((a) => this.#statusOf(a));
+  }
+
+  /** A sample of one actor's keyed state (at most `sample` keys) and its recent inputs. */
+  inspect(step: string, partition: number, sample: number): ActorInspection | undefined {
+    const a = this.#byStep.get(step)?.[partition];
+    if (!a) return undefined;
+    const taken: { key: unknown; value: unknown }[] = [];
+    if (sample > 0) {
+      for (const [key, value] of a.core.state.entries()) {
+        taken.push({ key, value });
+        if (taken.length >= sample) break;
+      }
+    }
+    const recent = a.core.recent.list().map((r) => ({ seq: r.seq, key: r.key, time: r.time, value: r.value }));
+    return { status: this.#statusOf(a), sample: taken, recent };
+  }
+
+  #statusOf(a: RunningActor): ActorStatus {
+    const manifest = a.core.manifest;
+    const error = a.actor.getSnapshot().context.error;
+    return {
+      step: a.step,
+      partition: a.partition,
+      state: lifecycleState(a.actor),
+      keys: a.core.state.size,
+      positions: { ...a.core.positions },
+      committed: { ...(manifest?.positions ?? {}) },
+      checkpoint: manifest?.checkpoint ?? 0,
+      committedAt: manifest && manifest.checkpoint > 0 ? manifest.committedAt : null,
+      eventsIn: a.core.metrics.eventsIn,
+      outputs: a.core.metrics.outputs,
+      deadLetters: a.core.metrics.deadLetters,
+      lateEvents: a.core.metrics.lateEvents,
+      checkpoints: a.core.metrics.checkpoints,
+      lastCheckpointMs: a.core.metrics.lastCheckpointMs,
+      lastCheckpointBytes: a.core.metrics.lastCheckpointBytes,
+      ...(error === undefined ? {} : { error: String(error) }),
+    };
   }
 
   /**

@@ -35,10 +35,13 @@ describe("eddy dev", () => {
     const dev = eddy(["dev", "--rate", "500", "--count", "1500", "--summary-ms", "0", "--checkpoint-ms", "100", "--port", "0"], {
       cwd,
     });
-    await waitFor(() => dev.out().includes("stop with Ctrl-C"), {
+    // Not a terminal: JSON log lines on stderr.
+    const logs = () => dev.err().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, string>);
+    await waitFor(() => logs().some((l) => l.event === "ready"), {
       timeoutMs: 30_000,
       message: `dev started\n${dev.out()}${dev.err()}`,
     });
+    expect(logs()[0]).toMatchObject({ level: "info", cmd: "dev", event: "nats-started" });
     const url = readFileSync(join(cwd, ".eddy/nats-url"), "utf8").trim();
     expect(url).toMatch(/^nats:\/\/127\.0\.0\.1:\d+$/);
     expect(url).not.toMatch(/:4222$/);
@@ -59,7 +62,7 @@ describe("eddy dev", () => {
     expect(await one.exited).toBe(0);
     expect(JSON.parse(one.out())).toMatchObject({ key: "store-1" });
     // The same process serves the query API.
-    const api = /query API: (http:\/\/\S+)\/tables/.exec(dev.out())![1]!;
+    const api = logs().find((l) => l.event === "query-api")!.tables!.replace(/\/tables$/, "");
     const answer = (await (await fetch(`${api}/tables/revenue_by_store/rows/store-1`)).json()) as {
       row: { key: string; orders: number };
     };
@@ -85,7 +88,7 @@ describe("eddy dev", () => {
 
     dev.child.kill("SIGINT");
     expect(await dev.exited).toBe(0);
-    expect(dev.out()).toContain("stopped");
+    expect(logs().at(-1)).toMatchObject({ event: "stopped" });
     const port = Number(url.split(":").at(-1));
     await waitFor(() => isPortFree(port), { timeoutMs: 10_000, message: "embedded nats-server gone" });
   });

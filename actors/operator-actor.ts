@@ -262,7 +262,7 @@ export class OperatorCore implements ActorCore {
    */
   flushTables(): void {
     const committed = this.#manifest;
-    if (!committed || this.#checkpointing || this.#rewriteAll || this.#tableBuckets.length === 0) return;
+    if (!committed || this.#checkpointing || this.#tableBuckets.length === 0) return;
     const { publisher, partition, operator, clock } = this.options;
     if (publisher.pending > maxPendingFlush) return;
     const page = { at: clock.now(), checkpoint: committed.checkpoint + 1 };

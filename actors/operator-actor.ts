@@ -17,11 +17,12 @@ import type { Key } from "../src/pipeline/partition.ts";
 import { tableBucket } from "../src/pipeline/pipeline.ts";
 import { type Clock, nextTurn } from "../src/runtime/clock.ts";
 import type { CheckpointSlots, CheckpointStore, Manifest } from "../src/state/checkpoint.ts";
-import { encodeChunk, KeyedState } from "../src/state/keyed-state.ts";
+import { encodeChunk } from "../src/state/keyed-state.ts";
 import { encodePage, indexKey, pageKey } from "../src/state/table.ts";
 import { type ActorCore, type LifecycleState, operatorLifecycle } from "./lifecycle.ts";
 import type { Batch, Operator, OperatorContext, Rec } from "./operator.ts";
 import { RecentInputs } from "./recent-inputs.ts";
+import { type TableFlusher, TableTrackedState } from "./table-flush.ts";
 
 const encoder = new TextEncoder();
 
@@ -55,6 +56,8 @@ export interface OperatorActorOptions {
   readonly backoffMs?: number;
   /** How many recent input records to keep for inspection (default 20; 0: none). */
   readonly recentInputs?: number;
+  /** Shared by the actors of a worker: writes changed table pages between checkpoints. */
+  readonly tableFlusher?: TableFlusher;
 }
 
 export interface OperatorMetrics {
@@ -69,7 +72,7 @@ export interface OperatorMetrics {
 
 /** The work behind an operator actor's lifecycle. */
 export class OperatorCore implements ActorCore {
-  state = new KeyedState<unknown>();
+  state = new TableTrackedState<unknown>();
   /** Per source, the last sequence folded into `state` (ahead of the committed manifest). */
   positions: Record<string, number> = {};
   /** Per source, its watermark as of `positions`. */
@@ -101,7 +104,7 @@ export class OperatorCore implements ActorCore {
   readonly #tableBuckets: string[];
   readonly #edgeSubjects: string[];
   /** Table rows kept by an operator that owns them (key to row key to row), and their layout. */
-  #rows: KeyedState<Record<string, unknown>> | undefined;
+  #rows: TableTrackedState<Record<string, unknown>> | undefined;
   #rowBits: number | undefined;
 
   constructor(readonly options: OperatorActorOptions) {
@@ -158,6 +161,7 @@ export class OperatorCore implements ActorCore {
         if (rows) rows.set(key, hash, { ...rows.get(key, hash), [rowKey]: row });
       },
     };
+    options.tableFlusher?.add(this);
   }
 
   /**
@@ -185,7 +189,7 @@ export class OperatorCore implements ActorCore {
   async recover(): Promise<void> {
     const { store, step, partition, clock } = this.options;
     const recovered = await store.recover(step, partition, clock.now());
-    const state = new KeyedState<unknown>(recovered.manifest.chunkBits);
+    const state = new TableTrackedState<unknown>(recovered.manifest.chunkBits);
     for (const [index, bytes] of recovered.chunks) state.loadChunk(index, bytes);
     this.state = state;
     this.#manifest = recovered.manifest;
@@ -199,7 +203,7 @@ export class OperatorCore implements ActorCore {
     this.options.operator.restore?.(state);
     if (this.options.operator.ownsRows && this.#tableBuckets.length > 0) {
       const written = await store.readTablePages(this.#tableBuckets[0]!, partition);
-      const rows = new KeyedState<Record<string, unknown>>(written?.chunkBits ?? 0);
+      const rows = new TableTrackedState<Record<string, unknown>>(written?.chunkBits ?? 0);
       for (const [index, page] of written?.pages ?? []) {
         const chunk = new Map<Key, Record<string, unknown>>();
         for (const [rowKey, row] of page.rows) {
@@ -317,14 +321,63 @@ export class OperatorCore implements ActorCore {
   async checkpoint(): Promise<void> {
     if (!this.#positionsChanged && !this.#rewriteAll) return;
     const slots = this.options.slots;
-    if (!slots) return this.#checkpoint();
+    if (!slots) return this.#checkpointFlagged();
     await slots.acquire();
     try {
-      await this.#checkpoint();
+      await this.#checkpointFlagged();
     } finally {
       slots.release();
     }
   }
+
+  // ---- Table flushes between checkpoints (actors/table-flush.ts) ----
+  /** True while a checkpoint writes: a flush then waits, so pages never go back in time. */
+  #checkpointing = false;
+
+  async #checkpointFlagged(): Promise<void> {
+    this.#checkpointing = true;
+    try {
+      await this.#checkpoint();
+    } finally {
+      this.#checkpointing = false;
+    }
+  }
+
+  /**
+   * Write the table pages of the chunks changed since the last table write, in the committed
+   * page layout, synchronously. Table pages only: state and positions stay the checkpoint's.
+   */
+  flushTables(): void {
+    const committed = this.#manifest;
+    if (!committed || this.#checkpointing || this.#tableBuckets.length === 0) return;
+    const { publisher, partition, operator, clock } = this.options;
+    if (publisher.pending > maxPendingFlush) return;
+    const page = { at: clock.now(), checkpoint: committed.checkpoint + 1 };
+    const write = (bits: number, index: number, rows: [Key, unknown][]) => {
+      const bytes = encodePage({ ...page, rows });
+      for (const bucket of this.#tableBuckets) publisher.publish(kvSubject(bucket, pageKey(partition, bits, index)), bytes);
+    };
+    if (operator.ownsRows) {
+      const owned = this.#rows;
+      if (!owned || owned.chunkBits !== this.#rowBits) return;
+      for (const index of owned.tableChanged) {
+        const rows: [Key, unknown][] = [];
+        for (const byRowKey of owned.chunkEntries(index).values()) rows.push(...Object.entries(byRowKey));
+        write(owned.chunkBits, index, rows);
+      }
+      owned.tableChanged.clear();
+      return;
+    }
+    const state = this.state;
+    if (state.chunkBits !== committed.chunkBits) return;
+    for (const index of state.tableChanged) {
+      const rows: [Key, unknown][] = [];
+      for (const [k, s] of state.chunkEntries(index)) rows.push([k, operator.row(k, s)]);
+      write(state.chunkBits, index, rows);
+    }
+    state.tableChanged.clear();
+  }
+  // ---- end of table flushes ----
 
   async #checkpoint(): Promise<void> {
     const committed = this.#manifest;
@@ -338,9 +391,11 @@ export class OperatorCore implements ActorCore {
     if (rewriteAll) this.state.touchAll();
     const state = this.state;
     const chunks = state.snapshotDirty();
+    state.tableChanged.clear(); // this checkpoint writes the pages of every changed chunk
     const chunkBits = this.state.chunkBits;
     const rowState = this.#rows;
     const rowChunks = rowState?.snapshotDirty() ?? [];
+    rowState?.tableChanged.clear();
     const rowBits = this.#rows?.chunkBits;
     const previousRowBits = this.#rowBits;
     const positions = { ...this.positions };
@@ -444,6 +499,8 @@ const edgeWatermarkMs = 20;
 
 /** A checkpoint waits while more than this many of its writes are unacknowledged. */
 const maxPendingWrites = 64;
+/** A table flush is skipped while this many writes are unacknowledged (the checkpoint catches up). */
+const maxPendingFlush = 10_000;
 
 export type OperatorActor = Actor<typeof operatorLifecycle>;
 

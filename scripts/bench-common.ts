@@ -80,7 +80,7 @@ export async function publishEvents(
       publisher.publish(subject, eventBytes(i, keys));
       if ((i - from) % 1000 === 999) {
         await publisher.whenPendingBelow(20_000);
-        if (onProgress && (i - from) % 100_000 === 99_999) onProgress(i - from + 1);
+        if (onProgress && (i - from) % 10_000 === 9_999) onProgress(i - from + 1);
       }
     }
   } finally {

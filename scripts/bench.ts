@@ -13,12 +13,14 @@
  *   restart-1m-keys  a new worker on that state: the time until it processes again, i.e. the next
  *                    events are folded into the recovered state (committedMs, the first commit
  *                    after, which rewrites the whole state, is reported beside it) (child process)
+ *   query-latency, freshness   the query API of `eddy run` under load (scripts/bench-serving.ts)
  *
  * Writes bench/results.json (merging into its `cases`: only the ids measured now are replaced)
  * and bench/RESULTS.md.
  *
  *   npx tsx scripts/bench.ts [--events 300000] [--keys 100000] [--state-keys 1000000]
- *     [--peer-events 10000] [--peer-seconds 20] [--cases ceiling,peer,core-aggregate,core-aggregate-100-keys,state,restart]
+ *     [--peer-events 10000] [--peer-seconds 20] [--serving-seconds 20] [--query-rate 500] [--ingest-rate 10000]
+ *     [--cases ceiling,peer,core-aggregate,core-aggregate-100-keys,state,restart,query-latency,freshness]
  *     [--cpu-prof]   (workers write .cpuprofile files to bench/profiles/)  [--verbose]  (print each worker RESULT)
  */
 import { spawn } from "node:child_process";
@@ -32,6 +34,8 @@ import { connect } from "@nats-io/transport-node";
 import { startNatsServer } from "../src/platform/nats-server.ts";
 import { tableBucket } from "../src/pipeline/pipeline.ts";
 import { readRow, readTable } from "../src/state/table.ts";
+import { progress } from "../src/cli/progress.ts";
+import { servingCases } from "./bench-serving.ts";
 import { cpuSeconds, ensureStream, expectedRow, keyOf, publishEvents, round, vmHwmMb } from "./bench-common.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -55,9 +59,14 @@ const KEYS = num("keys", 100_000);
 const STATE_KEYS = num("state-keys", 1_000_000);
 const PEER_EVENTS = num("peer-events", 10_000);
 const PEER_SECONDS = num("peer-seconds", 20);
+const SERVING_SECONDS = num("serving-seconds", 20);
+const QUERY_RATE = num("query-rate", 500);
+const INGEST_RATE = num("ingest-rate", 10_000);
 const RESTART_EVENTS = 10;
 const CPU_PROF = flags.has("cpu-prof");
-const wanted = new Set((flags.get("cases") ?? "ceiling,peer,core-aggregate,core-aggregate-100-keys,state,restart").split(","));
+const wanted = new Set((
+  flags.get("cases") ?? "ceiling,peer,core-aggregate,core-aggregate-100-keys,state,restart,query-latency,freshness"
+).split(","));
 if (wanted.has("restart")) wanted.add("state"); // the restart runs on the state case's checkpoints
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -107,7 +116,15 @@ let failed = false;
 try {
   if (wanted.has("ceiling") || wanted.has("peer") || wanted.has("core-aggregate")) {
     await ensureStream(nc, SOURCE_STREAM, SOURCE_SUBJECT);
-    const rate = await publishEvents(nc, SOURCE_SUBJECT, 0, EVENTS, KEYS, (n) => log(`  published ${fmt(n)}`));
+    const bar = progress({
+      label: "  publishing",
+      total: EVENTS,
+      unit: "events",
+      terminal: Boolean(process.stdout.isTTY),
+      write: (t) => process.stdout.write(t),
+    });
+    const rate = await publishEvents(nc, SOURCE_SUBJECT, 0, EVENTS, KEYS, (n) => bar.update(n));
+    bar.done();
     const info = await jsm.streams.info(SOURCE_STREAM);
     log(
       `published ${fmt(EVENTS)} events (${fmt(KEYS)} keys, ${
@@ -317,6 +334,20 @@ try {
           `committed ${(rr.committedMs / 1000).toFixed(2)} s (peak RSS ${rr.peakRssMb} MB)`,
       );
     }
+  }
+  if (wanted.has("query-latency") || wanted.has("freshness")) {
+    Object.assign(
+      cases,
+      await servingCases({
+        nc,
+        natsUrl: server.url,
+        wanted,
+        seconds: SERVING_SECONDS,
+        queryRate: QUERY_RATE,
+        ingestRate: INGEST_RATE,
+        log,
+      }),
+    );
   }
 } catch (error) {
   failed = true;
@@ -565,6 +596,11 @@ function writeResults(): void {
   if (state) ratios.push(`state-1m-keys peak RSS ${state} MB (target < 400: ${state < 400 ? "met" : "MISSED"})`);
   const restart = all["restart-1m-keys"]?.seconds;
   if (restart) ratios.push(`restart-1m-keys ${restart} s (target < 5: ${restart < 5 ? "met" : "MISSED"})`);
+
+  const query = all["query-latency"]?.p99Ms;
+  if (query !== undefined) ratios.push(`query-latency p99 ${query} ms (target < 5: ${query < 5 ? "met" : "MISSED"})`);
+  const fresh = all.freshness?.p99Ms;
+  if (fresh !== undefined) ratios.push(`freshness p99 ${fresh} ms (target < 250: ${fresh < 250 ? "met" : "MISSED"})`);
 
   const cell = (v: unknown) => (v === undefined ? "" : typeof v === "number" ? v.toLocaleString("en") : String(v));
   const known = new Set(["eventsPerSec", "seconds", "p50Ms", "p99Ms", "peakRssMb", "note"]);

@@ -5,6 +5,7 @@
 import { publishOrders } from "../../examples/coffee-shop/orders.ts";
 import type { Platform } from "../platform/platform.ts";
 import type { CommandSpec, Parsed } from "./args.ts";
+import { progress } from "./progress.ts";
 import { natsFlags, withNats } from "./target.ts";
 
 export const genCommand: CommandSpec = {
@@ -25,16 +26,25 @@ export const genCommand: CommandSpec = {
 export async function gen(platform: Platform, { flags }: Parsed): Promise<number> {
   const count = flags.count as number;
   return withNats(platform, flags, async (nc) => {
+    let signal: string | undefined;
+    void platform.shutdownSignal().then((s) => (signal = s));
+    const bar = progress({
+      label: "publishing",
+      total: count,
+      unit: "orders",
+      terminal: platform.errInteractive,
+      write: platform.err,
+    });
     const { published } = await publishOrders(nc, {
       stream: flags.stream as string,
       seed: flags.seed as number,
       count,
       stores: flags.stores as number,
       ...(flags.rate ? { ratePerSec: flags.rate as number } : {}),
-      onProgress: (n) => {
-        if (n % 10_000 === 0) platform.err(`published ${n}/${count}\n`);
-      },
+      onProgress: (n) => bar.update(n),
+      stopped: () => signal !== undefined,
     });
+    bar.done(signal ? `stopped by ${signal}` : "acknowledged");
     platform.out(`published ${published} orders to ${flags.stream}\n`);
     return 0;
   });

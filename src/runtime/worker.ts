@@ -23,6 +23,7 @@ import {
   startOperatorActor,
 } from "../../actors/operator-actor.ts";
 import type { LifecycleState } from "../../actors/lifecycle.ts";
+import { TableFlusher } from "../../actors/table-flush.ts";
 import { ensureSideStreams, publishSideOutput } from "../log/side-outputs.ts";
 import { createPublisher, type Publisher } from "../log/publisher.ts";
 import { checkSourceStream, type Reader, type SourceMessage, startReader } from "../log/reader.ts";
@@ -39,6 +40,11 @@ export interface WorkerOptions {
   readonly checkpointMs?: number;
   /** ... or after this many events per actor (default 100,000), whichever comes first. */
   readonly checkpointEvents?: number;
+  /**
+   * Write changed result-table pages this often between checkpoints, in ms (default 100; 0: only
+   * at checkpoints). Tables may run ahead of the committed checkpoint; state does not.
+   */
+  readonly tableFlushMs?: number;
   /** First restart delay of a failed actor (doubles per attempt). */
   readonly backoffMs?: number;
   /** Largest batch handed to the actors. */
@@ -99,6 +105,7 @@ export class Worker {
   #paused = false;
   #stopping = false;
   #resuming: Promise<void> | undefined;
+  #flusher: TableFlusher | undefined;
 
   private constructor(
     readonly nc: NatsConnection,
@@ -168,6 +175,8 @@ export class Worker {
     const store = await CheckpointStore.open(this.nc, this.pipeline.id, this.publisher);
     const slots = new CheckpointSlots(2);
     const clock = this.options.clock ?? systemClock;
+    const tableFlusher = new TableFlusher(clock, { intervalMs: this.options.tableFlushMs ?? 100 });
+    this.#flusher = tableFlusher;
     const sourceStreams = Object.fromEntries(this.plan.sources.map((s) => [s.id, s.stream]));
     for (const plan of this.plan.actors) {
       const group: RunningActor[] = [];
@@ -180,6 +189,7 @@ export class Worker {
           sources: plan.sources,
           store,
           slots,
+          tableFlusher,
           publisher: this.publisher,
           clock,
           tables: plan.tables,
@@ -433,6 +443,7 @@ export class Worker {
     this.#stopping = true;
     await this.#resuming;
     await this.#stopReaders();
+    this.#flusher?.stop();
     for (const a of this.#actors) a.actor.send({ type: "stop" });
     await Promise.all(this.#actors.map((a) => waitFor(a.actor, (s) => s.status === "done", { timeout: Infinity })));
     await this.publisher.close();

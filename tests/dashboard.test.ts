@@ -262,7 +262,11 @@ describe("the coffee-shop dashboard in chromium", () => {
     expect(all.status).toBe(200);
     expect(all.body.pipeline).toBe("coffee-shop");
     expect(all.body.actors.length).toBe(worker.status().length);
-    expect(all.body.sources).toEqual([expect.objectContaining({ id: "orders", stream: "orders" })]);
+    expect(all.body.sources).toEqual([
+      expect.objectContaining({ id: "orders", stream: "orders" }),
+      // The late orders, from the per-minute windows to their count, over an internal stream.
+      expect.objectContaining({ id: "late-orders", stream: "eddy-edge-coffee-shop-late-orders" }),
+    ]);
     const one = all.body.actors.find((a: any) => a.step === "store-revenue" && a.partition === 1);
     expect(one).toMatchObject({ state: expect.stringMatching(/running|checkpointing/), keys: expect.any(Number) });
     expect(one.checkpoint).toBeGreaterThan(0);

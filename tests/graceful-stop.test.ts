@@ -24,10 +24,16 @@ describe("graceful stop and restart", () => {
     const seed = 5;
     const count = 30_000;
     await publishOrders(nc, { stream: "orders", seed, count: 0 });
-    const publishing = publishOrders(nc, { stream: "orders", seed, count, ratePerSec: 2_500 });
     const progress = () => committedPosition(nc, "coffee-shop", "orders", coffeeShopOrderActors);
 
     const first = startWorkerProcess(nats.url, "examples/coffee-shop/pipeline.ts", "coffeeShop");
+    // Orders start arriving once the worker runs (however slowly it started), and keep arriving
+    // while it stops and restarts.
+    await waitFor(() => first.output().includes('"event":"running"'), {
+      timeoutMs: 60_000,
+      message: `running\n${first.output()}`,
+    });
+    const publishing = publishOrders(nc, { stream: "orders", seed, count, ratePerSec: 2_500 });
     await waitFor(async () => (await progress()) >= 2_000, { timeoutMs: 60_000, message: `progress\n${first.output()}` });
     first.kill("SIGTERM");
     expect(await first.exited).toBe(0);

@@ -7,6 +7,9 @@
  * queries' plain definitions in TypeScript, so that the oracle is trustworthy the day their
  * pipelines plug into `joinQueries` below.
  */
+import { execFile } from "node:child_process";
+import { resolve } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Auction, Bid, NexmarkEvent, Person } from "../examples/nexmark/events.ts";
@@ -186,6 +189,16 @@ describe("the Nexmark queries equal DuckDB's SQL", () => {
       .sort((a, b) => a.windowStart - b.windowStart || a.auction - b.auction || a.bidder - b.bidder || a.dateTime - b.dateTime);
     expect(table.length).toBeGreaterThanOrEqual(5);
     expect(project(got, want)).toEqual(want);
+  });
+
+  it("eddy gen --nexmark publishes the generator's events", { timeout: 30_000 }, async () => {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [resolve("bin/eddy.js"), "gen", "--nexmark", "--stream", "nexmark_cli", "--count", "1000", "--seed", "3"],
+      { env: { ...process.env, NATS_URL: nats.url } },
+    );
+    expect(stdout).toMatch(/published 1000 Nexmark events to nexmark_cli \(20 persons, 60 auctions, 920 bids\)/);
+    expect(await readStreamJson(nc, "nexmark_cli")).toEqual([...generateNexmark({ seed: 3, count: 1000 })]);
   });
 
   describe("q3, q4, q8: the SQL oracle, ready for the join pipelines", () => {

@@ -266,7 +266,19 @@ export class OperatorCore implements ActorCore {
     this.eventsSinceCheckpoint = 0;
 
     // Then the writes, a chunk at a time, with bounded memory: each changed chunk and its table
-    // pages; the table's page layout when it changed; then the manifest.
+    // pages; the table's page layout when it changed; then the manifest. At most
+    // `maxPendingWrites` chunks' writes wait for their acks: each chunk's writes are followed by a
+    // flush (it resolves once everything published before it is acknowledged, whatever is
+    // published after), and the flush `maxPendingWrites` chunks back is awaited. A threshold on
+    // the publisher's pending count would not do: the actor's own outputs (a stream sink) keep it
+    // high for as long as events flow, and the checkpoint would never finish.
+    const unacked: Promise<void>[] = [];
+    const bound = async () => {
+      const flushed = publisher.flush();
+      flushed.catch(() => undefined); // a failure surfaces when it is awaited, below
+      unacked.push(flushed);
+      if (unacked.length > maxPendingWrites) await unacked.shift();
+    };
     let bytes = 0;
     const chunkKeys: Record<string, string> = chunkBits === committed.chunkBits ? { ...committed.chunks } : {};
     for (const chunk of chunks) {
@@ -285,7 +297,7 @@ export class OperatorCore implements ActorCore {
         bytes += page.length * this.#tableBuckets.length;
       }
       state.release(chunk);
-      await publisher.whenPendingBelow(maxPendingWrites);
+      await bound();
       await nextTurn();
     }
     // Pages of rows the operator keeps itself, by their own layout.
@@ -298,7 +310,7 @@ export class OperatorCore implements ActorCore {
       }
       bytes += page.length * this.#tableBuckets.length;
       rowState!.release(chunk);
-      await publisher.whenPendingBelow(maxPendingWrites);
+      await bound();
       await nextTurn();
     }
     const relayout = rewriteAll || chunkBits !== committed.chunkBits;
@@ -319,6 +331,7 @@ export class OperatorCore implements ActorCore {
       committedAt: started,
       counters,
     };
+    await Promise.all(unacked);
     await publisher.flush();
     this.#revision = await store.commit(step, partition, next, this.#revision);
     this.#manifest = next;
@@ -336,7 +349,7 @@ export class OperatorCore implements ActorCore {
   }
 }
 
-/** A checkpoint waits while more than this many of its writes are unacknowledged. */
+/** A checkpoint waits while more than this many of its chunks' writes are unacknowledged. */
 const maxPendingWrites = 64;
 
 export type OperatorActor = Actor<typeof operatorLifecycle>;

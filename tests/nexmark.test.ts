@@ -28,7 +28,7 @@ const byType = <K extends NexmarkEvent["type"]>(events: readonly NexmarkEvent[],
   events.filter((e): e is Extract<NexmarkEvent, { type: K }> => e.type === type);
 
 describe("the Nexmark generator", { timeout: 20_000 }, () => {
-  const config = { seed: 7, count: 20_000 };
+  const config = { seed: 7, count: 10_000 };
   const events = [...generateNexmark(config)];
   const persons = byType(events, "person");
   const auctions = byType(events, "auction");

@@ -16,7 +16,7 @@ import type { Auction, Bid, NexmarkEvent, Person } from "../examples/nexmark/eve
 import { FIRST_AUCTION_ID, FIRST_PERSON_ID, generateNexmark, maxDisorderMs, proportions } from "../examples/nexmark/generator.ts";
 import { lastSequenceOf, nexmarkSubject, publishNexmark } from "../examples/nexmark/publish.ts";
 import { type HighBid, q0, q1, q2, q5, q7, type QueryOptions, queryOutputs } from "../examples/nexmark/queries.ts";
-import type { HotItems } from "../examples/nexmark/hot-items.ts";
+import { type HotItems, hotItems } from "../examples/nexmark/hot-items.ts";
 import { q0Sql, q1Sql, q2Sql, q3Sql, q4Sql, q5Sql, q7Sql, q8Sql } from "../examples/nexmark/sql.ts";
 import type { Pipeline } from "../src/pipeline/pipeline.ts";
 import { Worker } from "../src/runtime/worker.ts";
@@ -104,6 +104,19 @@ describe("the Nexmark generator", { timeout: 20_000 }, () => {
     expect(worst).toBeGreaterThan(0);
     expect(worst).toBeLessThanOrEqual(bound);
     expect(highest - events[0]!.dateTime).toBe(config.count / 10 - 1); // 10,000 events/s
+  });
+});
+
+describe("hotItems, q5's aggregate", () => {
+  it("returns every item tied at the highest count, ascending, and merges", () => {
+    const hot = hotItems<number>((n) => n);
+    const fold = (items: number[]) => items.slice(1).reduce((s, n) => hot.add(s, n), hot.init(items[0]!));
+    const first = fold([1100, 1228, 1228, 1036, 1100, 1000, -64]);
+    expect(hot.result(first)).toEqual({ items: [1100, 1228], count: 2 });
+    expect(hot.result(hot.add(first, 1228))).toEqual({ items: [1228], count: 3 });
+    expect(hot.result(first)).toEqual({ items: [1100, 1228], count: 2 }); // the state was not changed in place
+    expect(hot.result(hot.merge!(first, fold([1036, 1036, -64])))).toEqual({ items: [1036], count: 3 });
+    expect(JSON.parse(JSON.stringify(first))).toEqual(first); // checkpointed as JSON
   });
 });
 

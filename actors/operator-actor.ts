@@ -409,7 +409,19 @@ export class OperatorCore implements ActorCore {
     this.eventsSinceCheckpoint = 0;
 
     // Then the writes, a chunk at a time, with bounded memory: each changed chunk and its table
-    // pages; the table's page layout when it changed; then the manifest.
+    // pages; the table's page layout when it changed; then the manifest. At most
+    // `maxPendingWrites` chunks' writes wait for their acks: each chunk's writes are followed by a
+    // flush (it resolves once everything published before it is acknowledged, whatever is
+    // published after), and the flush `maxPendingWrites` chunks back is awaited. A threshold on
+    // the publisher's pending count would not do: the actor's own outputs (a stream sink) keep it
+    // high for as long as events flow, and the checkpoint would never finish.
+    const unacked: Promise<void>[] = [];
+    const bound = async () => {
+      const flushed = publisher.flush();
+      flushed.catch(() => undefined); // a failure surfaces when it is awaited, below
+      unacked.push(flushed);
+      if (unacked.length > maxPendingWrites) await unacked.shift();
+    };
     let bytes = 0;
     const chunkKeys: Record<string, string> = chunkBits === committed.chunkBits ? { ...committed.chunks } : {};
     for (const chunk of chunks) {
@@ -428,7 +440,7 @@ export class OperatorCore implements ActorCore {
         bytes += page.length * this.#tableBuckets.length;
       }
       state.release(chunk);
-      await publisher.whenPendingBelow(maxPendingWrites);
+      await bound();
       await nextTurn();
     }
     // Pages of rows the operator keeps itself, by their own layout.
@@ -441,7 +453,7 @@ export class OperatorCore implements ActorCore {
       }
       bytes += page.length * this.#tableBuckets.length;
       rowState!.release(chunk);
-      await publisher.whenPendingBelow(maxPendingWrites);
+      await bound();
       await nextTurn();
     }
     const relayout = rewriteAll || chunkBits !== committed.chunkBits;
@@ -462,6 +474,7 @@ export class OperatorCore implements ActorCore {
       committedAt: started,
       counters,
     };
+    await Promise.all(unacked);
     await publisher.flush();
     this.#revision = await store.commit(step, partition, next, this.#revision);
     this.#manifest = next;
@@ -497,7 +510,7 @@ const finite = (n: number): number | null => (Number.isFinite(n) ? n : null);
 /** How often a busy edge carries watermark news. */
 const edgeWatermarkMs = 20;
 
-/** A checkpoint waits while more than this many of its writes are unacknowledged. */
+/** A checkpoint waits while more than this many of its chunks' writes are unacknowledged. */
 const maxPendingWrites = 64;
 /** A table flush is skipped while this many writes are unacknowledged (the checkpoint catches up). */
 const maxPendingFlush = 10_000;

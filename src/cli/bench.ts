@@ -17,6 +17,7 @@ export const benchCases = [
   "restart",
   "query-latency",
   "freshness",
+  "nexmark",
 ] as const;
 
 export const benchCommand: CommandSpec = {

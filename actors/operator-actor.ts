@@ -3,7 +3,10 @@
  * positions and its outputs, and runs them through the shared lifecycle machine. Checkpoints
  * write, pipelined and acknowledged together: each state chunk that changed (a delta of its changed
  * keys, or the whole chunk as a new base) and the result-table page of the same keys, then the
- * manifest by compare-and-set. Outputs to streams and dead
+ * manifest by compare-and-set. A page is built from the chunk as the checkpoint reaches it: as of
+ * the snapshot for a base, and as the records have left it by then for a delta (so a page may run
+ * a little ahead of its checkpoint, as pages of an uncommitted attempt do after a crash; replay
+ * reproduces the same rows). Outputs to streams and dead
  * letters are published as records are processed and are acknowledged before the manifest that
  * moves past them is committed.
  *

@@ -11,10 +11,12 @@
  * is recovered by applying its base and then its deltas in order (`loadChunk`).
  *
  * A checkpoint takes a snapshot of the changed chunks synchronously and encodes and writes it
- * afterwards while records keep flowing. The snapshot is copy-on-write: it holds the chunk Maps
- * themselves, and a chunk is copied only if a record changes it before the checkpoint has
- * released it (values are replaced, never changed in place, so a shallow copy suffices). A
- * delta's Map of changes is handed over whole; later changes go to a new one.
+ * afterwards while records keep flowing. A delta's Map of changes is handed over whole; later
+ * changes go to a new one. A base is copy-on-write: the snapshot holds the chunk Map itself, and
+ * the chunk is copied only if a record changes it before the checkpoint has released it (values
+ * are replaced, never changed in place, so a shallow copy suffices). Deltas need no copy, which
+ * matters: while a large state fills up, copies of chunks waiting to be written were most of the
+ * garbage a checkpoint made.
  *
  * @example
  * const state = new KeyedState<number>();
@@ -35,7 +37,10 @@ export const removed: unique symbol = Symbol("removed");
 
 export interface ChunkSnapshot<S> {
   readonly index: number;
-  /** The whole chunk as of the snapshot (for table pages, and for a base). */
+  /**
+   * The whole chunk (for table pages, and for a base): of a base, as of the snapshot; of a delta,
+   * the live chunk, which moves on with later records (read it synchronously, in one turn).
+   */
   readonly entries: ReadonlyMap<Key, S>;
   /** A delta: the keys changed since the previous snapshot. Absent: write the chunk whole (a base). */
   readonly changes?: ReadonlyMap<Key, S | typeof removed>;
@@ -145,7 +150,6 @@ export class KeyedState<S> {
       const entries = this.#chunks[index]!;
       const changes = this.#changes[index] ?? new Map<Key, S | typeof removed>();
       this.#changes[index] = undefined;
-      this.#shared.add(index);
       const log = this.#logs[index]!;
       if (log.deltas >= 0 && log.deltas < this.maxDeltas && log.deltaKeys + changes.size <= log.baseKeys) {
         log.deltas++;
@@ -155,6 +159,7 @@ export class KeyedState<S> {
         log.baseKeys = entries.size;
         log.deltas = 0;
         log.deltaKeys = 0;
+        this.#shared.add(index);
         out.push({ index, entries });
       }
     }

@@ -104,6 +104,14 @@ let lastProgress = { at: performance.now(), position: 0 };
 let lastPoll = performance.now();
 let maxLoopLagMs = 0;
 const js = jetstream(nc);
+// A query that reads more than the bids (a join) is done when every source and edge is committed.
+const readsMore = query !== undefined && pipelineUnderTest.steps.some((s) => s.kind === "source" && s.id !== "bids");
+let allCommitted = false;
+const lagPoll = readsMore
+  ? setInterval(() => {
+    void worker.lag().then((lag) => (allCommitted = Object.values(lag).every((n) => n === 0)), () => undefined);
+  }, 20)
+  : undefined;
 await until(
   () => {
     const now = performance.now();
@@ -137,13 +145,14 @@ await until(
         } of ${last}; publisher pending ${publisher.pending}; actors ${states}`,
       );
     }
-    return worker.committedPosition(source) >= last;
+    return readsMore ? allCommitted : worker.committedPosition(source) >= last;
   },
   `${pipelineId}: committed position ${last}`,
   timeoutMs,
   5,
 );
 const committedMs = performance.now() - t0;
+if (lagPoll) clearInterval(lagPoll);
 if (heapSample) await heapSample.stop();
 if (memTrace) clearInterval(memTrace);
 processedMs ??= committedMs;

@@ -45,6 +45,8 @@ export interface OperatorActorOptions {
   readonly checkpointMs?: number;
   readonly checkpointEvents?: number;
   readonly backoffMs?: number;
+  /** How often an operator with processing-time timers (`onTime`) gets a tick. Default 100 ms. */
+  readonly tickMs?: number;
 }
 
 export interface OperatorMetrics {
@@ -100,6 +102,7 @@ export class OperatorCore implements ActorCore {
       get source() {
         return self.#source;
       },
+      now: () => options.clock.now(),
       emit: (id, output) => {
         const bytes = encoder.encode(JSON.stringify(output));
         for (const sink of streams) {
@@ -186,6 +189,14 @@ export class OperatorCore implements ActorCore {
     this.#positionsChanged = true;
     this.metrics.eventsIn += n;
     this.eventsSinceCheckpoint += n;
+  }
+
+  /** Processing time moved on: let the operator fire its processing-time timers. */
+  tick(): void {
+    const { operator, clock } = this.options;
+    if (!operator.onTime) return;
+    operator.onTime(this.#ctx, clock.now());
+    if (this.state.changed) this.#positionsChanged = true;
   }
 
   /** Move a source's watermark forward; if the actor's watermark moved, let the operator fire. */
@@ -350,6 +361,7 @@ export function startOperatorActor(options: OperatorActorOptions): { core: Opera
       checkpointMs: options.checkpointMs ?? 1000,
       checkpointEvents: options.checkpointEvents ?? 100_000,
       ...(options.backoffMs === undefined ? {} : { backoffMs: options.backoffMs }),
+      ...(options.operator.onTime ? { tickMs: options.tickMs ?? 100 } : {}),
     },
     clock: options.clock,
   });

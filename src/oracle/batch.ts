@@ -14,10 +14,16 @@
  * const out = evaluate(coffeeShop(), { orders: ordersArray }, { menu: new Map([["latte", { category: "coffee", price: 3.8 }]]) });
  * out.tables.revenue_by_store; // rows, as readTable would return them
  *
+ * Process steps run each key's machine with the same pure transition (actors/process.ts) over
+ * the key's events in order; an event-time timer fires before the first event of its key whose
+ * watermark has reached it, or at the end if the final watermark has.
+ *
  * Not evaluated: the streams of windows in the updates mode (their interleaving is the streaming
- * run's own business; their tables are evaluated).
+ * run's own business; their tables are evaluated); processing-time timers (there is no clock
+ * here: they never fire).
  */
 import { Either, Schema } from "effect";
+import { EVENT_TIME, fire, processLogic, processRow, type ProcessState, receive } from "../../actors/process.ts";
 import type { Key } from "../pipeline/partition.ts";
 import type { Pipeline, Step } from "../pipeline/pipeline.ts";
 import { windowRowKey } from "../state/table.ts";
@@ -126,6 +132,65 @@ export function evaluate(
           for (const [key, { s, last }] of state) {
             if (ttl === undefined || last + ttl > finalWatermark) toTable(sink.table, String(key), next.aggregate.row(key, s));
           }
+        }
+      }
+      if (next.kind === "dedup") {
+        // An event passes unless the last one that passed for its key is less than withinMs away,
+        // and that one has not expired (the watermark is not withinMs past it).
+        const last = new Map<Key, number>();
+        const streams = children(next.id).filter((s) => s.kind === "stream");
+        for (const { value, time, watermark } of items) {
+          const key = step.key(value);
+          const before = last.get(key);
+          if (before !== undefined && before + next.withinMs > watermark && Math.abs(time - before) < next.withinMs) continue;
+          last.set(key, time);
+          for (const sink of streams) (result.streams[sink.id] ??= []).push(value);
+        }
+      }
+      if (next.kind === "process") {
+        const logic = processLogic(next.machine, { processingTime: next.processingTime, input: next.machineInput });
+        const states = new Map<Key, ProcessState>();
+        const streams = children(next.id).filter((s) => s.kind === "stream");
+        const emit = (events: readonly unknown[]) => {
+          for (const sink of streams) (result.streams[sink.id] ??= []).push(...events);
+        };
+        const store = (key: Key, state: ProcessState | undefined) => {
+          if (state) states.set(key, state);
+          else states.delete(key);
+        };
+        /** Fire a key's event-time timers up to `watermark`, earliest first (then in the order set). */
+        const fireUpTo = (key: Key, watermark: number) => {
+          for (;;) {
+            const state = states.get(key);
+            const timer = state?.timers.filter((t) => t[1] === EVENT_TIME && t[2] <= watermark)
+              .sort((a, b) => a[2] - b[2] || a[0] - b[0])[0];
+            if (!state || !timer) return;
+            const step = fire(logic, state, timer, { eventTime: timer[2], now: 0 });
+            emit(step.emitted);
+            store(key, step.state);
+          }
+        };
+        for (const item of items) {
+          const key = step.key(item.value);
+          fireUpTo(key, item.watermark);
+          let after;
+          try {
+            after = receive(logic, key, states.get(key), item.value, `${item.source}/${item.index}`, {
+              eventTime: item.time,
+              now: 0,
+            });
+          } catch (error) {
+            result.deadLetters.push({ step: next.id, source: item.source, index: item.index, reason: String(error) });
+            continue;
+          }
+          emit(after.emitted);
+          store(key, after.state);
+          fireUpTo(key, item.watermark);
+        }
+        for (const key of [...states.keys()]) fireUpTo(key, finalWatermark);
+        for (const sink of children(next.id)) {
+          if (sink.kind !== "table") continue;
+          for (const [key, state] of states) toTable(sink.table, String(key), processRow(key, state));
         }
       }
       if (next.kind !== "window") continue;

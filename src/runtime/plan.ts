@@ -10,7 +10,9 @@
  */
 import { Either, ParseResult, Schema } from "effect";
 import { aggregateOperator } from "../../actors/aggregate.ts";
+import { dedupOperator } from "../../actors/dedup.ts";
 import type { Operator, Rec } from "../../actors/operator.ts";
+import { processLogic, processOperator } from "../../actors/process.ts";
 import { streamSinkOperator } from "../../actors/stream-sink.ts";
 import { windowOperator } from "../../actors/window.ts";
 import { ConfigError } from "../errors.ts";
@@ -53,6 +55,9 @@ export interface Plan {
 }
 
 const decoder = new TextDecoder();
+
+/** Steps whose actors publish to the stream sinks that read them. */
+const keyedSteps: ReadonlySet<Step["kind"]> = new Set(["aggregate", "process", "dedup"]);
 
 export function compile(pipeline: Pipeline): Plan {
   const steps = new Map(pipeline.steps.map((s) => [s.id, s] as const));
@@ -119,7 +124,20 @@ export function compile(pipeline: Pipeline): Plan {
         sources: sourceOf(step.id),
         windowed: input.kind === "window",
       });
-    } else if (step.kind === "stream" && steps.get(step.input)!.kind !== "aggregate") {
+    } else if (step.kind === "process" || step.kind === "dedup") {
+      const sinks = children.get(step.id) ?? [];
+      actors.push({
+        step: step.id,
+        partitions: pipeline.partitions,
+        createOperator: step.kind === "process"
+          ? () => processOperator(processLogic(step.machine, { processingTime: step.processingTime, input: step.machineInput }))
+          : () => dedupOperator(step.withinMs),
+        tables: sinks.flatMap((s) => (s.kind === "table" ? [s.table] : [])),
+        streams: sinks.flatMap((s) => (s.kind === "stream" ? [{ id: s.id, subject: s.subject }] : [])),
+        sources: sourceOf(step.id),
+        windowed: false,
+      });
+    } else if (step.kind === "stream" && !keyedSteps.has(steps.get(step.input)!.kind)) {
       actors.push({
         step: step.id,
         partitions: 1,
@@ -236,13 +254,15 @@ export function buildRouter(
         };
       }
       case "stream":
-        if (plan.steps.get(step.input)!.kind === "aggregate") return next;
+        if (keyedSteps.has(plan.steps.get(step.input)!.kind)) return next;
         return (value, seq) =>
           out.buffer(step.id, 0, { seq, key: 0, hash: 0, value, time: event.time, watermark: event.watermark });
       case "lookup":
       case "window":
       case "aggregate":
       case "table":
+      case "process":
+      case "dedup":
         return next;
     }
   };

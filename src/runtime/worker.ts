@@ -37,6 +37,8 @@ export interface WorkerOptions {
   readonly backoffMs?: number;
   /** Largest batch handed to the actors. */
   readonly maxBatch?: number;
+  /** How often (by `clock`) steps with processing-time timers get a tick. Default 100 ms. */
+  readonly tickMs?: number;
   readonly log?: (event: string, fields: Record<string, unknown>) => void;
 }
 
@@ -160,6 +162,7 @@ export class Worker {
           ...(this.options.checkpointMs === undefined ? {} : { checkpointMs: this.options.checkpointMs }),
           ...(this.options.checkpointEvents === undefined ? {} : { checkpointEvents: this.options.checkpointEvents }),
           ...(this.options.backoffMs === undefined ? {} : { backoffMs: this.options.backoffMs }),
+          ...(this.options.tickMs === undefined ? {} : { tickMs: this.options.tickMs }),
         });
         const running: RunningActor = { step: plan.step, partition, sources: plan.sources, core, actor, buffer: [] };
         actor.subscribe((snapshot) => this.#onActorState(running, snapshot.value as LifecycleState));

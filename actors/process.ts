@@ -2,7 +2,8 @@
  * The process operator: a user's own XState v5 machine per key (Flink's KeyedProcessFunction, in
  * XState's terms). Each key holds its machine's persisted snapshot, advanced with XState's pure
  * `initialTransition` and `transition` (no live actor per key), so millions of keys cost what
- * their snapshots weigh. What a transition returns is interpreted here:
+ * their snapshots weigh (and one transition costs what XState's macrostep costs, tens of µs).
+ * What a transition returns is interpreted here:
  *
  * - `emit(event)`: the event is an output of the step (to its stream sinks);
  * - a delayed event (an `after` transition, or `raise(event, { delay })`): a timer, kept in the
@@ -27,7 +28,7 @@
  * @example
  * const op = processOperator(processLogic(orderMachine, { processingTime: ["remindAfter"] }));
  */
-import { type AnyMachineSnapshot, type AnyStateMachine, type EventObject, initialTransition, transition } from "xstate";
+import { type AnyActorScope, type AnyMachineSnapshot, type AnyStateMachine, createActor, type EventObject } from "xstate";
 import type { Key } from "../src/pipeline/partition.ts";
 import { keyHash } from "../src/pipeline/partition.ts";
 import type { KeyedState } from "../src/state/keyed-state.ts";
@@ -60,13 +61,51 @@ export interface ProcessLogic {
   readonly input: ((key: Key, event: unknown) => unknown) | undefined;
   /** Resolved snapshots by the persisted object they were read from (values are never changed in place). */
   readonly resolved: WeakMap<object, AnyMachineSnapshot>;
+  /** XState's `initialTransition`: the initial snapshot and its actions, none of them run. */
+  readonly initial: (input: unknown) => [AnyMachineSnapshot, ExecutableAction[]];
+  /** XState's `transition`: the next snapshot and its actions, none of them run. */
+  readonly transition: (snapshot: AnyMachineSnapshot, event: EventObject) => [AnyMachineSnapshot, ExecutableAction[]];
+}
+
+interface ExecutableAction {
+  readonly type: string;
+  readonly params?: unknown;
 }
 
 export function processLogic(
   machine: AnyStateMachine,
   options: { readonly processingTime?: readonly string[]; readonly input?: (key: Key, event: unknown) => unknown } = {},
 ): ProcessLogic {
-  return { machine, processingTime: new Set(options.processingTime ?? []), input: options.input, resolved: new WeakMap() };
+  // XState's pure `transition(machine, snapshot, event)` is `machine.transition(snapshot, event,
+  // scope)` with an inert actor scope that collects the actions instead of running them; it builds
+  // that scope (an actor and its system) on every call, which costs about 5 times the transition
+  // itself. Here the scope is built once per operator instance.
+  const self = createActor(machine);
+  let actions: ExecutableAction[] = [];
+  const scope = {
+    self,
+    id: "",
+    sessionId: "",
+    system: self.system,
+    logger: () => {},
+    defer: () => {},
+    emit: () => {},
+    stopChild: () => {},
+    actionExecutor: (action: ExecutableAction) => void actions.push(action),
+  } as unknown as AnyActorScope;
+  const collect = (next: () => AnyMachineSnapshot): [AnyMachineSnapshot, ExecutableAction[]] => {
+    actions = [];
+    const snapshot = next();
+    return [snapshot, actions];
+  };
+  return {
+    machine,
+    processingTime: new Set(options.processingTime ?? []),
+    input: options.input,
+    resolved: new WeakMap(),
+    initial: (input) => collect(() => machine.getInitialSnapshot(scope, input)),
+    transition: (snapshot, event) => collect(() => machine.transition(snapshot, event, scope)),
+  };
 }
 
 /** The times a transition happens at: event time (base of event-time timers) and processing time. */
@@ -90,20 +129,19 @@ export function receive(
   cause: string,
   at: At,
 ): MachineStep {
-  const { machine } = logic;
   if (before === undefined) {
-    const [initial, entry] = initialTransition(machine, logic.input?.(key, event));
-    const [snapshot, actions] = transition(machine, initial, event as EventObject);
+    const [initial, entry] = logic.initial(logic.input?.(key, event));
+    const [snapshot, actions] = logic.transition(initial, event as EventObject);
     return settle(logic, { snapshot: {}, timers: [], born: cause, next: 0 }, snapshot, [...entry, ...actions], at);
   }
-  const [snapshot, actions] = transition(machine, resolve(logic, before), event as EventObject);
+  const [snapshot, actions] = logic.transition(resolve(logic, before), event as EventObject);
   return settle(logic, before, snapshot, actions, at);
 }
 
 /** Pure: a key's timer fires (it is removed, and its event goes to the machine). */
 export function fire(logic: ProcessLogic, before: ProcessState, timer: Timer, at: At): MachineStep {
   const rest = { ...before, timers: before.timers.filter((t) => t[0] !== timer[0]) };
-  const [snapshot, actions] = transition(logic.machine, resolve(logic, before), timer[4]);
+  const [snapshot, actions] = logic.transition(resolve(logic, before), timer[4]);
   return settle(logic, rest, snapshot, actions, at);
 }
 
@@ -131,11 +169,6 @@ function resolve(logic: ProcessLogic, state: ProcessState): AnyMachineSnapshot {
   );
   logic.resolved.set(state.snapshot, snapshot);
   return snapshot;
-}
-
-interface ExecutableAction {
-  readonly type: string;
-  readonly params?: unknown;
 }
 
 function settle(

@@ -11,9 +11,13 @@
 export { Pipeline, pipeline, tableBucket } from "./pipeline/pipeline.ts";
 export type {
   Changelog,
+  Deduplicated,
   KeyedStream,
   KeyField,
   PipelineOptions,
+  Processed,
+  ProcessOptions,
+  ProcessRow,
   SourceOptions,
   Stream,
   StreamSinkOptions,

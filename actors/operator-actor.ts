@@ -110,6 +110,17 @@ export class OperatorCore implements ActorCore {
           this.metrics.outputs++;
         }
       },
+      fail: (id, value, reason) => {
+        this.metrics.deadLetters++;
+        publishSideOutput(publisher, pipelineId, "dlq", {
+          step: options.step,
+          source: id,
+          sourceStream: "",
+          sourceSeq: 0,
+          reason: `step "${options.step}": ${reason}`,
+          data: encoder.encode(JSON.stringify(value) ?? "null"),
+        });
+      },
       late: (rec, reason) => {
         this.metrics.lateEvents++;
         this.#setAside("late", rec, reason);

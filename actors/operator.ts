@@ -56,6 +56,11 @@ export interface OperatorContext {
    * within the step (e.g. the input sequence), for the message's Nats-Msg-Id.
    */
   emit(id: string, output: unknown): void;
+  /**
+   * What the operator did outside of a record (a timer) threw: `value` goes to the dead letters
+   * with the reason. `id` names it deterministically within the step, like `emit`'s.
+   */
+  fail(id: string, value: unknown, reason: string): void;
   /** Set a record aside as late, with the reason (the late-events stream and a counter). */
   late(rec: Rec, reason: string): void;
   /** For an operator that keeps its table rows itself: upsert row `rowKey` of key `key`. */

@@ -17,6 +17,9 @@
  * Other actions are side effects and are not run (a step is a fold over the log); actors a
  * machine would invoke, spawn or send to are not supported.
  *
+ * A transition that throws on an event makes the event a dead letter; one that throws on a timer
+ * drops the timer, with its event as a dead letter; either way the key's state stays as it was.
+ *
  * Timers live in the key's state, so they are checkpointed with the snapshot and survive a
  * restart; the in-memory indexes of what is due when are rebuilt from the state in `restore`.
  * Outputs have deterministic ids: `<source>/<seq>/<i>` for what an event caused, and
@@ -235,6 +238,10 @@ function isProcessingTime(logic: ProcessLogic, id: string | undefined): boolean 
   return logic.processingTime.has(delay);
 }
 
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** The table row of a key: its machine's state value and context. */
 export function processRow(key: Key, state: ProcessState): { key: Key; state: unknown; context: unknown } {
   return { key, state: state.snapshot.value, context: state.snapshot.context };
@@ -263,8 +270,17 @@ export function processOperator(logic: ProcessLogic): Operator {
       if (!timer) return;
       const onClock = timer[1] === PROCESSING_TIME;
       const at = { eventTime: onClock ? ctx.watermark : timer[2], now: now ?? ctx.now() };
-      const step = fire(logic, state, timer, at);
-      step.emitted.forEach((event, i) => ctx.emit(`${state.born}/t${timer[0]}/${i}`, event));
+      const id = `${state.born}/t${timer[0]}`;
+      let step: MachineStep;
+      try {
+        step = fire(logic, state, timer, at);
+      } catch (error) {
+        // The timer is dropped: a dead letter with its event, the machine stays where it was.
+        ctx.fail(id, timer[4], `timer ${timer[3]} of key ${JSON.stringify(key)} threw: ${message(error)}`);
+        store(ctx, key, hash, { ...state, timers: state.timers.filter((t) => t !== timer) });
+        continue;
+      }
+      step.emitted.forEach((event, i) => ctx.emit(`${id}/${i}`, event));
       store(ctx, key, hash, step.state);
     }
   };

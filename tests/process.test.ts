@@ -15,6 +15,7 @@ import { processLogic, type ProcessState, receive } from "../actors/process.ts";
 import { evaluate } from "../src/oracle/batch.ts";
 import { pipeline } from "../src/pipeline/pipeline.ts";
 import { manualClock } from "../src/runtime/clock.ts";
+import { readDeadLetters } from "../src/log/side-outputs.ts";
 import { Worker } from "../src/runtime/worker.ts";
 import { readTable } from "../src/state/table.ts";
 import { readStreamJson, useNatsServer, waitFor } from "./support/nats.ts";
@@ -166,6 +167,62 @@ describe("process steps", () => {
       { type: "expired", id: "a" },
       { type: "expired", id: "b" },
     ]));
+  });
+
+  it("set a throwing transition's event aside as a dead letter and keep the key's machine", { timeout: 30_000 }, async () => {
+    const nc = await nats.connect();
+    await (await jetstreamManager(nc)).streams.add({ name: "fuses", subjects: ["fuses"] });
+    const Fuse = Schema.Struct({ type: Schema.Literal("arm", "poke"), id: Schema.String, ts: Schema.Number });
+    const fuse = setup({ types: { events: {} as typeof Fuse.Type, context: {} as { pokes: number } }, delays: { burn: 1_000 } })
+      .createMachine({
+        initial: "armed",
+        context: { pokes: 0 },
+        states: {
+          armed: {
+            after: {
+              burn: {
+                actions: assign(() => {
+                  throw new Error("burnt out");
+                }),
+              },
+            },
+            on: {
+              poke: {
+                actions: assign(({ context, event }) => {
+                  if (event.ts > 10_000) throw new Error("poked too late");
+                  return { pokes: context.pokes + 1 };
+                }),
+              },
+            },
+          },
+        },
+      });
+    const fuses = () => {
+      const p = pipeline("fuses", { partitions: 1 });
+      p.source("fuses", { stream: "fuses", schema: Fuse, eventTime: (f) => f.ts })
+        .keyBy("by-id", "id").process("fuse", fuse).toTable("fuse_states");
+      return p;
+    };
+    const events: (typeof Fuse.Type)[] = [
+      { type: "arm", id: "a", ts: 0 },
+      { type: "poke", id: "a", ts: 500 },
+      { type: "poke", id: "a", ts: 20_000 }, // throws; the watermark passes the timer, which throws too
+    ];
+    const js = jetstream(nc);
+    for (const e of events) await js.publish("fuses", JSON.stringify(e));
+    const worker = await Worker.start(nc, fuses(), { checkpointMs: 20 });
+    await waitFor(() => worker.committedPosition("fuses") >= 3, { message: "caught up" });
+    expect(worker.status().map((a) => a.state)).not.toContain("failed");
+    await worker.stop();
+    const reasons = (await readDeadLetters(nc, "fuses")).map((l) => l.reason).sort();
+    expect(reasons).toHaveLength(2);
+    expect(reasons[0]).toMatch(/^step "fuse" threw on key "a": poked too late/);
+    expect(reasons[1]).toMatch(/^step "fuse": timer xstate\.after\.burn\.\S+ of key "a" threw: burnt out/);
+    const rows = await readTable(nc, "fuse_states");
+    expect(rows).toEqual([{ key: "a", state: "armed", context: { pokes: 1 } }]);
+    const batch = evaluate(fuses(), { fuses: events });
+    expect(batch.tables.fuse_states).toEqual(rows);
+    expect(batch.deadLetters).toHaveLength(2);
   });
 });
 

@@ -165,7 +165,15 @@ export function evaluate(
             const timer = state?.timers.filter((t) => t[1] === EVENT_TIME && t[2] <= watermark)
               .sort((a, b) => a[2] - b[2] || a[0] - b[0])[0];
             if (!state || !timer) return;
-            const step = fire(logic, state, timer, { eventTime: timer[2], now: 0 });
+            let step;
+            try {
+              step = fire(logic, state, timer, { eventTime: timer[2], now: 0 });
+            } catch (error) {
+              // The timer is dropped, the machine stays where it was.
+              result.deadLetters.push({ step: next.id, source: `${state.born}/t${timer[0]}`, index: -1, reason: String(error) });
+              store(key, { ...state, timers: state.timers.filter((t) => t !== timer) });
+              continue;
+            }
             emit(step.emitted);
             store(key, step.state);
           }

@@ -1,15 +1,19 @@
 /**
  * The process operator: a user's own XState v5 machine per key (Flink's KeyedProcessFunction, in
- * XState's terms). Each key holds its machine's persisted snapshot, advanced with XState's pure
- * `initialTransition` and `transition` (no live actor per key), so millions of keys cost what
- * their snapshots weigh (and one transition costs what XState's macrostep costs, tens of µs).
+ * XState's terms). Each key holds its machine's persisted snapshot (`getPersistedSnapshot`, so
+ * its context must be JSON), advanced by XState's pure transition: what `initialTransition` and
+ * `transition` compute, the next snapshot and its actions, none of them run. No live actor per
+ * key, so millions of keys cost what their snapshots weigh (and an event what XState's macrostep
+ * costs, tens of µs). Every event reaches its key's machine, late ones too.
+ *
  * What a transition returns is interpreted here:
  *
  * - `emit(event)`: the event is an output of the step (to its stream sinks);
  * - a delayed event (an `after` transition, or `raise(event, { delay })`): a timer, kept in the
  *   key's state. It runs in event time (due at the event time of what set it plus the delay,
- *   fired once the watermark reaches it) unless its delay is named in `processingTime`: then it
- *   runs on the actor's clock (due at the clock's time plus the delay, fired at the next tick);
+ *   fired once the watermark reaches it, at once if it already has) unless its delay (or the id of
+ *   the delayed `raise`) is named in `processingTime`: then it runs on the actor's clock (due at
+ *   the clock's time plus the delay, fired at the actor's next tick);
  * - `cancel(id)` (XState cancels an `after` timer when its state is left): the timer is dropped;
  * - a final state: the key's state is dropped (its table row goes with it); a later event for
  *   the key starts a new machine.

@@ -8,7 +8,7 @@
 import { describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Schema } from "effect";
-import { assign, emit, setup } from "xstate";
+import { assign, emit, initialTransition, setup, transition } from "xstate";
 import { orderLifecycle, orderMachine, type OrderOutcome } from "../examples/coffee-shop/order-lifecycle.ts";
 import { generateOrderStatus, Order, OrderStatus, publishOrderStatus } from "../examples/coffee-shop/orders.ts";
 import { processLogic, type ProcessState, receive } from "../actors/process.ts";
@@ -264,6 +264,29 @@ describe("process step snapshots", () => {
     // Back to where it paused (entering "two" again counts a track).
     expect(state!.snapshot.value).toEqual({ playing: "two" });
     expect(emitted).toEqual([{ type: "track", n: 2 }]);
+  });
+
+  it("advance as XState's initialTransition and transition do", () => {
+    const logic = processLogic(orderMachine);
+    const all = [...generateOrderStatus({ seed: 2, count: 2_000 })];
+    const served = all.find((e) => e.type === "served")!;
+    const events = all.filter((e) => e.orderId === served.orderId);
+    expect(events.map((e) => e.type)).toEqual(["placed", "brewing", "served"]);
+    let [expected, actions] = initialTransition(orderMachine);
+    let state: ProcessState | undefined;
+    for (const event of events) {
+      let next;
+      [next, actions] = transition(orderMachine, expected, event);
+      expected = next;
+      const step = receive(logic, event.orderId, state, event, "s/1", { eventTime: event.ts, now: 0 });
+      state = step.state;
+      expect(step.emitted).toEqual(
+        actions.filter((a) => (a.type as string) === "xstate.emit").map((a) => (a.params as { event: unknown }).event),
+      );
+      if (state) expect(state.snapshot).toEqual(orderMachine.getPersistedSnapshot(expected));
+    }
+    expect(expected.status).toBe("done");
+    expect(state).toBeUndefined();
   });
 
   it("reject, at compile time, a machine whose events are not the stream's values", () => {

@@ -2,16 +2,18 @@
  * Process steps: a user's XState machine per key. The coffee-shop order lifecycle streamed across
  * a stop and restart equals the batch oracle (open orders table, outcome stream); processing-time
  * timers fire on the worker's (manual) clock, event-time timers on the watermark, and both survive
- * a graceful stop and a new worker, each firing once; snapshots round-trip through JSON, history
- * included; a machine whose events are not the stream's values does not compile.
+ * a graceful stop and a new worker, each firing once; a transition that throws makes a dead letter
+ * and the actor runs on. Without a server: a key advances exactly as XState's `initialTransition`
+ * and `transition` say; snapshots round-trip through JSON, history included; delayed raises go on
+ * the clock they are named for; a machine whose events are not the stream's values does not compile.
  */
 import { describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Schema } from "effect";
-import { assign, emit, initialTransition, setup, transition } from "xstate";
+import { assign, emit, initialTransition, raise, setup, transition } from "xstate";
 import { orderLifecycle, orderMachine, type OrderOutcome } from "../examples/coffee-shop/order-lifecycle.ts";
 import { generateOrderStatus, Order, OrderStatus, publishOrderStatus } from "../examples/coffee-shop/orders.ts";
-import { processLogic, type ProcessState, receive } from "../actors/process.ts";
+import { EVENT_TIME, PROCESSING_TIME, processLogic, type ProcessState, receive } from "../actors/process.ts";
 import { evaluate } from "../src/oracle/batch.ts";
 import { pipeline } from "../src/pipeline/pipeline.ts";
 import { manualClock } from "../src/runtime/clock.ts";
@@ -226,8 +228,8 @@ describe("process steps", () => {
   });
 });
 
-describe("process step snapshots", () => {
-  it("round-trip through JSON, history included", () => {
+describe("process steps, without a server", () => {
+  it("keep snapshots that round-trip through JSON, history included", () => {
     type Ev = { type: "next" | "pause" | "resume"; ts: number };
     const player = setup({
       types: { events: {} as Ev, emitted: {} as { type: "track"; n: number }, context: {} as { n: number } },
@@ -287,6 +289,22 @@ describe("process step snapshots", () => {
     }
     expect(expected.status).toBe("done");
     expect(state).toBeUndefined();
+  });
+
+  it("put a delayed raise on the clock when its id is named in processingTime, else in event time", () => {
+    const m = setup({ types: { events: {} as { type: "go" | "later" | "remind" } } }).createMachine({
+      on: {
+        go: { actions: [raise({ type: "remind" }, { delay: 300, id: "remind" }), raise({ type: "later" }, { delay: 200 })] },
+      },
+    });
+    const { state } = receive(processLogic(m, { processingTime: ["remind"] }), "k", undefined, { type: "go" }, "s/1", {
+      eventTime: 1_000,
+      now: 50_000,
+    });
+    expect(state!.timers).toEqual([
+      [0, PROCESSING_TIME, 50_300, "remind", { type: "remind" }],
+      [1, EVENT_TIME, 1_200, "#1", { type: "later" }],
+    ]);
   });
 
   it("reject, at compile time, a machine whose events are not the stream's values", () => {

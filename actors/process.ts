@@ -62,7 +62,7 @@ export interface ProcessState {
 
 export interface ProcessLogic {
   readonly machine: AnyStateMachine;
-  /** Delays (names in the machine's `delays`, or ids of delayed `raise`s) that run on the clock. */
+  /** Delays that run on the clock: `after` transitions with these names, delayed `raise`s with these ids. */
   readonly processingTime: ReadonlySet<string>;
   /** The machine's input for a new key. */
   readonly input: ((key: Key, event: unknown) => unknown) | undefined;

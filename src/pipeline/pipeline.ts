@@ -231,8 +231,9 @@ export type EventsOf<T, M extends AnyStateMachine> = [T] extends [EventFromLogic
 
 export interface ProcessOptions<T, K, M extends AnyStateMachine> {
   /**
-   * Delays of the machine (names in its `setup({ delays })`, or ids of delayed `raise`s) that run
-   * in processing time, on the worker's clock; every other delay runs in event time.
+   * Delays of the machine (names in its `setup({ delays })`) that run in processing time, on the
+   * worker's clock: its `after` transitions with them, and delayed `raise`s whose `id` is the
+   * name. Every other delay runs in event time.
    */
   readonly processingTime?: readonly DelayOf<M>[];
   /** The machine's input for a new key, from the key and its first event. */

@@ -1,6 +1,10 @@
 /**
  * The aggregate operator: per key, fold each event into the key's state (one array slot per
- * column of the spec), then hand the new row to the step's sinks.
+ * column of the spec), then hand the new row to the step's sinks and to the steps that read it
+ * (with the row's previous version, which they retract).
+ *
+ * Over an updating input (the rows of another aggregate, grouped again), a retracted row is
+ * taken back out of its key's state; a key whose last row left is dropped, with its table row.
  *
  * With a state TTL, a key whose last event is older than the watermark minus the TTL is dropped
  * (its table row goes with it; a later event starts it afresh). Expiry follows the watermark, so a
@@ -9,7 +13,7 @@
  *
  * @example
  * const a = aggregates<Order>();
- * const op = aggregateOperator(compileAggregate({ n: a.count(), qty: a.sum("qty") }), false);
+ * const op = aggregateOperator(compileAggregate({ n: a.count(), qty: a.sum("qty") }), { emits: false });
  */
 import type { CompiledAggregate } from "../src/pipeline/aggregate.ts";
 import { keyHash } from "../src/pipeline/partition.ts";
@@ -17,15 +21,54 @@ import type { KeyedState } from "../src/state/keyed-state.ts";
 import type { Operator } from "./operator.ts";
 import { EventTimers } from "./timers.ts";
 
-/** `emits`: whether any stream sink reads this step's updates (rows are built only then). */
-export function aggregateOperator(aggregate: CompiledAggregate<unknown>, emits: boolean, ttlMs?: number): Operator {
+export interface AggregateOptions {
+  /** Whether a stream sink or a later step reads this step's updates (rows are built only then). */
+  readonly emits: boolean;
+  /** Drop a key this long (event time) after its last event. */
+  readonly ttlMs?: number | undefined;
+  /** The input is a changelog: records may be retractions. */
+  readonly updating?: boolean;
+}
+
+export function aggregateOperator(aggregate: CompiledAggregate<unknown>, options: AggregateOptions): Operator {
+  const { emits, ttlMs } = options;
+  if (options.updating) {
+    return {
+      apply(ctx, rec) {
+        const before = ctx.state.get(rec.key, rec.hash) as unknown[] | undefined;
+        let after: unknown[] | undefined;
+        if (rec.retract) {
+          if (before === undefined) throw new Error(`a retraction for key ${JSON.stringify(rec.key)}, which holds no rows`);
+          after = aggregate.remove(before, rec.value);
+        } else after = before === undefined ? aggregate.init(rec.value) : aggregate.add(before, rec.value);
+        if (after === undefined) ctx.state.delete(rec.key, rec.hash);
+        else ctx.state.set(rec.key, rec.hash, after);
+        if (emits) {
+          ctx.emit(
+            `${ctx.source}/${rec.seq}${rec.retract ? "-" : "+"}`,
+            after && aggregate.row(rec.key, after),
+            rec.time,
+            before && aggregate.row(rec.key, before),
+          );
+        }
+      },
+      row: (key, state) => aggregate.row(key, state as unknown[]),
+    };
+  }
   if (ttlMs === undefined) {
     return {
       apply(ctx, rec) {
         const before = ctx.state.get(rec.key, rec.hash) as unknown[] | undefined;
         const after = before === undefined ? aggregate.init(rec.value) : aggregate.add(before, rec.value);
         ctx.state.set(rec.key, rec.hash, after);
-        if (emits) ctx.emit(`${ctx.source}/${rec.seq}`, aggregate.row(rec.key, after));
+        if (emits) {
+          ctx.emit(
+            `${ctx.source}/${rec.seq}`,
+            aggregate.row(rec.key, after),
+            rec.time,
+            before && aggregate.row(rec.key, before),
+          );
+        }
       },
       row: (key, state) => aggregate.row(key, state as unknown[]),
     };
@@ -43,14 +86,24 @@ export function aggregateOperator(aggregate: CompiledAggregate<unknown>, emits: 
       const lastTime = Math.max(before?.[1] ?? Number.NEGATIVE_INFINITY, rec.time);
       ctx.state.set(rec.key, rec.hash, [state, lastTime]);
       timers.add(lastTime + ttlMs, rec.key);
-      if (emits) ctx.emit(`${ctx.source}/${rec.seq}`, aggregate.row(rec.key, state));
+      if (emits) {
+        ctx.emit(
+          `${ctx.source}/${rec.seq}`,
+          aggregate.row(rec.key, state),
+          rec.time,
+          before && aggregate.row(rec.key, before[0]),
+        );
+      }
     },
     advance(ctx) {
       const wm = ctx.watermark;
       for (const key of timers.takeDue(wm)) {
         const hash = keyHash(key);
         const entry = ctx.state.get(key, hash) as Entry | undefined;
-        if (entry && entry[1] + ttlMs <= wm) ctx.state.delete(key, hash);
+        if (!entry || entry[1] + ttlMs > wm) continue;
+        ctx.state.delete(key, hash);
+        // The steps that read this one see the row leave.
+        if (emits) ctx.emit(`ttl/${key}/${entry[1]}`, undefined, entry[1] + ttlMs, aggregate.row(key, entry[0]));
       }
     },
     restore(state: KeyedState<unknown>) {

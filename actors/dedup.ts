@@ -30,7 +30,7 @@ export function dedupOperator(withinMs: number): Operator {
       if (last !== undefined && last + withinMs > ctx.watermark && Math.abs(rec.time - last) < withinMs) return;
       ctx.state.set(rec.key, rec.hash, rec.time);
       timers.add(rec.time + withinMs, rec.key);
-      ctx.emit(`${ctx.source}/${rec.seq}`, rec.value);
+      ctx.emit(`${ctx.source}/${rec.seq}`, rec.value, rec.time);
     },
     advance(ctx) {
       const wm = ctx.watermark;

@@ -17,10 +17,12 @@ import type { Key } from "../src/pipeline/partition.ts";
 import { tableBucket } from "../src/pipeline/pipeline.ts";
 import { type Clock, nextTurn } from "../src/runtime/clock.ts";
 import type { CheckpointSlots, CheckpointStore, Manifest } from "../src/state/checkpoint.ts";
-import { encodeChunk, KeyedState } from "../src/state/keyed-state.ts";
+import { encodeChunk } from "../src/state/keyed-state.ts";
 import { encodePage, indexKey, pageKey } from "../src/state/table.ts";
 import { type ActorCore, type LifecycleState, operatorLifecycle } from "./lifecycle.ts";
 import type { Batch, Operator, OperatorContext, Rec } from "./operator.ts";
+import { RecentInputs } from "./recent-inputs.ts";
+import { type TableFlusher, TableTrackedState } from "./table-flush.ts";
 
 const encoder = new TextEncoder();
 
@@ -36,6 +38,13 @@ export interface OperatorActorOptions {
   readonly tables?: readonly string[];
   /** Stream sinks fed by this step: sink step id and subject. */
   readonly streams?: readonly { readonly id: string; readonly subject: string }[];
+  /**
+   * The edge to the steps that read this one (their own actors, maybe in other processes): an
+   * internal stream every output goes to, in an envelope with this partition's watermark.
+   */
+  readonly edge?: { readonly id: string; readonly subject: string };
+  /** The edge to the steps that read the events this step found late. */
+  readonly lateEdge?: { readonly id: string; readonly subject: string };
   /** Source id to its stream name, for dead letters. */
   readonly sourceStreams?: Readonly<Record<string, string>>;
   /** The sources whose events reach this step: its watermark is the lowest of theirs. */
@@ -47,6 +56,10 @@ export interface OperatorActorOptions {
   readonly backoffMs?: number;
   /** How often an operator with processing-time timers (`onTime`) gets a tick. Default 100 ms. */
   readonly tickMs?: number;
+  /** How many recent input records to keep for inspection (default 20; 0: none). */
+  readonly recentInputs?: number;
+  /** Shared by the actors of a worker: writes changed table pages between checkpoints. */
+  readonly tableFlusher?: TableFlusher;
 }
 
 export interface OperatorMetrics {
@@ -61,12 +74,14 @@ export interface OperatorMetrics {
 
 /** The work behind an operator actor's lifecycle. */
 export class OperatorCore implements ActorCore {
-  state = new KeyedState<unknown>();
+  state = new TableTrackedState<unknown>();
   /** Per source, the last sequence folded into `state` (ahead of the committed manifest). */
   positions: Record<string, number> = {};
   /** Per source, its watermark as of `positions`. */
   watermarks: Record<string, number> = {};
   eventsSinceCheckpoint = 0;
+  /** The last input records applied (references), for inspection. */
+  readonly recent: RecentInputs;
   readonly metrics: OperatorMetrics = {
     eventsIn: 0,
     outputs: 0,
@@ -81,14 +96,23 @@ export class OperatorCore implements ActorCore {
   #rewriteAll = true;
   #positionsChanged = false;
   #source = "";
+  /** Sources idle for their timeout, and the highest watermark so far. */
+  readonly #idle = new Set<string>();
+  #floor = Number.NEGATIVE_INFINITY;
+  /** The watermark last sent on the edge, and when. */
+  #edgeWatermark = Number.NEGATIVE_INFINITY;
+  #edgeWatermarkAt = Number.NEGATIVE_INFINITY;
   readonly #ctx: OperatorContext;
   readonly #tableBuckets: string[];
+  readonly #edgeSubjects: string[];
   /** Table rows kept by an operator that owns them (key to row key to row), and their layout. */
-  #rows: KeyedState<Record<string, unknown>> | undefined;
+  #rows: TableTrackedState<Record<string, unknown>> | undefined;
   #rowBits: number | undefined;
 
   constructor(readonly options: OperatorActorOptions) {
     this.#tableBuckets = (options.tables ?? []).map(tableBucket);
+    this.#edgeSubjects = [options.edge, options.lateEdge].flatMap((e) => (e ? [e.subject] : []));
+    this.recent = new RecentInputs(options.recentInputs ?? 20);
     const streams = options.streams ?? [];
     const { publisher, pipelineId } = options;
     const self = this;
@@ -103,10 +127,20 @@ export class OperatorCore implements ActorCore {
         return self.#source;
       },
       now: () => options.clock.now(),
-      emit: (id, output) => {
-        const bytes = encoder.encode(JSON.stringify(output));
-        for (const sink of streams) {
-          publisher.publish(sink.subject, bytes, { msgId: `${pipelineId}/${sink.id}/${id}` });
+      emit: (id, output, time, before) => {
+        if (output !== undefined && streams.length > 0) {
+          const bytes = encoder.encode(JSON.stringify(output));
+          for (const sink of streams) {
+            publisher.publish(sink.subject, bytes, { msgId: `${pipelineId}/${sink.id}/${id}` });
+            this.metrics.outputs++;
+          }
+        }
+        const edge = options.edge;
+        if (edge) {
+          const envelope: EdgeEnvelope = { p: options.partition, w: finite(this.#edgeWatermark), t: finite(time ?? Number.NaN) };
+          if (output !== undefined) envelope.v = output;
+          if (before !== undefined) envelope.b = before;
+          publisher.publish(edge.subject, encoder.encode(JSON.stringify(envelope)), { msgId: `${pipelineId}/${edge.id}/${id}` });
           this.metrics.outputs++;
         }
       },
@@ -124,19 +158,41 @@ export class OperatorCore implements ActorCore {
       late: (rec, reason) => {
         this.metrics.lateEvents++;
         this.#setAside("late", rec, reason);
+        const edge = options.lateEdge;
+        if (edge) {
+          const envelope: EdgeEnvelope = {
+            p: options.partition,
+            w: finite(this.#edgeWatermark),
+            t: finite(rec.time),
+            v: rec.value,
+          };
+          const id = `${pipelineId}/${edge.id}/${this.#source}/${rec.seq}`;
+          publisher.publish(edge.subject, encoder.encode(JSON.stringify(envelope)), { msgId: id });
+        }
       },
       putRow: (key, hash, rowKey, row) => {
         const rows = this.#rows;
         if (rows) rows.set(key, hash, { ...rows.get(key, hash), [rowKey]: row });
       },
     };
+    options.tableFlusher?.add(this);
   }
 
-  /** The event-time watermark of this actor: the lowest over its sources. */
+  /**
+   * The event-time watermark of this actor: the lowest over its sources, leaving out idle ones
+   * (all idle: the highest). It never goes back, also when an idle source wakes up behind it.
+   */
   get watermark(): number {
     let low = Number.POSITIVE_INFINITY;
-    for (const source of this.options.sources ?? []) low = Math.min(low, this.watermarks[source] ?? Number.NEGATIVE_INFINITY);
-    return low === Number.POSITIVE_INFINITY ? Number.NEGATIVE_INFINITY : low;
+    let high = Number.NEGATIVE_INFINITY;
+    for (const source of this.options.sources ?? []) {
+      const w = this.watermarks[source] ?? Number.NEGATIVE_INFINITY;
+      if (!this.#idle.has(source)) low = Math.min(low, w);
+      high = Math.max(high, w);
+    }
+    const wm = low === Number.POSITIVE_INFINITY ? high : low;
+    if (wm > this.#floor) this.#floor = wm;
+    return this.#floor;
   }
 
   /** The last committed checkpoint, once recovered. */
@@ -147,19 +203,21 @@ export class OperatorCore implements ActorCore {
   async recover(): Promise<void> {
     const { store, step, partition, clock } = this.options;
     const recovered = await store.recover(step, partition, clock.now());
-    const state = new KeyedState<unknown>(recovered.manifest.chunkBits);
+    const state = new TableTrackedState<unknown>(recovered.manifest.chunkBits);
     for (const [index, bytes] of recovered.chunks) state.loadChunk(index, bytes);
     this.state = state;
     this.#manifest = recovered.manifest;
     this.#revision = recovered.revision;
     this.positions = { ...recovered.manifest.positions };
     this.watermarks = { ...recovered.manifest.watermarks };
+    this.#idle.clear();
+    this.#floor = Number.NEGATIVE_INFINITY;
     this.metrics.deadLetters = recovered.manifest.counters.deadLetters ?? 0;
     this.metrics.lateEvents = recovered.manifest.counters.lateEvents ?? 0;
     this.options.operator.restore?.(state);
     if (this.options.operator.ownsRows && this.#tableBuckets.length > 0) {
       const written = await store.readTablePages(this.#tableBuckets[0]!, partition);
-      const rows = new KeyedState<Record<string, unknown>>(written?.chunkBits ?? 0);
+      const rows = new TableTrackedState<Record<string, unknown>>(written?.chunkBits ?? 0);
       for (const [index, page] of written?.pages ?? []) {
         const chunk = new Map<Key, Record<string, unknown>>();
         for (const [rowKey, row] of page.rows) {
@@ -177,6 +235,8 @@ export class OperatorCore implements ActorCore {
   }
 
   process(batch: Batch): void {
+    if (batch.idle) return this.#setIdle(batch.source, true);
+    this.#setIdle(batch.source, false);
     const applied = this.positions[batch.source] ?? 0;
     if (batch.upTo <= applied) return;
     this.#source = batch.source;
@@ -194,12 +254,43 @@ export class OperatorCore implements ActorCore {
         this.#deadLetter(batch.source, rec, error);
       }
     }
+    this.recent.record(batch.records, applied);
     if (advance) this.#advanceTo(batch.source, batch.watermark);
     else this.watermarks[batch.source] = Math.max(this.watermarks[batch.source] ?? Number.NEGATIVE_INFINITY, batch.watermark);
     this.positions[batch.source] = batch.upTo;
     this.#positionsChanged = true;
     this.metrics.eventsIn += n;
     this.eventsSinceCheckpoint += n;
+    this.#sendWatermark(false);
+  }
+
+  /**
+   * Tell the steps reading the edge how far this partition's watermark got: after every output
+   * sent before it (a window's row is sent before the watermark that closed it). At most every
+   * `edgeWatermarkMs` while batches flow, and always before a checkpoint.
+   */
+  #sendWatermark(force: boolean): void {
+    const edges = this.#edgeSubjects;
+    if (edges.length === 0) return;
+    const wm = this.watermark - (this.options.operator.watermarkDelayMs ?? 0);
+    if (wm <= this.#edgeWatermark) return;
+    const now = this.options.clock.now();
+    if (!force && now - this.#edgeWatermarkAt < edgeWatermarkMs) return;
+    this.#edgeWatermark = wm;
+    this.#edgeWatermarkAt = now;
+    const envelope = encoder.encode(JSON.stringify({ p: this.options.partition, w: finite(wm) } satisfies EdgeEnvelope));
+    for (const subject of edges) this.options.publisher.publish(subject, envelope);
+  }
+
+  #setIdle(source: string, idle: boolean): void {
+    if (this.#idle.has(source) === idle) return;
+    const low = this.watermark;
+    if (idle) this.#idle.add(source);
+    else this.#idle.delete(source);
+    if (this.watermark > low) {
+      this.options.operator.advance?.(this.#ctx);
+      this.#sendWatermark(false);
+    }
   }
 
   /** Processing time moved on: let the operator fire its processing-time timers. */
@@ -252,18 +343,68 @@ export class OperatorCore implements ActorCore {
   async checkpoint(): Promise<void> {
     if (!this.#positionsChanged && !this.#rewriteAll) return;
     const slots = this.options.slots;
-    if (!slots) return this.#checkpoint();
+    if (!slots) return this.#checkpointFlagged();
     await slots.acquire();
     try {
-      await this.#checkpoint();
+      await this.#checkpointFlagged();
     } finally {
       slots.release();
     }
   }
 
+  // ---- Table flushes between checkpoints (actors/table-flush.ts) ----
+  /** True while a checkpoint writes: a flush then waits, so pages never go back in time. */
+  #checkpointing = false;
+
+  async #checkpointFlagged(): Promise<void> {
+    this.#checkpointing = true;
+    try {
+      await this.#checkpoint();
+    } finally {
+      this.#checkpointing = false;
+    }
+  }
+
+  /**
+   * Write the table pages of the chunks changed since the last table write, in the committed
+   * page layout, synchronously. Table pages only: state and positions stay the checkpoint's.
+   */
+  flushTables(): void {
+    const committed = this.#manifest;
+    if (!committed || this.#checkpointing || this.#tableBuckets.length === 0) return;
+    const { publisher, partition, operator, clock } = this.options;
+    if (publisher.pending > maxPendingFlush) return;
+    const page = { at: clock.now(), checkpoint: committed.checkpoint + 1 };
+    const write = (bits: number, index: number, rows: [Key, unknown][]) => {
+      const bytes = encodePage({ ...page, rows });
+      for (const bucket of this.#tableBuckets) publisher.publish(kvSubject(bucket, pageKey(partition, bits, index)), bytes);
+    };
+    if (operator.ownsRows) {
+      const owned = this.#rows;
+      if (!owned || owned.chunkBits !== this.#rowBits) return;
+      for (const index of owned.tableChanged) {
+        const rows: [Key, unknown][] = [];
+        for (const byRowKey of owned.chunkEntries(index).values()) rows.push(...Object.entries(byRowKey));
+        write(owned.chunkBits, index, rows);
+      }
+      owned.tableChanged.clear();
+      return;
+    }
+    const state = this.state;
+    if (state.chunkBits !== committed.chunkBits) return;
+    for (const index of state.tableChanged) {
+      const rows: [Key, unknown][] = [];
+      for (const [k, s] of state.chunkEntries(index)) rows.push([k, operator.row(k, s)]);
+      write(state.chunkBits, index, rows);
+    }
+    state.tableChanged.clear();
+  }
+  // ---- end of table flushes ----
+
   async #checkpoint(): Promise<void> {
     const committed = this.#manifest;
     if (!committed) throw new Error("checkpoint before recovery");
+    this.#sendWatermark(true);
     const { store, publisher, step, partition, operator, clock } = this.options;
     const started = clock.now();
     // Up to the first await: a consistent snapshot of state and positions. Values are
@@ -272,9 +413,11 @@ export class OperatorCore implements ActorCore {
     if (rewriteAll) this.state.touchAll();
     const state = this.state;
     const chunks = state.snapshotDirty();
+    state.tableChanged.clear(); // this checkpoint writes the pages of every changed chunk
     const chunkBits = this.state.chunkBits;
     const rowState = this.#rows;
     const rowChunks = rowState?.snapshotDirty() ?? [];
+    rowState?.tableChanged.clear();
     const rowBits = this.#rows?.chunkBits;
     const previousRowBits = this.#rowBits;
     const positions = { ...this.positions };
@@ -288,7 +431,19 @@ export class OperatorCore implements ActorCore {
     this.eventsSinceCheckpoint = 0;
 
     // Then the writes, a chunk at a time, with bounded memory: each changed chunk and its table
-    // pages; the table's page layout when it changed; then the manifest.
+    // pages; the table's page layout when it changed; then the manifest. At most
+    // `maxPendingWrites` chunks' writes wait for their acks: each chunk's writes are followed by a
+    // flush (it resolves once everything published before it is acknowledged, whatever is
+    // published after), and the flush `maxPendingWrites` chunks back is awaited. A threshold on
+    // the publisher's pending count would not do: the actor's own outputs (a stream sink) keep it
+    // high for as long as events flow, and the checkpoint would never finish.
+    const unacked: Promise<void>[] = [];
+    const bound = async () => {
+      const flushed = publisher.flush();
+      flushed.catch(() => undefined); // a failure surfaces when it is awaited, below
+      unacked.push(flushed);
+      if (unacked.length > maxPendingWrites) await unacked.shift();
+    };
     let bytes = 0;
     const chunkKeys: Record<string, string> = chunkBits === committed.chunkBits ? { ...committed.chunks } : {};
     for (const chunk of chunks) {
@@ -307,7 +462,7 @@ export class OperatorCore implements ActorCore {
         bytes += page.length * this.#tableBuckets.length;
       }
       state.release(chunk);
-      await publisher.whenPendingBelow(maxPendingWrites);
+      await bound();
       await nextTurn();
     }
     // Pages of rows the operator keeps itself, by their own layout.
@@ -320,7 +475,7 @@ export class OperatorCore implements ActorCore {
       }
       bytes += page.length * this.#tableBuckets.length;
       rowState!.release(chunk);
-      await publisher.whenPendingBelow(maxPendingWrites);
+      await bound();
       await nextTurn();
     }
     const relayout = rewriteAll || chunkBits !== committed.chunkBits;
@@ -341,6 +496,7 @@ export class OperatorCore implements ActorCore {
       committedAt: started,
       counters,
     };
+    await Promise.all(unacked);
     await publisher.flush();
     this.#revision = await store.commit(step, partition, next, this.#revision);
     this.#manifest = next;
@@ -358,8 +514,28 @@ export class OperatorCore implements ActorCore {
   }
 }
 
-/** A checkpoint waits while more than this many of its writes are unacknowledged. */
+/**
+ * What a step sends on its edge: its partition, its watermark (null: none yet), and for an
+ * output, its event time (null: none), the output `v` and, for an updated row, the version `b` it
+ * replaces. Without `v` and `b` it only moves the partition's watermark.
+ */
+export interface EdgeEnvelope {
+  p: number;
+  w: number | null;
+  t?: number | null;
+  v?: unknown;
+  b?: unknown;
+}
+
+const finite = (n: number): number | null => (Number.isFinite(n) ? n : null);
+
+/** How often a busy edge carries watermark news. */
+const edgeWatermarkMs = 20;
+
+/** A checkpoint waits while more than this many of its chunks' writes are unacknowledged. */
 const maxPendingWrites = 64;
+/** A table flush is skipped while this many writes are unacknowledged (the checkpoint catches up). */
+const maxPendingFlush = 10_000;
 
 export type OperatorActor = Actor<typeof operatorLifecycle>;
 

@@ -28,6 +28,10 @@ export interface Rec {
   readonly value: unknown;
   readonly time: number;
   readonly watermark: number;
+  /** The step it was keyed by (its `keyBy`): tells the two inputs of a join apart. */
+  readonly via: string;
+  /** An updating input took this row back (its previous version); `value` is that row. */
+  readonly retract?: true;
 }
 
 /**
@@ -41,21 +45,28 @@ export interface Batch {
   readonly upTo: number;
   /** The source's watermark after `upTo` (-Infinity without event time). */
   readonly watermark: number;
+  /**
+   * The source has been idle (no events) for its idle timeout: until its next events, it no
+   * longer holds the actor's watermark back. Such a batch has no records.
+   */
+  readonly idle?: true;
 }
 
 export interface OperatorContext {
   readonly state: KeyedState<unknown>;
-  /** The actor's event-time watermark: the lowest over its sources. */
+  /** The actor's event-time watermark: the lowest over its sources (idle ones aside); it never goes back. */
   readonly watermark: number;
   /** The source of the batch being processed. */
   readonly source: string;
   /** Processing time: the actor's clock (injected; a manual clock in tests). */
   now(): number;
   /**
-   * Send an output to the step's stream sinks. `id` names it uniquely and deterministically
-   * within the step (e.g. the input sequence), for the message's Nats-Msg-Id.
+   * Send an output to the step's stream sinks and to the steps that read it. `id` names it
+   * uniquely and deterministically within the step (e.g. the input sequence), for the message's
+   * Nats-Msg-Id. `time`: its event time. `before`: for a step whose output updates rows, the
+   * row's previous version (retracted downstream); `output` undefined: the row is gone.
    */
-  emit(id: string, output: unknown): void;
+  emit(id: string, output: unknown, time?: number, before?: unknown): void;
   /**
    * What the operator did outside of a record (a timer) threw: `value` goes to the dead letters
    * with the reason. `id` names it deterministically within the step, like `emit`'s.
@@ -86,4 +97,10 @@ export interface Operator {
    * its state: a window's row stays in the table after the window's state is dropped.
    */
   readonly ownsRows?: boolean;
+  /**
+   * How far behind its watermark the step's outputs may be in event time (an outer join emits an
+   * unmatched event only when the watermark has passed it): the watermark it passes on to the
+   * steps that read it is held back by this much, so they do not see its outputs as late.
+   */
+  readonly watermarkDelayMs?: number;
 }

@@ -8,7 +8,9 @@
  *
  * What a transition returns is interpreted here:
  *
- * - `emit(event)`: the event is an output of the step (to its stream sinks);
+ * - `emit(event)`: the event is an output of the step (to its stream sinks), at the event time of
+ *   what caused it (the event; an event-time timer's due time; the watermark for a
+ *   processing-time timer);
  * - a delayed event (an `after` transition, or `raise(event, { delay })`): a timer, kept in the
  *   key's state. It runs in event time (due at the event time of what set it plus the delay,
  *   fired once the watermark reaches it, at once if it already has) unless its delay (or the id of
@@ -284,7 +286,7 @@ export function processOperator(logic: ProcessLogic): Operator {
         store(ctx, key, hash, { ...state, timers: state.timers.filter((t) => t !== timer) });
         continue;
       }
-      step.emitted.forEach((event, i) => ctx.emit(`${id}/${i}`, event));
+      step.emitted.forEach((event, i) => ctx.emit(`${id}/${i}`, event, at.eventTime));
       store(ctx, key, hash, step.state);
     }
   };
@@ -293,7 +295,7 @@ export function processOperator(logic: ProcessLogic): Operator {
       const before = ctx.state.get(rec.key, rec.hash) as ProcessState | undefined;
       const cause = `${ctx.source}/${rec.seq}`;
       const step = receive(logic, rec.key, before, rec.value, cause, { eventTime: rec.time, now: ctx.now() });
-      step.emitted.forEach((event, i) => ctx.emit(`${cause}/${i}`, event));
+      step.emitted.forEach((event, i) => ctx.emit(`${cause}/${i}`, event, rec.time));
       store(ctx, rec.key, rec.hash, step.state);
       // A timer the event set behind the watermark is due at once.
       fireDue(ctx, rec.key, undefined);

@@ -65,7 +65,7 @@ export function windowOperator(aggregate: CompiledAggregate<unknown>, options: W
       windowEnd: end,
       ...(updates ? { final: end <= ctx.watermark } : {}),
     };
-    ctx.emit(`${key}/${start}/${n}`, row);
+    ctx.emit(`${key}/${start}/${n}`, row, end - 1);
     ctx.putRow(key, hash, windowRowKey(key, start), row);
   };
   /** Emit what the watermark closed and drop what it expired, for one key. */

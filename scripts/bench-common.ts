@@ -13,7 +13,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Schema } from "effect";
-import { jetstreamManager, StorageType } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { createPublisher } from "../src/log/publisher.ts";
 import { type Pipeline, pipeline } from "../src/pipeline/pipeline.ts";
@@ -80,13 +80,61 @@ export async function publishEvents(
       publisher.publish(subject, eventBytes(i, keys));
       if ((i - from) % 1000 === 999) {
         await publisher.whenPendingBelow(20_000);
-        if (onProgress && (i - from) % 100_000 === 99_999) onProgress(i - from + 1);
+        if (onProgress && (i - from) % 10_000 === 9_999) onProgress(i - from + 1);
       }
     }
   } finally {
     await publisher.close();
   }
   return (to - from) / ((performance.now() - started) / 1000);
+}
+
+/**
+ * The read ceiling: a bare ordered consumer reading and JSON.parse-ing every message of `stream`
+ * (only `subject`, when given) up to sequence `last`, no work per event. Run twice, with the
+ * default consume() options and with max_messages 8000; the better run is the ceiling.
+ */
+export async function readCeiling(
+  nc: NatsConnection,
+  o: { stream: string; last: number; subject?: string; serverPid: number; log: (line: string) => void },
+): Promise<{ eventsPerSec: number; [detail: string]: unknown }> {
+  const js = jetstream(nc);
+  const decoder = new TextDecoder();
+  const runs: number[] = [];
+  let best: { eventsPerSec: number; [detail: string]: unknown } | undefined;
+  for (const max of [undefined, 8000]) {
+    const cpu0 = cpuSeconds();
+    const scpu0 = cpuSeconds(o.serverPid);
+    const t0 = performance.now();
+    const consumer = await js.consumers.get(o.stream, o.subject ? { filter_subjects: o.subject } : {});
+    const messages = await consumer.consume(max === undefined ? {} : { max_messages: max });
+    let n = 0;
+    let fields = 0;
+    for await (const m of messages) {
+      fields += Object.keys(JSON.parse(decoder.decode(m.data))).length;
+      n++;
+      if (m.seq >= o.last) break;
+    }
+    const secs = (performance.now() - t0) / 1000;
+    await messages.close();
+    const result = {
+      eventsPerSec: round(n / secs),
+      seconds: round(secs, 2),
+      events: n,
+      consume: max === undefined ? "default options" : `max_messages ${max}`,
+      clientCpuPct: round(((cpuSeconds() - cpu0) / secs) * 100),
+      serverCpuPct: round(((cpuSeconds(o.serverPid) - scpu0) / secs) * 100),
+    };
+    runs.push(result.eventsPerSec);
+    o.log(
+      `ceiling of ${o.subject ?? o.stream} (${result.consume}): ${
+        Math.round(result.eventsPerSec).toLocaleString("en")
+      } events/s (${n} in ${secs.toFixed(2)} s, ${fields} fields)`,
+    );
+    if (!best || result.eventsPerSec > best.eventsPerSec) best = result;
+  }
+  const fmt = (v: number) => Math.round(v).toLocaleString("en");
+  return { ...best!, note: `best of ${runs.map(fmt).join(" / ")} events/s (default consume() vs max_messages 8000)` };
 }
 
 /** The key of stall nudges (see bench-worker.ts): never one of the verified `k-<n>` keys. */

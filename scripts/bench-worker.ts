@@ -10,6 +10,9 @@
  *     --stream bench-events \
  *     --subject bench.events --table bench_core_totals [--mode run|restart]
  *
+ * `--nexmark <query>` runs that Nexmark query (examples/nexmark/queries.ts) over the bids of
+ * `--stream` instead, to the last bid (`--table` is then not needed).
+ *
  * `--mode restart` reports the same, named for a restart: Worker.start resolved (every actor
  * recovered and running), first processed, first committed, all relative to calling Worker.start.
  */
@@ -18,6 +21,8 @@ import { connect } from "@nats-io/transport-node";
 import { Worker } from "../src/runtime/worker.ts";
 import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
+import { lastSequenceOf } from "../examples/nexmark/publish.ts";
+import { queries, type QueryName } from "../examples/nexmark/queries.ts";
 import { benchPipeline, cpuSeconds, mb, nudgeBytes, round, rssSampler, until } from "./bench-common.ts";
 
 const bootMs = performance.now(); // time since this process started, roughly
@@ -31,8 +36,12 @@ const need = (name: string): string => {
 const url = need("url");
 const pipelineId = need("pipeline");
 const stream = need("stream");
-const table = need("table");
 const subject = need("subject");
+const query = args.get("nexmark") as QueryName | undefined;
+if (query !== undefined && !(query in queries)) throw new Error(`bench-worker: no Nexmark query "${query}"`);
+const pipelineUnderTest = query ? queries[query]({ stream }) : benchPipeline(pipelineId, stream, need("table"));
+/** The source whose position is watched. */
+const source = query ? "bids" : "events";
 const mode = args.get("mode") ?? "run";
 const timeoutMs = Number(args.get("timeout-ms") ?? 240_000);
 const progress = (line: string) => process.stderr.write(`    [worker ${pipelineId}] ${line}\n`);
@@ -55,13 +64,13 @@ const memTrace = args.has("trace-memory")
 const heapSample = args.has("heap-sample") ? await startHeapSampling(args.get("heap-sample")!) : undefined;
 const nc = await connect({ servers: url, noAsyncTraces: true });
 const jsm = await jetstreamManager(nc);
-const last = (await jsm.streams.info(stream)).state.last_seq;
+const last = query ? await lastSequenceOf(nc, stream, subject) : (await jsm.streams.info(stream)).state.last_seq;
 const logEvents: string[] = [];
 // RSS before any state: the runtime, the NATS connection and the loaded modules.
 const rssBeforeStartMb = round(process.memoryUsage.rss() / 1048576, 1);
 const cpu0 = cpuSeconds();
 const t0 = performance.now();
-const worker = await Worker.start(nc, benchPipeline(pipelineId, stream, table), {
+const worker = await Worker.start(nc, pipelineUnderTest, {
   // Experiments only (bench.ts passes neither): other checkpoint settings than the defaults.
   ...(args.has("checkpoint-ms") ? { checkpointMs: Number(args.get("checkpoint-ms")) } : {}),
   ...(args.has("checkpoint-events") ? { checkpointEvents: Number(args.get("checkpoint-events")) } : {}),
@@ -77,7 +86,7 @@ progress(`Worker.start resolved in ${startedMs.toFixed(0)} ms (rss ${rssAtStartM
 
 const processed = () => {
   let min = Number.POSITIVE_INFINITY;
-  for (const a of worker.status()) min = Math.min(min, a.positions.events ?? 0);
+  for (const a of worker.status()) min = Math.min(min, a.positions[source] ?? 0);
   return min;
 };
 let processedMs: number | undefined;
@@ -107,6 +116,7 @@ await until(
     lastPoll = now;
     if (position !== lastProgress.position || lag > 100) lastProgress = { at: now, position };
     else if (
+      !query && // a nudge is a bench event, not a bid
       position < last &&
       now - lastProgress.at > STALL_MS &&
       publisher.pending === 0 &&
@@ -123,11 +133,11 @@ await until(
       const states = [...new Set(worker.status().map((a) => a.state))].join(",");
       progress(
         `${((now - t0) / 1000).toFixed(1)} s: processed ${position}, committed ${
-          worker.committedPosition("events")
+          worker.committedPosition(source)
         } of ${last}; publisher pending ${publisher.pending}; actors ${states}`,
       );
     }
-    return worker.committedPosition("events") >= last;
+    return worker.committedPosition(source) >= last;
   },
   `${pipelineId}: committed position ${last}`,
   timeoutMs,

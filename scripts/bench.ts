@@ -10,15 +10,21 @@
  *                    committedPosition == last seq; rows verified exactly
  *   core-aggregate-100-keys  the same over a stream with 100 keys, where table upserts coalesce
  *   state-1m-keys    peak RSS of a worker holding 1,000,000 keys of aggregate state (child process)
+ *   nexmark-q0 ... nexmark-q7  the Nexmark queries over generated events, beside the read ceiling of
+ *                    their bids and Flink's per-core figures (scripts/bench-nexmark.ts; `--cases nexmark`
+ *                    runs them all, and only with `--cases`)
  *   restart-1m-keys  a new worker on that state: the time until it processes again, i.e. the next
  *                    events are folded into the recovered state (committedMs, the first commit
  *                    after, which rewrites the whole state, is reported beside it) (child process)
+ *   query-latency, freshness   the query API of `eddy run` under load (scripts/bench-serving.ts)
  *
  * Writes bench/results.json (merging into its `cases`: only the ids measured now are replaced)
  * and bench/RESULTS.md.
  *
  *   npx tsx scripts/bench.ts [--events 300000] [--keys 100000] [--state-keys 1000000]
- *     [--peer-events 10000] [--peer-seconds 20] [--cases ceiling,peer,core-aggregate,core-aggregate-100-keys,state,restart]
+ *     [--peer-events 10000] [--peer-seconds 20] [--serving-seconds 20] [--query-rate 500] [--ingest-rate 10000]
+ *     [--nexmark-events 300000]
+ *     [--cases ceiling,peer,core-aggregate,core-aggregate-100-keys,state,restart,query-latency,freshness,nexmark]
  *     [--cpu-prof]   (workers write .cpuprofile files to bench/profiles/)  [--verbose]  (print each worker RESULT)
  */
 import { spawn } from "node:child_process";
@@ -32,7 +38,10 @@ import { connect } from "@nats-io/transport-node";
 import { startNatsServer } from "../src/platform/nats-server.ts";
 import { tableBucket } from "../src/pipeline/pipeline.ts";
 import { readRow, readTable } from "../src/state/table.ts";
-import { cpuSeconds, ensureStream, expectedRow, keyOf, publishEvents, round, vmHwmMb } from "./bench-common.ts";
+import { progress } from "../src/cli/progress.ts";
+import { servingCases } from "./bench-serving.ts";
+import { benchNexmark, nexmarkReport, nexmarkWanted } from "./bench-nexmark.ts";
+import { cpuSeconds, ensureStream, expectedRow, keyOf, publishEvents, readCeiling, round, vmHwmMb } from "./bench-common.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -55,9 +64,15 @@ const KEYS = num("keys", 100_000);
 const STATE_KEYS = num("state-keys", 1_000_000);
 const PEER_EVENTS = num("peer-events", 10_000);
 const PEER_SECONDS = num("peer-seconds", 20);
+const SERVING_SECONDS = num("serving-seconds", 20);
+const QUERY_RATE = num("query-rate", 500);
+const INGEST_RATE = num("ingest-rate", 10_000);
+const NEXMARK_EVENTS = num("nexmark-events", 300_000);
 const RESTART_EVENTS = 10;
 const CPU_PROF = flags.has("cpu-prof");
-const wanted = new Set((flags.get("cases") ?? "ceiling,peer,core-aggregate,core-aggregate-100-keys,state,restart").split(","));
+const wanted = new Set((
+  flags.get("cases") ?? "ceiling,peer,core-aggregate,core-aggregate-100-keys,state,restart,query-latency,freshness,nexmark"
+).split(","));
 if (wanted.has("restart")) wanted.add("state"); // the restart runs on the state case's checkpoints
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -107,7 +122,15 @@ let failed = false;
 try {
   if (wanted.has("ceiling") || wanted.has("peer") || wanted.has("core-aggregate")) {
     await ensureStream(nc, SOURCE_STREAM, SOURCE_SUBJECT);
-    const rate = await publishEvents(nc, SOURCE_SUBJECT, 0, EVENTS, KEYS, (n) => log(`  published ${fmt(n)}`));
+    const bar = progress({
+      label: "  publishing",
+      total: EVENTS,
+      unit: "events",
+      terminal: Boolean(process.stdout.isTTY),
+      write: (t) => process.stdout.write(t),
+    });
+    const rate = await publishEvents(nc, SOURCE_SUBJECT, 0, EVENTS, KEYS, (n) => bar.update(n));
+    bar.done();
     const info = await jsm.streams.info(SOURCE_STREAM);
     log(
       `published ${fmt(EVENTS)} events (${fmt(KEYS)} keys, ${
@@ -120,40 +143,12 @@ try {
 
   // (a) ceiling ---------------------------------------------------------------------------------
   if (wanted.has("ceiling")) {
-    const last = await lastSeq(SOURCE_STREAM);
-    const runs: number[] = [];
-    let best: CaseResult | undefined;
-    for (const max of [undefined, 8000]) {
-      const cpu0 = cpuSeconds();
-      const scpu0 = cpuSeconds(server.pid);
-      const t0 = performance.now();
-      const consumer = await js.consumers.get(SOURCE_STREAM);
-      const messages = await consumer.consume(max === undefined ? {} : { max_messages: max });
-      let n = 0;
-      let checksum = 0;
-      for await (const m of messages) {
-        const ev = JSON.parse(decoder.decode(m.data)) as { v: number };
-        checksum += ev.v;
-        n++;
-        if (m.seq >= last) break;
-      }
-      const secs = (performance.now() - t0) / 1000;
-      await messages.close();
-      const result: CaseResult = {
-        eventsPerSec: round(n / secs),
-        seconds: round(secs, 2),
-        events: n,
-        consume: max === undefined ? "default options" : `max_messages ${max}`,
-        clientCpuPct: round(((cpuSeconds() - cpu0) / secs) * 100),
-        serverCpuPct: round(((cpuSeconds(server.pid) - scpu0) / secs) * 100),
-      };
-      runs.push(result.eventsPerSec!);
-      log(
-        `ceiling (${result.consume}): ${fmt(result.eventsPerSec!)} events/s (${n} in ${secs.toFixed(2)} s, checksum ${checksum})`,
-      );
-      if (!best || result.eventsPerSec! > best.eventsPerSec!) best = result;
-    }
-    cases.ceiling = { ...best!, note: `best of ${runs.map(fmt).join(" / ")} events/s (default consume() vs max_messages 8000)` };
+    cases.ceiling = await readCeiling(nc, {
+      stream: SOURCE_STREAM,
+      last: await lastSeq(SOURCE_STREAM),
+      serverPid: server.pid,
+      log,
+    });
   }
 
   // (b) peer -----------------------------------------------------------------------------------
@@ -318,6 +313,24 @@ try {
       );
     }
   }
+  if (wanted.has("query-latency") || wanted.has("freshness")) {
+    Object.assign(
+      cases,
+      await servingCases({
+        nc,
+        natsUrl: server.url,
+        wanted,
+        seconds: SERVING_SECONDS,
+        queryRate: QUERY_RATE,
+        ingestRate: INGEST_RATE,
+        log,
+      }),
+    );
+  }
+  const nexmark = nexmarkWanted(wanted);
+  if (nexmark.length > 0) {
+    Object.assign(cases, await benchNexmark({ nc, serverPid: server.pid, events: NEXMARK_EVENTS, log, runWorker }, nexmark));
+  }
 } catch (error) {
   failed = true;
   console.error(`\nBENCH FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
@@ -397,7 +410,7 @@ async function bundleWorker(): Promise<string> {
 /** Run the bundled scripts/bench-worker.ts in a child process (plain node) and return its RESULT line. */
 function runWorker(
   name: string,
-  a: { pipeline: string; stream: string; subject: string; table: string; mode?: string },
+  a: { pipeline: string; stream: string; subject: string; table: string; mode?: string; query?: string },
 ): Promise<WorkerResult> {
   const bundle = WORKER_BUNDLE;
   const argv: string[] = [];
@@ -419,6 +432,7 @@ function runWorker(
     a.table,
   );
   if (a.mode) argv.push("--mode", a.mode);
+  if (a.query) argv.push("--nexmark", a.query);
   log(`${name}: node ${argv.join(" ").replace(root + "/", "")}`);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, argv, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
@@ -566,6 +580,11 @@ function writeResults(): void {
   const restart = all["restart-1m-keys"]?.seconds;
   if (restart) ratios.push(`restart-1m-keys ${restart} s (target < 5: ${restart < 5 ? "met" : "MISSED"})`);
 
+  const query = all["query-latency"]?.p99Ms;
+  if (query !== undefined) ratios.push(`query-latency p99 ${query} ms (target < 5: ${query < 5 ? "met" : "MISSED"})`);
+  const fresh = all.freshness?.p99Ms;
+  if (fresh !== undefined) ratios.push(`freshness p99 ${fresh} ms (target < 250: ${fresh < 250 ? "met" : "MISSED"})`);
+
   const cell = (v: unknown) => (v === undefined ? "" : typeof v === "number" ? v.toLocaleString("en") : String(v));
   const known = new Set(["eventsPerSec", "seconds", "p50Ms", "p99Ms", "peakRssMb", "note"]);
   const lines = [
@@ -591,6 +610,7 @@ function writeResults(): void {
     "",
     `**Ratios:** ${ratios.join("; ") || "(need core-aggregate with ceiling / peer)"}`,
     "",
+    ...nexmarkReport(all),
   ];
   writeFileSync(join(benchDir, "RESULTS.md"), lines.join("\n"));
   console.log(`\n${ratios.join("\n")}\nwrote ${file} and bench/RESULTS.md`);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a checkout of Eddy for development: Node >= 20, npm dependencies (with the deno and
-# esbuild binaries their install scripts fetch), and nats-server 2.9 (Debian package
-# `nats-server`). Idempotent: safe to run again; it says what it does and skips what is done.
+# esbuild binaries their install scripts fetch), nats-server 2.9 (Debian package
+# `nats-server`) and chromium (Debian package `chromium`, for the dashboard's browser test). Idempotent: safe to run again; it says what it does and skips what is done.
 # Usage: scripts/setup.sh   (from any directory; also `npm run setup`)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -50,4 +50,19 @@ then run scripts/setup.sh again."
   fi
 fi
 say "$("$nats_server" --version) ok ($nats_server)"
+
+# 4. chromium, which the dashboard's browser test drives (tests/dashboard.test.ts).
+if [[ ! -x /usr/bin/chromium ]]; then
+  if (( EUID == 0 )); then
+    command -v apt-get >/dev/null || fail "chromium is missing and apt-get is not available: install chromium at /usr/bin/chromium with your package manager."
+    say "installing chromium: apt-get update && apt-get install -y chromium"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+  else
+    fail "chromium is missing (the dashboard test needs /usr/bin/chromium). Install it with:
+    sudo apt-get install -y chromium
+then run scripts/setup.sh again."
+  fi
+fi
+say "$(/usr/bin/chromium --version 2>/dev/null | head -n1) ok (/usr/bin/chromium)"
 say "done"

@@ -106,6 +106,8 @@ describe("Deno", () => {
       denoNats.url,
       "--checkpoint-ms",
       "100",
+      "--port",
+      "0",
     ]);
     children.push(run.child);
     let gone: Exit | undefined;
@@ -129,6 +131,18 @@ describe("Deno", () => {
       throw new Error(`${err.message}\ndeno output:\n${run.output()}`, { cause: err });
     });
     expect(run.output()).toContain('"event":"running"');
+    // The query API beside it, under Deno too: the dashboard page and the actors it reads.
+    const http = /"event":"running".*"http":"([^"]+)"/.exec(run.output())?.[1];
+    expect(http, run.output()).toBeDefined();
+    const page = await fetch(`${http}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toContain("text/html");
+    expect(await page.text()).toContain("<title>Eddy");
+    const actors = (await (await fetch(`${http}/actors`)).json()) as { pipeline: string; actors: unknown[] };
+    expect(actors.pipeline).toBe("coffee-shop");
+    expect(actors.actors.length).toBeGreaterThan(0);
+    const top = (await (await fetch(`${http}/tables/top_items_per_store/rows/store-1/top`)).json()) as { entries: unknown[] };
+    expect(top.entries.length).toBe(5);
     run.child.kill("SIGTERM");
     const exit = await run.exited;
     expect(exit, run.output()).toEqual({ code: 0, signal: null });

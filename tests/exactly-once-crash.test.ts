@@ -8,11 +8,18 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { generateOrders, menu, mulberry32, publishOrders } from "../examples/coffee-shop/orders.ts";
 import { coffeeShop } from "../examples/coffee-shop/pipeline.ts";
 import { evaluate } from "../src/oracle/batch.ts";
+import { type Clock, systemClock } from "../src/runtime/clock.ts";
 import { listTables, readTable } from "../src/state/table.ts";
 import { type CategoryRow, expectedTables, type ItemRow, type StoreRow } from "./support/coffee-shop-oracle.ts";
 import { readStreamJson, useNatsServer, waitFor } from "./support/nats.ts";
 import { windowOracle } from "./support/window-oracle.ts";
-import { coffeeShopActors, committedPosition, startWorkerProcess } from "./support/worker-process.ts";
+import {
+  caughtUp,
+  coffeeShopActors,
+  coffeeShopOrderActors,
+  committedPosition,
+  startWorkerProcess,
+} from "./support/worker-process.ts";
 
 describe("exactly-once under SIGKILL", () => {
   const nats = useNatsServer();
@@ -21,27 +28,47 @@ describe("exactly-once under SIGKILL", () => {
     const nc = await nats.connect();
     const seed = 42;
     const count = 100_000;
-    // Orders keep arriving while the worker is killed and restarted, as in production.
+    // Orders keep arriving while a worker runs, is killed, and the next one recovers. The
+    // publisher's clock stands still from a kill until the next worker runs, so however slowly a
+    // worker starts on a busy machine, the kills land in the middle of the stream.
+    let pausedAt: number | undefined = Date.now();
+    let paused = 0;
+    const publishClock: Clock = {
+      now: () => (pausedAt ?? Date.now()) - paused,
+      setTimeout: (fn, ms) => systemClock.setTimeout(fn, ms),
+      clearTimeout: (handle) => systemClock.clearTimeout(handle),
+    };
+    const resumePublishing = () => {
+      if (pausedAt !== undefined) paused += Date.now() - pausedAt;
+      pausedAt = undefined;
+    };
     await publishOrders(nc, { stream: "orders", seed, count: 0 });
-    const publishing = publishOrders(nc, { stream: "orders", seed, count, ratePerSec: 2_500 });
+    const publishing = publishOrders(nc, { stream: "orders", seed, count, ratePerSec: 2_500, clock: publishClock });
 
     const random = mulberry32(1234);
     const killAt = Array.from({ length: 6 }, () => Math.floor(5_000 + random() * 85_000)).sort((a, b) => a - b);
-    const progress = () => committedPosition(nc, "coffee-shop", "orders", coffeeShopActors);
+    const progress = () => committedPosition(nc, "coffee-shop", "orders", coffeeShopOrderActors);
     // Frequent small checkpoints, so kills land before, during and after commits.
     const args = ["--checkpoint-ms", "40", "--checkpoint-events", "3000"];
     const kills: number[] = [];
     for (const point of killAt) {
       const child = startWorkerProcess(nats.url, "examples/coffee-shop/pipeline.ts", "coffeeShop", args);
+      await waitFor(() => child.output().includes('"event":"running"'), {
+        timeoutMs: 60_000,
+        message: `running\n${child.output()}`,
+      });
+      resumePublishing();
       await waitFor(async () => (await progress()) >= point, {
         timeoutMs: 60_000,
         intervalMs: 5,
         message: `progress past ${point}\n${child.output()}`,
       });
       child.kill("SIGKILL");
+      pausedAt = Date.now();
       expect(await child.exited).toBe("SIGKILL");
       kills.push(await progress());
     }
+    resumePublishing();
     await publishing;
     const last = (await (await jetstreamManager(nc)).streams.info("orders")).state.last_seq;
     expect(last).toBe(count);
@@ -49,10 +76,15 @@ describe("exactly-once under SIGKILL", () => {
     expect(kills.filter((k) => k < count).length).toBeGreaterThanOrEqual(5);
 
     const final = startWorkerProcess(nats.url, "examples/coffee-shop/pipeline.ts", "coffeeShop", args);
-    await waitFor(async () => (await progress()) >= last && final.output().includes('"event":"running"'), {
-      timeoutMs: 60_000,
-      message: `caught up\n${final.output()}`,
-    });
+    await waitFor(
+      async () =>
+        (await caughtUp(nc, "coffee-shop", { orders: "orders" }, coffeeShopActors)) &&
+        final.output().includes('"event":"running"'),
+      {
+        timeoutMs: 60_000,
+        message: `caught up\n${final.output()}`,
+      },
+    );
     final.kill("SIGTERM");
     expect(await final.exited).toBe(0);
 

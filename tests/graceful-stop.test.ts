@@ -8,7 +8,13 @@ import { readCommitted } from "../src/state/checkpoint.ts";
 import { readTable } from "../src/state/table.ts";
 import { expectedTables, type StoreRow } from "./support/coffee-shop-oracle.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
-import { coffeeShopActors, committedPosition, startWorkerProcess } from "./support/worker-process.ts";
+import {
+  caughtUp,
+  coffeeShopActors,
+  coffeeShopOrderActors,
+  committedPosition,
+  startWorkerProcess,
+} from "./support/worker-process.ts";
 
 describe("graceful stop and restart", () => {
   const nats = useNatsServer();
@@ -18,17 +24,23 @@ describe("graceful stop and restart", () => {
     const seed = 5;
     const count = 30_000;
     await publishOrders(nc, { stream: "orders", seed, count: 0 });
-    const publishing = publishOrders(nc, { stream: "orders", seed, count, ratePerSec: 2_500 });
-    const progress = () => committedPosition(nc, "coffee-shop", "orders", coffeeShopActors);
+    const progress = () => committedPosition(nc, "coffee-shop", "orders", coffeeShopOrderActors);
 
     const first = startWorkerProcess(nats.url, "examples/coffee-shop/pipeline.ts", "coffeeShop");
+    // Orders start arriving once the worker runs (however slowly it started), and keep arriving
+    // while it stops and restarts.
+    await waitFor(() => first.output().includes('"event":"running"'), {
+      timeoutMs: 60_000,
+      message: `running\n${first.output()}`,
+    });
+    const publishing = publishOrders(nc, { stream: "orders", seed, count, ratePerSec: 2_500 });
     await waitFor(async () => (await progress()) >= 2_000, { timeoutMs: 60_000, message: `progress\n${first.output()}` });
     first.kill("SIGTERM");
     expect(await first.exited).toBe(0);
     // Drained: every actor committed the same, final position.
     const committed = await readCommitted(nc, "coffee-shop");
     expect(committed).toHaveLength(coffeeShopActors);
-    const positions = new Set(committed.map((c) => c.manifest.positions.orders));
+    const positions = new Set(committed.flatMap((c) => ("orders" in c.manifest.positions ? [c.manifest.positions.orders] : [])));
     expect(positions.size).toBe(1);
     const stoppedAt = [...positions][0]!;
     expect(stoppedAt).toBeGreaterThanOrEqual(2_000);
@@ -36,10 +48,15 @@ describe("graceful stop and restart", () => {
 
     const second = startWorkerProcess(nats.url, "examples/coffee-shop/pipeline.ts", "coffeeShop");
     await publishing;
-    await waitFor(async () => (await progress()) >= count && second.output().includes('"event":"running"'), {
-      timeoutMs: 60_000,
-      message: `caught up\n${second.output()}`,
-    });
+    await waitFor(
+      async () =>
+        (await progress()) >= count && (await caughtUp(nc, "coffee-shop", { orders: "orders" }, coffeeShopActors)) &&
+        second.output().includes('"event":"running"'),
+      {
+        timeoutMs: 60_000,
+        message: `caught up\n${second.output()}`,
+      },
+    );
     expect(second.output()).toContain(`"fromSeq":${stoppedAt + 1}`);
     second.kill("SIGINT");
     expect(await second.exited).toBe(0);

@@ -42,7 +42,15 @@ const batch = (upTo: number, n: number): Batch => ({
   watermark: Number.NEGATIVE_INFINITY,
   records: Array.from(
     { length: n },
-    (_, i) => ({ seq: upTo - n + 1 + i, key: "k", hash: 0, value: i, time: Number.NaN, watermark: Number.NEGATIVE_INFINITY }),
+    (_, i) => ({
+      seq: upTo - n + 1 + i,
+      key: "k",
+      hash: 0,
+      value: i,
+      time: Number.NaN,
+      watermark: Number.NEGATIVE_INFINITY,
+      via: "k",
+    }),
   ),
 });
 

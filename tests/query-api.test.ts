@@ -16,13 +16,17 @@ import type { HttpListener } from "../src/platform/platform.ts";
 import { Worker } from "../src/runtime/worker.ts";
 import { createQueryApi, type QueryApi } from "../src/serve/api.ts";
 import { Catalog } from "../src/serve/catalog.ts";
+import { ChangeLog } from "../src/serve/change-log.ts";
+import type { RowChange } from "../src/serve/replica.ts";
 import { createTable, encodePage, indexKey, pageKey, readRow, readTable } from "../src/state/table.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
 
 type StoreRow = { key: string; orders: number; revenue: number };
+type TopRow = { key: string; top: { key: string; weight: number }[]; windowStart: number; windowEnd: number };
 
 interface SseEvent {
   readonly event: string;
+  readonly id: string | undefined;
   readonly data: any;
 }
 
@@ -42,12 +46,14 @@ function readSse(response: Response): { events: SseEvent[]; done: Promise<void> 
           const block = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
           let event = "message";
+          let id: string | undefined;
           const data: string[] = [];
           for (const line of block.split("\n")) {
             if (line.startsWith("event:")) event = line.slice(6).trim();
+            else if (line.startsWith("id:")) id = line.slice(3).trim();
             else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
           }
-          if (data.length) events.push({ event, data: JSON.parse(data.join("\n")) });
+          if (data.length) events.push({ event, id, data: JSON.parse(data.join("\n")) });
         }
       }
     } catch {
@@ -98,6 +104,7 @@ describe("query API over a live pipeline", () => {
     expect(response.status).toBe(200);
     const body = (await response.json()) as { tables: any[] };
     expect(body.tables.map((t) => t.name)).toEqual([
+      "late_orders",
       "revenue_by_category",
       "revenue_by_item",
       "revenue_by_store",
@@ -159,6 +166,9 @@ describe("query API over a live pipeline", () => {
     const missing = await get("/tables/revenue_by_store/rows/store-99");
     expect(missing.status).toBe(404);
     expect(((await missing.json()) as any).error.code).toBe("row_not_found");
+    const actors = await get("/actors"); // this service runs no worker
+    expect(actors.status).toBe(404);
+    expect(((await actors.json()) as any).error).toMatchObject({ code: "not_found", message: expect.stringContaining("worker") });
     const route = await get("/nothing/here");
     expect(route.status).toBe(404);
     expect(((await route.json()) as any).error.code).toBe("not_found");
@@ -269,6 +279,140 @@ describe("query API over a live pipeline", () => {
     },
   );
 
+  it("reads a TopN row in rank order: a window by its row key, or a store's latest window", async () => {
+    const rows = await readTable<TopRow>(nc, "top_items_per_store");
+    const mine = rows.filter((r) => r.key === "store-1").sort((a, b) => b.windowStart - a.windowStart);
+    expect(mine.length).toBeGreaterThan(1);
+    const latest = mine[0]!;
+    const ranked = (entries: { key: string; weight: number }[]) =>
+      entries.map((e, i) => ({ rank: i + 1, key: e.key, weight: e.weight }));
+
+    const body = (await (await get("/tables/top_items_per_store/rows/store-1/top")).json()) as any;
+    expect(body).toMatchObject({
+      key: "store-1",
+      rowKey: `store-1|${latest.windowStart}`,
+      window: { start: latest.windowStart, end: latest.windowEnd },
+      column: "top",
+      entries: ranked(latest.top),
+    });
+    expect(body.entries.length).toBe(5);
+    for (let i = 1; i < body.entries.length; i++) {
+      const [a, b] = [body.entries[i - 1], body.entries[i]];
+      expect(a.weight > b.weight || (a.weight === b.weight && a.key < b.key)).toBe(true);
+    }
+    expect(body.reflects.partition).toBe(partitionOf(keyHash("store-1"), 4));
+
+    const older = mine[1]!;
+    const path = `/tables/top_items_per_store/rows/${encodeURIComponent(`store-1|${older.windowStart}`)}/top?limit=2`;
+    const one = (await (await get(path)).json()) as any;
+    expect(one.rowKey).toBe(`store-1|${older.windowStart}`);
+    expect(one.entries).toEqual(ranked(older.top).slice(0, 2));
+    expect(((await (await get(`${path}&column=top`)).json()) as any).entries).toEqual(one.entries);
+
+    const plain = await get("/tables/revenue_by_store/rows/store-1/top");
+    expect(plain.status).toBe(400);
+    expect(((await plain.json()) as any).error.code).toBe("not_top_n");
+    for (const query of ["column=revenue", "limit=0", "order=rank"]) {
+      const bad = await get(`/tables/top_items_per_store/rows/store-1/top?${query}`);
+      expect(bad.status, query).toBe(400);
+      expect(((await bad.json()) as any).error.code).toBe("bad_parameter");
+    }
+    const missing = await get("/tables/top_items_per_store/rows/store-99/top");
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as any).error.code).toBe("row_not_found");
+  });
+
+  it("resumes a change stream from Last-Event-ID, or sends a snapshot when it cannot", { timeout: 60_000 }, async () => {
+    const open = (query: string, headers: Record<string, string> = {}) => {
+      const aborts = new AbortController();
+      return get(`/tables/revenue_by_store/changes${query}`, { signal: aborts.signal, headers }).then((response) => {
+        expect(response.status).toBe(200);
+        return { ...readSse(response), close: () => aborts.abort() };
+      });
+    };
+    // Connect, note the position, go away.
+    const first = await open("");
+    await waitFor(() => first.events.length > 0, { message: "ready" });
+    const ready = first.events[0]!;
+    expect(ready.event).toBe("ready");
+    expect(ready.id).toMatch(/^\w+\.\d+$/);
+    const keyed = await open("?key=store-2");
+    await waitFor(() => keyed.events.length > 0, { message: "ready of store-2" });
+    first.close();
+    keyed.close();
+    await Promise.all([first.done, keyed.done]);
+
+    // Meanwhile every store sells more.
+    await publishOrders(nc, { stream: "orders", seed: 9, count: 500 });
+    await caughtUp();
+    const now = (await readTable<StoreRow>(nc, "revenue_by_store")).sort(byKey);
+    await waitFor(() => JSON.stringify(catalog.get("revenue_by_store")!.rows()) === JSON.stringify(now), {
+      message: "the replica has the new rows",
+    });
+
+    // Back with Last-Event-ID: the changes missed, in order; applying them gives the table as it is.
+    const resumed = await open("", { "Last-Event-ID": ready.id! });
+    const resumedKey = await open(`?key=store-2&lastEventId=${keyed.events[0]!.id}`);
+    try {
+      await waitFor(() => resumed.events[0]?.event === "resumed" && resumed.events.length > resumed.events[0].data.missed, {
+        message: "resumed and the missed changes",
+      });
+      const missed = resumed.events.slice(1, 1 + resumed.events[0]!.data.missed);
+      expect(missed.length).toBeGreaterThanOrEqual(5);
+      expect(missed.every((e) => e.event === "change" && e.id !== undefined)).toBe(true);
+      const seqs = missed.map((e) => Number(e.id!.split(".")[1]));
+      expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+      expect(seqs[0]).toBeGreaterThan(Number(ready.id!.split(".")[1]));
+      const applied = new Map<string, unknown>();
+      for (const e of missed) applied.set(e.data.key, e.data.row);
+      expect([...applied.keys()].sort()).toEqual(now.map((r) => r.key));
+      for (const row of now) expect(applied.get(row.key)).toEqual(row);
+
+      await waitFor(
+        () => resumedKey.events[0]?.event === "resumed" && resumedKey.events.length > resumedKey.events[0].data.missed,
+        {
+          message: "resumed store-2",
+        },
+      );
+      const store2 = resumedKey.events.slice(1);
+      expect(store2.length).toBeGreaterThan(0);
+      expect(store2.every((e) => e.data.key === "store-2")).toBe(true);
+      expect(store2.at(-1)!.data.row).toEqual(now.find((r) => r.key === "store-2"));
+    } finally {
+      resumed.close();
+      resumedKey.close();
+      await Promise.all([resumed.done, resumedKey.done]);
+    }
+
+    // An id from another epoch (a restarted service) cannot be resumed: a full snapshot, with an id.
+    for (const id of ["someoneelse.3", "garbage"]) {
+      const stale = await open("", { "Last-Event-ID": id });
+      try {
+        await waitFor(() => stale.events.length > 0, { message: "the snapshot" });
+        const [snapshot] = stale.events;
+        expect(snapshot!.event).toBe("snapshot");
+        expect(snapshot!.id).toMatch(/^\w+\.\d+$/);
+        expect(snapshot!.data.reason).toContain(id);
+        expect(snapshot!.data.rows.map((r: any) => r.row)).toEqual(now);
+        expect(snapshot!.data.reflects.checkpoint).toBeGreaterThan(0);
+      } finally {
+        stale.close();
+        await stale.done;
+      }
+    }
+    const staleKey = await open("?key=store-3", { "Last-Event-ID": "someoneelse.3" });
+    try {
+      await waitFor(() => staleKey.events.length > 0, { message: "the snapshot of store-3" });
+      expect(staleKey.events[0]).toMatchObject({
+        event: "snapshot",
+        data: { key: "store-3", row: now.find((r) => r.key === "store-3") },
+      });
+    } finally {
+      staleKey.close();
+      await staleKey.done;
+    }
+  });
+
   it("finds tables created later, follows a page layout change, and takes any key in the path", async () => {
     await createTable(nc, "hand_made", { step: "hand", partitions: 1 });
     const kv = await new Kvm(nc).open(tableBucket("hand_made"));
@@ -295,5 +439,26 @@ describe("query API over a live pipeline", () => {
     expect(replica.rows()).toEqual([{ key: "a/b é", n: 10 }, { key: "z", n: 3 }]);
     expect(replica.reflectsPartition(0)).toMatchObject({ checkpoint: 2, at: 2000 });
     expect((await get("/tables/hand_made/rows/plain")).status).toBe(404);
+  });
+});
+
+describe("the change log behind Last-Event-ID", () => {
+  const change = (key: string): RowChange => ({ op: "upsert", key, row: { key }, partition: 0, checkpoint: 1, at: 0 });
+
+  it("gives the changes after an id while it holds them, and nothing it cannot vouch for", () => {
+    const log = new ChangeLog("e1", 3);
+    expect(log.resume(log.eventId(0))).toEqual([]);
+    expect(log.append([change("a"), change("b")])).toBe(1);
+    expect(log.resume("e1.0")!.map((c) => c.seq)).toEqual([1, 2]);
+    expect(log.append([change("c"), change("d"), change("e")])).toBe(3);
+    expect(log.last).toBe(5);
+    expect(log.oldest).toBe(3);
+    expect(log.resume("e1.2")!.map((c) => [c.seq, c.change.key])).toEqual([[3, "c"], [4, "d"], [5, "e"]]);
+    expect(log.resume("e1.5")).toEqual([]);
+    expect(log.resume("e1.1")).toBeUndefined(); // change 2 is gone from the ring
+    expect(log.resume("e1.6")).toBeUndefined(); // ahead of the log
+    expect(log.resume("e2.4")).toBeUndefined(); // another epoch
+    expect(log.resume("e1.x")).toBeUndefined();
+    expect(log.resume("e1")).toBeUndefined();
   });
 });

@@ -144,6 +144,8 @@ export interface PublishOrdersOptions extends GenerateOrdersOptions {
   readonly clock?: Clock;
   /** Called after each batch with the number of orders published so far (not yet acked). */
   readonly onProgress?: (published: number) => void;
+  /** Checked after each batch: stop early (what was published is still acknowledged) when true. */
+  readonly stopped?: () => boolean;
 }
 
 /**
@@ -173,6 +175,7 @@ export async function publishOrders(
       published++;
       if (published % batch !== 0) continue;
       opts.onProgress?.(published);
+      if (opts.stopped?.()) break;
       await publisher.whenPendingBelow();
       if (rate && rate > 0) {
         const wait = start + (published / rate) * 1000 - clock.now();

@@ -5,7 +5,8 @@
  * and per item in two result tables that a dashboard reads, forwards large orders (4 items or
  * more) to the `large_orders` stream for the barista screen, and keeps revenue per store per
  * one-minute window (by the order's own time) in the `revenue_per_store_minute` table (and the
- * `revenue_per_minute` stream), and the top 5 items per store over 5 minutes, every minute.
+ * `revenue_per_minute` stream), orders too late for their minute per store (`late_orders`), and
+ * the top 5 items per store over 5 minutes, every minute.
  *
  * @example
  * const worker = await Worker.start(nc, coffeeShop());
@@ -63,6 +64,12 @@ export function coffeeShop(options: CoffeeShopOptions = {}): Pipeline {
     .aggregate("store-minute", (a) => ({ orders: a.count(), revenue: a.sum("revenue") }));
   perMinute.toTable(`revenue_per_store_minute${options.tableSuffix ?? ""}`);
   perMinute.toStream("revenue-per-minute", { stream: `revenue_per_minute${options.tableSuffix ?? ""}` });
+  // Orders too late for their minute, counted per store.
+  perMinute
+    .lateEvents("late-orders")
+    .keyBy("late-by-store", "store")
+    .aggregate("store-late", (a) => ({ orders: a.count(), revenue: a.sum("revenue") }))
+    .toTable(`late_orders${options.tableSuffix ?? ""}`);
 
   orders
     .keyBy("by-store-5min", "store")

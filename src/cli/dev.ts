@@ -2,17 +2,20 @@
  * `eddy dev`: the coffee-shop demo in one command. Without NATS_URL it starts a local
  * nats-server (JetStream on, a free port, its store under .eddy/ in this directory), creates
  * the orders stream, publishes generated orders at a steady rate, runs the coffee-shop pipeline
- * and prints where to look. Ctrl-C or SIGTERM checkpoints, stops the server and exits 0.
+ * and logs where to look (src/observe/logger.ts: human on a terminal, JSON lines otherwise).
+ * Ctrl-C or SIGTERM checkpoints, stops the server and exits 0.
  */
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Effect } from "effect";
 import { coffeeShop } from "../../examples/coffee-shop/pipeline.ts";
 import { publishOrders } from "../../examples/coffee-shop/orders.ts";
+import { commandLogger, logFlags, type Logger } from "../observe/logger.ts";
 import type { Platform } from "../platform/platform.ts";
 import { systemClock } from "../runtime/clock.ts";
 import { Worker } from "../runtime/worker.ts";
 import { readTable } from "../state/table.ts";
 import type { CommandSpec, Parsed } from "./args.ts";
+import { followCatchUp } from "./catch-up.ts";
 import { execute } from "./execute.ts";
 import { workerOptions } from "./run.ts";
 import { queryApi } from "./serve.ts";
@@ -32,14 +35,20 @@ export const devCommand: CommandSpec = {
     "data-dir": { type: "string", help: "where the local nats-server keeps its store", default: ".eddy" },
     "checkpoint-ms": { type: "number", help: "checkpoint interval in ms", default: 1000 },
     "checkpoint-events": { type: "number", help: "checkpoint after this many events per actor", default: 100_000 },
+    "table-flush-ms": {
+      type: "number",
+      help: "write changed result-table rows this often between checkpoints; 0 = only at checkpoints",
+      default: 100,
+    },
     "summary-ms": { type: "number", help: "print a summary this often; 0 = never", default: 5000 },
     port: { type: "number", help: "port of the query API (0: a free one)", default: 8080 },
+    ...logFlags,
   },
   examples: ["eddy dev", "eddy dev --rate 500", "NATS_URL=nats://user:pass@host:4222 eddy dev"],
 };
 
 export async function dev(platform: Platform, { flags }: Parsed): Promise<number> {
-  const say = (line: string) => platform.out(`eddy dev: ${line}\n`);
+  const logger = commandLogger(platform, flags, { cmd: "dev" });
   const given = (flags.nats as string | undefined) || platform.env("NATS_URL");
   const dataDir = `${platform.cwd()}/${flags["data-dir"] as string}`;
   const shutdown = platform.shutdownSignal();
@@ -57,17 +66,20 @@ export async function dev(platform: Platform, { flags }: Parsed): Promise<number
           );
           url = server.url;
           yield* Effect.promise(() => platform.writeFile(`${platform.cwd()}/${devUrlFile}`, `${url}\n`));
-          say(`started nats-server ${url} (store ${dataDir}/nats, log ${dataDir}/nats-server.log)`);
+          logger.info("nats-started", { url, store: `${dataDir}/nats`, log: `${dataDir}/nats-server.log` });
         } else {
-          say(`using nats-server ${url.replace(/\/\/[^@/]*@/, "//***@")}`);
+          logger.info("nats", { url: url.replace(/\/\/[^@/]*@/, "//***@") });
         }
         const nc = yield* natsConnection(platform, url, flags.creds);
-        const generator = startGenerator(nc, flags, say);
+        const generator = startGenerator(nc, flags, logger);
         yield* Effect.addFinalizer(() => Effect.promise(() => generator.stop()));
         yield* Effect.promise(() => generator.ready);
         const pipeline = coffeeShop({ partitions: flags.partitions as number });
         const worker = yield* Effect.acquireRelease(
-          Effect.tryPromise({ try: () => Worker.start(nc, pipeline, workerOptions(flags, undefined)), catch: (e) => e }),
+          Effect.tryPromise({
+            try: () => Worker.start(nc, pipeline, workerOptions(flags, logger.sink("debug"))),
+            catch: (e) => e,
+          }),
           (w) => Effect.promise(() => w.stop()),
         );
         const { listener } = yield* queryApi(platform, nc, {
@@ -76,29 +88,39 @@ export async function dev(platform: Platform, { flags }: Parsed): Promise<number
           refreshMs: 2000,
           worker,
         });
-        say(`pipeline ${pipeline.id} running: ${worker.status().length} operator actors`);
-        say(
-          "results: tables revenue_by_store, revenue_by_item, revenue_by_category, revenue_per_store_minute, top_items_per_store",
+        logger.info("running", {
+          pipeline: pipeline.id,
+          actors: worker.status().length,
+          tables: "revenue_by_store,revenue_by_item,revenue_by_category,revenue_per_store_minute,top_items_per_store",
+        });
+        logger.info("dashboard", { url: `${listener.url}/` });
+        logger.info("query-api", { tables: `${listener.url}/tables`, example: `${listener.url}/tables/revenue_by_store/rows` });
+        logger.info("metrics", {
+          url: `${listener.url}/metrics`,
+          health: `${listener.url}/healthz`,
+          ready: `${listener.url}/readyz`,
+        });
+        logger.info("try", { command: "./bin/eddy.js query revenue_by_store", follow: "./bin/eddy.js tail revenue_by_store" });
+        logger.info("ready", { stop: "Ctrl-C" });
+        const catchUp = yield* Effect.promise(() =>
+          followCatchUp(nc, worker, { terminal: platform.errInteractive, write: platform.err })
         );
-        say(`  query API: ${listener.url}/tables   (e.g. ${listener.url}/tables/revenue_by_store/rows)`);
-        say(`  metrics:   ${listener.url}/metrics   (health: /healthz, /readyz)`);
-        say("  or:        ./bin/eddy.js query revenue_by_store    (in another terminal)");
-        say("stop with Ctrl-C");
         const summaryMs = flags["summary-ms"] as number;
-        const timer = summaryMs > 0 ? setSummary(nc, worker, summaryMs, say) : undefined;
+        const timer = summaryMs > 0 ? setSummary(nc, worker, summaryMs, logger) : undefined;
         const signal = yield* Effect.promise(() => shutdown);
+        catchUp.stop();
         if (timer !== undefined) systemClock.clearTimeout(timer.handle);
-        say(`${signal}: checkpointing and stopping`);
+        logger.info("stopping", { signal, doing: "final checkpoint" });
       }),
     ),
   ).then(() => {
-    say("stopped");
+    logger.info("stopped", {});
     return 0;
   });
 }
 
 /** Publish orders in one-second rounds until stopped (or `--count` is reached). */
-function startGenerator(nc: NatsConnection, flags: Parsed["flags"], say: (line: string) => void) {
+function startGenerator(nc: NatsConnection, flags: Parsed["flags"], logger: Logger) {
   const rate = flags.rate as number;
   const count = flags.count as number;
   const seed = flags.seed as number;
@@ -112,7 +134,7 @@ function startGenerator(nc: NatsConnection, flags: Parsed["flags"], say: (line: 
     await publishOrders(nc, { stream: "orders", seed, count: 0 });
     ready();
     if (rate <= 0) return;
-    say(`generating ${rate} orders/s into stream "orders" (seed ${seed}${count ? `, ${count} in all` : ""})`);
+    logger.info("generating", { ordersPerSec: rate, stream: "orders", seed, ...(count ? { count } : {}) });
     for (let round = 0; !stopped && (count === 0 || published < count); round++) {
       const started = systemClock.now();
       const n = count === 0 ? rate : Math.min(rate, count - published);
@@ -138,7 +160,7 @@ function startGenerator(nc: NatsConnection, flags: Parsed["flags"], say: (line: 
   };
 }
 
-function setSummary(nc: NatsConnection, worker: Worker, everyMs: number, say: (line: string) => void) {
+function setSummary(nc: NatsConnection, worker: Worker, everyMs: number, logger: Logger) {
   const state = { handle: undefined as unknown };
   const tick = async () => {
     const rows = await readTable<{ key: string; orders: number; revenue: number }>(nc, "revenue_by_store").catch(() => []);
@@ -146,7 +168,7 @@ function setSummary(nc: NatsConnection, worker: Worker, everyMs: number, say: (l
     const processed = worker.committedPosition("orders");
     const dead = worker.sourceDeadLetters;
     const stores = rows.map((r) => `${r.key} $${r.revenue.toFixed(2)} (${r.orders})`).join(" | ");
-    say(`orders processed ${processed}, dead letters ${dead} | ${stores}`);
+    logger.info("summary", { processed, deadLetters: dead, stores });
     state.handle = systemClock.setTimeout(tick, everyMs);
   };
   state.handle = systemClock.setTimeout(tick, everyMs);

@@ -11,6 +11,8 @@ import { query, queryCommand } from "./query.ts";
 import { run, runCommand } from "./run.ts";
 import { status, statusCommand } from "./status.ts";
 import { serve, serveCommand } from "./serve.ts";
+import { tail, tailCommand } from "./tail.ts";
+import { bench, benchCommand } from "./bench.ts";
 
 type Handler = (platform: Platform, parsed: Parsed) => Promise<number>;
 
@@ -20,7 +22,9 @@ const commands: ReadonlyArray<readonly [CommandSpec, Handler]> = [
   [queryCommand, query],
   [statusCommand, status],
   [serveCommand, serve],
+  [tailCommand, tail],
   [genCommand, gen],
+  [benchCommand, bench],
 ];
 
 function usage(): string {

@@ -5,10 +5,12 @@
  */
 import { Effect } from "effect";
 import { ConfigError } from "../errors.ts";
+import { commandLogger, logFlags } from "../observe/logger.ts";
 import { Pipeline } from "../pipeline/pipeline.ts";
 import type { Platform } from "../platform/platform.ts";
 import { Worker, type WorkerOptions } from "../runtime/worker.ts";
 import type { CommandSpec, Parsed } from "./args.ts";
+import { followCatchUp } from "./catch-up.ts";
 import { execute } from "./execute.ts";
 import { queryApi } from "./serve.ts";
 import { natsConnection, natsFlags, resolveUrl } from "./target.ts";
@@ -22,6 +24,11 @@ export const runCommand: CommandSpec = {
     export: { type: "string", help: "the export to use", default: "default" },
     "checkpoint-ms": { type: "number", help: "checkpoint interval in ms", default: 1000 },
     "checkpoint-events": { type: "number", help: "checkpoint after this many events per actor", default: 100_000 },
+    "table-flush-ms": {
+      type: "number",
+      help: "write changed result-table rows this often between checkpoints; 0 = only at checkpoints",
+      default: 100,
+    },
     port: {
       type: "number",
       help: "serve the query API, /metrics, /healthz and /readyz on this port (0: a free one; none: no HTTP)",
@@ -31,6 +38,7 @@ export const runCommand: CommandSpec = {
       type: "string",
       help: "with --port: require Authorization: Bearer <token> (else $EDDY_API_TOKEN; not for /healthz, /readyz)",
     },
+    ...logFlags,
   },
   examples: [
     "eddy run examples/coffee-shop/pipeline.ts --export coffeeShop --nats nats://127.0.0.1:4222",
@@ -64,14 +72,16 @@ export function workerOptions(flags: Parsed["flags"], log: WorkerOptions["log"])
   return {
     checkpointMs: flags["checkpoint-ms"] as number,
     checkpointEvents: flags["checkpoint-events"] as number,
+    tableFlushMs: flags["table-flush-ms"] as number,
     ...(log ? { log } : {}),
   };
 }
 
 export async function run(platform: Platform, { flags, positionals }: Parsed): Promise<number> {
+  const logger = commandLogger(platform, flags, { cmd: "run" });
   const pipeline = await loadPipeline(platform, positionals[0]!, flags.export as string);
   const url = await resolveUrl(platform, flags.nats);
-  const log = (event: string, fields: Record<string, unknown>) => platform.err(`${JSON.stringify({ event, ...fields })}\n`);
+  const log = logger.sink("info");
   // Listen before starting: a signal during start-up still ends in a clean stop.
   const shutdown = platform.shutdownSignal();
   await execute(
@@ -96,11 +106,17 @@ export async function run(platform: Platform, { flags, positionals }: Parsed): P
           });
           http = listener.url;
         }
-        log("running", { pipeline: pipeline.id, nats: url, ...(http ? { http, metrics: `${http}/metrics` } : {}) });
+        const nats = url.replace(/\/\/[^@/]*@/, "//***@");
+        logger.info("running", { pipeline: pipeline.id, nats, ...(http ? { http, metrics: `${http}/metrics` } : {}) });
+        const catchUp = yield* Effect.promise(() =>
+          followCatchUp(nc, worker, { terminal: platform.errInteractive, write: platform.err })
+        );
         const signal = yield* Effect.promise(() => shutdown);
-        log("stopping", { signal });
+        catchUp.stop();
+        logger.info("stopping", { signal });
       }),
     ),
   );
+  logger.info("stopped", { pipeline: pipeline.id });
   return 0;
 }

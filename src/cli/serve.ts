@@ -5,6 +5,7 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Effect } from "effect";
 import { ConfigError } from "../errors.ts";
+import { commandLogger, logFlags } from "../observe/logger.ts";
 import type { Platform } from "../platform/platform.ts";
 import type { Worker } from "../runtime/worker.ts";
 import { createQueryApi } from "../serve/api.ts";
@@ -24,6 +25,7 @@ export const serveCommand: CommandSpec = {
     token: { type: "string", help: "require Authorization: Bearer <token> (else $EDDY_API_TOKEN; none: no auth)" },
     cors: { type: "string", help: "allowed CORS origins, comma-separated, or *" },
     "refresh-ms": { type: "number", help: "look for new tables this often; 0 = never", default: 5000 },
+    ...logFlags,
   },
   examples: [
     "eddy serve --port 8080",
@@ -33,8 +35,9 @@ export const serveCommand: CommandSpec = {
 };
 
 export async function serve(platform: Platform, { flags }: Parsed): Promise<number> {
+  const logger = commandLogger(platform, flags, { cmd: "serve" });
   const url = await resolveUrl(platform, flags.nats);
-  const log = (event: string, fields: Record<string, unknown>) => platform.err(`${JSON.stringify({ event, ...fields })}\n`);
+  const log = logger.sink("info");
   const token = (flags.token as string | undefined) || platform.env("EDDY_API_TOKEN") || undefined;
   const origins = typeof flags.cors === "string" ? flags.cors.split(",").map((o) => o.trim()).filter(Boolean) : undefined;
   const shutdown = platform.shutdownSignal();
@@ -50,12 +53,18 @@ export async function serve(platform: Platform, { flags }: Parsed): Promise<numb
           ...(origins ? { origins } : {}),
           log,
         });
-        log("serving", { url: listener.url, tables: catalog.names(), auth: token ? "bearer" : "none", cors: origins ?? null });
+        logger.info("serving", {
+          url: listener.url,
+          tables: catalog.names(),
+          auth: token ? "bearer" : "none",
+          cors: origins ?? null,
+        });
         const signal = yield* Effect.promise(() => shutdown);
-        log("stopping", { signal });
+        logger.info("stopping", { signal });
       }),
     ),
   );
+  logger.info("stopped", {});
   return 0;
 }
 

@@ -5,6 +5,7 @@
  * Works whether or not a worker is running.
  */
 import { jetstreamManager } from "@nats-io/jetstream";
+import { edgeStream } from "../runtime/plan.ts";
 import { ConfigError } from "../errors.ts";
 import type { Platform } from "../platform/platform.ts";
 import { readCommitted } from "../state/checkpoint.ts";
@@ -34,19 +35,30 @@ export async function status(platform: Platform, { flags, positionals }: Parsed)
       });
     }
     const stream = (flags.stream as string | undefined) ?? (pipelineId === "coffee-shop" ? "orders" : undefined);
-    const last = stream
-      ? (await (await jetstreamManager(nc)).streams.info(stream).catch(() => undefined))?.state.last_seq
-      : undefined;
+    const jsm = await jetstreamManager(nc);
+    const lastSeq = async (name: string) => (await jsm.streams.info(name).catch(() => undefined))?.state.last_seq;
+    const last = stream ? await lastSeq(stream) : undefined;
+    // A source that is the edge out of an earlier step is read from its internal stream.
+    const edges = new Map<string, number | undefined>();
+    for (const { manifest } of committed) {
+      for (const source of Object.keys(manifest.positions)) {
+        if (!edges.has(source)) edges.set(source, await lastSeq(edgeStream(pipelineId, source).stream));
+      }
+    }
     const rows = committed.map(({ step, partition, manifest }) => {
-      const position = Math.min(...Object.values(manifest.positions), Number.POSITIVE_INFINITY);
-      const at = Number.isFinite(position) ? position : 0;
+      let lag: number | undefined;
+      for (const [source, at] of Object.entries(manifest.positions)) {
+        const end = edges.get(source) ?? last;
+        if (end !== undefined) lag = Math.max(lag ?? 0, end - at);
+      }
+      if (Object.keys(manifest.positions).length === 0 && last !== undefined) lag = last;
       return {
         step,
         partition,
         checkpoint: manifest.checkpoint,
         committedAt: new Date(manifest.committedAt).toISOString(),
         positions: manifest.positions,
-        ...(last === undefined ? {} : { lag: Math.max(0, last - at) }),
+        ...(lag === undefined ? {} : { lag: Math.max(0, lag) }),
         watermarks: manifest.watermarks ?? {},
         keys: manifest.keys,
         deadLetters: manifest.counters.deadLetters ?? 0,

@@ -1,14 +1,16 @@
 /**
  * The batch evaluator: the same pipeline definition, evaluated over in-memory arrays of events at
  * once, by the definitions of its steps rather than by Eddy's streaming machinery (no actors, no
- * partitions, no checkpoints). It is the Lambda architecture's batch layer reduced to a test
- * oracle: a streaming run over the same events, in the same order, must give the same tables and
- * streams, whatever the crashes.
+ * partitions, no checkpoints, no edges). It is the Lambda architecture's batch layer reduced to a
+ * test oracle: a streaming run over the same events, in the same order, must give the same
+ * tables and streams, whatever the crashes.
  *
- * Event time follows the streaming definition: an event's watermark is the highest event time
- * before it in its source minus `maxOutOfOrderMs`; an event is late when every window it belongs
- * to ended (plus the allowed lateness) at or before that watermark; a window is emitted when the
- * final watermark has passed its end.
+ * Steps are evaluated in definition order (a step only reads earlier ones), each into the list of
+ * what it outputs. Event time follows the streaming definition: an event's watermark is the
+ * highest event time before it in its source minus `maxOutOfOrderMs`; an event is late when every
+ * window it belongs to ended (plus the allowed lateness) at or before that watermark; a window is
+ * emitted when the final watermark (the lowest over a step's sources) has passed its end. The
+ * outputs of a keyed step are never late for the steps that read them.
  *
  * @example
  * const out = evaluate(coffeeShop(), { orders: ordersArray }, { menu: new Map([["latte", { category: "coffee", price: 3.8 }]]) });
@@ -19,8 +21,8 @@
  * watermark has reached it, or at the end if the final watermark has.
  *
  * Not evaluated: the streams of windows in the updates mode (their interleaving is the streaming
- * run's own business; their tables are evaluated); processing-time timers (there is no clock
- * here: they never fire).
+ * run's own business; their tables are evaluated), the TTL of a regular join, and processing-time
+ * timers (there is no clock here: they never fire).
  */
 import { Either, Schema } from "effect";
 import { EVENT_TIME, fire, processLogic, processRow, type ProcessState, receive } from "../../actors/process.ts";
@@ -37,12 +39,34 @@ export interface BatchResult {
   readonly late: { readonly step: string; readonly source: string; readonly index: number }[];
 }
 
-interface Timed {
+/** What flows out of a step: a value with its event time and the watermark it met. */
+interface Item {
   readonly value: unknown;
   readonly time: number;
   readonly watermark: number;
   readonly source: string;
   readonly index: number;
+  /** Out of a keyBy: the key. */
+  readonly key?: Key;
+  /** A row's previous version, taken back out (an updating input). */
+  readonly retract?: boolean;
+}
+
+/** A step's outputs, and the watermark its inputs end at. */
+interface Output {
+  readonly items: Item[];
+  readonly watermark: number;
+  /** Its items are row versions (a `Change` each: before, after). */
+  readonly updating?: boolean;
+  /** For a table: the rows, by row key. */
+  readonly rows?: Map<string, Record<string, unknown>>;
+  /** For a windowed aggregate: the events it found late. */
+  readonly late?: Item[];
+}
+
+interface Change {
+  readonly before: unknown;
+  readonly after: unknown;
 }
 
 export function evaluate(
@@ -50,223 +74,346 @@ export function evaluate(
   events: Readonly<Record<string, readonly unknown[]>>,
   lookups: Readonly<Record<string, ReadonlyMap<string, unknown>>> = {},
 ): BatchResult {
-  const steps = pipeline.steps;
-  const children = (id: string) => steps.filter((s) => s.kind !== "source" && s.kind !== "lookup" && s.input === id);
   const result: BatchResult = { tables: {}, streams: {}, deadLetters: [], late: [] };
-  /** What reaches each step, in order. */
-  const inputs = new Map<string, Timed[]>();
-  const push = (step: string, item: Timed) => {
-    const list = inputs.get(step);
-    if (list) list.push(item);
-    else inputs.set(step, [item]);
-  };
-  let finalWatermark = Number.NEGATIVE_INFINITY;
+  const outputs = new Map<string, Output>();
+  const of = (id: string) => outputs.get(id)!;
+  const fail = (step: Step, item: Item, error: unknown) =>
+    result.deadLetters.push({ step: step.id, source: item.source, index: item.index, reason: String(error) });
 
-  // Sources and their stateless chains, event by event.
-  for (const source of steps) {
-    if (source.kind !== "source") continue;
-    const decode = Schema.decodeUnknownEither(source.schema);
-    let maxTime = Number.NEGATIVE_INFINITY;
-    (events[source.id] ?? []).forEach((raw, index) => {
-      const decoded = decode(raw);
-      if (Either.isLeft(decoded)) {
-        result.deadLetters.push({ step: source.id, source: source.id, index, reason: "schema" });
-        return;
-      }
-      const time = source.eventTime ? source.eventTime(decoded.right) : Number.NaN;
-      const watermark = maxTime - source.maxOutOfOrderMs;
-      if (time > maxTime) maxTime = time;
-      const walk = (step: Step, value: unknown): void => {
-        const fail = (error: unknown) =>
-          result.deadLetters.push({ step: step.id, source: source.id, index, reason: String(error) });
-        for (const next of children(step.id)) {
+  for (const step of pipeline.steps) {
+    switch (step.kind) {
+      case "lookup":
+        break;
+      case "source":
+        outputs.set(step.id, source(step, events[step.id] ?? [], result));
+        break;
+      case "map":
+      case "filter":
+      case "join": {
+        const input = of(step.input);
+        const items: Item[] = [];
+        for (const item of input.items) {
           try {
-            if (next.kind === "map") walk(next, next.fn(value));
-            else if (next.kind === "filter") {
-              if (next.fn(value)) walk(next, value);
-            } else if (next.kind === "join") {
-              const match = lookups[next.lookup]?.get(String(next.key(value)));
-              if (match !== undefined || !next.inner) walk(next, next.combine(value, match));
-            } else push(next.id, { value, time, watermark, source: source.id, index });
-          } catch (error) {
-            fail(error);
-          }
-        }
-      };
-      walk(source, decoded.right);
-    });
-    if (source.eventTime) finalWatermark = Math.max(finalWatermark, maxTime - source.maxOutOfOrderMs);
-  }
-
-  const tables = new Map<string, Map<string, Record<string, unknown>>>();
-  const toTable = (name: string, rowKey: string, row: Record<string, unknown>) => {
-    const table = tables.get(name) ?? new Map<string, Record<string, unknown>>();
-    table.set(rowKey, row);
-    tables.set(name, table);
-  };
-
-  for (const step of steps) {
-    // A stream sink right after a stateless chain: every event.
-    if (step.kind === "stream" && inputs.has(step.id)) {
-      (result.streams[step.id] ??= []).push(...inputs.get(step.id)!.map((t) => t.value));
-    }
-    if (step.kind !== "keyBy") continue;
-    const items = inputs.get(step.id) ?? [];
-    for (const next of children(step.id)) {
-      if (next.kind === "aggregate") {
-        // Fold every event per key; streams get every update, tables the last row per key. With a
-        // TTL, a key whose last event is TTL behind the watermark starts afresh (or is gone at the end).
-        const state = new Map<Key, { s: unknown[]; last: number }>();
-        const streams = children(next.id).filter((s) => s.kind === "stream");
-        const ttl = next.ttlMs;
-        for (const { value, time, watermark } of items) {
-          const key = step.key(value);
-          let before = state.get(key);
-          if (before && ttl !== undefined && before.last + ttl <= watermark) before = undefined;
-          const after = before ? next.aggregate.add(before.s, value) : next.aggregate.init(value);
-          state.set(key, { s: after, last: Math.max(before?.last ?? Number.NEGATIVE_INFINITY, time) });
-          for (const sink of streams) (result.streams[sink.id] ??= []).push(next.aggregate.row(key, after));
-        }
-        for (const sink of children(next.id)) {
-          if (sink.kind !== "table") continue;
-          for (const [key, { s, last }] of state) {
-            if (ttl === undefined || last + ttl > finalWatermark) toTable(sink.table, String(key), next.aggregate.row(key, s));
-          }
-        }
-      }
-      if (next.kind === "dedup") {
-        // An event passes unless the last one that passed for its key is less than withinMs away,
-        // and that one has not expired (the watermark is not withinMs past it).
-        const last = new Map<Key, number>();
-        const streams = children(next.id).filter((s) => s.kind === "stream");
-        for (const { value, time, watermark } of items) {
-          const key = step.key(value);
-          const before = last.get(key);
-          if (before !== undefined && before + next.withinMs > watermark && Math.abs(time - before) < next.withinMs) continue;
-          last.set(key, time);
-          for (const sink of streams) (result.streams[sink.id] ??= []).push(value);
-        }
-      }
-      if (next.kind === "process") {
-        const logic = processLogic(next.machine, { processingTime: next.processingTime, input: next.machineInput });
-        const states = new Map<Key, ProcessState>();
-        const streams = children(next.id).filter((s) => s.kind === "stream");
-        const emit = (events: readonly unknown[]) => {
-          for (const sink of streams) (result.streams[sink.id] ??= []).push(...events);
-        };
-        const store = (key: Key, state: ProcessState | undefined) => {
-          if (state) states.set(key, state);
-          else states.delete(key);
-        };
-        /** Fire a key's event-time timers up to `watermark`, earliest first (then in the order set). */
-        const fireUpTo = (key: Key, watermark: number) => {
-          for (;;) {
-            const state = states.get(key);
-            const timer = state?.timers.filter((t) => t[1] === EVENT_TIME && t[2] <= watermark)
-              .sort((a, b) => a[2] - b[2] || a[0] - b[0])[0];
-            if (!state || !timer) return;
-            let step;
-            try {
-              step = fire(logic, state, timer, { eventTime: timer[2], now: 0 });
-            } catch (error) {
-              // The timer is dropped, the machine stays where it was.
-              result.deadLetters.push({ step: next.id, source: `${state.born}/t${timer[0]}`, index: -1, reason: String(error) });
-              store(key, { ...state, timers: state.timers.filter((t) => t !== timer) });
-              continue;
+            if (step.kind === "map") items.push({ ...item, value: step.fn(item.value) });
+            else if (step.kind === "filter") {
+              if (step.fn(item.value)) items.push(item);
+            } else {
+              const match = lookups[step.lookup]?.get(String(step.key(item.value)));
+              if (match !== undefined || !step.inner) items.push({ ...item, value: step.combine(item.value, match) });
             }
-            emit(step.emitted);
-            store(key, step.state);
+          } catch (error) {
+            fail(step, item, error);
           }
-        };
-        for (const item of items) {
-          const key = step.key(item.value);
-          fireUpTo(key, item.watermark);
-          let after;
+        }
+        outputs.set(step.id, { items, watermark: input.watermark });
+        break;
+      }
+      case "keyBy": {
+        const input = of(step.input);
+        const items: Item[] = [];
+        const keyed = (item: Item, value: unknown, retract: boolean) => {
           try {
-            after = receive(logic, key, states.get(key), item.value, `${item.source}/${item.index}`, {
-              eventTime: item.time,
-              now: 0,
-            });
+            items.push({ ...item, value, key: step.key(value), retract });
           } catch (error) {
-            result.deadLetters.push({ step: next.id, source: item.source, index: item.index, reason: String(error) });
-            continue;
+            fail(step, item, error);
           }
-          emit(after.emitted);
-          store(key, after.state);
-          fireUpTo(key, item.watermark);
+        };
+        for (const item of input.items) {
+          if (!input.updating) keyed(item, item.value, false);
+          else {
+            const { before, after } = item.value as Change;
+            if (before !== undefined) keyed(item, before, true);
+            if (after !== undefined) keyed(item, after, false);
+          }
         }
-        for (const key of [...states.keys()]) fireUpTo(key, finalWatermark);
-        for (const sink of children(next.id)) {
-          if (sink.kind !== "table") continue;
-          for (const [key, state] of states) toTable(sink.table, String(key), processRow(key, state));
-        }
+        outputs.set(step.id, { items, watermark: input.watermark });
+        break;
       }
-      if (next.kind !== "window") continue;
-      for (const aggregate of children(next.id)) {
-        if (aggregate.kind !== "aggregate") continue;
-        const lateness = next.allowedLatenessMs;
-        const windows = new Map<string, { key: Key; start: number; end: number; state: unknown[] }>();
-        const byKey = new Map<Key, Timed[]>();
-        for (const item of items) {
-          const key = step.key(item.value);
-          if ("gap" in next.window) {
-            if (item.time + next.window.gap + lateness <= item.watermark) {
-              result.late.push({ step: aggregate.id, source: item.source, index: item.index });
-              continue;
-            }
-            const list = byKey.get(key);
-            if (list) list.push(item);
-            else byKey.set(key, [item]);
-            continue;
-          }
-          const { size, slide } = next.window;
-          const last = Math.floor(item.time / slide) * slide;
-          let accepted = false;
-          for (let start = last - size + slide; start <= last; start += slide) {
-            if (start + size + lateness <= item.watermark) continue;
-            accepted = true;
-            const id = windowRowKey(key, start);
-            const w = windows.get(id);
-            if (w) w.state = aggregate.aggregate.add(w.state, item.value);
-            else windows.set(id, { key, start, end: start + size, state: aggregate.aggregate.init(item.value) });
-          }
-          if (!accepted) result.late.push({ step: aggregate.id, source: item.source, index: item.index });
-        }
-        // Sessions: per key, by time, cut where the gap is reached.
-        if ("gap" in next.window) {
-          const gap = next.window.gap;
-          for (const [key, list] of byKey) {
-            const sorted = [...list].sort((a, b) => a.time - b.time);
-            let current: { key: Key; start: number; end: number; state: unknown[] } | undefined;
-            for (const item of sorted) {
-              if (current && item.time < current.end) {
-                current.state = aggregate.aggregate.add(current.state, item.value);
-                current.end = Math.max(current.end, item.time + gap);
-              } else {
-                current = { key, start: item.time, end: item.time + gap, state: aggregate.aggregate.init(item.value) };
-                windows.set(windowRowKey(key, item.time), current);
-              }
-            }
-          }
-        }
-        for (const [id, w] of windows) {
-          const closed = w.end <= finalWatermark;
-          if (!closed && next.emit === "final") continue;
-          const row = {
-            ...aggregate.aggregate.row(w.key, w.state),
-            windowStart: w.start,
-            windowEnd: w.end,
-            ...(next.emit === "updates" ? { final: closed } : {}),
-          };
-          for (const sink of children(aggregate.id)) {
-            if (sink.kind === "table") toTable(sink.table, id, row);
-            // Streams of final windows: one row per closed window (the order is not defined).
-            if (sink.kind === "stream" && next.emit === "final") (result.streams[sink.id] ??= []).push(row);
-          }
-        }
+      case "window":
+        outputs.set(step.id, of(step.input));
+        break;
+      case "aggregate": {
+        const input = pipeline.step(step.input);
+        const out = input.kind === "window"
+          ? windowAggregate(step, input, of(input.id), result)
+          : aggregate(step, of(step.input));
+        outputs.set(step.id, out);
+        break;
+      }
+      case "streamJoin":
+        outputs.set(step.id, streamJoin(step, of(step.input), of(step.other)));
+        break;
+      case "process":
+        outputs.set(step.id, process(step, of(step.input), result));
+        break;
+      case "dedup":
+        outputs.set(step.id, dedup(step, of(step.input)));
+        break;
+      case "late": {
+        const input = of(step.input);
+        outputs.set(step.id, { items: input.late ?? [], watermark: input.watermark });
+        break;
+      }
+      case "table": {
+        const rows = of(step.input).rows ?? new Map();
+        result.tables[step.table] = [...rows.values()];
+        break;
+      }
+      case "stream": {
+        const input = of(step.input);
+        const producer = pipeline.step(step.input);
+        if (producer.kind === "aggregate" && pipeline.step(producer.input).kind === "window") {
+          const window = pipeline.step(producer.input) as Extract<Step, { kind: "window" }>;
+          // Streams of final windows: one row per closed window (the order is not defined).
+          if (window.emit === "final") result.streams[step.id] = input.items.map((i) => i.value);
+        } else if (input.updating) {
+          result.streams[step.id] = input.items.flatMap((i) => {
+            const { after } = i.value as Change;
+            return after === undefined ? [] : [after];
+          });
+        } else result.streams[step.id] = input.items.map((i) => i.value);
+        break;
       }
     }
   }
-  for (const [name, rows] of tables) result.tables[name] = [...rows.values()];
   return result;
+}
+
+/** Decode a source's events and give each its time and the watermark before it. */
+function source(step: Extract<Step, { kind: "source" }>, raw: readonly unknown[], result: BatchResult): Output {
+  const decode = Schema.decodeUnknownEither(step.schema);
+  let maxTime = Number.NEGATIVE_INFINITY;
+  const items: Item[] = [];
+  raw.forEach((event, index) => {
+    const decoded = decode(event);
+    if (Either.isLeft(decoded)) {
+      result.deadLetters.push({ step: step.id, source: step.id, index, reason: "schema" });
+      return;
+    }
+    const time = step.eventTime ? step.eventTime(decoded.right) : Number.NaN;
+    items.push({ value: decoded.right, time, watermark: maxTime - step.maxOutOfOrderMs, source: step.id, index });
+    if (time > maxTime) maxTime = time;
+  });
+  return { items, watermark: step.eventTime ? maxTime - step.maxOutOfOrderMs : Number.NEGATIVE_INFINITY };
+}
+
+/**
+ * Fold every event per key; the outputs are the row changes. With a TTL, a key whose last event
+ * is TTL behind the watermark starts afresh (or is gone at the end).
+ */
+function aggregate(step: Extract<Step, { kind: "aggregate" }>, input: Output): Output {
+  const state = new Map<Key, { s: unknown[]; last: number }>();
+  const ttl = step.ttlMs;
+  const agg = step.aggregate;
+  const items: Item[] = [];
+  for (const item of input.items) {
+    const key = item.key!;
+    let before = state.get(key);
+    if (before && ttl !== undefined && before.last + ttl <= item.watermark) {
+      items.push({ ...item, value: { before: agg.row(key, before.s), after: undefined } });
+      state.delete(key);
+      before = undefined;
+    }
+    let after: unknown[] | undefined;
+    if (item.retract) after = agg.remove(before!.s, item.value);
+    else after = before ? agg.add(before.s, item.value) : agg.init(item.value);
+    if (after === undefined) state.delete(key);
+    else state.set(key, { s: after, last: Math.max(before?.last ?? Number.NEGATIVE_INFINITY, item.time) });
+    items.push({ ...item, value: { before: before && agg.row(key, before.s), after: after && agg.row(key, after) } });
+  }
+  const rows = new Map<string, Record<string, unknown>>();
+  for (const [key, { s, last }] of state) {
+    if (ttl === undefined || last + ttl > input.watermark) rows.set(String(key), agg.row(key, s));
+  }
+  return { items, watermark: input.watermark, updating: true, rows };
+}
+
+/** Windows per key (fixed or sessions); the outputs are the rows of the windows that closed. */
+function windowAggregate(
+  step: Extract<Step, { kind: "aggregate" }>,
+  window: Extract<Step, { kind: "window" }>,
+  input: Output,
+  result: BatchResult,
+): Output {
+  const lateness = window.allowedLatenessMs;
+  const agg = step.aggregate;
+  const windows = new Map<string, { key: Key; start: number; end: number; state: unknown[] }>();
+  const late: Item[] = [];
+  const setAside = (item: Item) => {
+    late.push(item);
+    result.late.push({ step: step.id, source: item.source, index: item.index });
+  };
+  if ("gap" in window.window) {
+    // Sessions: per key, by time, cut where the gap is reached.
+    const gap = window.window.gap;
+    const byKey = new Map<Key, Item[]>();
+    for (const item of input.items) {
+      if (item.time + gap + lateness <= item.watermark) setAside(item);
+      else byKey.set(item.key!, [...(byKey.get(item.key!) ?? []), item]);
+    }
+    for (const [key, list] of byKey) {
+      let current: { key: Key; start: number; end: number; state: unknown[] } | undefined;
+      for (const item of [...list].sort((a, b) => a.time - b.time)) {
+        if (current && item.time < current.end) {
+          current.state = agg.add(current.state, item.value);
+          current.end = Math.max(current.end, item.time + gap);
+        } else {
+          current = { key, start: item.time, end: item.time + gap, state: agg.init(item.value) };
+          windows.set(windowRowKey(key, item.time), current);
+        }
+      }
+    }
+  } else {
+    const { size, slide } = window.window;
+    for (const item of input.items) {
+      const last = Math.floor(item.time / slide) * slide;
+      let accepted = false;
+      for (let start = last - size + slide; start <= last; start += slide) {
+        if (start + size + lateness <= item.watermark) continue;
+        accepted = true;
+        const id = windowRowKey(item.key!, start);
+        const w = windows.get(id);
+        if (w) w.state = agg.add(w.state, item.value);
+        else windows.set(id, { key: item.key!, start, end: start + size, state: agg.init(item.value) });
+      }
+      if (!accepted) setAside(item);
+    }
+  }
+  const rows = new Map<string, Record<string, unknown>>();
+  const items: Item[] = [];
+  for (const [id, w] of windows) {
+    const closed = w.end <= input.watermark;
+    if (!closed && window.emit === "final") continue;
+    const row = {
+      ...agg.row(w.key, w.state),
+      windowStart: w.start,
+      windowEnd: w.end,
+      ...(window.emit === "updates" ? { final: closed } : {}),
+    };
+    rows.set(id, row);
+    if (closed) {
+      items.push({ value: row, time: w.end - 1, watermark: Number.NEGATIVE_INFINITY, source: step.id, index: items.length });
+    }
+  }
+  return { items, watermark: input.watermark, rows, late };
+}
+
+/** The pairs of a join of two keyed streams, by its definition (actors/join.ts). */
+function streamJoin(step: Extract<Step, { kind: "streamJoin" }>, left: Output, right: Output): Output {
+  const watermark = Math.min(left.watermark, right.watermark);
+  const byKey = new Map<Key, Item[]>();
+  for (const r of right.items) byKey.set(r.key!, [...(byKey.get(r.key!) ?? []), r]);
+  const items: Item[] = [];
+  const out = (l: Item, r: Item | undefined, time: number) =>
+    items.push({
+      value: step.combine(l.value, r?.value),
+      time,
+      watermark: Number.NEGATIVE_INFINITY,
+      source: step.id,
+      index: items.length,
+    });
+  const join = step.join;
+  for (const l of left.items) {
+    const partners = byKey.get(l.key!) ?? [];
+    switch (join.type) {
+      case "regular":
+        for (const r of partners) out(l, r, Math.max(l.time, r.time));
+        break;
+      case "interval": {
+        const matched = partners.filter((r) => l.time + join.lowerMs <= r.time && r.time <= l.time + join.upperMs);
+        for (const r of matched) out(l, r, Math.max(l.time, r.time));
+        if (matched.length === 0 && step.outer && l.time + join.upperMs < watermark) out(l, undefined, l.time);
+        break;
+      }
+      case "window": {
+        const start = Math.floor(l.time / join.size) * join.size;
+        if (start + join.size > watermark) break;
+        const matched = partners.filter((r) => Math.floor(r.time / join.size) * join.size === start);
+        for (const r of matched) out(l, r, start + join.size - 1);
+        if (matched.length === 0 && step.outer) out(l, undefined, start + join.size - 1);
+        break;
+      }
+      case "asOf": {
+        if (l.time >= watermark) break;
+        let version: Item | undefined;
+        for (const r of partners) if (r.time <= l.time && (!version || r.time >= version.time)) version = r;
+        if (version) out(l, version, Math.max(l.time, version.time));
+        else if (step.outer) out(l, undefined, l.time);
+        break;
+      }
+    }
+  }
+  // An outer interval join holds its watermark back (its unmatched events go out late).
+  const delay = join.type === "interval" && step.outer ? Math.max(0, join.upperMs + 1) : 0;
+  return { items, watermark: watermark - delay };
+}
+
+/**
+ * An event passes unless the last one that passed for its key is less than withinMs away, and
+ * that one has not expired (the watermark is not withinMs past it).
+ */
+function dedup(step: Extract<Step, { kind: "dedup" }>, input: Output): Output {
+  const last = new Map<Key, number>();
+  const items: Item[] = [];
+  for (const item of input.items) {
+    const before = last.get(item.key!);
+    if (before !== undefined && before + step.withinMs > item.watermark && Math.abs(item.time - before) < step.withinMs) continue;
+    last.set(item.key!, item.time);
+    items.push({ ...item, watermark: Number.NEGATIVE_INFINITY, source: step.id, index: items.length });
+  }
+  return { items, watermark: input.watermark };
+}
+
+/** Each key's machine over the key's events, its event-time timers fired as the watermark passes them. */
+function process(step: Extract<Step, { kind: "process" }>, input: Output, result: BatchResult): Output {
+  const logic = processLogic(step.machine, { processingTime: step.processingTime, input: step.machineInput });
+  const states = new Map<Key, ProcessState>();
+  const items: Item[] = [];
+  const emit = (events: readonly unknown[], time: number) => {
+    for (const value of events) {
+      items.push({ value, time, watermark: Number.NEGATIVE_INFINITY, source: step.id, index: items.length });
+    }
+  };
+  const store = (key: Key, state: ProcessState | undefined) => {
+    if (state) states.set(key, state);
+    else states.delete(key);
+  };
+  /** Fire a key's event-time timers up to `watermark`, earliest first (then in the order set). */
+  const fireUpTo = (key: Key, watermark: number) => {
+    for (;;) {
+      const state = states.get(key);
+      const timer = state?.timers.filter((t) => t[1] === EVENT_TIME && t[2] <= watermark)
+        .sort((a, b) => a[2] - b[2] || a[0] - b[0])[0];
+      if (!state || !timer) return;
+      let next;
+      try {
+        next = fire(logic, state, timer, { eventTime: timer[2], now: 0 });
+      } catch (error) {
+        // The timer is dropped, the machine stays where it was.
+        result.deadLetters.push({ step: step.id, source: `${state.born}/t${timer[0]}`, index: -1, reason: String(error) });
+        store(key, { ...state, timers: state.timers.filter((t) => t !== timer) });
+        continue;
+      }
+      emit(next.emitted, timer[2]);
+      store(key, next.state);
+    }
+  };
+  for (const item of input.items) {
+    const key = item.key!;
+    fireUpTo(key, item.watermark);
+    let after;
+    try {
+      after = receive(logic, key, states.get(key), item.value, `${item.source}/${item.index}`, { eventTime: item.time, now: 0 });
+    } catch (error) {
+      result.deadLetters.push({ step: step.id, source: item.source, index: item.index, reason: String(error) });
+      continue;
+    }
+    emit(after.emitted, item.time);
+    store(key, after.state);
+    fireUpTo(key, item.watermark);
+  }
+  for (const key of [...states.keys()]) fireUpTo(key, input.watermark);
+  const rows = new Map<string, Record<string, unknown>>();
+  for (const [key, state] of states) rows.set(String(key), processRow(key, state));
+  return { items, watermark: input.watermark, rows };
 }

@@ -12,6 +12,8 @@
  * }));
  */
 
+import { ConfigError } from "../errors.ts";
+
 /** The numeric fields of T, by name: `a.sum("qty")` compiles only if `qty` is a number. */
 export type NumericField<T> = { [F in keyof T]-?: T[F] extends number ? F : never }[keyof T] & string;
 
@@ -28,6 +30,10 @@ export interface Aggregate<T, S, O> {
   add(state: S, value: T): S;
   /** Combine two states (session windows merge); absent for a user fold. */
   merge?(a: S, b: S): S;
+  /** Take an event back out (an updating input retracts a row); absent when it cannot. */
+  remove?(state: S, value: T): S;
+  /** The same aggregate with a state that can take events back out, when this one cannot. */
+  retracting?(): Aggregate<T, unknown, O>;
   result(state: S): O;
 }
 
@@ -76,18 +82,46 @@ function reader<T>(of: NumberOf<T>): (value: T) => number {
 /** The builder handed to a spec function. */
 export function aggregates<T>(): Aggregates<T> {
   return {
-    count: () => ({ kind: "count", init: () => 1, add: (n) => n + 1, merge: (a, b) => a + b, result: (n) => n }),
+    count: () => ({
+      kind: "count",
+      init: () => 1,
+      add: (n) => n + 1,
+      remove: (n) => n - 1,
+      merge: (a, b) => a + b,
+      result: (n) => n,
+    }),
     sum(of) {
       const read = reader(of);
-      return { kind: "sum", init: read, add: (s, v) => s + read(v), merge: (a, b) => a + b, result: (s) => s };
+      return {
+        kind: "sum",
+        init: read,
+        add: (s, v) => s + read(v),
+        remove: (s, v) => s - read(v),
+        merge: (a, b) => a + b,
+        result: (s) => s,
+      };
     },
     min(of) {
       const read = reader(of);
-      return { kind: "min", init: read, add: (s, v) => Math.min(s, read(v)), merge: Math.min, result: (s) => s };
+      return {
+        kind: "min",
+        init: read,
+        add: (s, v) => Math.min(s, read(v)),
+        merge: Math.min,
+        retracting: () => extremum("min", read, (values) => Math.min(...values)),
+        result: (s) => s,
+      };
     },
     max(of) {
       const read = reader(of);
-      return { kind: "max", init: read, add: (s, v) => Math.max(s, read(v)), merge: Math.max, result: (s) => s };
+      return {
+        kind: "max",
+        init: read,
+        add: (s, v) => Math.max(s, read(v)),
+        merge: Math.max,
+        retracting: () => extremum("max", read, (values) => Math.max(...values)),
+        result: (s) => s,
+      };
     },
     avg(of) {
       const read = reader(of);
@@ -95,6 +129,7 @@ export function aggregates<T>(): Aggregates<T> {
         kind: "avg",
         init: (v) => [read(v), 1],
         add: (s, v) => [s[0] + read(v), s[1] + 1],
+        remove: (s, v) => [s[0] - read(v), s[1] - 1],
         merge: (a, b) => [a[0] + b[0], a[1] + b[1]],
         result: (s) => s[0] / s[1],
       };
@@ -115,11 +150,8 @@ export function aggregates<T>(): Aggregates<T> {
           for (const [key, w] of Object.entries(b)) sum[key] = (sum[key] ?? 0) + w;
           return sum;
         },
-        result: (counts) =>
-          Object.entries(counts)
-            .map(([key, w]) => ({ key, weight: w }))
-            .sort((x, y) => y.weight - x.weight || (x.key < y.key ? -1 : x.key > y.key ? 1 : 0))
-            .slice(0, n),
+        retracting: () => retractingTopN(n, name, read),
+        result: (counts) => ranked(Object.entries(counts), n),
       };
     },
     reduce: (initial, fold) => ({
@@ -128,6 +160,63 @@ export function aggregates<T>(): Aggregates<T> {
       add: fold,
       result: (acc) => acc,
     }),
+  };
+}
+
+/** The `n` heaviest of `[key, weight]`, heaviest first, ties by key. */
+function ranked(entries: [string, number][], n: number): { key: string; weight: number }[] {
+  return entries
+    .map(([key, weight]) => ({ key, weight }))
+    .sort((x, y) => y.weight - x.weight || (x.key < y.key ? -1 : x.key > y.key ? 1 : 0))
+    .slice(0, n);
+}
+
+/**
+ * min or max over an updating input: the state is a multiset (value to how many rows hold it),
+ * so that when the extreme row is retracted the next one takes its place.
+ */
+function extremum<T>(
+  kind: "min" | "max",
+  read: (value: T) => number,
+  pick: (values: number[]) => number,
+): Aggregate<T, Record<string, number>, number> {
+  const add = (bag: Record<string, number>, v: T) => {
+    const k = String(read(v));
+    return { ...bag, [k]: (bag[k] ?? 0) + 1 };
+  };
+  return {
+    kind,
+    init: (v) => add({}, v),
+    add,
+    remove(bag, v) {
+      const k = String(read(v));
+      const next = { ...bag, [k]: (bag[k] ?? 0) - 1 };
+      if (next[k]! <= 0) delete next[k];
+      return next;
+    },
+    result: (bag) => pick(Object.keys(bag).map(Number)),
+  };
+}
+
+/** topN over an updating input: per value its weight and how many rows add to it. */
+function retractingTopN<T>(
+  n: number,
+  name: (value: T) => string | number,
+  read: (value: T) => number,
+): Aggregate<T, Record<string, [weight: number, rows: number]>, { key: string; weight: number }[]> {
+  const change = (counts: Record<string, [number, number]>, v: T, sign: 1 | -1) => {
+    const key = String(name(v));
+    const [w, rows] = counts[key] ?? [0, 0];
+    const next = { ...counts, [key]: [w + sign * read(v), rows + sign] as [number, number] };
+    if (next[key]![1] <= 0) delete next[key];
+    return next;
+  };
+  return {
+    kind: "topN",
+    init: (v) => change({}, v, 1),
+    add: (counts, v) => change(counts, v, 1),
+    remove: (counts, v) => change(counts, v, -1),
+    result: (counts) => ranked(Object.entries(counts).map(([key, [w]]) => [key, w]), n),
   };
 }
 
@@ -143,13 +232,64 @@ export interface CompiledAggregate<T> {
   /** Whether every part can merge (`merge` throws otherwise). */
   readonly mergeable: boolean;
   merge(a: unknown[], b: unknown[]): unknown[];
+  /**
+   * Compiled for an updating input only: take a retracted row back out. The state then ends with
+   * the number of rows in it; `undefined` when none is left (the key is gone).
+   */
+  remove(state: unknown[], value: T): unknown[] | undefined;
   row(key: unknown, state: unknown[]): Record<string, unknown>;
 }
 
-export function compileAggregate<T>(spec: AggregateSpec<T>): CompiledAggregate<T> {
+/**
+ * Compile a spec. `updating`: the input is a changelog (rows are retracted as well as added), so
+ * every part must be able to take a row back out: count, sum and avg can; min, max and topN keep
+ * a multiset; a user `reduce` cannot (a ConfigError names the column).
+ */
+export function compileAggregate<T>(spec: AggregateSpec<T>, updating = false): CompiledAggregate<T> {
   const columns = Object.keys(spec);
-  const parts = columns.map((c) => spec[c]!);
+  const parts = columns.map((c) => {
+    const part = spec[c]!;
+    if (!updating || part.remove) return part;
+    if (part.retracting) return part.retracting();
+    throw new ConfigError({
+      message: `column "${c}": a ${part.kind} cannot take back a row, and this aggregate reads an updating input`,
+      hint: "over the rows of another aggregate use count, sum, avg, min, max or topN",
+    });
+  });
   const n = parts.length;
+  if (updating) {
+    return {
+      columns,
+      init(value) {
+        const state = new Array<unknown>(n + 1);
+        for (let i = 0; i < n; i++) state[i] = parts[i]!.init(value);
+        state[n] = 1;
+        return state;
+      },
+      add(state, value) {
+        const next = new Array<unknown>(n + 1);
+        for (let i = 0; i < n; i++) next[i] = parts[i]!.add(state[i], value);
+        next[n] = (state[n] as number) + 1;
+        return next;
+      },
+      remove(state, value) {
+        if ((state[n] as number) <= 1) return undefined;
+        const next = new Array<unknown>(n + 1);
+        for (let i = 0; i < n; i++) next[i] = parts[i]!.remove!(state[i], value);
+        next[n] = (state[n] as number) - 1;
+        return next;
+      },
+      mergeable: false,
+      merge() {
+        throw new Error("an aggregate over an updating input does not merge");
+      },
+      row(key, state) {
+        const row: Record<string, unknown> = { key };
+        for (let i = 0; i < n; i++) row[columns[i]!] = parts[i]!.result(state[i]);
+        return row;
+      },
+    };
+  }
   return {
     columns,
     init(value) {
@@ -167,6 +307,9 @@ export function compileAggregate<T>(spec: AggregateSpec<T>): CompiledAggregate<T
       const next = new Array<unknown>(n);
       for (let i = 0; i < n; i++) next[i] = parts[i]!.merge!(a[i], b[i]);
       return next;
+    },
+    remove() {
+      throw new Error("this aggregate reads an append-only input: nothing is retracted");
     },
     row(key, state) {
       const row: Record<string, unknown> = { key };

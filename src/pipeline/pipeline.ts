@@ -34,6 +34,7 @@ export type Step =
     readonly schema: Schema.Schema<unknown, unknown>;
     readonly eventTime: ((value: unknown) => number) | undefined;
     readonly maxOutOfOrderMs: number;
+    readonly idleTimeoutMs: number | undefined;
   }
   | { readonly kind: "map"; readonly id: string; readonly input: string; readonly fn: (value: unknown) => unknown }
   | { readonly kind: "filter"; readonly id: string; readonly input: string; readonly fn: (value: unknown) => boolean }
@@ -69,6 +70,20 @@ export type Step =
     /** Drop a key this long (event time) after its last event. */
     readonly ttlMs: number | undefined;
   }
+  | {
+    readonly kind: "streamJoin";
+    readonly id: string;
+    /** The left input's keyed step. */
+    readonly input: string;
+    /** The right input's keyed step. */
+    readonly other: string;
+    readonly join: JoinKind;
+    readonly combine: (left: unknown, right: unknown) => unknown;
+    /** Left outer: unmatched left events are emitted with `undefined`. */
+    readonly outer: boolean;
+  }
+  /** The events a windowed aggregate (`input`) found too late: a stream later steps read. */
+  | { readonly kind: "late"; readonly id: string; readonly input: string }
   | { readonly kind: "table"; readonly id: string; readonly input: string; readonly table: string }
   | {
     readonly kind: "stream";
@@ -88,6 +103,13 @@ export type Step =
     readonly machineInput: ((key: Key, first: unknown) => unknown) | undefined;
   }
   | { readonly kind: "dedup"; readonly id: string; readonly input: string; readonly withinMs: number };
+
+/** How a join of two keyed streams pairs their events (actors/join.ts). */
+export type JoinKind =
+  | { readonly type: "regular"; readonly ttlMs?: number | undefined }
+  | { readonly type: "interval"; readonly lowerMs: number; readonly upperMs: number }
+  | { readonly type: "window"; readonly size: number }
+  | { readonly type: "asOf" };
 
 export interface PipelineOptions {
   /** Partitions of every keyed step (fixed for the life of the pipeline's state). Default 8. */
@@ -115,6 +137,11 @@ export interface SourceOptions<T, I> {
    * watermark is the highest event time seen minus this. Default 0.
    */
   readonly maxOutOfOrderMs?: number;
+  /**
+   * After this long (processing time) without events, the source stops holding back the
+   * watermark of the steps it feeds (with other inputs), until its next event. Default: never.
+   */
+  readonly idleTimeoutMs?: number;
 }
 
 /**
@@ -181,7 +208,62 @@ export interface Stream<T> {
   toStream(id: string, options: StreamSinkOptions): void;
 }
 
+/** Left outer: a left event without a partner is emitted once, with `undefined`. */
+export type OuterJoin = { readonly kind: "left" };
+
 export interface KeyedStream<T, K extends Key> {
+  /** The keyed step's id. */
+  readonly id: string;
+  /**
+   * Every pair of this stream's and `other`'s events with the same key, emitted when the second
+   * of the two arrives (inner). State holds every event: bound it with `ttlMs` (event time).
+   */
+  join<U, R>(
+    id: string,
+    other: KeyedStream<U, K>,
+    combine: (left: T, right: U) => R,
+    options?: { readonly ttlMs?: number },
+  ): Stream<R>;
+  /**
+   * Pairs whose times satisfy `left.time + lowerMs <= right.time <= left.time + upperMs`, e.g.
+   * `{ lowerMs: 0, upperMs: 60_000 }`: the right event within a minute after the left one.
+   */
+  intervalJoin<U, R>(
+    id: string,
+    other: KeyedStream<U, K>,
+    bounds: { readonly lowerMs: number; readonly upperMs: number; readonly kind?: "inner" },
+    combine: (left: T, right: U) => R,
+  ): Stream<R>;
+  intervalJoin<U, R>(
+    id: string,
+    other: KeyedStream<U, K>,
+    bounds: { readonly lowerMs: number; readonly upperMs: number } & OuterJoin,
+    combine: (left: T, right: U | undefined) => R,
+  ): Stream<R>;
+  /** Pairs in the same tumbling event-time window, emitted when the watermark closes it. */
+  windowJoin<U, R>(
+    id: string,
+    other: KeyedStream<U, K>,
+    window: { readonly size: number; readonly kind?: "inner" },
+    combine: (left: T, right: U) => R,
+  ): Stream<R>;
+  windowJoin<U, R>(
+    id: string,
+    other: KeyedStream<U, K>,
+    window: { readonly size: number } & OuterJoin,
+    combine: (left: T, right: U | undefined) => R,
+  ): Stream<R>;
+  /**
+   * A temporal join: each event with `other`'s latest event (version) at or before its time, once
+   * the watermark has passed it. E.g. an order with the price valid when it was placed.
+   */
+  asOfJoin<U, R>(id: string, other: KeyedStream<U, K>, combine: (left: T, right: U) => R): Stream<R>;
+  asOfJoin<U, R>(
+    id: string,
+    other: KeyedStream<U, K>,
+    combine: (left: T, right: U | undefined) => R,
+    options: OuterJoin,
+  ): Stream<R>;
   /**
    * Keep aggregates per key. `ttlMs`: drop a key (and its table row) once the watermark is this
    * far past its last event (the source must declare event time).
@@ -267,15 +349,23 @@ export interface Deduplicated<T> {
 
 export interface WindowedStream<T, K extends Key> {
   /** One row per key and window, emitted once when the watermark passes the window's end. */
-  aggregate<S extends AggregateSpec<T>>(id: string, spec: (a: Aggregates<T>) => S): WindowChangelog<WindowRow<K, S>>;
+  aggregate<S extends AggregateSpec<T>>(id: string, spec: (a: Aggregates<T>) => S): WindowChangelog<WindowRow<K, S>, T>;
 }
 
-/** The rows of a windowed step, final when emitted (re-emitted only for late events). */
-export interface WindowChangelog<R> {
+/**
+ * The rows of a windowed step, final when emitted (re-emitted only for late events). They are a
+ * stream too, in event time (a row's time is its window's end - 1): later steps can map, filter
+ * and key them again, e.g. the largest per-window count over all keys. Each such step runs in
+ * its own actors, reading the rows from an internal stream (an edge).
+ */
+export interface WindowChangelog<R, T = unknown> extends Stream<R> {
   /** Upsert each emitted window's row into result table `name`, keyed `<key>|<windowStart>`. */
   toTable(name: string): Table<R>;
-  /** Publish each window's row to a JetStream stream, with deterministic Nats-Msg-Ids. */
-  toStream(id: string, options: StreamSinkOptions): void;
+  /**
+   * The events that came too late for their windows (they also go to the late-events stream
+   * `eddy-late-<pipeline>` with the reason), as a stream, e.g. to count late orders per store.
+   */
+  lateEvents(id: string): Stream<T>;
   /** Type-level only: the row type. */
   readonly row?: R;
 }
@@ -286,6 +376,21 @@ export interface Changelog<R> {
   toTable(name: string): Table<R>;
   /** Publish every update to a JetStream stream, with deterministic Nats-Msg-Ids. */
   toStream(id: string, options: StreamSinkOptions): void;
+  /**
+   * Group the rows again, e.g. per-item revenue by category. An aggregate over them follows
+   * every update: a row's previous version is taken back out (retracted) and its new one added.
+   */
+  keyBy<F extends KeyField<R>>(id: string, field: F): UpdatingKeyedStream<R, Extract<R[F], Key>>;
+  keyBy<K extends Key>(id: string, fn: (row: R) => K): UpdatingKeyedStream<R, K>;
+}
+
+/** The rows of an updating step, keyed again. */
+export interface UpdatingKeyedStream<T, K extends Key> {
+  /**
+   * Aggregates over the current rows of each key: count, sum, avg, min, max and topN (which can
+   * take a row back out), not `reduce`.
+   */
+  aggregate<S extends AggregateSpec<T>>(id: string, spec: (a: Aggregates<T>) => S): Changelog<AggregateRow<K, S>>;
 }
 
 /** A result table, by name; `Row` is the type of its rows, for readers. */
@@ -334,6 +439,12 @@ export class Pipeline {
 
   source<T, I>(id: string, options: SourceOptions<T, I>): Stream<T> {
     const lateness = options.maxOutOfOrderMs ?? 0;
+    if (options.idleTimeoutMs !== undefined && !(options.idleTimeoutMs > 0)) {
+      throw new ConfigError({
+        message: `source "${id}": idleTimeoutMs must be > 0, got ${options.idleTimeoutMs}`,
+        hint: "e.g. { idleTimeoutMs: 10_000 }, or leave it out",
+      });
+    }
     if (!(lateness >= 0)) {
       throw new ConfigError({
         message: `source "${id}": maxOutOfOrderMs must be >= 0, got ${lateness}`,
@@ -348,6 +459,7 @@ export class Pipeline {
       schema: options.schema as unknown as Schema.Schema<unknown, unknown>,
       eventTime: options.eventTime as ((value: unknown) => number) | undefined,
       maxOutOfOrderMs: lateness,
+      idleTimeoutMs: options.idleTimeoutMs,
     });
     return this.#stream<T>(id);
   }
@@ -415,8 +527,53 @@ export class Pipeline {
     } as Stream<T>;
   }
 
+  #join(
+    id: string,
+    left: string,
+    other: { readonly id: string },
+    join: JoinKind,
+    combine: (left: unknown, right: unknown) => unknown,
+    outer: boolean,
+    // biome-ignore lint: typed by the public overloads
+  ): Stream<any> {
+    if (this.step(other.id).kind !== "keyBy") {
+      throw new ConfigError({ message: `join "${id}": "${other.id}" is not a keyed stream`, hint: "pass a keyBy(...) result" });
+    }
+    if (join.type !== "regular" || join.ttlMs !== undefined) {
+      for (const side of [left, other.id]) {
+        if (!this.#hasEventTime(side)) {
+          throw new ConfigError({
+            message: `join "${id}" pairs events by event time, and "${side}" has none`,
+            hint: "declare eventTime on the source of each side",
+          });
+        }
+      }
+    }
+    const check = (ok: boolean, what: string) => {
+      if (!ok) throw new ConfigError({ message: `join "${id}": ${what}`, hint: "see the join's documentation for its bounds" });
+    };
+    if (join.type === "interval") check(join.lowerMs <= join.upperMs, `lowerMs ${join.lowerMs} > upperMs ${join.upperMs}`);
+    if (join.type === "window") check(join.size > 0, `window size ${join.size} is not > 0`);
+    if (join.type === "regular") check(join.ttlMs === undefined || join.ttlMs > 0, `ttlMs ${join.ttlMs} is not > 0`);
+    this.#add({ kind: "streamJoin", id, input: left, other: other.id, join, combine, outer });
+    return this.#stream(id);
+  }
+
   #keyed<T, K extends Key>(input: string): KeyedStream<T, K> {
+    type Other = { readonly id: string };
+    // biome-ignore lint: the public overloads type the combine function; here it is plain data
+    type Combine = (left: any, right: any) => unknown;
+    const outer = (o?: { readonly kind?: string }) => o?.kind === "left";
     return {
+      id: input,
+      join: (id: string, other: Other, combine: Combine, options?: { readonly ttlMs?: number }) =>
+        this.#join(id, input, other, { type: "regular", ttlMs: options?.ttlMs }, combine, false),
+      intervalJoin: (id: string, other: Other, b: { lowerMs: number; upperMs: number; kind?: string }, combine: Combine) =>
+        this.#join(id, input, other, { type: "interval", lowerMs: b.lowerMs, upperMs: b.upperMs }, combine, outer(b)),
+      windowJoin: (id: string, other: Other, w: { size: number; kind?: string }, combine: Combine) =>
+        this.#join(id, input, other, { type: "window", size: w.size }, combine, outer(w)),
+      asOfJoin: (id: string, other: Other, combine: Combine, options?: OuterJoin) =>
+        this.#join(id, input, other, { type: "asOf" }, combine, outer(options)),
       aggregate: <S extends AggregateSpec<T>>(
         id: string,
         spec: (a: Aggregates<T>) => S,
@@ -430,7 +587,7 @@ export class Pipeline {
               hint: "e.g. { ttlMs: 3_600_000 }",
             });
           }
-          if (!this.#sourceOf(input).eventTime) {
+          if (!this.#hasEventTime(input)) {
             throw new ConfigError({
               message: `aggregate "${id}": a state TTL needs event time`,
               hint: "declare eventTime on the pipeline's source",
@@ -468,7 +625,7 @@ export class Pipeline {
           }
           window = { size: spec.size, slide };
         }
-        if (!this.#sourceOf(input).eventTime) {
+        if (!this.#hasEventTime(input)) {
           throw new ConfigError({
             message: `window "${id}" needs event time`,
             hint: "declare eventTime (and maxOutOfOrderMs) on the pipeline's source",
@@ -484,7 +641,14 @@ export class Pipeline {
                 hint: "use count, sum, min, max and avg in session windows",
               });
             }
-            return this.#changelog(aggId);
+            return {
+              ...this.#stream(aggId),
+              ...this.#changelog(aggId),
+              lateEvents: (lateId: string) => {
+                this.#add({ kind: "late", id: lateId, input: aggId });
+                return this.#stream(lateId);
+              },
+            } as WindowChangelog<WindowRow<K, S>, T>;
           },
         };
       },
@@ -506,7 +670,7 @@ export class Pipeline {
             hint: "e.g. { withinMs: 60_000 }",
           });
         }
-        if (!this.#sourceOf(input).eventTime) {
+        if (!this.#hasEventTime(input)) {
           throw new ConfigError({
             message: `dedup "${id}" needs event time`,
             hint: "declare eventTime (and maxOutOfOrderMs) on the pipeline's source",
@@ -518,8 +682,14 @@ export class Pipeline {
     };
   }
 
-  #aggregate<T>(id: string, input: string, spec: (a: Aggregates<T>) => AggregateSpec<T>, ttlMs?: number): CompiledAggregate<T> {
-    const compiled = compileAggregate(spec(aggregates<T>()));
+  #aggregate<T>(
+    id: string,
+    input: string,
+    spec: (a: Aggregates<T>) => AggregateSpec<T>,
+    ttlMs?: number,
+    updating = false,
+  ): CompiledAggregate<T> {
+    const compiled = compileAggregate(spec(aggregates<T>()), updating);
     if (compiled.columns.length === 0) {
       throw new ConfigError({ message: `aggregate "${id}" has no columns`, hint: "return e.g. { orders: a.count() }" });
     }
@@ -527,23 +697,43 @@ export class Pipeline {
     return compiled;
   }
 
-  #sourceOf(id: string): Extract<Step, { kind: "source" }> {
+  /** Whether the events of step `id` have an event time. */
+  #hasEventTime(id: string): boolean {
     const step = this.step(id);
-    if (step.kind === "source") return step;
-    if (step.kind === "lookup") throw new Error(`lookup "${id}" is not part of a stream`);
-    return this.#sourceOf(step.input);
+    switch (step.kind) {
+      case "source":
+        return step.eventTime !== undefined;
+      case "lookup":
+        return false;
+      case "streamJoin":
+        return this.#hasEventTime(step.input) && this.#hasEventTime(step.other);
+      case "aggregate":
+        // A window's rows have event time (their window's end - 1).
+        return this.step(step.input).kind === "window" || this.#hasEventTime(step.input);
+      default:
+        return this.#hasEventTime(step.input);
+    }
   }
 
   #changelog<R>(input: string): Changelog<R> {
     return {
-      toTable: (name) => {
+      keyBy: (id: string, by: string | ((row: R) => Key)) => {
+        this.#add({ kind: "keyBy", id, input, key: keyOf(by) });
+        return {
+          aggregate: <S extends AggregateSpec<R>>(aggId: string, spec: (a: Aggregates<R>) => S) => {
+            this.#aggregate(aggId, id, spec, undefined, true);
+            return this.#changelog<AggregateRow<Key, S>>(aggId);
+          },
+        } as UpdatingKeyedStream<R, Key>;
+      },
+      toTable: (name: string) => {
         this.#add({ kind: "table", id: name, input, table: name });
         return { name, bucket: tableBucket(name) };
       },
-      toStream: (id, options) => {
+      toStream: (id: string, options: StreamSinkOptions) => {
         this.#add({ kind: "stream", id, input, stream: options.stream, subject: options.subject ?? `${options.stream}.${id}` });
       },
-    };
+    } as Changelog<R>;
   }
 }
 

@@ -13,7 +13,11 @@ interface DenoApi {
   writeTextFile(path: string, text: string): Promise<void>;
   mkdir(path: string, options: { recursive: boolean }): Promise<void>;
   stdout: { writeSync(bytes: Uint8Array): number; isTerminal(): boolean };
-  stderr: { writeSync(bytes: Uint8Array): number };
+  stderr: { writeSync(bytes: Uint8Array): number; isTerminal(): boolean };
+  Command: new (
+    command: string,
+    options: { args: string[]; stdin: "inherit"; stdout: "inherit"; stderr: "inherit" },
+  ) => { output(): Promise<{ code: number }> };
   addSignalListener(signal: string, fn: () => void): void;
   exit(code: number): never;
   memoryUsage(): { rss: number };
@@ -62,6 +66,7 @@ export const denoPlatform: Platform = {
   out: (text) => writeAll(deno.stdout, text),
   err: (text) => writeAll(deno.stderr, text),
   interactive: deno.stdout.isTerminal(),
+  errInteractive: deno.stderr.isTerminal(),
   shutdownSignal: () =>
     new Promise((done) => {
       let signals = 0;
@@ -75,5 +80,15 @@ export const denoPlatform: Platform = {
   exit: (code) => deno.exit(code),
   rssBytes: () => deno.memoryUsage().rss,
   startNatsServer,
+  // The benchmark measures Node: run it with the `node` next to this machine's npm packages.
+  runScript: async (url, args) => {
+    const command = new deno.Command("node", {
+      args: ["--import", "tsx", new URL(url).pathname, ...args],
+      stdin: "inherit",
+      stdout: "inherit",
+      stderr: "inherit",
+    });
+    return (await command.output()).code;
+  },
   listen: listenDeno,
 };

@@ -1,9 +1,11 @@
 /**
  * The Node implementation of Platform.
  */
+import { spawn } from "node:child_process";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { constants } from "node:os";
 import { dirname, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { listenNode } from "./http-node.ts";
 import { startNatsServer } from "./nats-server.ts";
 import type { Platform } from "./platform.ts";
@@ -28,6 +30,7 @@ export const nodePlatform: Platform = {
   out: (text) => void process.stdout.write(text),
   err: (text) => void process.stderr.write(text),
   interactive: Boolean(process.stdout.isTTY),
+  errInteractive: Boolean(process.stderr.isTTY),
   // The first signal asks for a clean stop (a final checkpoint); a second one, while stopping,
   // ends the process at once: the last checkpoint is still consistent, replay covers the rest.
   shutdownSignal: () =>
@@ -43,5 +46,11 @@ export const nodePlatform: Platform = {
   exit: (code) => process.exit(code),
   rssBytes: () => process.memoryUsage.rss(),
   startNatsServer,
+  runScript: (url, args) =>
+    new Promise((done, fail) => {
+      const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(url), ...args], { stdio: "inherit" });
+      child.on("error", fail);
+      child.on("exit", (code, signal) => done(code ?? 128 + (signal ? constants.signals[signal] : 0)));
+    }),
   listen: listenNode,
 };

@@ -36,12 +36,20 @@ export interface Platform {
   moduleUrl(path: string): string;
   out(text: string): void;
   err(text: string): void;
+  /** stdout is a terminal. */
   readonly interactive: boolean;
+  /** stderr is a terminal (logs and progress bars go there). */
+  readonly errInteractive: boolean;
   /** Resolves on the first SIGINT or SIGTERM. */
   shutdownSignal(): Promise<string>;
   exit(code: number): never;
   rssBytes(): number;
   startNatsServer(options: NatsServerOptions): Promise<NatsServer>;
+  /**
+   * Run a TypeScript script (a file URL) with Node and tsx, sharing this process's stdio;
+   * resolves to its exit code (a signal: 128 + its number).
+   */
+  runScript(url: string, args: readonly string[]): Promise<number>;
   /** Serve HTTP with a fetch handler until the listener is closed. */
   listen(fetch: FetchHandler, options: ListenOptions): Promise<HttpListener>;
 }

@@ -11,6 +11,7 @@
 import { Either, ParseResult, Schema } from "effect";
 import { aggregateOperator } from "../../actors/aggregate.ts";
 import { dedupOperator } from "../../actors/dedup.ts";
+import { joinOperator } from "../../actors/join.ts";
 import type { Operator, Rec } from "../../actors/operator.ts";
 import { processLogic, processOperator } from "../../actors/process.ts";
 import { streamSinkOperator } from "../../actors/stream-sink.ts";
@@ -30,6 +31,10 @@ export interface ActorPlan {
   readonly sources: readonly string[];
   /** A windowed step: its table rows are keyed `<key>|<windowStart>`. */
   readonly windowed: boolean;
+  /** Later steps read this one: its outputs go to the edge stream `edge.stream`. */
+  readonly edge?: { readonly id: string; readonly stream: string; readonly subject: string };
+  /** Later steps read the events this (windowed) step found late: its `late` step's edge. */
+  readonly lateEdge?: { readonly id: string; readonly stream: string; readonly subject: string };
 }
 
 export interface SourcePlan {
@@ -39,6 +44,25 @@ export interface SourcePlan {
   readonly decode: (data: Uint8Array) => Either.Either<unknown, string>;
   readonly eventTime: ((value: unknown) => number) | undefined;
   readonly maxOutOfOrderMs: number;
+  /** Idle this long, the source stops holding watermarks back (`Batch.idle`). */
+  readonly idleTimeoutMs?: number | undefined;
+  /**
+   * An edge: the outputs of a keyed step (`id`) that later steps read, from its internal stream.
+   * Its watermark is the lowest over the step's partitions; `updating`: its rows are versions of
+   * rows (each replaces the previous one of its key).
+   */
+  readonly edge?: { readonly partitions: number; readonly updating: boolean };
+}
+
+/** A change of an updating input: the row's previous version and its new one (either may be absent). */
+export interface Change {
+  readonly before: unknown;
+  readonly after: unknown;
+}
+
+/** The internal stream behind the edge out of `step`. */
+export function edgeStream(pipelineId: string, step: string): { stream: string; subject: string } {
+  return { stream: `eddy-edge-${pipelineId}-${step}`, subject: `eddy.edge.${pipelineId}.${step}` };
 }
 
 export interface Plan {
@@ -56,9 +80,6 @@ export interface Plan {
 
 const decoder = new TextDecoder();
 
-/** Steps whose actors publish to the stream sinks that read them. */
-const keyedSteps: ReadonlySet<Step["kind"]> = new Set(["aggregate", "process", "dedup"]);
-
 export function compile(pipeline: Pipeline): Plan {
   const steps = new Map(pipeline.steps.map((s) => [s.id, s] as const));
   const children = new Map<string, Step[]>();
@@ -72,12 +93,47 @@ export function compile(pipeline: Pipeline): Plan {
     }
     if (!steps.has(step.input)) throw new Error(`step "${step.id}" reads unknown step "${step.input}"`);
     children.set(step.input, [...(children.get(step.input) ?? []), step]);
+    if (step.kind === "streamJoin") children.set(step.other, [...(children.get(step.other) ?? []), step]);
   }
+  // Edges: keyed steps whose outputs later steps read (not only sinks).
+  const edges = new Set<string>();
+  for (const step of steps.values()) {
+    if (!keyedStep(step)) continue;
+    if (!(children.get(step.id) ?? []).some((c) => c.kind !== "table" && c.kind !== "stream" && c.kind !== "late")) continue;
+    const input = steps.get(step.input)!;
+    if (input.kind === "window" && input.emit === "updates") {
+      throw new ConfigError({
+        message: `steps read the rows of "${step.id}", whose window "${input.id}" emits early updates`,
+        hint: 'read the final rows (emit: "final"), or send the updates to a table or a stream only',
+      });
+    }
+    edges.add(step.id);
+  }
+  /** A step's rows are versions of rows (a key's new row replaces its previous one). */
+  const updating = (step: Step) => step.kind === "aggregate" && steps.get(step.input)!.kind !== "window";
+  /** The sources a step's input comes from: real sources, or the edges of earlier steps. */
   const sourceOf = (id: string): string[] => {
     const step = steps.get(id)!;
     if (step.kind === "lookup") return [];
-    return step.kind === "source" ? [step.id] : sourceOf(step.input);
+    if (step.kind === "source" || step.kind === "late" || edges.has(step.id)) return [step.id];
+    if (step.kind === "streamJoin") return [...new Set([...sourceOf(step.input), ...sourceOf(step.other)])];
+    return sourceOf(step.input);
   };
+  /** The edge source reading the outputs of keyed step `id`. */
+  const edgeSource = (id: string, updating: boolean): SourcePlan => ({
+    id,
+    ...edgeStream(pipeline.id, id),
+    eventTime: undefined,
+    maxOutOfOrderMs: 0,
+    edge: { partitions: pipeline.partitions, updating },
+    decode(data) {
+      try {
+        return Either.right(JSON.parse(decoder.decode(data)));
+      } catch (error) {
+        return Either.left(`not JSON: ${(error as Error).message}`);
+      }
+    },
+  });
   const lookups = [...steps.values()].flatMap((
     s,
   ) => (s.kind === "lookup" ? [{ id: s.id, bucket: s.bucket, schema: s.schema }] : []));
@@ -94,6 +150,7 @@ export function compile(pipeline: Pipeline): Plan {
         subject: step.subject,
         eventTime: step.eventTime,
         maxOutOfOrderMs: step.maxOutOfOrderMs,
+        idleTimeoutMs: step.idleTimeoutMs,
         decode(data) {
           let json: unknown;
           try {
@@ -112,18 +169,45 @@ export function compile(pipeline: Pipeline): Plan {
       const streams = sinks.flatMap((s) => (s.kind === "stream" ? [{ id: s.id, subject: s.subject }] : []));
       const stepTables = sinks.flatMap((s) => (s.kind === "table" ? [s.table] : []));
       const input = steps.get(step.input)!;
+      const edge = edges.has(step.id) ? { id: step.id, ...edgeStream(pipeline.id, step.id) } : undefined;
+      const emits = streams.length > 0 || edge !== undefined;
+      const late = sinks.find((s) => s.kind === "late");
+      const lateEdge = late ? { id: late.id, ...edgeStream(pipeline.id, late.id) } : undefined;
+      const updatingInput = input.kind === "keyBy" && updating(steps.get(input.input)!);
       actors.push({
         step: step.id,
         partitions: pipeline.partitions,
         createOperator: input.kind === "window"
           ? () =>
             windowOperator(step.aggregate, { ...input.window, allowedLatenessMs: input.allowedLatenessMs, emit: input.emit })
-          : () => aggregateOperator(step.aggregate, streams.length > 0, step.ttlMs),
+          : () => aggregateOperator(step.aggregate, { emits, ttlMs: step.ttlMs, updating: updatingInput }),
         tables: stepTables,
         streams,
-        sources: sourceOf(step.id),
+        sources: sourceOf(input.kind === "window" ? input.input : step.input),
         windowed: input.kind === "window",
+        ...(edge ? { edge } : {}),
+        ...(lateEdge ? { lateEdge } : {}),
       });
+      if (edge) sources.push(edgeSource(step.id, updating(step)));
+      if (lateEdge) sources.push(edgeSource(lateEdge.id, false));
+    } else if (step.kind === "streamJoin") {
+      const left = step.input;
+      const streams = (children.get(step.id) ?? []).flatMap((
+        s,
+      ) => (s.kind === "stream" ? [{ id: s.id, subject: s.subject }] : []));
+      const edge = edges.has(step.id) ? { id: step.id, ...edgeStream(pipeline.id, step.id) } : undefined;
+      const { join: kind, combine, outer } = step;
+      actors.push({
+        step: step.id,
+        partitions: pipeline.partitions,
+        createOperator: () => joinOperator({ kind, left, combine, outer }),
+        tables: [],
+        streams,
+        sources: sourceOf(step.id),
+        windowed: false,
+        ...(edge ? { edge } : {}),
+      });
+      if (edge) sources.push(edgeSource(step.id, false));
     } else if (step.kind === "process" || step.kind === "dedup") {
       const sinks = children.get(step.id) ?? [];
       actors.push({
@@ -137,14 +221,14 @@ export function compile(pipeline: Pipeline): Plan {
         sources: sourceOf(step.id),
         windowed: false,
       });
-    } else if (step.kind === "stream" && !keyedSteps.has(steps.get(step.input)!.kind)) {
+    } else if (step.kind === "stream" && !keyedStep(steps.get(step.input)!)) {
       actors.push({
         step: step.id,
         partitions: 1,
         createOperator: () => streamSinkOperator,
         tables: [],
         streams: [{ id: step.id, subject: step.subject }],
-        sources: sourceOf(step.id),
+        sources: sourceOf(step.input),
         windowed: false,
       });
     }
@@ -233,33 +317,51 @@ export function buildRouter(
           s.kind === "window" ? (plan.children.get(s.id) ?? []).map((a) => a.id) : [s.id]
         );
         const partitions = plan.actors.find((a) => a.step === targets[0])?.partitions ?? 1;
-        return (value, seq) => {
+        /** Key one row and hand it to the actors that own its key; false if the key function failed. */
+        const keyed = (value: unknown, seq: number, retract: boolean): boolean => {
           let key: Key;
           try {
             key = step.key(value);
           } catch (error) {
-            return out.fail(step.id, seq, `keyBy "${step.id}" threw: ${message(error)}`);
+            out.fail(step.id, seq, `keyBy "${step.id}" threw: ${message(error)}`);
+            return false;
           }
           if (typeof key !== "string" && !(typeof key === "number" && Number.isFinite(key))) {
-            return out.fail(
+            out.fail(
               step.id,
               seq,
               `keyBy "${step.id}" returned ${JSON.stringify(key) ?? String(key)}, not a string or finite number`,
             );
+            return false;
           }
           const hash = keyHash(key);
           const partition = partitionOf(hash, partitions);
-          const rec = { seq, key, hash, value, time: event.time, watermark: event.watermark };
+          const rec: Rec = retract
+            ? { seq, key, hash, value, time: event.time, watermark: event.watermark, via: step.id, retract: true }
+            : { seq, key, hash, value, time: event.time, watermark: event.watermark, via: step.id };
           for (const target of targets) out.buffer(target, partition, rec);
+          return true;
         };
+        const input = plan.steps.get(step.input)!;
+        if (plan.sources.some((s) => s.id === input.id && s.edge?.updating)) {
+          // Rows of an updating step: retract the previous version under its key, add the new one.
+          return (value, seq) => {
+            const { before, after } = value as Change;
+            if (before !== undefined && !keyed(before, seq, true)) return;
+            if (after !== undefined) keyed(after, seq, false);
+          };
+        }
+        return (value, seq) => void keyed(value, seq, false);
       }
       case "stream":
-        if (keyedSteps.has(plan.steps.get(step.input)!.kind)) return next;
+        if (keyedStep(plan.steps.get(step.input)!)) return next;
         return (value, seq) =>
-          out.buffer(step.id, 0, { seq, key: 0, hash: 0, value, time: event.time, watermark: event.watermark });
+          out.buffer(step.id, 0, { seq, key: 0, hash: 0, value, time: event.time, watermark: event.watermark, via: step.id });
       case "lookup":
       case "window":
       case "aggregate":
+      case "streamJoin":
+      case "late":
       case "table":
       case "process":
       case "dedup":
@@ -267,6 +369,11 @@ export function buildRouter(
     }
   };
   return route(plan.steps.get(source.id)!);
+}
+
+/** A step run by its own actors per partition, whose outputs go to its sinks (or an edge). */
+function keyedStep(step: Step): step is Extract<Step, { kind: "aggregate" | "streamJoin" | "process" | "dedup" }> {
+  return step.kind === "aggregate" || step.kind === "streamJoin" || step.kind === "process" || step.kind === "dedup";
 }
 
 function fanOut(routes: ((value: unknown, seq: number) => void)[]): (value: unknown, seq: number) => void {

@@ -15,8 +15,15 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { Either } from "effect";
 import { waitFor } from "xstate";
 import type { Rec } from "../../actors/operator.ts";
-import { lifecycleState, type OperatorActor, type OperatorCore, startOperatorActor } from "../../actors/operator-actor.ts";
+import {
+  type EdgeEnvelope,
+  lifecycleState,
+  type OperatorActor,
+  type OperatorCore,
+  startOperatorActor,
+} from "../../actors/operator-actor.ts";
 import type { LifecycleState } from "../../actors/lifecycle.ts";
+import { TableFlusher } from "../../actors/table-flush.ts";
 import { ensureSideStreams, publishSideOutput } from "../log/side-outputs.ts";
 import { createPublisher, type Publisher } from "../log/publisher.ts";
 import { checkSourceStream, type Reader, type SourceMessage, startReader } from "../log/reader.ts";
@@ -25,7 +32,7 @@ import { CheckpointSlots, CheckpointStore } from "../state/checkpoint.ts";
 import { LookupReplica } from "../state/lookup.ts";
 import { createTable } from "../state/table.ts";
 import { type Clock, systemClock } from "./clock.ts";
-import { buildRouter, compile, type Plan, type SourcePlan } from "./plan.ts";
+import { buildRouter, compile, type Plan, type RoutedEvent, type SourcePlan } from "./plan.ts";
 
 export interface WorkerOptions {
   readonly clock?: Clock;
@@ -33,12 +40,19 @@ export interface WorkerOptions {
   readonly checkpointMs?: number;
   /** ... or after this many events per actor (default 100,000), whichever comes first. */
   readonly checkpointEvents?: number;
+  /**
+   * Write changed result-table pages this often between checkpoints, in ms (default 100; 0: only
+   * at checkpoints). Tables may run ahead of the committed checkpoint; state does not.
+   */
+  readonly tableFlushMs?: number;
   /** First restart delay of a failed actor (doubles per attempt). */
   readonly backoffMs?: number;
   /** Largest batch handed to the actors. */
   readonly maxBatch?: number;
   /** How often (by `clock`) steps with processing-time timers get a tick. Default 100 ms. */
   readonly tickMs?: number;
+  /** Recent input records each actor keeps for inspection (default 20; 0: none). */
+  readonly recentInputs?: number;
   readonly log?: (event: string, fields: Record<string, unknown>) => void;
 }
 
@@ -50,6 +64,8 @@ export interface ActorStatus {
   readonly positions: Readonly<Record<string, number>>;
   readonly committed: Readonly<Record<string, number>>;
   readonly checkpoint: number;
+  /** When the last committed checkpoint started (the worker's clock); null before the first. */
+  readonly committedAt: number | null;
   readonly eventsIn: number;
   readonly outputs: number;
   readonly deadLetters: number;
@@ -59,6 +75,15 @@ export interface ActorStatus {
   readonly lastCheckpointMs: number;
   readonly lastCheckpointBytes: number;
   readonly error?: string;
+}
+
+/** A look inside one operator actor: a sample of its keyed state and its last inputs. */
+export interface ActorInspection {
+  readonly status: ActorStatus;
+  /** Up to `sample` keys of its keyed state with their values, in the state's own order. */
+  readonly sample: readonly { readonly key: unknown; readonly value: unknown }[];
+  /** The last input records it applied, oldest first. */
+  readonly recent: readonly { readonly seq: number; readonly key: unknown; readonly time: number; readonly value: unknown }[];
 }
 
 interface RunningActor {
@@ -76,11 +101,13 @@ export class Worker {
   readonly #byStep = new Map<string, RunningActor[]>();
   readonly #readers = new Map<string, Reader>();
   readonly #lookups = new Map<string, LookupReplica<unknown>>();
+  readonly #idleTimers = new Map<string, unknown>();
   /** Source-stage dead letters (decode errors, throwing stateless steps). */
   sourceDeadLetters = 0;
   #paused = false;
   #stopping = false;
   #resuming: Promise<void> | undefined;
+  #flusher: TableFlusher | undefined;
 
   private constructor(
     readonly nc: NatsConnection,
@@ -109,6 +136,14 @@ export class Worker {
 
   async #prepare(): Promise<void> {
     const jsm = await jetstreamManager(this.nc);
+    for (const edge of this.plan.actors.flatMap((a) => [a.edge, a.lateEdge])) {
+      if (!edge) continue;
+      // Deduplicated like a sink: a replay sends an output again under the same Nats-Msg-Id.
+      const info = await jsm.streams.info(edge.stream).catch(() => undefined);
+      if (!info) {
+        await jsm.streams.add({ name: edge.stream, subjects: [edge.subject], storage: "file", duplicate_window: 10 * 60 * 1e9 });
+      }
+    }
     for (const source of this.plan.sources) await checkSourceStream(jsm, source.stream);
     for (const lookup of this.plan.lookups) {
       const replica = await LookupReplica.open(
@@ -142,6 +177,8 @@ export class Worker {
     const store = await CheckpointStore.open(this.nc, this.pipeline.id, this.publisher);
     const slots = new CheckpointSlots(2);
     const clock = this.options.clock ?? systemClock;
+    const tableFlusher = new TableFlusher(clock, { intervalMs: this.options.tableFlushMs ?? 100 });
+    this.#flusher = tableFlusher;
     const sourceStreams = Object.fromEntries(this.plan.sources.map((s) => [s.id, s.stream]));
     for (const plan of this.plan.actors) {
       const group: RunningActor[] = [];
@@ -154,15 +191,19 @@ export class Worker {
           sources: plan.sources,
           store,
           slots,
+          tableFlusher,
           publisher: this.publisher,
           clock,
           tables: plan.tables,
           streams: plan.streams,
+          ...(plan.edge ? { edge: { id: plan.edge.id, subject: plan.edge.subject } } : {}),
+          ...(plan.lateEdge ? { lateEdge: { id: plan.lateEdge.id, subject: plan.lateEdge.subject } } : {}),
           sourceStreams,
           ...(this.options.checkpointMs === undefined ? {} : { checkpointMs: this.options.checkpointMs }),
           ...(this.options.checkpointEvents === undefined ? {} : { checkpointEvents: this.options.checkpointEvents }),
           ...(this.options.backoffMs === undefined ? {} : { backoffMs: this.options.backoffMs }),
           ...(this.options.tickMs === undefined ? {} : { tickMs: this.options.tickMs }),
+          ...(this.options.recentInputs === undefined ? {} : { recentInputs: this.options.recentInputs }),
         });
         const running: RunningActor = { step: plan.step, partition, sources: plan.sources, core, actor, buffer: [] };
         actor.subscribe((snapshot) => this.#onActorState(running, snapshot.value as LifecycleState));
@@ -216,7 +257,10 @@ export class Worker {
       // The highest event time before `from`: the source's watermark there (the lowest an actor
       // holds) plus the allowed out-of-orderness. Watermarks then follow from the log alone.
       const watermark = Math.min(...fed.map((a) => a.core.watermarks[source.id] ?? Number.NEGATIVE_INFINITY));
-      const onBatch = this.#batchHandler(source, fed, watermark + source.maxOutOfOrderMs);
+      const handler = source.edge
+        ? this.#edgeHandler(source, fed, watermark)
+        : this.#batchHandler(source, fed, watermark + source.maxOutOfOrderMs);
+      const onBatch = source.idleTimeoutMs === undefined ? handler : this.#watchIdle(source, fed, from - 1, handler);
       const reader = await startReader(this.js, {
         stream: source.stream,
         subject: source.subject,
@@ -234,12 +278,55 @@ export class Worker {
     }
   }
 
-  #batchHandler(source: SourcePlan, fed: RunningActor[], maxEventTime: number): (messages: SourceMessage[]) => void {
+  /**
+   * A source with an idle timeout: when no batch came for that long, its actors hear that it is
+   * idle (it stops holding their watermarks back) until its next batch.
+   */
+  #watchIdle(
+    source: SourcePlan,
+    fed: RunningActor[],
+    position: number,
+    handler: (messages: SourceMessage[]) => void,
+  ): (messages: SourceMessage[]) => void {
+    const clock = this.options.clock ?? systemClock;
+    const timeout = source.idleTimeoutMs!;
+    let lastActive = clock.now();
+    let idle = false;
+    const check = () => {
+      if (!idle && clock.now() - lastActive >= timeout && !this.#paused) {
+        idle = true;
+        this.options.log?.("source-idle", { source: source.id, idleMs: clock.now() - lastActive });
+        for (const a of fed) {
+          a.actor.send({
+            type: "batch",
+            batch: { source: source.id, records: [], upTo: position, watermark: Number.NEGATIVE_INFINITY, idle: true },
+          });
+        }
+      }
+      this.#idleTimers.set(source.id, clock.setTimeout(check, Math.max(1, timeout / 4)));
+    };
+    this.#idleTimers.set(source.id, clock.setTimeout(check, Math.max(1, timeout / 4)));
+    return (messages) => {
+      lastActive = clock.now();
+      idle = false;
+      position = messages[messages.length - 1]!.seq;
+      handler(messages);
+    };
+  }
+
+  /** Hand each actor its records of a batch, and the position and watermark the batch reached. */
+  #deliver(source: SourcePlan, fed: RunningActor[], upTo: number, watermark: number): void {
+    for (const a of fed) {
+      const records = a.buffer;
+      a.buffer = [];
+      a.actor.send({ type: "batch", batch: { source: source.id, records, upTo, watermark } });
+    }
+  }
+
+  /** What to do with a failing stateless step, or an undecodable event: a dead letter. */
+  #setAside(source: SourcePlan): (step: string, seq: number, reason: string, data: Uint8Array) => void {
     const pipelineId = this.pipeline.id;
-    const { eventTime, maxOutOfOrderMs } = source;
-    let current: SourceMessage | undefined;
-    const event = { time: Number.NaN, watermark: Number.NEGATIVE_INFINITY };
-    const setAside = (step: string, seq: number, reason: string, data: Uint8Array) => {
+    return (step, seq, reason, data) => {
       this.sourceDeadLetters++;
       publishSideOutput(this.publisher, pipelineId, "dlq", {
         step,
@@ -250,14 +337,64 @@ export class Worker {
         data,
       });
     };
+  }
+
+  #router(source: SourcePlan, event: RoutedEvent, current: () => SourceMessage): (value: unknown, seq: number) => void {
     const lookups = this.#lookups;
-    const route = buildRouter(source, this.plan, event, {
+    const setAside = this.#setAside(source);
+    return buildRouter(source, this.plan, event, {
       lookup: (table, key) => lookups.get(table)!.get(key),
       buffer: (step, partition, rec) => {
         this.#byStep.get(step)![partition]!.buffer.push(rec);
       },
-      fail: (step, seq, reason) => setAside(step, seq, reason, current!.data),
+      fail: (step, seq, reason) => setAside(step, seq, reason, current().data),
     });
+  }
+
+  /**
+   * Reading the edge out of an earlier step: envelopes from each of its partitions. The edge's
+   * watermark is the lowest over the partitions' (each partition's as its last envelope said;
+   * after a restart, each starts at the watermark the reading actors checkpointed).
+   */
+  #edgeHandler(source: SourcePlan, fed: RunningActor[], restartWatermark: number): (messages: SourceMessage[]) => void {
+    const partitions = new Array<number>(source.edge!.partitions).fill(restartWatermark);
+    let current: SourceMessage | undefined;
+    const event = { time: Number.NaN, watermark: restartWatermark };
+    const route = this.#router(source, event, () => current!);
+    const setAside = this.#setAside(source);
+    const updating = source.edge!.updating;
+    let low = restartWatermark;
+    return (messages) => {
+      if (this.#paused) return;
+      for (const m of messages) {
+        current = m;
+        const decoded = source.decode(m.data);
+        if (Either.isLeft(decoded)) {
+          setAside(source.id, m.seq, decoded.left, m.data);
+          continue;
+        }
+        const envelope = decoded.right as EdgeEnvelope;
+        const w = envelope.w ?? Number.NEGATIVE_INFINITY;
+        if (w > partitions[envelope.p]!) {
+          const was = partitions[envelope.p]!;
+          partitions[envelope.p] = w;
+          if (was === low) low = Math.min(...partitions);
+        }
+        if (envelope.v === undefined && envelope.b === undefined) continue;
+        event.time = envelope.t ?? Number.NaN;
+        event.watermark = low;
+        route(updating ? { before: envelope.b, after: envelope.v } : envelope.v, m.seq);
+      }
+      this.#deliver(source, fed, messages[messages.length - 1]!.seq, low);
+    };
+  }
+
+  #batchHandler(source: SourcePlan, fed: RunningActor[], maxEventTime: number): (messages: SourceMessage[]) => void {
+    const { eventTime, maxOutOfOrderMs } = source;
+    let current: SourceMessage | undefined;
+    const event = { time: Number.NaN, watermark: Number.NEGATIVE_INFINITY };
+    const setAside = this.#setAside(source);
+    const route = this.#router(source, event, () => current!);
     return (messages) => {
       if (this.#paused) return;
       for (const m of messages) {
@@ -290,17 +427,13 @@ export class Worker {
         }
         route(decoded.right, m.seq);
       }
-      const upTo = messages[messages.length - 1]!.seq;
-      const watermark = maxEventTime - maxOutOfOrderMs;
-      for (const a of fed) {
-        const records = a.buffer;
-        a.buffer = [];
-        a.actor.send({ type: "batch", batch: { source: source.id, records, upTo, watermark } });
-      }
+      this.#deliver(source, fed, messages[messages.length - 1]!.seq, maxEventTime - maxOutOfOrderMs);
     };
   }
 
   async #stopReaders(): Promise<void> {
+    for (const handle of this.#idleTimers.values()) (this.options.clock ?? systemClock).clearTimeout(handle);
+    this.#idleTimers.clear();
     const readers = [...this.#readers.values()];
     this.#readers.clear();
     await Promise.all(readers.map((r) => r.stop()));
@@ -313,6 +446,7 @@ export class Worker {
     this.#stopping = true;
     await this.#resuming;
     await this.#stopReaders();
+    this.#flusher?.stop();
     for (const a of this.#actors) a.actor.send({ type: "stop" });
     await Promise.all(this.#actors.map((a) => waitFor(a.actor, (s) => s.status === "done", { timeout: Infinity })));
     await this.publisher.close();
@@ -321,27 +455,59 @@ export class Worker {
 
   /** Every operator actor: its lifecycle state, keys, positions. */
   status(): ActorStatus[] {
-    return this.#actors.map((a) => {
-      const manifest = a.core.manifest;
-      const error = a.actor.getSnapshot().context.error;
-      return {
-        step: a.step,
-        partition: a.partition,
-        state: lifecycleState(a.actor),
-        keys: a.core.state.size,
-        positions: { ...a.core.positions },
-        committed: { ...(manifest?.positions ?? {}) },
-        checkpoint: manifest?.checkpoint ?? 0,
-        eventsIn: a.core.metrics.eventsIn,
-        outputs: a.core.metrics.outputs,
-        deadLetters: a.core.metrics.deadLetters,
-        lateEvents: a.core.metrics.lateEvents,
-        checkpoints: a.core.metrics.checkpoints,
-        lastCheckpointMs: a.core.metrics.lastCheckpointMs,
-        lastCheckpointBytes: a.core.metrics.lastCheckpointBytes,
-        ...(error === undefined ? {} : { error: String(error) }),
-      };
-    });
+    return this.#actors.map((a) => this.#statusOf(a));
+  }
+
+  /** A sample of one actor's keyed state (at most `sample` keys) and its recent inputs. */
+  inspect(step: string, partition: number, sample: number): ActorInspection | undefined {
+    const a = this.#byStep.get(step)?.[partition];
+    if (!a) return undefined;
+    const taken: { key: unknown; value: unknown }[] = [];
+    if (sample > 0) {
+      for (const [key, value] of a.core.state.entries()) {
+        taken.push({ key, value });
+        if (taken.length >= sample) break;
+      }
+    }
+    const recent = a.core.recent.list().map((r) => ({ seq: r.seq, key: r.key, time: r.time, value: r.value }));
+    return { status: this.#statusOf(a), sample: taken, recent };
+  }
+
+  #statusOf(a: RunningActor): ActorStatus {
+    const manifest = a.core.manifest;
+    const error = a.actor.getSnapshot().context.error;
+    return {
+      step: a.step,
+      partition: a.partition,
+      state: lifecycleState(a.actor),
+      keys: a.core.state.size,
+      positions: { ...a.core.positions },
+      committed: { ...(manifest?.positions ?? {}) },
+      checkpoint: manifest?.checkpoint ?? 0,
+      committedAt: manifest && manifest.checkpoint > 0 ? manifest.committedAt : null,
+      eventsIn: a.core.metrics.eventsIn,
+      outputs: a.core.metrics.outputs,
+      deadLetters: a.core.metrics.deadLetters,
+      lateEvents: a.core.metrics.lateEvents,
+      checkpoints: a.core.metrics.checkpoints,
+      lastCheckpointMs: a.core.metrics.lastCheckpointMs,
+      lastCheckpointBytes: a.core.metrics.lastCheckpointBytes,
+      ...(error === undefined ? {} : { error: String(error) }),
+    };
+  }
+
+  /**
+   * Per source (edges included), how many of its messages are not yet in a committed checkpoint
+   * of every actor it feeds. All zero: the pipeline has caught up with its input.
+   */
+  async lag(): Promise<Record<string, number>> {
+    const jsm = await jetstreamManager(this.nc);
+    const lag: Record<string, number> = {};
+    for (const source of this.plan.sources) {
+      const info = await jsm.streams.info(source.stream);
+      lag[source.id] = Math.max(0, info.state.last_seq - this.committedPosition(source.id));
+    }
+    return lag;
   }
 
   /** The lowest committed position of a source over all actors it feeds. */

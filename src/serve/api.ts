@@ -11,10 +11,30 @@
  *   exclusive, at most `limit` (default 100, at most 1000); `next` is the cursor of the following
  *   page (pass it back with the same from/to), null on the last page:
  *   `{ rows: [{ key, row }], next, reflects }`
+ * - `GET /tables/:name/rows/:key/top[?column=&limit=]`: a TopN row in rank order (in a windowed
+ *   table a bare key means its latest window): `{ key, rowKey, window: { start, end } | null,
+ *   column, entries: [{ rank, key, weight }], reflects }`; 400 `not_top_n` when the row has no
+ *   TopN column (src/serve/top-n.ts)
  * - `GET /tables/:name/changes[?key=]`: Server-Sent Events. First `ready` (`{ reflects }`, and
  *   `row` with `?key=`), then one `change` per changed row (`{ op, key, row, partition,
  *   checkpoint, at }`), a comment every `keepAliveMs`; `overflow` then the end of the stream if
- *   the client reads too slowly (reconnect and read the rows again).
+ *   the client reads too slowly. Every `ready`, `change` and `snapshot` carries an id; a client
+ *   that reconnects with `Last-Event-ID` (EventSource does by itself; or `?lastEventId=`) gets
+ *   `resumed` (`{ after, missed }`) and the changes it missed, or, when the replica no longer
+ *   holds them (the service restarted, or more changes than its change log keeps happened),
+ *   `snapshot`: `{ reason, rows: [{ key, row }], reflects }` (`{ reason, key, row, reflects }`
+ *   with `?key=`), the table as of now, then the changes that follow (src/serve/change-log.ts).
+ *
+ * The worker in this process (`options.worker`), src/serve/actors.ts:
+ * - `GET /actors`: `{ pipeline, at, sources: [{ id, stream, lastSequence, applied, committed, lag }],
+ *   totals: { deadLetters, sourceDeadLetters, lateEvents: { <step>: n } }, actors: [{ step,
+ *   partition, state, checkpoint, committedAt, keys, lag, eventsIn, ... }] }`
+ * - `GET /actors/:step/:partition[?sample=]`: one actor's status with `sample` (`sample` keys of its
+ *   keyed state with their values, default 20) and `recent` (its last input records, oldest first)
+ * - 404 `not_found` on both when the service runs no worker (`eddy serve`)
+ *
+ * `GET /`: the coffee-shop dashboard, an HTML page that reads the endpoints above
+ * (src/serve/dashboard.ts).
  *
  * `reflects` of a table: `{ checkpoint, at, lastUpdate, partitions: [{ partition, checkpoint, at,
  * lastUpdate }] }` where checkpoint and at are the lowest over partitions (src/serve/replica.ts).
@@ -26,8 +46,8 @@
  * - `GET /readyz`: 200 `{ ready: true, ... }` when every operator actor is running (or
  *   checkpointing) and every table the worker writes is replicated; else 503 with `reasons`
  *
- * Errors: `{ error: { code, message } }` with 400 (`bad_parameter`), 401 (`unauthorized`), 404
- * (`table_not_found`, `row_not_found`, `not_found`), 405 (`method_not_allowed`). With a token,
+ * Errors: `{ error: { code, message } }` with 400 (`bad_parameter`, `not_top_n`), 401
+ * (`unauthorized`), 404 (`table_not_found`, `row_not_found`, `actor_not_found`, `not_found`), 405 (`method_not_allowed`). With a token,
  * every request needs `Authorization: Bearer <token>`, or `?access_token=<token>` (RFC 6750 2.3:
  * for EventSource, which cannot set headers), except `/healthz` and `/readyz` (probes, which say
  * nothing about the data). `/metrics` does need it: it names steps, tables and volumes, and
@@ -45,9 +65,13 @@ import { streamSSE } from "hono/streaming";
 import { matchedRoutes } from "hono/route";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { type Clock, systemClock } from "../runtime/clock.ts";
+import { actorDetail, actorsView, type ServedWorker } from "./actors.ts";
 import type { Catalog } from "./catalog.ts";
-import { ApiMetrics, type MetricsWorker, prometheusContentType } from "./metrics.ts";
-import type { RowChange, TableReplica } from "./replica.ts";
+import type { LoggedChange } from "./change-log.ts";
+import { dashboardPage } from "./dashboard.ts";
+import { ApiMetrics, prometheusContentType } from "./metrics.ts";
+import type { TableReplica } from "./replica.ts";
+import { rankedRow, rankOrder } from "./top-n.ts";
 
 export interface QueryApiOptions {
   /** Require `Authorization: Bearer <token>` on every request. */
@@ -59,8 +83,8 @@ export interface QueryApiOptions {
   readonly keepAliveMs?: number;
   /** Changes buffered per SSE client before it is cut off (default 10000). */
   readonly maxQueuedChanges?: number;
-  /** The worker in this process, if any: its actors in /metrics and /readyz. */
-  readonly worker?: MetricsWorker;
+  /** The worker in this process, if any: its actors in /metrics, /readyz, /actors and the dashboard. */
+  readonly worker?: ServedWorker;
   /** How often to poll source streams' last sequence for the lag metric (default 5000; 0: never). */
   readonly lagRefreshMs?: number;
 }
@@ -76,12 +100,17 @@ export interface QueryApi {
 
 export const defaultLimit = 100;
 export const maxLimit = 1000;
+/** Keys of keyed state shown by `GET /actors/:step/:partition` (`?sample=`): default and most. */
+export const defaultSample = 20;
+export const maxSample = 200;
 
 type ErrorCode =
   | "bad_parameter"
   | "unauthorized"
   | "table_not_found"
   | "row_not_found"
+  | "actor_not_found"
+  | "not_top_n"
   | "not_found"
   | "method_not_allowed"
   | "internal";
@@ -99,7 +128,7 @@ export function createQueryApi(catalog: Pick<Catalog, "get" | "names">, options:
     ...(options.lagRefreshMs === undefined ? {} : { lagRefreshMs: options.lagRefreshMs }),
     clock,
   });
-  const operational = new Set(["/metrics", "/healthz", "/readyz"]);
+  const operational = new Set(["/metrics", "/healthz", "/readyz", "/"]);
 
   // Query latency: every request but the operations endpoints, labelled by route pattern.
   app.use("*", async (c, next) => {
@@ -143,6 +172,10 @@ export function createQueryApi(catalog: Pick<Catalog, "get" | "names">, options:
     const name = c.req.param("name")!;
     return catalog.get(name) ?? fail(c, 404, "table_not_found", `there is no result table "${name}"`);
   };
+  const lastSequence = (stream: string) => metrics.lastSequence(stream);
+  const servedWorker = (c: Context): ServedWorker | Response =>
+    options.worker ??
+      fail(c, 404, "not_found", "this service runs no worker: /actors is served beside one (`eddy run --port`, `eddy dev`)");
   const describe = (replica: TableReplica) => ({
     name: replica.name,
     step: replica.meta?.step ?? null,
@@ -177,6 +210,44 @@ export function createQueryApi(catalog: Pick<Catalog, "get" | "names">, options:
     if (row === undefined) return fail(c, 404, "row_not_found", `table "${replica.name}" has no row with key "${key}"`);
     const partition = replica.partitionOf(key);
     return c.json({ key, row, reflects: partition === undefined ? replica.reflects() : replica.reflectsPartition(partition) });
+  });
+
+  app.get("/tables/:name/rows/:key/top", (c) => {
+    const replica = table(c);
+    if (replica instanceof Response) return replica;
+    const bad = unknownParams(c, ["column", "limit"]);
+    if (bad) return bad;
+    const key = c.req.param("key");
+    const { column, limit: limitText } = c.req.query();
+    let limit: number | undefined;
+    if (limitText !== undefined) {
+      limit = Number(limitText);
+      if (!/^\d+$/.test(limitText) || limit < 1 || limit > maxLimit) {
+        return fail(c, 400, "bad_parameter", `limit must be an integer from 1 to ${maxLimit}, got "${limitText}"`);
+      }
+    }
+    const found = rankedRow(replica, key);
+    if (!found) {
+      const windows = replica.meta?.windowed ? ` (nor a window of it, "${key}|<windowStart>")` : "";
+      return fail(c, 404, "row_not_found", `table "${replica.name}" has no row with key "${key}"${windows}`);
+    }
+    const ranked = rankOrder(found.row, column, limit);
+    if ("error" in ranked) {
+      return fail(c, 400, column === undefined ? "not_top_n" : "bad_parameter", ranked.error);
+    }
+    const row = found.row as { windowStart?: unknown; windowEnd?: unknown };
+    const window = typeof row.windowStart === "number" ? { start: row.windowStart, end: row.windowEnd ?? null } : null;
+    // A window's row lives where its key does (src/state/table.ts).
+    const placedBy = replica.meta?.windowed && window ? found.rowKey.slice(0, found.rowKey.lastIndexOf("|")) : found.rowKey;
+    const partition = replica.partitionOf(placedBy);
+    return c.json({
+      key,
+      rowKey: found.rowKey,
+      window,
+      column: ranked.column,
+      entries: ranked.entries,
+      reflects: partition === undefined ? replica.reflects() : replica.reflectsPartition(partition),
+    });
   });
 
   app.get("/tables/:name/rows", (c) => {
@@ -218,13 +289,18 @@ export function createQueryApi(catalog: Pick<Catalog, "get" | "names">, options:
   app.get("/tables/:name/changes", (c) => {
     const replica = table(c);
     if (replica instanceof Response) return replica;
-    const bad = unknownParams(c, ["key"]);
+    const bad = unknownParams(c, ["key", "lastEventId"]);
     if (bad) return bad;
     const key = c.req.query("key");
+    // EventSource sends the header when it reconnects; `?lastEventId=` is for a client that
+    // opens a new stream itself.
+    const lastEventId = c.req.header("Last-Event-ID") ?? c.req.query("lastEventId");
     const keepAliveMs = options.keepAliveMs ?? 15_000;
     const maxQueued = options.maxQueuedChanges ?? 10_000;
+    const log = replica.changes;
+    const wanted = (change: LoggedChange) => key === undefined || String(change.change.key) === key;
     return streamSSE(c, async (stream) => {
-      const queue: RowChange[] = [];
+      const queue: LoggedChange[] = [];
       let overflow = false;
       let ended = false;
       let wake: (() => void) | undefined;
@@ -237,26 +313,46 @@ export function createQueryApi(catalog: Pick<Catalog, "get" | "names">, options:
         ended = true;
         notify();
       };
-      const unsubscribe = replica.subscribe((changes) => {
-        for (const change of changes) if (key === undefined || String(change.key) === key) queue.push(change);
+      // Subscribing and reading the log's position happen in one turn: no change falls between.
+      const unsubscribe = replica.subscribe((changes, first) => {
+        changes.forEach((change, i) => {
+          const logged = { seq: first + i, change };
+          if (wanted(logged)) queue.push(logged);
+        });
         if (queue.length > maxQueued) overflow = true;
         if (queue.length > 0) notify();
       });
+      const position = log.last;
+      const missed = lastEventId === undefined ? undefined : log.resume(lastEventId);
       closers.add(end);
       stream.onAbort(end);
       void replica.ended.then(end);
-      let id = 0;
+      const send = (logged: LoggedChange) =>
+        stream.writeSSE({ event: "change", id: log.eventId(logged.seq), data: JSON.stringify(logged.change) });
       try {
-        const ready = key === undefined
-          ? { reflects: replica.reflects() }
-          : { key, row: replica.get(key) ?? null, reflects: replica.reflects() };
-        await stream.writeSSE({ event: "ready", data: JSON.stringify(ready) });
+        if (lastEventId === undefined) {
+          const ready = key === undefined
+            ? { reflects: replica.reflects() }
+            : { key, row: replica.get(key) ?? null, reflects: replica.reflects() };
+          await stream.writeSSE({ event: "ready", id: log.eventId(position), data: JSON.stringify(ready) });
+        } else if (missed) {
+          const sent = missed.filter(wanted);
+          await stream.writeSSE({ event: "resumed", data: JSON.stringify({ after: lastEventId, missed: sent.length }) });
+          for (const logged of sent) await send(logged);
+        } else {
+          const reason = `Last-Event-ID "${lastEventId}" cannot be resumed from (the service restarted, or more than ` +
+            `${log.capacity} changes happened since): this is the ${key === undefined ? "table" : "row"} as of now`;
+          const snapshot = key === undefined
+            ? { reason, rows: replica.range({ limit: Math.max(1, replica.size) }).rows, reflects: replica.reflects() }
+            : { reason, key, row: replica.get(key) ?? null, reflects: replica.reflects() };
+          await stream.writeSSE({ event: "snapshot", id: log.eventId(position), data: JSON.stringify(snapshot) });
+        }
         while (!ended) {
           if (overflow) {
             await stream.writeSSE({
               event: "overflow",
               data: JSON.stringify({
-                message: "changes arrived faster than this client read them; read the rows again and reconnect",
+                message: "changes arrived faster than this client read them; reconnect with Last-Event-ID to resume",
               }),
             });
             break;
@@ -272,15 +368,49 @@ export function createQueryApi(catalog: Pick<Catalog, "get" | "names">, options:
             if (keepAlive && !ended) await stream.write(": keep-alive\n\n");
             continue;
           }
-          for (const change of queue.splice(0)) {
-            await stream.writeSSE({ event: "change", id: String(++id), data: JSON.stringify(change) });
-          }
+          for (const logged of queue.splice(0)) await send(logged);
         }
       } finally {
         unsubscribe();
         closers.delete(end);
       }
     });
+  });
+
+  app.get("/actors", (c) => {
+    const worker = servedWorker(c);
+    if (worker instanceof Response) return worker;
+    return unknownParams(c, []) ?? c.json(actorsView(worker, lastSequence, clock.now()));
+  });
+
+  app.get("/actors/:step/:partition", (c) => {
+    const worker = servedWorker(c);
+    if (worker instanceof Response) return worker;
+    const bad = unknownParams(c, ["sample"]);
+    if (bad) return bad;
+    const step = c.req.param("step");
+    const partitionText = c.req.param("partition");
+    if (!/^\d+$/.test(partitionText)) {
+      return fail(c, 400, "bad_parameter", `partition must be a non-negative integer, got "${partitionText}"`);
+    }
+    const sampleText = c.req.query("sample");
+    let sample = defaultSample;
+    if (sampleText !== undefined) {
+      sample = Number(sampleText);
+      if (!/^\d+$/.test(sampleText) || sample > maxSample) {
+        return fail(c, 400, "bad_parameter", `sample must be an integer from 0 to ${maxSample}, got "${sampleText}"`);
+      }
+    }
+    const detail = actorDetail(worker, step, Number(partitionText), sample, lastSequence);
+    if (!detail) {
+      return fail(c, 404, "actor_not_found", `pipeline "${worker.pipeline.id}" has no operator actor ${step}/${partitionText}`);
+    }
+    return c.json(detail);
+  });
+
+  app.get("/", (c) => {
+    c.header("Cache-Control", "no-store");
+    return c.html(dashboardPage);
   });
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));

@@ -25,6 +25,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type { KV } from "@nats-io/kv";
 import { type Key, keyHash, partitionOf } from "../pipeline/partition.ts";
 import { type Clock, systemClock } from "../runtime/clock.ts";
+import { ChangeLog } from "./change-log.ts";
 import { decodeIndex, decodeMeta, decodePage, openTable, type Page, parseEntryKey, type TableMeta } from "../state/table.ts";
 
 export interface RowChange {
@@ -259,7 +260,12 @@ export class ReplicaState {
 
 export interface ReplicaOptions {
   readonly clock?: Clock;
+  /** Row changes kept for Server-Sent Events clients that reconnect (default 10,000). */
+  readonly changeLogSize?: number;
 }
+
+/** Replicas opened by this process, so that two opened in the same millisecond differ in epoch. */
+let opened = 0;
 
 /**
  * A result table's replica, kept current by a KV watch. `open` resolves once the replica holds
@@ -267,22 +273,28 @@ export interface ReplicaOptions {
  */
 export class TableReplica {
   readonly #state = new ReplicaState();
-  readonly #listeners = new Set<(changes: readonly RowChange[]) => void>();
+  readonly #listeners = new Set<(changes: readonly RowChange[], firstSeq: number) => void>();
   #stop: (() => void) | undefined;
   #ended = false;
   #resolveEnded!: () => void;
   /** Resolves when the watch ends (closed, or the bucket went away). */
   readonly ended = new Promise<void>((resolve) => (this.#resolveEnded = resolve));
 
+  /** The changes applied since the replica was read in full, numbered (Last-Event-ID resumes). */
+  readonly changes: ChangeLog;
+
   private constructor(
     readonly name: string,
     private readonly kv: KV,
     private readonly clock: Clock,
-  ) {}
+    changeLogSize: number,
+  ) {
+    this.changes = new ChangeLog(`${clock.now().toString(36)}${(opened++).toString(36)}`, changeLogSize);
+  }
 
   static async open(nc: NatsConnection, name: string, options: ReplicaOptions = {}): Promise<TableReplica> {
     const kv = await openTable(nc, name);
-    const replica = new TableReplica(name, kv, options.clock ?? systemClock);
+    const replica = new TableReplica(name, kv, options.clock ?? systemClock, options.changeLogSize ?? 10_000);
     await replica.#watch();
     return replica;
   }
@@ -303,7 +315,10 @@ export class TableReplica {
       try {
         for await (const entry of iter) {
           const changes = this.#state.apply(entry.key, entry.operation, entry.value, this.clock.now());
-          if (live && changes.length > 0) { for (const listener of this.#listeners) listener(changes); }
+          if (live && changes.length > 0) {
+            const first = this.changes.append(changes);
+            for (const listener of this.#listeners) listener(changes, first);
+          }
           if (!live && entry.delta === 0) {
             live = true;
             synced();
@@ -360,8 +375,11 @@ export class TableReplica {
     return this.#state.reflectsPartition(partition);
   }
 
-  /** Be told of row changes as they are applied; returns the unsubscribe function. */
-  subscribe(listener: (changes: readonly RowChange[]) => void): () => void {
+  /**
+   * Be told of row changes as they are applied, with the change log sequence of the first (the
+   * others follow it); returns the unsubscribe function.
+   */
+  subscribe(listener: (changes: readonly RowChange[], firstSeq: number) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }

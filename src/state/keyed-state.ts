@@ -114,6 +114,11 @@ export class KeyedState<S> {
     return out.sort((a, b) => a.index - b.index);
   }
 
+  /** The entries of chunk `index`, read-only (a table flush encodes them at once). */
+  chunkEntries(index: number): ReadonlyMap<Key, S> {
+    return this.#chunks[index] ?? new Map();
+  }
+
   /** A snapshot is done with a chunk: changing it no longer needs a copy (if it is still the same). */
   release(chunk: ChunkSnapshot<S>): void {
     if (this.#chunks[chunk.index] === chunk.entries) this.#shared.delete(chunk.index);

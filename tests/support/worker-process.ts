@@ -10,6 +10,8 @@
  */
 import { spawn } from "node:child_process";
 import type { NatsConnection } from "@nats-io/nats-core";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { edgeStream } from "../../src/runtime/plan.ts";
 import { readCommitted } from "../../src/state/checkpoint.ts";
 
 export interface WorkerProcess {
@@ -40,15 +42,44 @@ export function startWorkerProcess(url: string, module: string, exportName: stri
   };
 }
 
-/** The coffee-shop pipeline's operator actors: five keyed steps of 4 partitions and one sink. */
-export const coffeeShopActors = 21;
+/** The coffee-shop pipeline's operator actors: six keyed steps of 4 partitions and one sink. */
+export const coffeeShopActors = 25;
+
+/** Of those, the actors that read the `orders` stream (the late-orders count reads an edge). */
+export const coffeeShopOrderActors = 21;
 
 /**
- * The lowest committed position of `source` over a pipeline's `actors` operator actors (0 until
- * every one of them has committed once).
+ * Whether all `actors` operator actors of a pipeline committed everything there is to read: the
+ * whole of the `sources` streams (source id to stream) and of the internal edge streams.
+ */
+export async function caughtUp(
+  nc: NatsConnection,
+  pipelineId: string,
+  sources: Readonly<Record<string, string>>,
+  actors: number,
+): Promise<boolean> {
+  const committed = await readCommitted(nc, pipelineId);
+  if (committed.length < actors) return false;
+  const jsm = await jetstreamManager(nc);
+  const last = new Map<string, number>();
+  for (const { manifest } of committed) {
+    for (const [source, position] of Object.entries(manifest.positions)) {
+      if (!last.has(source)) {
+        const stream = sources[source] ?? edgeStream(pipelineId, source).stream;
+        last.set(source, (await jsm.streams.info(stream)).state.last_seq);
+      }
+      if (position < last.get(source)!) return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * The lowest committed position of `source` over the `actors` operator actors that read it (0
+ * until every one of them has committed a position in it).
  */
 export async function committedPosition(nc: NatsConnection, pipelineId: string, source: string, actors: number): Promise<number> {
-  const committed = await readCommitted(nc, pipelineId);
+  const committed = (await readCommitted(nc, pipelineId)).filter((c) => source in c.manifest.positions);
   if (committed.length < actors) return 0;
-  return Math.min(...committed.map((c) => c.manifest.positions[source] ?? 0));
+  return Math.min(...committed.map((c) => c.manifest.positions[source]!));
 }

@@ -1,0 +1,258 @@
+/**
+ * Joins of two keyed streams, both keyed alike into the same partitions, so one actor per
+ * partition holds both sides of its keys. Four kinds, as in Flink's DataStream and SQL joins:
+ *
+ * - regular: every pair of a key's left and right events, whenever the second of the two arrives
+ *   (state grows with the input; give it a TTL in event time to bound it);
+ * - interval: pairs whose times satisfy `left.time + lowerMs <= right.time <= left.time + upperMs`;
+ *   an event is kept until the watermark says no partner can come any more;
+ * - window: pairs that fall in the same tumbling window, emitted when the watermark closes it;
+ * - as-of (temporal): each left event with the right side's latest version at or before its
+ *   time, emitted when the watermark passes the left event's time (the right side's versions up
+ *   to then are known).
+ *
+ * Left outer joins (interval, window, as-of) emit an unmatched left event with `undefined` once
+ * the watermark shows no partner can come. An output's id is `<left seq>/<right seq>` (or
+ * `<left seq>/-`): deterministic, so a replay's outputs are deduplicated. Its event time is the
+ * later of the two (a window's end - 1 for window joins). Events older than the watermark, which
+ * could have missed partners already emitted, go to the late-events stream.
+ *
+ * @example
+ * auctions.keyBy("by-seller", "seller")
+ *   .intervalJoin("new-sellers", persons.keyBy("by-person", "id"), { lowerMs: -10_000, upperMs: 0 }, (a, p) => ({ ...a, name: p.name }));
+ */
+import { type Key, keyHash } from "../src/pipeline/partition.ts";
+import type { JoinKind } from "../src/pipeline/pipeline.ts";
+import type { KeyedState } from "../src/state/keyed-state.ts";
+import type { Operator, OperatorContext, Rec } from "./operator.ts";
+import { EventTimers } from "./timers.ts";
+
+export interface JoinOptions {
+  readonly kind: JoinKind;
+  /** The keyed step of the left input (records through it are left events). */
+  readonly left: string;
+  readonly combine: (left: unknown, right: unknown) => unknown;
+  /** Left outer: unmatched left events are emitted with `undefined`. */
+  readonly outer: boolean;
+}
+
+/** One side's event in state: its input sequence, event time, value, and whether it matched. */
+type Held = readonly [seq: number, time: number, value: unknown, matched: 0 | 1];
+/** A key's state: left and right events (for window joins, per window start). */
+type Sides = { readonly l: readonly Held[]; readonly r: readonly Held[] };
+type Windowed = Readonly<Record<string, Sides>>;
+
+const none: Sides = { l: [], r: [] };
+
+export function joinOperator(options: JoinOptions): Operator {
+  const { kind, left, combine, outer } = options;
+  const timers = new EventTimers();
+  const out = (ctx: OperatorContext, l: Held, r: Held | undefined, time: number) =>
+    ctx.emit(`${l[0]}/${r ? r[0] : "-"}`, combine(l[2], r?.[2]), time);
+  const later = (a: number, b: number) => (a > b ? a : b);
+  const late = (ctx: OperatorContext, rec: Rec, why: string) =>
+    ctx.late(rec, `event time ${rec.time} is behind watermark ${ctx.watermark}: ${why}`);
+  const needTime = (rec: Rec) => {
+    if (!Number.isFinite(rec.time)) throw new Error(`event time ${rec.time} is not a number of milliseconds`);
+  };
+
+  switch (kind.type) {
+    case "regular": {
+      const ttl = kind.ttlMs;
+      const expire = (held: readonly Held[], wm: number) => (ttl === undefined ? held : held.filter((h) => h[1] + ttl > wm));
+      return {
+        apply(ctx, rec) {
+          if (ttl !== undefined) needTime(rec);
+          const sides = (ctx.state.get(rec.key, rec.hash) as Sides | undefined) ?? none;
+          const held: Held = [rec.seq, rec.time, rec.value, 0];
+          if (rec.via === left) {
+            for (const r of sides.r) out(ctx, held, r, later(rec.time, r[1]));
+            ctx.state.set(rec.key, rec.hash, { l: [...sides.l, held], r: sides.r });
+          } else {
+            for (const l of sides.l) out(ctx, l, held, later(l[1], rec.time));
+            ctx.state.set(rec.key, rec.hash, { l: sides.l, r: [...sides.r, held] });
+          }
+          if (ttl !== undefined) timers.add(rec.time + ttl, rec.key);
+        },
+        advance(ctx) {
+          if (ttl === undefined) return;
+          const wm = ctx.watermark;
+          for (const key of timers.takeDue(wm)) {
+            const hash = keyHash(key);
+            const sides = ctx.state.get(key, hash) as Sides | undefined;
+            if (!sides) continue;
+            const next = { l: expire(sides.l, wm), r: expire(sides.r, wm) };
+            if (next.l.length + next.r.length === 0) ctx.state.delete(key, hash);
+            else ctx.state.set(key, hash, next);
+          }
+        },
+        restore(state) {
+          timers.clear();
+          if (ttl === undefined) return;
+          for (const [key, sides] of state.entries()) {
+            for (const h of [...(sides as Sides).l, ...(sides as Sides).r]) timers.add(h[1] + ttl, key);
+          }
+        },
+        row: (key, sides) => ({ key, ...(sides as Sides) }),
+      };
+    }
+
+    case "interval": {
+      const { lowerMs, upperMs } = kind;
+      // A left event can meet rights up to its time + upper; a right event, lefts down to its time
+      // - lower (events at the watermark are not late yet): dropped once the watermark is past that.
+      const leftUntil = (h: Held) => h[1] + upperMs;
+      const rightUntil = (h: Held) => h[1] - lowerMs;
+      return {
+        apply(ctx, rec) {
+          needTime(rec);
+          if (rec.time < ctx.watermark) return late(ctx, rec, "its partners may have been joined and dropped");
+          const sides = (ctx.state.get(rec.key, rec.hash) as Sides | undefined) ?? none;
+          const t = rec.time;
+          if (rec.via === left) {
+            let matched: 0 | 1 = 0;
+            const held = (): Held => [rec.seq, t, rec.value, matched];
+            for (const r of sides.r) {
+              if (t + lowerMs <= r[1] && r[1] <= t + upperMs) {
+                out(ctx, [rec.seq, t, rec.value, 1], r, later(t, r[1]));
+                matched = 1;
+              }
+            }
+            ctx.state.set(rec.key, rec.hash, { l: [...sides.l, held()], r: sides.r });
+            timers.add(t + upperMs + 1, rec.key);
+          } else {
+            const held: Held = [rec.seq, t, rec.value, 0];
+            const l = sides.l.map((h) => {
+              if (!(h[1] + lowerMs <= t && t <= h[1] + upperMs)) return h;
+              out(ctx, h, held, later(h[1], t));
+              return h[3] ? h : ([h[0], h[1], h[2], 1] as Held);
+            });
+            ctx.state.set(rec.key, rec.hash, { l, r: [...sides.r, held] });
+            timers.add(t - lowerMs + 1, rec.key);
+          }
+        },
+        advance(ctx) {
+          const wm = ctx.watermark;
+          for (const key of timers.takeDue(wm)) {
+            const hash = keyHash(key);
+            const sides = ctx.state.get(key, hash) as Sides | undefined;
+            if (!sides) continue;
+            const l = sides.l.filter((h) => {
+              if (leftUntil(h) >= wm) return true;
+              if (outer && !h[3]) out(ctx, h, undefined, h[1]);
+              return false;
+            });
+            const r = sides.r.filter((h) => rightUntil(h) >= wm);
+            if (l.length + r.length === 0) ctx.state.delete(key, hash);
+            else if (l.length !== sides.l.length || r.length !== sides.r.length) ctx.state.set(key, hash, { l, r });
+          }
+        },
+        restore(state) {
+          timers.clear();
+          for (const [key, sides] of state.entries()) {
+            for (const h of (sides as Sides).l) timers.add(leftUntil(h) + 1, key);
+            for (const h of (sides as Sides).r) timers.add(rightUntil(h) + 1, key);
+          }
+        },
+        row: (key, sides) => ({ key, ...(sides as Sides) }),
+        // An unmatched left event goes out once the watermark is past its time + upper.
+        ...(outer ? { watermarkDelayMs: Math.max(0, upperMs + 1) } : {}),
+      };
+    }
+
+    case "window": {
+      const size = kind.size;
+      return {
+        apply(ctx, rec) {
+          needTime(rec);
+          const start = Math.floor(rec.time / size) * size;
+          if (start + size <= ctx.watermark) return late(ctx, rec, "its window was joined and closed");
+          const windows = (ctx.state.get(rec.key, rec.hash) as Windowed | undefined) ?? {};
+          const sides = windows[start] ?? none;
+          const held: Held = [rec.seq, rec.time, rec.value, 0];
+          const next = rec.via === left ? { l: [...sides.l, held], r: sides.r } : { l: sides.l, r: [...sides.r, held] };
+          ctx.state.set(rec.key, rec.hash, { ...windows, [start]: next });
+          timers.add(start + size, rec.key);
+        },
+        advance(ctx) {
+          const wm = ctx.watermark;
+          for (const key of timers.takeDue(wm)) {
+            const hash = keyHash(key);
+            const windows = ctx.state.get(key, hash) as Windowed | undefined;
+            if (!windows) continue;
+            const next: Record<string, Sides> = { ...windows };
+            for (const [s, sides] of Object.entries(windows)) {
+              const end = Number(s) + size;
+              if (end > wm) continue;
+              for (const l of sides.l) {
+                for (const r of sides.r) out(ctx, l, r, end - 1);
+                if (outer && sides.r.length === 0) out(ctx, l, undefined, end - 1);
+              }
+              delete next[s];
+            }
+            if (Object.keys(next).length === 0) ctx.state.delete(key, hash);
+            else ctx.state.set(key, hash, next);
+          }
+        },
+        restore(state) {
+          timers.clear();
+          for (const [key, windows] of state.entries()) {
+            for (const s of Object.keys(windows as Windowed)) timers.add(Number(s) + size, key);
+          }
+        },
+        row: (key, windows) => ({ key, windows }),
+      };
+    }
+
+    case "asOf": {
+      /**
+       * Emit the left events the watermark passed (a right version at the watermark may still
+       * come: it is not late), and keep the right versions still needed.
+       */
+      const settle = (ctx: OperatorContext, key: Key, hash: number, sides: Sides) => {
+        const wm = ctx.watermark;
+        const due = sides.l.filter((h) => h[1] < wm);
+        for (const l of due) {
+          let match: Held | undefined;
+          for (const r of sides.r) if (r[1] <= l[1] && (!match || r[1] >= match[1])) match = r;
+          if (match) out(ctx, l, match, later(l[1], match[1]));
+          else if (outer) out(ctx, l, undefined, l[1]);
+        }
+        // Versions: the latest before the watermark (later left events may need it), and the rest.
+        let current: Held | undefined;
+        for (const r of sides.r) if (r[1] < wm && (!current || r[1] >= current[1])) current = r;
+        const r = sides.r.filter((h) => h[1] >= wm || h === current);
+        const l = due.length === 0 ? sides.l : sides.l.filter((h) => h[1] >= wm);
+        if (l.length === 0 && r.length === 0) ctx.state.delete(key, hash);
+        else if (l !== sides.l || r.length !== sides.r.length) ctx.state.set(key, hash, { l, r });
+      };
+      return {
+        apply(ctx, rec) {
+          needTime(rec);
+          if (rec.time < ctx.watermark) {
+            return late(ctx, rec, rec.via === left ? "the versions before it were dropped" : "left events after it were joined");
+          }
+          const sides = (ctx.state.get(rec.key, rec.hash) as Sides | undefined) ?? none;
+          const held: Held = [rec.seq, rec.time, rec.value, 0];
+          if (rec.via === left) ctx.state.set(rec.key, rec.hash, { l: [...sides.l, held], r: sides.r });
+          else ctx.state.set(rec.key, rec.hash, { l: sides.l, r: [...sides.r, held] });
+          timers.add(rec.time + 1, rec.key);
+        },
+        advance(ctx) {
+          for (const key of timers.takeDue(ctx.watermark)) {
+            const hash = keyHash(key);
+            const sides = ctx.state.get(key, hash) as Sides | undefined;
+            if (sides) settle(ctx, key, hash, sides);
+          }
+        },
+        restore(state: KeyedState<unknown>) {
+          timers.clear();
+          for (const [key, sides] of state.entries()) {
+            for (const h of [...(sides as Sides).l, ...(sides as Sides).r]) timers.add(h[1] + 1, key);
+          }
+        },
+        row: (key, sides) => ({ key, ...(sides as Sides) }),
+      };
+    }
+  }
+}

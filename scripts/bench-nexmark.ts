@@ -1,0 +1,175 @@
+/**
+ * The Nexmark cases of scripts/bench.ts (`--cases nexmark`, or `nexmark-q0`, `nexmark-q5`, ...):
+ * publishes `--nexmark-events` generated events (seed 1, the spec's default 10,000 events/s of
+ * event time) to stream `nexmark`, measures the read ceiling of the bids (the bare ordered
+ * consumer of bench-common.ts, filtered to `nexmark.bid`, as every query reads), then runs each
+ * query of examples/nexmark/queries.ts in a child worker (scripts/bench-worker.ts `--nexmark`),
+ * checkpoints on (default settings), until it has committed the last bid, and checks its output's
+ * size. Events/s count the bids a query reads (the server selects them; persons and auctions are
+ * never delivered to it).
+ *
+ * Next to each: the published open-source Flink figure per core (in-job generator, no
+ * deserialization) and the targets: at least 60% of the read ceiling for q0, q1, q2 (and q8), at
+ * least Flink per core for q5 and q7.
+ *
+ * @example
+ * npx tsx scripts/bench.ts --cases nexmark --nexmark-events 300000
+ */
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { generateNexmark, maxDisorderMs } from "../examples/nexmark/generator.ts";
+import { lastSequenceOf, nexmarkStream, nexmarkSubject, publishNexmark } from "../examples/nexmark/publish.ts";
+import { Q2_AUCTION_MODULUS, type QueryName, queryOutputs } from "../examples/nexmark/queries.ts";
+import { readTable } from "../src/state/table.ts";
+import { cpuSeconds, readCeiling, round } from "./bench-common.ts";
+
+export const nexmarkQueries: readonly QueryName[] = ["q0", "q1", "q2", "q5", "q7"];
+
+/** Open-source Flink on Nexmark, events/s per core (published). */
+export const flinkPerCore: Readonly<Record<string, number>> = { q1: 158_000, q2: 175_000, q5: 22_100, q7: 12_300, q8: 146_000 };
+
+/** Queries held to a share of the read ceiling; the others to Flink's per-core figure. */
+const ceilingBound = new Set(["q0", "q1", "q2", "q8"]);
+const CEILING_TARGET = 0.6;
+/** The windows of queries.ts at their defaults. */
+const WINDOW_MS = 10_000;
+const SLIDE_MS = 2_000;
+
+/** The Nexmark queries `--cases` asks for. */
+export function nexmarkWanted(wanted: ReadonlySet<string>): QueryName[] {
+  return nexmarkQueries.filter((q) => wanted.has("nexmark") || wanted.has(`nexmark-${q}`));
+}
+
+/** What bench.ts's child worker reports, as far as this needs it. */
+interface WorkerRun {
+  committedMs: number;
+  processedMs: number;
+  startedMs: number;
+  peakRssMb: number;
+  cpuSeconds: number;
+  maxPollGapMs: number;
+}
+
+export interface NexmarkBench {
+  readonly nc: NatsConnection;
+  readonly serverPid: number;
+  readonly events: number;
+  readonly log: (line: string) => void;
+  readonly runWorker: (
+    name: string,
+    a: { pipeline: string; stream: string; subject: string; table: string; query: string },
+  ) => Promise<WorkerRun>;
+}
+
+export async function benchNexmark(
+  b: NexmarkBench,
+  queries: readonly QueryName[],
+): Promise<Record<string, Record<string, unknown>>> {
+  const cases: Record<string, Record<string, unknown>> = {};
+  const stream = nexmarkStream;
+  const subject = nexmarkSubject("bid");
+  const config = { seed: 1, count: b.events };
+  const t0 = performance.now();
+  const { byType } = await publishNexmark(b.nc, config);
+  const publishRate = b.events / ((performance.now() - t0) / 1000);
+  b.log(
+    `published ${
+      b.events.toLocaleString("en")
+    } Nexmark events (${byType.person} persons, ${byType.auction} auctions, ${byType.bid} bids) at ${
+      Math.round(publishRate).toLocaleString("en")
+    }/s`,
+  );
+  const lastBid = await lastSequenceOf(b.nc, stream, subject);
+  cases["nexmark-ceiling"] = {
+    ...(await readCeiling(b.nc, { stream, subject, last: lastBid, serverPid: b.serverPid, log: b.log })),
+    note: `ordered consumer filtered to ${subject} (what every query reads), JSON.parse only`,
+  };
+  const expected = expectedOutputs(config);
+  const jsm = await jetstreamManager(b.nc);
+  for (const q of queries) {
+    const id = `nexmark-${q}`;
+    const scpu0 = cpuSeconds(b.serverPid);
+    const r = await b.runWorker(id, { pipeline: id, stream, subject, table: "", query: q });
+    const output = queryOutputs[q];
+    const produced = "stream" in output
+      ? (await jsm.streams.info(output.stream)).state.messages
+      : (await readTable(b.nc, output.table)).length;
+    if (produced !== expected[q]) throw new Error(`${id}: ${produced} output rows/messages, expected ${expected[q]}`);
+    const secs = r.committedMs / 1000;
+    cases[id] = {
+      eventsPerSec: round(byType.bid / secs),
+      seconds: round(secs, 2),
+      peakRssMb: r.peakRssMb,
+      events: byType.bid,
+      processedEventsPerSec: round(byType.bid / (r.processedMs / 1000)),
+      startMs: r.startedMs,
+      workerCpuPct: round((r.cpuSeconds / secs) * 100),
+      serverCpuPct: round(((cpuSeconds(b.serverPid) - scpu0) / secs) * 100),
+      maxEventLoopBlockMs: r.maxPollGapMs,
+      verified: `${produced} ${"stream" in output ? "messages" : "window rows"}, as expected`,
+      note:
+        "child process running the worker bundled; Worker.start to committedPosition == last bid, default checkpoint settings (1 s / 100k events); events = bids read",
+    };
+    b.log(
+      `${id}: ${Math.round(byType.bid / secs).toLocaleString("en")} bids/s committed (${
+        secs.toFixed(2)
+      } s, peak rss ${r.peakRssMb} MB)`,
+    );
+  }
+  return cases;
+}
+
+/** What each query must produce over the generated events: messages, or closed windows. */
+function expectedOutputs(config: { seed: number; count: number }): Record<QueryName, number> {
+  let bids = 0;
+  let selected = 0;
+  let maxTime = Number.NEGATIVE_INFINITY;
+  const tumbling = new Set<number>();
+  const hopping = new Set<number>();
+  for (const e of generateNexmark(config)) {
+    if (e.type !== "bid") continue;
+    bids++;
+    if (e.auction % Q2_AUCTION_MODULUS === 0) selected++;
+    maxTime = Math.max(maxTime, e.dateTime);
+    tumbling.add(Math.floor(e.dateTime / WINDOW_MS) * WINDOW_MS);
+    const last = Math.floor(e.dateTime / SLIDE_MS) * SLIDE_MS;
+    for (let start = last - WINDOW_MS + SLIDE_MS; start <= last; start += SLIDE_MS) hopping.add(start);
+  }
+  const watermark = maxTime - maxDisorderMs(config);
+  const closed = (starts: Set<number>) => [...starts].filter((s) => s + WINDOW_MS <= watermark).length;
+  return { q0: bids, q1: bids, q2: selected, q5: closed(hopping), q7: closed(tumbling) };
+}
+
+/** The Nexmark section of RESULTS.md, from the cases measured so far. */
+export function nexmarkReport(cases: Readonly<Record<string, { eventsPerSec?: number; peakRssMb?: number }>>): string[] {
+  const ceiling = cases["nexmark-ceiling"]?.eventsPerSec;
+  const rows = nexmarkQueries.flatMap((q) => {
+    const c = cases[`nexmark-${q}`];
+    if (!c?.eventsPerSec) return [];
+    const eps = c.eventsPerSec;
+    const flink = flinkPerCore[q];
+    const ofCeiling = ceiling ? eps / ceiling : undefined;
+    const ofFlink = flink ? eps / flink : undefined;
+    const target = ceilingBound.has(q)
+      ? `≥ ${CEILING_TARGET} of ceiling: ${ofCeiling === undefined ? "?" : ofCeiling >= CEILING_TARGET ? "met" : "MISSED"}`
+      : `≥ Flink per core: ${ofFlink === undefined ? "?" : ofFlink >= 1 ? "met" : "MISSED"}`;
+    const cell = (v: number | undefined, digits = 0) =>
+      v === undefined ? "" : v.toLocaleString("en", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+    return [
+      `| ${q} | ${cell(eps)} | ${cell(ceiling)} | ${cell(ofCeiling, 2)} | ${cell(flink)} | ${cell(ofFlink, 2)} | ${
+        cell(c.peakRssMb, 1)
+      } | ${target} |`,
+    ];
+  });
+  if (rows.length === 0) return [];
+  return [
+    "## Nexmark",
+    "",
+    "Bids read per second by each query's Eddy pipeline (one Node process, checkpoints on), next to the read ceiling of the same bids measured in the same run and open-source Flink's published per-core figure. q3, q4 and q8 wait for two-input joins.",
+    "",
+    "| query | Eddy bids/s | read ceiling | of ceiling | Flink per core | of Flink | peak RSS MB | target |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ...rows,
+    "",
+  ];
+}

@@ -1,0 +1,268 @@
+/**
+ * The serving cases of the benchmark, run from scripts/bench.ts (`--cases query-latency,freshness`):
+ *
+ *   query-latency  p50/p99 of query-API reads of one row, at `--query-rate` requests/s (default 500)
+ *                  from a second process (scripts/bench-query-client.ts, open loop: latency counts
+ *                  from when a request was due), while the pipeline ingests `--ingest-rate` events/s
+ *   freshness      time from an event's publish to its effect being visible through the API: probe
+ *                  events (one in 200) raise the count of row "probe"; a Server-Sent Events client
+ *                  of `/tables/<t>/changes?key=probe` sees the count reach each probe's number
+ *
+ * Both are measured together in one phase, as a user runs it: `eddy run` (a real CLI process, default
+ * settings: checkpoint 1 s, table flush 100 ms) with `--port`, over the bench pipeline (count + sum
+ * per key, 10,000 keys); this process publishes on schedule and follows the probe row.
+ *
+ * @example
+ * const cases = await servingCases({ nc, natsUrl, wanted, seconds: 20, queryRate: 500, ingestRate: 10_000, log });
+ */
+import { spawn } from "node:child_process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { createPublisher } from "../src/log/publisher.ts";
+import { progress } from "../src/cli/progress.ts";
+import { benchPipeline, ensureStream, eventBytes, publishEvents, round } from "./bench-common.ts";
+
+const STREAM = "bench-serving";
+const SUBJECT = "bench.serving";
+const TABLE = "bench_serving_totals";
+const KEYS = 10_000;
+const PROBE_KEY = "probe";
+const PROBE_EVERY = 200;
+const WARMUP_MS = 3000;
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** The pipeline `eddy run scripts/bench-serving.ts --export servingPipeline` runs. */
+export function servingPipeline() {
+  return benchPipeline("bench-serving", STREAM, TABLE);
+}
+
+export interface ServingOptions {
+  readonly nc: NatsConnection;
+  readonly natsUrl: string;
+  readonly wanted: ReadonlySet<string>;
+  readonly seconds: number;
+  readonly queryRate: number;
+  readonly ingestRate: number;
+  readonly log: (line: string) => void;
+}
+
+type CaseResult = Record<string, unknown>;
+
+const encoder = new TextEncoder();
+const probeBytes = (n: number) =>
+  encoder.encode(`{"key":"${PROBE_KEY}","v":0,"ts":${1_704_067_200_000 + n},"note":"probe-${n}"}`);
+
+export async function servingCases(o: ServingOptions): Promise<Record<string, CaseResult>> {
+  const { nc, log } = o;
+  await ensureStream(nc, STREAM, SUBJECT);
+  await publishEvents(nc, SUBJECT, 0, KEYS, KEYS); // every key has a row before reads start
+  const eddy = startEddyRun(o.natsUrl, log);
+  try {
+    const http = await eddy.http;
+    log(`serving: eddy run listening at ${http}`);
+    await waitForRows(http, KEYS, 60_000);
+
+    // Open-loop ingest: event i due at t0 + i / rate; one probe in PROBE_EVERY.
+    const publisher = createPublisher(nc);
+    const probesAt: number[] = []; // probe n (1-based) published at probesAt[n]
+    let measureFrom = Number.POSITIVE_INFINITY;
+    const seen = new Map<number, number>(); // probe n -> ms from publish to visible
+    const follow = followProbe(http, (count, now) => {
+      for (let n = seen.size + 1; n <= count; n++) if (probesAt[n] !== undefined) seen.set(n, now - probesAt[n]!);
+    });
+    await follow.ready;
+    let sent = 0;
+    let stopIngest = false;
+    const t0 = performance.now();
+    const ingest = (async () => {
+      while (!stopIngest) {
+        const due = Math.floor(((performance.now() - t0) / 1000) * o.ingestRate);
+        for (; sent < due; sent++) {
+          if (sent % PROBE_EVERY === PROBE_EVERY - 1) {
+            const n = probesAt.length === 0 ? 1 : probesAt.length;
+            probesAt[n] = performance.now();
+            publisher.publish(SUBJECT, probeBytes(n));
+          } else publisher.publish(SUBJECT, eventBytes(KEYS + sent, KEYS));
+        }
+        await publisher.whenPendingBelow(20_000);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, WARMUP_MS));
+    measureFrom = probesAt.length; // probes after the warm-up count
+    const sentAtStart = sent;
+    const measuredT0 = performance.now();
+    const client = o.wanted.has("query-latency") ? queryClient(http, o.queryRate, o.seconds, log) : undefined;
+    const bar = progress({
+      label: "serving",
+      total: o.seconds,
+      unit: "s",
+      terminal: Boolean(process.stderr.isTTY),
+      write: (t) => process.stderr.write(t),
+    });
+    for (let s = 1; s <= o.seconds; s++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      bar.update(s);
+    }
+    bar.done();
+    const measuredSecs = (performance.now() - measuredT0) / 1000;
+    const ingested = sent - sentAtStart;
+    stopIngest = true;
+    await ingest;
+    await publisher.close();
+    const lastProbe = probesAt.length - 1;
+    const deadline = performance.now() + 10_000;
+    while (seen.size < lastProbe && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    follow.stop();
+    const queries = client ? await client : undefined;
+
+    const cases: Record<string, CaseResult> = {};
+    const ingestNote = `${Math.round(ingested / measuredSecs).toLocaleString("en")} events/s ingested while measured`;
+    if (o.wanted.has("freshness")) {
+      const samples = [...seen.entries()].filter(([n]) => n >= measureFrom).map(([, ms]) => ms);
+      const missing = lastProbe - seen.size;
+      const { p50, p99, max } = percentiles(samples);
+      cases.freshness = {
+        p50Ms: round(p50, 1),
+        p99Ms: round(p99, 1),
+        maxMs: round(max, 1),
+        samples: samples.length,
+        ...(missing > 0 ? { probesNeverSeen: missing } : {}),
+        eventsPerSec: round(ingested / measuredSecs),
+        seconds: round(measuredSecs, 1),
+        target: `p99 < 250 ms: ${p99 < 250 ? "met" : "MISSED"}`,
+        note:
+          `eddy run, default settings (checkpoint 1 s, table flush 100 ms), ${
+            KEYS.toLocaleString("en")
+          } keys; publish (before ack) to the probe row's count reaching its value in an SSE client of the query API; ${ingestNote}` +
+          (client ? `; with the query-latency load at the same time` : ""),
+      };
+      log(`freshness: p50 ${round(p50, 1)} ms, p99 ${round(p99, 1)} ms, max ${round(max, 1)} ms (${samples.length} probes)`);
+    }
+    if (queries) {
+      const { p50, p99, max } = percentiles(queries.latenciesMs);
+      cases["query-latency"] = {
+        p50Ms: round(p50, 3),
+        p99Ms: round(p99, 3),
+        maxMs: round(max, 3),
+        requests: queries.sent,
+        errors: queries.errors,
+        ...(queries.errors > 0 ? { errorKinds: { ...queries.statuses, unanswered: queries.unanswered } } : {}),
+        requestsPerSec: o.queryRate,
+        seconds: o.seconds,
+        target: `p99 < 5 ms: ${p99 < 5 ? "met" : "MISSED"}`,
+        note:
+          `GET /tables/${TABLE}/rows/<key> from a second process (node:http keep-alive), open loop: latency from the scheduled send time; eddy run --port serving while ingesting; ${ingestNote}`,
+      };
+      log(`query-latency: p50 ${round(p50, 3)} ms, p99 ${round(p99, 3)} ms (${queries.sent} requests, ${queries.errors} errors)`);
+    }
+    const code = await eddy.stop();
+    if (code !== 0) throw new Error(`eddy run exited with ${code} on SIGTERM (expected 0)`);
+    return cases;
+  } finally {
+    await eddy.stop();
+  }
+}
+
+function percentiles(values: number[]): { p50: number; p99: number; max: number } {
+  if (values.length === 0) return { p50: Number.NaN, p99: Number.NaN, max: Number.NaN };
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+  return { p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1]! };
+}
+
+/** `eddy run` of servingPipeline with the query API on a free port; its URL from the "running" log line. */
+function startEddyRun(natsUrl: string, log: (line: string) => void) {
+  const argv = [join(root, "bin", "eddy.js"), "run", "scripts/bench-serving.ts", "--export", "servingPipeline"];
+  argv.push("--nats", natsUrl, "--port", "0", "--log-format", "json");
+  log(`serving: node ${argv.join(" ").replace(root + "/", "")}`);
+  const child = spawn(process.execPath, argv, { cwd: root, stdio: ["ignore", "inherit", "pipe"] });
+  const exited = new Promise<number>((done) => child.on("exit", (code, signal) => done(code ?? (signal ? 128 : -1))));
+  let buffered = "";
+  const http = new Promise<string>((resolve, reject) => {
+    child.stderr.on("data", (d: Buffer) => {
+      buffered += d.toString();
+      let nl: number;
+      while ((nl = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        try {
+          const record = JSON.parse(line) as { event?: string; http?: string };
+          if (record.event === "running" && record.http) resolve(record.http);
+          else if (record.event !== "reading") log(`serving: eddy run: ${line}`);
+        } catch {
+          log(`serving: eddy run: ${line}`);
+        }
+      }
+    });
+    void exited.then((code) => reject(new Error(`eddy run exited with ${code} before serving`)));
+  });
+  let stopping: Promise<number> | undefined;
+  return {
+    http,
+    stop: () => (stopping ??= (child.exitCode === null && child.kill("SIGTERM"), exited)),
+  };
+}
+
+async function waitForRows(http: string, rows: number, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const answer = await fetch(`${http}/tables/${TABLE}`).then((r) => (r.ok ? r.json() : undefined)).catch(() => undefined) as
+      | { rows?: number }
+      | undefined;
+    if ((answer?.rows ?? 0) >= rows) return;
+    if (performance.now() > deadline) throw new Error(`serving: table ${TABLE} did not reach ${rows} rows in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Follow the probe row's count through the API's Server-Sent Events. */
+function followProbe(http: string, onCount: (count: number, now: number) => void) {
+  const abort = new AbortController();
+  let ready!: () => void;
+  const readyPromise = new Promise<void>((r) => (ready = r));
+  void (async () => {
+    const response = await fetch(`${http}/tables/${TABLE}/changes?key=${PROBE_KEY}`, { signal: abort.signal });
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let buffered = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      const now = performance.now();
+      buffered += value;
+      let end: number;
+      while ((end = buffered.indexOf("\n\n")) >= 0) {
+        const message = buffered.slice(0, end);
+        buffered = buffered.slice(end + 2);
+        const event = /^event: (.*)$/m.exec(message)?.[1];
+        const data = /^data: (.*)$/m.exec(message)?.[1];
+        if (event === "ready") ready();
+        if (event === "change" && data) {
+          const row = (JSON.parse(data) as { row?: { count?: number } }).row;
+          if (row?.count !== undefined) onCount(row.count, now);
+        }
+      }
+    }
+  })().catch(() => ready());
+  return { ready: readyPromise, stop: () => abort.abort() };
+}
+
+/** scripts/bench-query-client.ts in its own process. */
+function queryClient(http: string, rate: number, seconds: number, log: (line: string) => void) {
+  const argv = ["--import", "tsx", join(root, "scripts", "bench-query-client.ts")];
+  argv.push("--url", http, "--table", TABLE, "--keys", String(KEYS), "--rate", String(rate), "--seconds", String(seconds));
+  log(`query-latency: node ${argv.join(" ").replace(root + "/", "")}`);
+  return new Promise<{ latenciesMs: number[]; errors: number; unanswered: number; statuses: object; sent: number }>(
+    (resolve, reject) => {
+      const child = spawn(process.execPath, argv, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      child.on("exit", (code) => {
+        const line = out.split("\n").find((l) => l.startsWith("RESULT "));
+        if (code !== 0 || !line) reject(new Error(`bench-query-client exited with ${code}: ${out.slice(-500)}`));
+        else resolve(JSON.parse(line.slice("RESULT ".length)));
+      });
+    },
+  );
+}

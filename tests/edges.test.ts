@@ -1,0 +1,139 @@
+/**
+ * Edges: a keyed step's outputs read by later steps, through an internal stream. Window rows
+ * keyed again (the busiest item per window), and an aggregate over the rows of another
+ * (revenue per category over per-item totals), which takes a row's previous version back out
+ * every time it changes. Across a stop and restart, every result equals a direct computation.
+ */
+import { describe, expect, it } from "vitest";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { Schema } from "effect";
+import { pipeline } from "../src/pipeline/pipeline.ts";
+import { Worker } from "../src/runtime/worker.ts";
+import { readTable } from "../src/state/table.ts";
+import { useNatsServer, waitFor } from "./support/nats.ts";
+
+const Sale = Schema.Struct({ item: Schema.String, category: Schema.String, amount: Schema.Number, ts: Schema.Number });
+type Sale = typeof Sale.Type;
+
+function sales(count: number, seed: number): Sale[] {
+  let s = seed;
+  const rand = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return Array.from({ length: count }, (_, i) => {
+    const item = `item-${Math.floor(rand() * rand() * 40)}`;
+    return {
+      item,
+      category: `cat-${Number(item.slice(5)) % 4}`,
+      amount: 1 + Math.floor(rand() * 20),
+      // 50 ms apart, up to 400 ms out of order (the bound is 500 ms: nothing is late).
+      ts: 1_700_000_000_000 + i * 50 - Math.floor(rand() * 400),
+    };
+  });
+}
+
+async function publish(nc: NatsConnection, stream: string, events: readonly Sale[]): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: stream, subjects: [`${stream}.>`] }).catch(() => undefined);
+  const js = jetstream(nc);
+  await Promise.all(events.map((e) => js.publish(`${stream}.sale`, JSON.stringify(e))));
+}
+
+async function caughtUp(worker: Worker): Promise<void> {
+  await waitFor(async () => Object.values(await worker.lag()).every((n) => n === 0), {
+    timeoutMs: 30_000,
+    message: "every source and edge read and committed",
+  });
+}
+
+const byKey = <R extends { key: unknown }>(rows: R[]) => [...rows].sort((a, b) => String(a.key).localeCompare(String(b.key)));
+
+describe("edges between keyed steps", () => {
+  const nats = useNatsServer();
+
+  it("window rows keyed again: the busiest item of every window", { timeout: 60_000 }, async () => {
+    const nc = await nats.connect();
+    const events = sales(3_000, 7);
+    await publish(nc, "sales", events);
+    const p = pipeline("busiest", { partitions: 3 });
+    p.source("sales", { stream: "sales", schema: Sale, eventTime: (s) => s.ts, maxOutOfOrderMs: 500 })
+      .keyBy("by-item", "item")
+      .window("per-10s", { size: 10_000 })
+      .aggregate("item-counts", (a) => ({ sales: a.count() }))
+      .keyBy("by-window", "windowStart")
+      .aggregate("busiest", (a) => ({ items: a.count(), top: a.topN(1, "key", "sales"), most: a.max("sales") }))
+      .toTable("busiest_items");
+    const worker = await Worker.start(nc, p, { checkpointMs: 50 });
+    await caughtUp(worker);
+    await worker.stop();
+
+    // The windows the final watermark closed, counted directly.
+    const watermark = Math.max(...events.map((e) => e.ts)) - 500;
+    const counts = new Map<number, Map<string, number>>();
+    for (const e of events) {
+      const start = Math.floor(e.ts / 10_000) * 10_000;
+      if (start + 10_000 > watermark) continue;
+      const items = counts.get(start) ?? new Map<string, number>();
+      items.set(e.item, (items.get(e.item) ?? 0) + 1);
+      counts.set(start, items);
+    }
+    const expected = [...counts].map(([start, items]) => {
+      const ranked = [...items].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+      return { key: start, items: items.size, top: [{ key: ranked[0]![0], weight: ranked[0]![1] }], most: ranked[0]![1] };
+    });
+    expect(expected.length).toBeGreaterThan(10);
+    expect(byKey(await readTable<{ key: number }>(nc, "busiest_items"))).toEqual(byKey(expected));
+  });
+
+  it("an aggregate over another's rows retracts their previous versions, across a restart", { timeout: 60_000 }, async () => {
+    const nc = await nats.connect();
+    const events = sales(4_000, 11);
+    const p = () => {
+      const p = pipeline("categories", { partitions: 4 });
+      p.source("sales", { stream: "sales2", schema: Sale })
+        .keyBy("by-item", "item")
+        .aggregate("per-item", (a) => ({ category: a.reduce("", (_, s) => s.category), revenue: a.sum("amount") }))
+        .keyBy("by-category", "category")
+        .aggregate("per-category", (a) => ({
+          items: a.count(),
+          revenue: a.sum("revenue"),
+          best: a.max("revenue"),
+          worst: a.min("revenue"),
+          top: a.topN(2, "key", "revenue"),
+        }))
+        .toTable("category_revenue");
+      return p;
+    };
+    await publish(nc, "sales2", events.slice(0, 2_000));
+    const first = await Worker.start(nc, p(), { checkpointMs: 50 });
+    await caughtUp(first);
+    await first.stop();
+    await publish(nc, "sales2", events.slice(2_000));
+    const second = await Worker.start(nc, p(), { checkpointMs: 50 });
+    await caughtUp(second);
+    await second.stop();
+
+    const perItem = new Map<string, { category: string; revenue: number }>();
+    for (const e of events) {
+      perItem.set(e.item, { category: e.category, revenue: (perItem.get(e.item)?.revenue ?? 0) + e.amount });
+    }
+    const perCategory = new Map<string, [string, number][]>();
+    for (const [item, { category, revenue }] of perItem) {
+      perCategory.set(category, [...(perCategory.get(category) ?? []), [item, revenue]]);
+    }
+    const expected = [...perCategory].map(([category, items]) => {
+      const ranked = [...items].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+      return {
+        key: category,
+        items: items.length,
+        revenue: items.reduce((n, [, r]) => n + r, 0),
+        best: ranked[0]![1],
+        worst: ranked[ranked.length - 1]![1],
+        top: ranked.slice(0, 2).map(([key, weight]) => ({ key, weight })),
+      };
+    });
+    expect(byKey(await readTable<{ key: string }>(nc, "category_revenue"))).toEqual(byKey(expected));
+    // Every change of a per-item row went over the edge: one message per sale at least.
+    const edge = await (await jetstreamManager(nc)).streams.info("eddy-edge-categories-per-item");
+    expect(edge.state.messages).toBeGreaterThanOrEqual(events.length);
+  });
+});

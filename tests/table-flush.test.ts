@@ -1,0 +1,65 @@
+/**
+ * Result tables are fresher than checkpoints: changed pages are written every `tableFlushMs`
+ * between checkpoints, so rows show an event's effect long before the checkpoint that commits it;
+ * the committed state does not move. A stop and restart still gives exact rows.
+ */
+import { describe, expect, it } from "vitest";
+import { Worker } from "../src/runtime/worker.ts";
+import { TableReplica } from "../src/serve/replica.ts";
+import { benchPipeline, ensureStream, eventBytes, expectedRow, publishEvents } from "../scripts/bench-common.ts";
+import { useNatsServer, waitFor } from "./support/nats.ts";
+
+describe("table flush", () => {
+  const nats = useNatsServer();
+
+  it("shows rows between checkpoints without committing state, and restarts exactly", { timeout: 60_000 }, async () => {
+    const nc = await nats.connect();
+    const keys = 50;
+    await ensureStream(nc, "flush-events", "flush.events");
+    const pipeline = () => benchPipeline("flush", "flush-events", "flush_totals", 2);
+    // Checkpoints only after 300 events per actor (or a minute): the first 600 events commit, the
+    // next 100 stay uncommitted.
+    const options = { checkpointMs: 60_000, checkpointEvents: 300, tableFlushMs: 50 };
+    const worker = await Worker.start(nc, pipeline(), options);
+    const replica = await TableReplica.open(nc, "flush_totals");
+    try {
+      await publishEvents(nc, "flush.events", 0, 600, keys);
+      await waitFor(() => worker.committedPosition("events") >= 300, { timeoutMs: 20_000, message: "a first checkpoint" });
+      const committed = worker.committedPosition("events");
+      await publishEvents(nc, "flush.events", 600, 700, keys);
+      const exact = (n: number) =>
+        Array.from({ length: keys }, (_, k) => expectedRow(k, n, keys)).every((want, k) => {
+          const row = replica.get(`k-${k}`) as { count: number; sum: number } | undefined;
+          return row?.count === want.count && row.sum === want.sum;
+        });
+      await waitFor(() => exact(700), { timeoutMs: 10_000, message: "every row reflects all 700 events" });
+      const lowestProcessed = Math.min(...worker.status().map((a) => a.positions.events ?? 0));
+      expect(lowestProcessed).toBe(700);
+      // The rows are ahead of what is committed: no checkpoint covers event 700 yet.
+      expect(worker.committedPosition("events")).toBeLessThan(700);
+      expect(worker.committedPosition("events")).toBeGreaterThanOrEqual(committed);
+    } finally {
+      await worker.stop();
+    }
+    // A new worker replays from the committed position; the rows stay exact.
+    const second = await Worker.start(nc, pipeline(), options);
+    try {
+      nc.publish("flush.events", eventBytes(700, keys));
+      await waitFor(() => Math.min(...second.status().map((a) => a.positions.events ?? 0)) === 701, {
+        timeoutMs: 10_000,
+        message: "the restarted worker reads event 700",
+      });
+      await waitFor(
+        () =>
+          Array.from({ length: keys }, (_, k) => expectedRow(k, 701, keys)).every((want, k) => {
+            const row = replica.get(`k-${k}`) as { count: number } | undefined;
+            return row?.count === want.count;
+          }),
+        { timeoutMs: 10_000, message: "rows exact after the restart" },
+      );
+    } finally {
+      await second.stop();
+      replica.close();
+    }
+  });
+});

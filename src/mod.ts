@@ -11,7 +11,6 @@
 export { Pipeline, pipeline, tableBucket } from "./pipeline/pipeline.ts";
 export type {
   Changelog,
-  Deduplicated,
   KeyedStream,
   KeyField,
   PipelineOptions,

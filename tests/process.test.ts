@@ -1,6 +1,7 @@
 /**
  * Process steps: a user's XState machine per key. The coffee-shop order lifecycle streamed across
- * a stop and restart equals the batch oracle (open orders table, outcome stream); processing-time
+ * a stop and restart equals the batch oracle (open orders table, outcome stream, and the average
+ * time to serve per store, an aggregate over the outcomes); processing-time
  * timers fire on the worker's (manual) clock, event-time timers on the watermark, and both survive
  * a graceful stop and a new worker, each firing once; a transition that throws makes a dead letter
  * and the actor runs on. Without a server: a key advances exactly as XState's `initialTransition`
@@ -81,30 +82,40 @@ describe("process steps", () => {
     const events = [...generateOrderStatus(opts)];
     expect(published).toBe(events.length);
 
-    const first = await Worker.start(nc, orderLifecycle(), { checkpointMs: 50, maxBatch: 100 });
-    await waitFor(() => first.committedPosition("order-status") >= published / 2, { timeoutMs: 30_000, message: "half way" });
-    await first.stop();
-    const second = await Worker.start(nc, orderLifecycle(), { checkpointMs: 50 });
-    await waitFor(() => second.committedPosition("order-status") >= published, { timeoutMs: 30_000, message: "caught up" });
-    const keys = second.status().reduce((n, a) => n + a.keys, 0);
-    const outputs = [first, second].flatMap((w) => w.status()).reduce((n, a) => n + a.outputs, 0);
-    await second.stop();
-
     const batch = evaluate(orderLifecycle(), { "order-status": events });
     const outcomes = batch.streams["order-outcomes"] as OrderOutcome[];
     const served = outcomes.filter((o) => o.type === "served");
     expect(served.length).toBeGreaterThan(500);
     expect(outcomes.filter((o) => o.type === "abandoned").length).toBeGreaterThan(50);
     expect(served.every((o) => o.type === "served" && o.waitMs >= 35_000)).toBe(true);
+
+    const first = await Worker.start(nc, orderLifecycle(), { checkpointMs: 50, maxBatch: 100 });
+    await waitFor(() => first.committedPosition("order-status") >= published / 2, { timeoutMs: 30_000, message: "half way" });
+    await first.stop();
+    const second = await Worker.start(nc, orderLifecycle(), { checkpointMs: 50 });
+    await waitFor(() => second.committedPosition("order-status") >= published, { timeoutMs: 30_000, message: "caught up" });
+    const servedSoFar = async () =>
+      (await readTable<{ served: number }>(nc, "serve_time_by_store")).reduce((n, r) => n + r.served, 0);
+    await waitFor(async () => (await servedSoFar()) === served.length, { timeoutMs: 30_000, message: "served orders counted" });
+    const processActors = () => [first, second].flatMap((w) => w.status()).filter((a) => a.step === "order");
+    const keys = second.status().filter((a) => a.step === "order").reduce((n, a) => n + a.keys, 0);
+    const outputs = processActors().reduce((n, a) => n + a.outputs, 0);
+    await second.stop();
+
     const streamed = await readStreamJson<OrderOutcome>(nc, "order_outcomes");
     expect(sorted(streamed)).toEqual(sorted(outcomes));
-    expect(outputs).toBe(outcomes.length); // nothing emitted twice, even before the server's dedup
+    // Nothing emitted twice, even before the server's dedup: each outcome to the stream and the edge.
+    expect(outputs).toBe(2 * outcomes.length);
     const open = await readTable<{ key: string; state: string }>(nc, "open_orders");
     expect(sorted(open)).toEqual(sorted(batch.tables.open_orders!));
     expect(open.length).toBeGreaterThan(0);
     expect(new Set(open.map((r) => r.state))).toEqual(new Set(["placed", "brewing"]));
     // Done orders are dropped: state holds the open orders only.
     expect(keys).toBe(open.length);
+    // The outcomes, read by a later step: orders served and the average time to serve, per store.
+    const serveTime = await readTable<{ key: string; served: number; avgWaitMs: number }>(nc, "serve_time_by_store");
+    expect(sorted(serveTime)).toEqual(sorted(batch.tables.serve_time_by_store!));
+    expect(serveTime.reduce((n, r) => n + r.served, 0)).toBe(served.length);
   });
 
   it("fire processing-time timers on the worker's clock and event-time timers on the watermark, once, across a restart", {

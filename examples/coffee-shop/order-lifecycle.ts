@@ -3,8 +3,8 @@
  * step: an order is placed, brewed and served, or abandoned when it is not brewing two minutes
  * (event time) after it was placed. Open orders (placed or brewing) are rows of the `open_orders`
  * table; an order that is served or abandoned leaves it (its machine is done) and its outcome, a
- * typed event with its own event time `ts`, goes to the `order_outcomes` stream: the input of
- * "average time to serve" per store.
+ * typed event, goes to the `order_outcomes` stream and on to the `serve_time_by_store` table:
+ * orders served and the average time to serve them, per store.
  *
  * @example
  * await publishOrderStatus(nc, { stream: "order_status", seed: 1, count: 1_000 });
@@ -113,5 +113,10 @@ export function orderLifecycle(options: OrderLifecycleOptions = {}): Pipeline {
     .process("order", orderMachine);
   orders.toTable(`open_orders${suffix}`);
   orders.toStream("order-outcomes", { stream: `order_outcomes${suffix}` });
+  orders
+    .filter("served", (o): o is Extract<OrderOutcome, { type: "served" }> => o.type === "served")
+    .keyBy("by-store", "store")
+    .aggregate("serve-time", (a) => ({ served: a.count(), avgWaitMs: a.avg("waitMs"), longestWaitMs: a.max("waitMs") }))
+    .toTable(`serve_time_by_store${suffix}`);
   return p;
 }

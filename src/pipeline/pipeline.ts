@@ -299,7 +299,7 @@ export interface KeyedStream<T, K extends Key> {
    * declare `eventTime`). A key's state expires `withinMs` after its last passing event, by the
    * watermark.
    */
-  dedup(id: string, options: { readonly withinMs: number }): Deduplicated<T>;
+  dedup(id: string, options: { readonly withinMs: number }): Stream<T>;
 }
 
 /** The names of a machine's delays (`setup({ delays })`). */
@@ -329,22 +329,15 @@ export interface ProcessRow<K, M extends AnyStateMachine> {
   readonly context: ContextFrom<M>;
 }
 
-/** The outputs of a process step: the events its machines emit, and each key's machine as a row. */
-export interface Processed<E, R> {
+/**
+ * The outputs of a process step: a stream of the events its machines emit (each at the event
+ * time of what caused it), and each key's machine as a table row.
+ */
+export interface Processed<E, R> extends Stream<E> {
   /** Upsert each key's row into result table `name`; a key whose machine is done leaves the table. */
   toTable(name: string): Table<R>;
-  /** Publish every emitted event to a JetStream stream, with deterministic Nats-Msg-Ids. */
-  toStream(id: string, options: StreamSinkOptions): void;
   /** Type-level only: the emitted events' type. */
   readonly event?: E;
-}
-
-/** The events a dedup step lets through. */
-export interface Deduplicated<T> {
-  /** Publish every event that passes to a JetStream stream, with deterministic Nats-Msg-Ids. */
-  toStream(id: string, options: StreamSinkOptions): void;
-  /** Type-level only: the events' type. */
-  readonly value?: T;
 }
 
 export interface WindowedStream<T, K extends Key> {
@@ -661,7 +654,7 @@ export class Pipeline {
           processingTime: options?.processingTime ?? [],
           machineInput: options?.input as ((key: Key, first: unknown) => unknown) | undefined,
         });
-        return this.#changelog(id);
+        return { ...this.#stream<EmittedFrom<M>>(id), toTable: this.#changelog<ProcessRow<K, M>>(id).toTable };
       },
       dedup: (id, options) => {
         if (!(options.withinMs > 0)) {
@@ -677,7 +670,7 @@ export class Pipeline {
           });
         }
         this.#add({ kind: "dedup", id, input, withinMs: options.withinMs });
-        return { toStream: this.#changelog(id).toStream };
+        return this.#stream<T>(id);
       },
     };
   }

@@ -210,6 +210,7 @@ export function compile(pipeline: Pipeline): Plan {
       if (edge) sources.push(edgeSource(step.id, false));
     } else if (step.kind === "process" || step.kind === "dedup") {
       const sinks = children.get(step.id) ?? [];
+      const edge = edges.has(step.id) ? { id: step.id, ...edgeStream(pipeline.id, step.id) } : undefined;
       actors.push({
         step: step.id,
         partitions: pipeline.partitions,
@@ -218,9 +219,11 @@ export function compile(pipeline: Pipeline): Plan {
           : () => dedupOperator(step.withinMs),
         tables: sinks.flatMap((s) => (s.kind === "table" ? [s.table] : [])),
         streams: sinks.flatMap((s) => (s.kind === "stream" ? [{ id: s.id, subject: s.subject }] : [])),
-        sources: sourceOf(step.id),
+        sources: sourceOf(step.input),
         windowed: false,
+        ...(edge ? { edge } : {}),
       });
+      if (edge) sources.push(edgeSource(step.id, false));
     } else if (step.kind === "stream" && !keyedStep(steps.get(step.input)!)) {
       actors.push({
         step: step.id,

@@ -6,7 +6,8 @@
  * bounded on an endless stream. Expiry follows the watermark, so a replay and the batch oracle
  * drop exactly what the first run dropped.
  *
- * Passing events go to the step's stream sinks, with the id `<source>/<seq>`.
+ * Passing events go to the step's stream sinks and the steps that read it, with the id
+ * `<source>/<seq>`, at their own event time.
  *
  * @example
  * clicks.keyBy("by-click-id", "clickId").dedup("once", { withinMs: 60_000 })

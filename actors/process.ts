@@ -8,9 +8,9 @@
  *
  * What a transition returns is interpreted here:
  *
- * - `emit(event)`: the event is an output of the step (to its stream sinks), at the event time of
- *   what caused it (the event; an event-time timer's due time; the watermark for a
- *   processing-time timer);
+ * - `emit(event)`: the event is an output of the step (to its stream sinks and the steps that
+ *   read it), at the event time of what caused it (the event; an event-time timer's due time;
+ *   the watermark for a processing-time timer);
  * - a delayed event (an `after` transition, or `raise(event, { delay })`): a timer, kept in the
  *   key's state. It runs in event time (due at the event time of what set it plus the delay,
  *   fired once the watermark reaches it, at once if it already has) unless its delay (or the id of

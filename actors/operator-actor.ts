@@ -1,8 +1,12 @@
 /**
  * An operator actor: one per (step, partition). It owns the partition's keyed state, its input
  * positions and its outputs, and runs them through the shared lifecycle machine. Checkpoints
- * write, pipelined and acknowledged together: each state chunk that changed and the result-table
- * page of the same keys, then the manifest by compare-and-set. Outputs to streams and dead
+ * write, pipelined and acknowledged together: each state chunk that changed (a delta of its changed
+ * keys, or the whole chunk as a new base) and the result-table page of the same keys, then the
+ * manifest by compare-and-set. A page is built from the chunk as the checkpoint reaches it: as of
+ * the snapshot for a base, and as the records have left it by then for a delta (so a page may run
+ * a little ahead of its checkpoint, as pages of an uncommitted attempt do after a crash; replay
+ * reproduces the same rows). Outputs to streams and dead
  * letters are published as records are processed and are acknowledged before the manifest that
  * moves past them is committed.
  *
@@ -204,7 +208,7 @@ export class OperatorCore implements ActorCore {
     const { store, step, partition, clock } = this.options;
     const recovered = await store.recover(step, partition, clock.now());
     const state = new TableTrackedState<unknown>(recovered.manifest.chunkBits);
-    for (const [index, bytes] of recovered.chunks) state.loadChunk(index, bytes);
+    for (const chunk of recovered.chunks) state.loadChunk(chunk.index, chunk.base, chunk.deltas);
     this.state = state;
     this.#manifest = recovered.manifest;
     this.#revision = recovered.revision;
@@ -445,12 +449,20 @@ export class OperatorCore implements ActorCore {
       if (unacked.length > maxPendingWrites) await unacked.shift();
     };
     let bytes = 0;
-    const chunkKeys: Record<string, string> = chunkBits === committed.chunkBits ? { ...committed.chunks } : {};
+    const sameLayout = chunkBits === committed.chunkBits;
+    const chunkKeys: Record<string, string> = sameLayout ? { ...committed.chunks } : {};
+    const deltas: Record<string, number> = sameLayout ? { ...committed.deltas } : {};
     for (const chunk of chunks) {
       const encoded = encodeChunk(chunk);
-      const key = store.nextChunkKey(step, partition, committed, chunkBits, chunk.index);
-      store.writeChunk(key, encoded);
-      chunkKeys[chunk.index] = key;
+      if (chunk.changes) {
+        store.writeChunk(store.nextDeltaKey(step, partition, committed, chunkBits, chunk.index), encoded);
+        deltas[chunk.index] = (deltas[chunk.index] ?? 0) + 1;
+      } else {
+        const key = store.nextChunkKey(step, partition, committed, chunkBits, chunk.index);
+        store.writeChunk(key, encoded);
+        chunkKeys[chunk.index] = key;
+        delete deltas[chunk.index];
+      }
       bytes += encoded.length;
       if (this.#tableBuckets.length > 0 && !operator.ownsRows) {
         const rows: [Key, unknown][] = [];
@@ -492,6 +504,7 @@ export class OperatorCore implements ActorCore {
       watermarks,
       chunkBits,
       chunks: chunkKeys,
+      deltas,
       keys,
       committedAt: started,
       counters,

@@ -1,10 +1,49 @@
 /**
- * Keyed state: a checkpoint serialises only the chunks that changed, a chunk that grows too big
- * splits the state into more chunks, and what is written loads back to the same state.
+ * Keyed state: a checkpoint serialises only the chunks that changed, as deltas of the changed keys
+ * or, when the deltas would outgrow the chunk, as the whole chunk again; a chunk that grows too big
+ * splits the state into more chunks; and what is written loads back to the same state, under any
+ * sequence of updates, removals, checkpoints and crashes.
  */
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { chunkOf, keyHash } from "../src/pipeline/partition.ts";
-import { encodeChunk, KeyedState } from "../src/state/keyed-state.ts";
+import { chunkOf, type Key, keyHash } from "../src/pipeline/partition.ts";
+import { type ChunkSnapshot, encodeChunk, KeyedState } from "../src/state/keyed-state.ts";
+
+const decode = (bytes: Uint8Array) => JSON.parse(new TextDecoder().decode(bytes)) as unknown;
+
+/**
+ * What a checkpoint store keeps of one chunk, as the operator actor writes it: a base and the
+ * deltas after it. `commit` applies a snapshot as src/state/checkpoint.ts does.
+ */
+class CommittedChunks {
+  readonly chunks = new Map<number, { base: Uint8Array; deltas: Uint8Array[] }>();
+  chunkBits = 0;
+
+  commit(state: KeyedState<unknown>, snapshot: readonly ChunkSnapshot<unknown>[]): void {
+    if (state.chunkBits !== this.chunkBits) this.chunks.clear();
+    this.chunkBits = state.chunkBits;
+    for (const chunk of snapshot) {
+      const bytes = encodeChunk(chunk);
+      if (!chunk.changes) this.chunks.set(chunk.index, { base: bytes, deltas: [] });
+      else {
+        const committed = this.chunks.get(chunk.index);
+        if (!committed) throw new Error(`a delta of chunk ${chunk.index} without a base`);
+        committed.deltas.push(bytes);
+      }
+      state.release(chunk);
+    }
+  }
+
+  /** A new state from what is committed, as an actor's recovery builds it. */
+  recover(maxChunkKeys: number, maxDeltas: number): KeyedState<unknown> {
+    const state = new KeyedState<unknown>(this.chunkBits, maxChunkKeys, maxDeltas);
+    for (const [index, { base, deltas }] of this.chunks) state.loadChunk(index, base, deltas);
+    state.touchAll(); // the first checkpoint after a recovery rewrites every chunk
+    return state;
+  }
+}
+
+const sorted = (entries: Iterable<[Key, unknown]>) => [...entries].sort((a, b) => String(a[0]).localeCompare(String(b[0])));
 
 describe("keyed state", () => {
   it("writes only changed chunks", () => {
@@ -36,6 +75,76 @@ describe("keyed state", () => {
       [...state.entries()].sort((a, b) => Number(a[0]) - Number(b[0])),
     );
   });
+
+  it("writes the changed keys of a chunk as a delta, and the whole chunk when deltas outgrow it", () => {
+    const state = new KeyedState<number>(0, 10_000, 3);
+    for (let i = 0; i < 10; i++) state.set(`k${i}`, keyHash(`k${i}`), i);
+    const [first] = state.snapshotDirty();
+    expect(first!.changes).toBeUndefined(); // never written: a base
+    state.set("k1", keyHash("k1"), 100);
+    state.delete("k2", keyHash("k2"));
+    const [delta] = state.snapshotDirty();
+    expect(delta!.changes).toBeDefined();
+    expect(decode(encodeChunk(delta!))).toEqual([["k1", 100], ["k2"]]);
+    // The delta is frozen: later changes go to the next one.
+    state.set("k3", keyHash("k3"), 300);
+    expect(decode(encodeChunk(delta!))).toEqual([["k1", 100], ["k2"]]);
+    expect(decode(encodeChunk(state.snapshotDirty()[0]!))).toEqual([["k3", 300]]);
+    // Three deltas so far (2 + 1 keys); a fourth would exceed maxDeltas: a base again.
+    state.set("k4", keyHash("k4"), 400);
+    expect(state.snapshotDirty()[0]!.changes).toBeDefined();
+    state.set("k5", keyHash("k5"), 500);
+    const [compacted] = state.snapshotDirty();
+    expect(compacted!.changes).toBeUndefined();
+    expect(decode(encodeChunk(compacted!))).toHaveLength(9);
+    // Changes of more keys than the base holds: a base.
+    for (let i = 0; i < 20; i++) state.set(`n${i}`, keyHash(`n${i}`), i);
+    expect(state.snapshotDirty()[0]!.changes).toBeUndefined();
+  });
+
+  it("recovers from bases and deltas what the updates made, across random checkpoints and crashes", () => {
+    const op = fc.oneof(
+      { weight: 12, arbitrary: fc.record({ kind: fc.constant("set" as const), key: fc.nat(300), value: fc.integer() }) },
+      { weight: 3, arbitrary: fc.record({ kind: fc.constant("delete" as const), key: fc.nat(300) }) },
+      { weight: 2, arbitrary: fc.record({ kind: fc.constant("checkpoint" as const) }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant("crash" as const) }) },
+    );
+    fc.assert(
+      fc.property(
+        fc.array(op, { minLength: 1, maxLength: 300, size: "max" }),
+        fc.integer({ min: 4, max: 64 }),
+        fc.integer({ min: 1, max: 4 }),
+        (ops, maxKeys, maxDeltas) => {
+          const model = new Map<Key, unknown>(); // what is applied
+          let committedModel = new Map<Key, unknown>(); // what the last checkpoint made durable
+          const store = new CommittedChunks();
+          let state = new KeyedState<unknown>(0, maxKeys, maxDeltas);
+          for (const o of ops) {
+            if (o.kind === "set") {
+              state.set(`k${o.key}`, keyHash(`k${o.key}`), { v: o.value });
+              model.set(`k${o.key}`, { v: o.value });
+            } else if (o.kind === "delete") {
+              state.delete(`k${o.key}`, keyHash(`k${o.key}`));
+              model.delete(`k${o.key}`);
+            } else if (o.kind === "checkpoint") {
+              store.commit(state, state.snapshotDirty());
+              committedModel = new Map(model);
+            } else {
+              state = store.recover(maxKeys, maxDeltas);
+              expect(sorted(state.entries())).toEqual(sorted(committedModel));
+              expect(state.size).toBe(committedModel.size);
+              model.clear();
+              for (const [k, v] of committedModel) model.set(k, v);
+            }
+            expect(state.size).toBe(model.size);
+          }
+          store.commit(state, state.snapshotDirty());
+          expect(sorted(store.recover(maxKeys, maxDeltas).entries())).toEqual(sorted(model));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  }, 60_000);
 
   it("hashes keys stably (FNV-1a over UTF-8)", () => {
     expect(keyHash("")).toBe(0x811c9dc5);

@@ -121,6 +121,13 @@ function resolve(config: NexmarkConfig): Resolved {
  * spanned by one out-of-order group, plus a millisecond of rounding. Use it as the sources'
  * `maxOutOfOrderMs` and no event is late.
  */
+/** The longest an auction of this configuration can be open (`expires - dateTime`), ms. */
+export function maxAuctionMs(config: NexmarkConfig): number {
+  const c = resolve(config);
+  const ahead = Math.floor((c.numInFlightAuctions * TOTAL) / proportions.auction);
+  return 2 * (Math.ceil((ahead * c.delayUs) / 1000) + 1) + 1;
+}
+
 export function maxDisorderMs(config: NexmarkConfig): number {
   const c = resolve(config);
   return Math.ceil(((c.groupSize - 1) * c.delayUs) / 1000) + 1;

@@ -14,11 +14,14 @@
  * - q7 highest bid: per tumbling window, the bids with the highest price (all of them when several
  *   tie); table `nexmark_q7`. One key; a `reduce` that keeps the highest bids so far.
  *
- * Not here yet: q3 (local item suggestion: auctions joined with their sellers), q4 (average
- * closing price per category: bids joined with their auction, max per auction, then an average of
- * those maxima) and q8 (new users: persons and auctions joined per tumbling window). They join two
- * streams, which Eddy's API cannot express yet; sql.ts has their SQL and tests/nexmark.test.ts the
- * scaffolding that compares them once they run.
+ * - q3 local item suggestion: auctions in category 10 joined with their sellers from Oregon, Idaho
+ *   or California (a regular join: both sides kept), to stream `nexmark_q3`.
+ * - q4 average closing price per category: each bid joined with its auction while the auction is
+ *   open (an interval join: the auction at most the longest auction length before the bid), the
+ *   highest price per auction, then the average of those per category, which follows every new
+ *   maximum by retracting the auction's previous one; table `nexmark_q4`.
+ * - q8 new users: persons who opened an auction in the tumbling window they registered in (a
+ *   window join), one row per person and window; table `nexmark_q8`.
  *
  * @example
  * await publishNexmark(nc, { seed: 1, count: 100_000 });
@@ -26,8 +29,8 @@
  * // ... once worker.committedPosition("bids") reaches the last bid: readTable(nc, "nexmark_q5")
  */
 import { type Pipeline, pipeline, type Stream } from "../../src/pipeline/pipeline.ts";
-import { Bid } from "./events.ts";
-import { maxDisorderMs } from "./generator.ts";
+import { Auction, Bid, Person } from "./events.ts";
+import { maxAuctionMs, maxDisorderMs } from "./generator.ts";
 import { hotItems } from "./hot-items.ts";
 import { nexmarkStream, nexmarkSubject } from "./publish.ts";
 
@@ -39,15 +42,20 @@ export interface QueryOptions {
   /** q5: window size and slide, ms. Default 10,000 and 2,000. */
   readonly windowMs?: number;
   readonly slideMs?: number;
+  /** q4: the longest an auction is open. Default: the generator's at its defaults. */
+  readonly maxAuctionMs?: number;
 }
 
-export type QueryName = "q0" | "q1" | "q2" | "q5" | "q7";
+export type QueryName = "q0" | "q1" | "q2" | "q3" | "q4" | "q5" | "q7" | "q8";
 
 /** The output of each query: a stream or a result table. */
 export const queryOutputs = {
   q0: { stream: "nexmark_q0" },
   q1: { stream: "nexmark_q1" },
   q2: { stream: "nexmark_q2" },
+  q3: { stream: "nexmark_q3" },
+  q4: { table: "nexmark_q4" },
+  q8: { table: "nexmark_q8" },
   q5: { table: "nexmark_q5" },
   q7: { table: "nexmark_q7" },
 } as const;
@@ -66,6 +74,87 @@ function bids(p: Pipeline, options: QueryOptions): Stream<Bid> {
     eventTime: (b) => b.dateTime,
     maxOutOfOrderMs: options.maxOutOfOrderMs ?? maxDisorderMs({ seed: 0, count: 0 }),
   });
+}
+
+function auctions(p: Pipeline, options: QueryOptions): Stream<Auction> {
+  const stream = options.stream ?? nexmarkStream;
+  return p.source("auctions", {
+    stream,
+    subject: nexmarkSubject("auction", stream),
+    schema: Auction,
+    eventTime: (a) => a.dateTime,
+    maxOutOfOrderMs: options.maxOutOfOrderMs ?? maxDisorderMs({ seed: 0, count: 0 }),
+  });
+}
+
+function persons(p: Pipeline, options: QueryOptions): Stream<Person> {
+  const stream = options.stream ?? nexmarkStream;
+  return p.source("persons", {
+    stream,
+    subject: nexmarkSubject("person", stream),
+    schema: Person,
+    eventTime: (x) => x.dateTime,
+    maxOutOfOrderMs: options.maxOutOfOrderMs ?? maxDisorderMs({ seed: 0, count: 0 }),
+  });
+}
+
+/** q3: local item suggestion. */
+export function q3(options: QueryOptions = {}): Pipeline {
+  const p = pipeline("nexmark-q3", { partitions: 4 });
+  const sellers = persons(p, options)
+    .filter("western", (x) => x.state === "OR" || x.state === "ID" || x.state === "CA")
+    .keyBy("person-by-id", "id");
+  auctions(p, options)
+    .filter("category-10", (a) => a.category === 10)
+    .keyBy("auction-by-seller", "seller")
+    .join("with-seller", sellers, (a, x) => ({ name: x.name, city: x.city, state: x.state, id: a.id }))
+    .toStream("q3-out", { stream: queryOutputs.q3.stream });
+  return p;
+}
+
+/** q4: average closing price per category. */
+export function q4(options: QueryOptions = {}): Pipeline {
+  const p = pipeline("nexmark-q4", { partitions: 4 });
+  const longest = options.maxAuctionMs ?? maxAuctionMs({ seed: 0, count: 0 });
+  const open = auctions(p, options).keyBy("auction-by-id", "id");
+  bids(p, options)
+    .keyBy("bid-by-auction", "auction")
+    .intervalJoin("bid-auction", open, { lowerMs: -longest, upperMs: 0 }, (b, a) => ({
+      auction: a.id,
+      category: a.category,
+      price: b.price,
+      placed: b.dateTime,
+      expires: a.expires,
+    }))
+    .filter("while-open", (x) => x.placed <= x.expires)
+    .keyBy("by-auction", "auction")
+    .aggregate("closing-price", (a) => ({ category: a.reduce(0, (_, x) => x.category), final: a.max("price") }))
+    .keyBy("by-category", "category")
+    .aggregate("average-closing-price", (a) => ({ avgPrice: a.avg("final") }))
+    .toTable(queryOutputs.q4.table);
+  return p;
+}
+
+/** q8: monitor new users. */
+export function q8(options: QueryOptions = {}): Pipeline {
+  const p = pipeline("nexmark-q8", { partitions: 4 });
+  const size = options.windowMs ?? 10_000;
+  const sellers = auctions(p, options).keyBy("auction-by-seller", "seller");
+  persons(p, options)
+    .keyBy("person-by-id", "id")
+    .windowJoin("opened-auction", sellers, { size }, (x) => ({
+      id: x.id,
+      name: x.name,
+      windowStart: Math.floor(x.dateTime / size) * size,
+    }))
+    .keyBy("person-window", (x) => `${x.id}|${x.windowStart}`)
+    .aggregate("new-users", (a) => ({
+      id: a.reduce(0, (_, x) => x.id),
+      name: a.reduce("", (_, x) => x.name),
+      windowStart: a.reduce(0, (_, x) => x.windowStart),
+    }))
+    .toTable(queryOutputs.q8.table);
+  return p;
 }
 
 /** q0: passthrough. */
@@ -136,4 +225,4 @@ export function q7(options: QueryOptions = {}): Pipeline {
   return p;
 }
 
-export const queries: Readonly<Record<QueryName, (options?: QueryOptions) => Pipeline>> = { q0, q1, q2, q5, q7 };
+export const queries: Readonly<Record<QueryName, (options?: QueryOptions) => Pipeline>> = { q0, q1, q2, q3, q4, q5, q7, q8 };

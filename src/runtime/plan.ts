@@ -116,7 +116,6 @@ export function compile(pipeline: Pipeline): Plan {
     const step = steps.get(id)!;
     if (step.kind === "lookup") return [];
     if (step.kind === "source" || step.kind === "late" || edges.has(step.id)) return [step.id];
-    if (step.kind === "streamJoin") return [...new Set([...sourceOf(step.input), ...sourceOf(step.other)])];
     return sourceOf(step.input);
   };
   /** The edge source reading the outputs of keyed step `id`. */
@@ -203,7 +202,7 @@ export function compile(pipeline: Pipeline): Plan {
         createOperator: () => joinOperator({ kind, left, combine, outer }),
         tables: [],
         streams,
-        sources: sourceOf(step.id),
+        sources: [...new Set([...sourceOf(step.input), ...sourceOf(step.other)])],
         windowed: false,
         ...(edge ? { edge } : {}),
       });

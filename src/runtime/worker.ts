@@ -504,8 +504,11 @@ export class Worker {
     const jsm = await jetstreamManager(this.nc);
     const lag: Record<string, number> = {};
     for (const source of this.plan.sources) {
-      const info = await jsm.streams.info(source.stream);
-      lag[source.id] = Math.max(0, info.state.last_seq - this.committedPosition(source.id));
+      // A source with a subject filter ends at the last message on its subjects.
+      const last = source.subject
+        ? await jsm.streams.getMessage(source.stream, { last_by_subj: source.subject }).then((m) => m?.seq ?? 0, () => 0)
+        : (await jsm.streams.info(source.stream)).state.last_seq;
+      lag[source.id] = Math.max(0, last - this.committedPosition(source.id));
     }
     return lag;
   }

@@ -3,10 +3,14 @@
  *
  * Shape (copy-on-write chunks and a manifest, in one KV bucket per pipeline):
  * - `<step>.<partition>.manifest` holds the input positions, the chunk list and the generation.
- * - chunks live under `<step>.<partition>.g<generation>.b<chunkBits>.c<index>.s<slot>`. A
- *   checkpoint writes each changed chunk to the slot its committed version is NOT in, then
- *   commits by updating the manifest with compare-and-set on its revision. The manifest update
- *   is the atomic commit; a crash before it leaves the committed chunks untouched.
+ * - a chunk is a base under `<step>.<partition>.g<generation>.b<chunkBits>.c<index>.s<slot>` plus
+ *   the deltas written since, `<same prefix>.d<n>` for n = 1, 2, ... (src/state/keyed-state.ts
+ *   decides which to write). A checkpoint writes each changed chunk either as its next delta
+ *   (n = the committed delta count + 1) or as a new base in the slot the committed base is NOT
+ *   in, then commits by updating the manifest (base keys and delta counts) with compare-and-set
+ *   on its revision. The manifest update is the atomic commit; a crash before it leaves every key
+ *   the committed manifest names untouched. After a new base the chunk's next deltas overwrite
+ *   d1, d2, ... of the previous chain, which no manifest names any more.
  * - every recovery bumps the generation with compare-and-set: that is the fencing token. A
  *   writer of an older generation fails its next commit and only ever wrote keys of its own
  *   generation, which the new owner never reads once it has rewritten all chunks. The first
@@ -36,8 +40,10 @@ export interface Manifest {
   /** Per source: its event-time watermark as of `positions` (JSON has no -Infinity: absent). */
   readonly watermarks: Readonly<Record<string, number>>;
   readonly chunkBits: number;
-  /** Chunk index to the KV key holding its committed bytes. */
+  /** Chunk index to the KV key holding its committed base. */
   readonly chunks: Readonly<Record<string, string>>;
+  /** Chunk index to how many deltas follow its base (absent: none). */
+  readonly deltas?: Readonly<Record<string, number>>;
   readonly keys: number;
   /** Clock time of the commit. */
   readonly committedAt: number;
@@ -45,10 +51,17 @@ export interface Manifest {
   readonly counters: Readonly<Record<string, number>>;
 }
 
+export interface RecoveredChunk {
+  readonly index: number;
+  readonly base: Uint8Array;
+  /** In the order they were written. */
+  readonly deltas: readonly Uint8Array[];
+}
+
 export interface Recovered {
   readonly manifest: Manifest;
   readonly revision: number;
-  readonly chunks: ReadonlyArray<readonly [index: number, bytes: Uint8Array]>;
+  readonly chunks: readonly RecoveredChunk[];
 }
 
 const encoder = new TextEncoder();
@@ -108,16 +121,23 @@ export class CheckpointStore {
     const previous: Manifest = { ...parsed, watermarks: parsed.watermarks ?? {} };
     const manifest: Manifest = { ...previous, generation: previous.generation + 1 };
     const revision = await this.#cas(key, manifest, entry.revision);
+    const read = async (chunkKey: string): Promise<Uint8Array> => {
+      const chunk = await this.#get(chunkKey);
+      if (!chunk) {
+        throw new StateStoreError({
+          key: chunkKey,
+          message: `checkpoint ${manifest.checkpoint} of ${key} names a missing chunk`,
+        });
+      }
+      return chunk.value;
+    };
     const chunks = await Promise.all(
-      Object.entries(manifest.chunks).map(async ([index, chunkKey]) => {
-        const chunk = await this.#get(chunkKey);
-        if (!chunk) {
-          throw new StateStoreError({
-            key: chunkKey,
-            message: `checkpoint ${manifest.checkpoint} of ${key} names a missing chunk`,
-          });
-        }
-        return [Number(index), chunk.value] as const;
+      Object.entries(manifest.chunks).map(async ([index, baseKey]) => {
+        const n = manifest.deltas?.[index] ?? 0;
+        const [base, ...deltas] = await Promise.all(
+          [baseKey, ...Array.from({ length: n }, (_, i) => deltaKey(baseKey, i + 1))].map(read),
+        );
+        return { index: Number(index), base: base!, deltas };
       }),
     );
     return { manifest, revision, chunks };
@@ -133,7 +153,21 @@ export class CheckpointStore {
     return `${prefix}.s${before === `${prefix}.s0` ? 1 : 0}`;
   }
 
-  /** Publish a chunk (acknowledged with the publisher's next flush). */
+  /**
+   * The key of a chunk's next delta: after the `committed` count of deltas of the committed base
+   * `baseKey`, which must be of the current generation and chunk count (a delta never extends a
+   * base another owner may still overwrite).
+   */
+  nextDeltaKey(step: string, partition: number, committed: Manifest, chunkBits: number, index: number): string {
+    const baseKey = committed.chunkBits === chunkBits ? committed.chunks[index] : undefined;
+    const prefix = `${step}.${partition}.g${committed.generation}.b${chunkBits}.c${index}.s`;
+    if (!baseKey?.startsWith(prefix)) {
+      throw new StateStoreError({ key: prefix, message: `a delta of chunk ${index} has no committed base of this generation` });
+    }
+    return deltaKey(baseKey, (committed.deltas?.[index] ?? 0) + 1);
+  }
+
+  /** Publish a chunk's base or delta (acknowledged with the publisher's next flush). */
   writeChunk(key: string, bytes: Uint8Array): void {
     if (bytes.length > maxChunkBytes) {
       throw new StateStoreError({
@@ -215,6 +249,11 @@ export class CheckpointStore {
 
 function manifestKey(step: string, partition: number): string {
   return `${step}.${partition}.manifest`;
+}
+
+/** The key of delta `n` (from 1) of the base under `baseKey`. */
+function deltaKey(baseKey: string, n: number): string {
+  return `${baseKey.slice(0, baseKey.lastIndexOf(".s"))}.d${n}`;
 }
 
 export interface CommittedPartition {

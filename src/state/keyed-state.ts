@@ -1,36 +1,71 @@
 /**
  * Keyed state of one operator actor: a map from key to a JSON-serialisable value, split into
- * 2^chunkBits chunks by hash so that a checkpoint rewrites only the chunks that changed. When a
+ * 2^chunkBits chunks by hash so that a checkpoint touches only the chunks that changed. When a
  * chunk holds more than `maxChunkKeys` keys, every chunk splits (the chunk count doubles), which
  * keeps chunks small: well under NATS's message size limit, and cheap to rewrite.
  *
+ * A checkpoint writes what changed, not the whole state: for each changed chunk either a delta
+ * (only the keys changed since the previous checkpoint, a removed key as `[key]`) or, when the
+ * chunk's deltas would outgrow its last written base (or there are `maxDeltas` of them already,
+ * or the chunk was never written whole), the whole chunk again as a new base (compaction). A chunk
+ * is recovered by applying its base and then its deltas in order (`loadChunk`).
+ *
  * A checkpoint takes a snapshot of the changed chunks synchronously and encodes and writes it
- * afterwards while records keep flowing. The snapshot is copy-on-write: it holds the chunk Maps
- * themselves, and a chunk is copied only if a record changes it before the checkpoint has
- * encoded it (values are replaced, never changed in place, so a shallow copy suffices).
+ * afterwards while records keep flowing. A delta's Map of changes is handed over whole; later
+ * changes go to a new one. A base is copy-on-write: the snapshot holds the chunk Map itself, and
+ * the chunk is copied only if a record changes it before the checkpoint has released it (values
+ * are replaced, never changed in place, so a shallow copy suffices). Deltas need no copy, which
+ * matters: while a large state fills up, copies of chunks waiting to be written were most of the
+ * garbage a checkpoint made.
  *
  * @example
  * const state = new KeyedState<number>();
  * state.set("store-1", keyHash("store-1"), 3);
- * const [chunk] = state.snapshotDirty(); // { index: 0, entries: Map { "store-1" => 3 } }
+ * const [chunk] = state.snapshotDirty(); // { index: 0, entries: Map { "store-1" => 3 } } (a base)
  * encodeChunk(chunk); // Uint8Array of [["store-1",3]]
+ * state.set("store-2", keyHash("store-2"), 5);
+ * const [delta] = state.snapshotDirty(); // ... changes: Map { "store-2" => 5 } (a delta)
+ * encodeChunk(delta); // Uint8Array of [["store-2",5]]
  */
 import { chunkOf, type Key, keyHash } from "../pipeline/partition.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** In a delta: the key was removed. */
+export const removed: unique symbol = Symbol("removed");
+
 export interface ChunkSnapshot<S> {
   readonly index: number;
+  /**
+   * The whole chunk (for table pages, and for a base): of a base, as of the snapshot; of a delta,
+   * the live chunk, which moves on with later records (read it synchronously, in one turn).
+   */
   readonly entries: ReadonlyMap<Key, S>;
+  /** A delta: the keys changed since the previous snapshot. Absent: write the chunk whole (a base). */
+  readonly changes?: ReadonlyMap<Key, S | typeof removed>;
 }
 
+/** A base as `[[key, value], ...]`, a delta as the same with `[key]` for a removed key. */
 export function encodeChunk<S>(chunk: ChunkSnapshot<S>): Uint8Array {
-  return encoder.encode(JSON.stringify([...chunk.entries]));
+  if (!chunk.changes) return encoder.encode(JSON.stringify([...chunk.entries]));
+  const records: ([Key, S] | [Key])[] = [];
+  for (const [key, value] of chunk.changes) records.push(value === removed ? [key] : [key, value]);
+  return encoder.encode(JSON.stringify(records));
+}
+
+/** Per chunk, what was written since its last base: -1 deltas means the next write is a base. */
+interface ChunkLog {
+  baseKeys: number;
+  deltas: number;
+  deltaKeys: number;
 }
 
 export class KeyedState<S> {
   #chunks: Map<Key, S>[];
+  /** Per chunk, the keys changed since the last snapshot (undefined: none tracked yet). */
+  #changes: (Map<Key, S | typeof removed> | undefined)[];
+  #logs: ChunkLog[];
   #dirty = new Set<number>();
   /** Chunks a snapshot holds: copy before changing them. */
   #shared = new Set<number>();
@@ -40,9 +75,13 @@ export class KeyedState<S> {
   constructor(
     chunkBits = 0,
     readonly maxChunkKeys = 2048,
+    /** Deltas a chunk may have before it is written whole again. */
+    readonly maxDeltas = 8,
   ) {
     this.#bits = chunkBits;
     this.#chunks = Array.from({ length: 1 << chunkBits }, () => new Map());
+    this.#changes = new Array(1 << chunkBits);
+    this.#logs = Array.from({ length: 1 << chunkBits }, newLog);
   }
 
   get chunkBits(): number {
@@ -75,18 +114,23 @@ export class KeyedState<S> {
     const before = chunk.size;
     chunk.set(key, value);
     this.#size += chunk.size - before;
+    (this.#changes[index] ??= new Map()).set(key, value);
     this.#dirty.add(index);
   }
 
-  /** Mark every chunk changed: the next snapshot holds the whole state. */
+  /** Mark every chunk changed and due for a base: the next snapshot holds the whole state. */
   touchAll(): void {
-    for (let i = 0; i < this.#chunks.length; i++) this.#dirty.add(i);
+    for (let i = 0; i < this.#chunks.length; i++) {
+      this.#dirty.add(i);
+      this.#logs[i]!.deltas = -1;
+    }
   }
 
   delete(key: Key, hash: number): void {
     const index = chunkOf(hash, this.#bits);
     if (this.#chunks[index]!.has(key) && this.#writable(index).delete(key)) {
       this.#size--;
+      (this.#changes[index] ??= new Map()).set(key, removed);
       this.#dirty.add(index);
     }
   }
@@ -96,8 +140,9 @@ export class KeyedState<S> {
   }
 
   /**
-   * Copy the changed chunks and forget that they changed. If the state outgrew its chunk count,
-   * the chunks split first and every chunk is returned (the chunk list is then replaced whole).
+   * The changed chunks, each as a delta or a base, and forget that they changed. If the state
+   * outgrew its chunk count, the chunks split first and every chunk is returned as a base (the
+   * chunk list is then replaced whole).
    */
   snapshotDirty(): ChunkSnapshot<S>[] {
     const perChunk = this.#size / this.#chunks.length;
@@ -107,8 +152,21 @@ export class KeyedState<S> {
     }
     const out: ChunkSnapshot<S>[] = [];
     for (const index of this.#dirty) {
-      out.push({ index, entries: this.#chunks[index]! });
-      this.#shared.add(index);
+      const entries = this.#chunks[index]!;
+      const changes = this.#changes[index] ?? new Map<Key, S | typeof removed>();
+      this.#changes[index] = undefined;
+      const log = this.#logs[index]!;
+      if (log.deltas >= 0 && log.deltas < this.maxDeltas && log.deltaKeys + changes.size <= log.baseKeys) {
+        log.deltas++;
+        log.deltaKeys += changes.size;
+        out.push({ index, entries, changes });
+      } else {
+        log.baseKeys = entries.size;
+        log.deltas = 0;
+        log.deltaKeys = 0;
+        this.#shared.add(index);
+        out.push({ index, entries });
+      }
     }
     this.#dirty.clear();
     return out.sort((a, b) => a.index - b.index);
@@ -124,16 +182,30 @@ export class KeyedState<S> {
     if (this.#chunks[chunk.index] === chunk.entries) this.#shared.delete(chunk.index);
   }
 
-  /** Load chunk `index` from entries placed under the same chunk bits (at recovery). */
+  /**
+   * Load chunk `index` from entries placed under the same chunk bits (at recovery). The chunk's
+   * next write is a base.
+   */
   loadEntries(index: number, chunk: Map<Key, S>): void {
     this.#shared.delete(index);
     this.#size += chunk.size - this.#chunks[index]!.size;
     this.#chunks[index] = chunk;
+    this.#logs[index] = newLog();
   }
 
-  /** Load chunk `index` as encoded by `encodeChunk` under the same chunk bits (at recovery). */
-  loadChunk(index: number, bytes: Uint8Array): void {
-    this.loadEntries(index, new Map(JSON.parse(decoder.decode(bytes)) as [Key, S][]));
+  /**
+   * Load chunk `index` from its base and its deltas, as encoded by `encodeChunk` under the same
+   * chunk bits, in the order they were written (at recovery).
+   */
+  loadChunk(index: number, base: Uint8Array, deltas: readonly Uint8Array[] = []): void {
+    const chunk = new Map(JSON.parse(decoder.decode(base)) as [Key, S][]);
+    for (const bytes of deltas) {
+      for (const record of JSON.parse(decoder.decode(bytes)) as ([Key, S] | [Key])[]) {
+        if (record.length === 1) chunk.delete(record[0]);
+        else chunk.set(record[0], record[1]);
+      }
+    }
+    this.loadEntries(index, chunk);
   }
 
   #resize(bits: number): void {
@@ -141,8 +213,14 @@ export class KeyedState<S> {
     this.#shared.clear(); // every chunk is new: what a snapshot holds stays its own
     this.#bits = bits;
     this.#chunks = Array.from({ length: 1 << bits }, () => new Map());
+    this.#changes = new Array(1 << bits);
+    this.#logs = Array.from({ length: 1 << bits }, newLog);
     for (const chunk of old) {
       for (const [key, value] of chunk) this.#chunks[chunkOf(keyHash(key), bits)]!.set(key, value);
     }
   }
+}
+
+function newLog(): ChunkLog {
+  return { baseKeys: 0, deltas: -1, deltaKeys: 0 };
 }

@@ -2,7 +2,8 @@
  * Result tables: one KV bucket per table (`eddy-table-<name>`). Rows are stored in pages, not one
  * KV entry per row: a page holds the rows of one state chunk of one partition of the step that
  * writes the table, and a checkpoint rewrites the pages whose chunk changed, next to the chunk
- * itself. Per-message cost is what limits JetStream writes here (DESIGN.md: ~20k acked puts/s,
+ * itself (whose change it writes as a delta). A page holds its rows as of its checkpoint or a
+ * little later (actors/operator-actor.ts), never earlier. Per-message cost is what limits JetStream writes here (DESIGN.md: ~20k acked puts/s,
  * ~1.5M events/s packed), so a table with 100,000 busy keys costs a few dozen writes per
  * checkpoint instead of 100,000.
  *

@@ -1,8 +1,8 @@
 /**
  * Dedup by key within a time range: the first event of a key passes, its repeats within
  * `withinMs` of event time are dropped, a repeat after that passes again; state expires by the
- * watermark (bounded on an endless stream); a stop and restart in the middle changes nothing; the
- * batch oracle agrees.
+ * watermark (bounded on an endless stream); a stop and restart in the middle changes nothing; what
+ * passes is a stream later steps read (a window counts it); the batch oracle agrees.
  */
 import { describe, expect, it } from "vitest";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -12,6 +12,7 @@ import { createPublisher } from "../src/log/publisher.ts";
 import { evaluate } from "../src/oracle/batch.ts";
 import { pipeline } from "../src/pipeline/pipeline.ts";
 import { Worker } from "../src/runtime/worker.ts";
+import { readTable } from "../src/state/table.ts";
 import { readStreamJson, useNatsServer, waitFor } from "./support/nats.ts";
 
 const Click = Schema.Struct({ clickId: Schema.String, n: Schema.Number, ts: Schema.Number });
@@ -19,10 +20,13 @@ type Click = typeof Click.Type;
 
 function uniqueClicks() {
   const p = pipeline("dedup", { partitions: 3 });
-  p.source("clicks", { stream: "clicks", schema: Click, eventTime: (c) => c.ts, maxOutOfOrderMs: 1_000 })
+  const unique = p.source("clicks", { stream: "clicks", schema: Click, eventTime: (c) => c.ts, maxOutOfOrderMs: 1_000 })
     .keyBy("by-click", "clickId")
-    .dedup("once", { withinMs: 5_000 })
-    .toStream("unique", { stream: "unique_clicks" });
+    .dedup("once", { withinMs: 5_000 });
+  unique.toStream("unique", { stream: "unique_clicks" });
+  // What passes is a stream like any other: count it per 10 s of event time.
+  unique.keyBy("all", () => "all").window("ten-s", { size: 10_000 }).aggregate("per-10s", (a) => ({ n: a.count() }))
+    .toTable("unique_per_10s");
   return p;
 }
 
@@ -60,11 +64,18 @@ describe("dedup", () => {
       await first.stop();
       const second = await Worker.start(nc, uniqueClicks(), { checkpointMs: 50 });
       await waitFor(() => second.committedPosition("clicks") >= events.length, { timeoutMs: 30_000, message: "caught up" });
-      const keys = second.status().reduce((n, a) => n + a.keys, 0);
+      const batch = evaluate(uniqueClicks(), { clicks: events });
+      const windows = batch.tables.unique_per_10s as { windowStart: number }[];
+      expect(windows.length).toBeGreaterThan(15);
+      const counted = async () => (await readTable(nc, "unique_per_10s")).length === windows.length;
+      await waitFor(counted, { timeoutMs: 30_000, message: "windows of unique clicks" });
+      const keys = second.status().filter((a) => a.step === "once").reduce((n, a) => n + a.keys, 0);
       await second.stop();
 
       const passed = await readStreamJson<Click>(nc, "unique_clicks");
-      const expected = evaluate(uniqueClicks(), { clicks: events }).streams.unique as Click[];
+      const expected = batch.streams.unique as Click[];
+      const byStart = (a: { windowStart: number }, b: { windowStart: number }) => a.windowStart - b.windowStart;
+      expect((await readTable<{ windowStart: number }>(nc, "unique_per_10s")).sort(byStart)).toEqual(windows.sort(byStart));
       const byN = (a: Click, b: Click) => a.n - b.n;
       expect([...passed].sort(byN)).toEqual([...expected].sort(byN));
       // Many repeats dropped; some keys came back after the range and passed again.

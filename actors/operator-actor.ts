@@ -387,21 +387,26 @@ export class OperatorCore implements ActorCore {
       const owned = this.#rows;
       if (!owned || owned.chunkBits !== this.#rowBits) return;
       for (const index of owned.tableChanged) {
+        const entries = owned.chunkEntries(index);
+        // A chunk that outgrew its page waits for the checkpoint, which splits it first.
+        if (entries.size > owned.maxChunkKeys) continue;
         const rows: [Key, unknown][] = [];
-        for (const byRowKey of owned.chunkEntries(index).values()) rows.push(...Object.entries(byRowKey));
+        for (const byRowKey of entries.values()) rows.push(...Object.entries(byRowKey));
         write(owned.chunkBits, index, rows);
+        owned.tableChanged.delete(index);
       }
-      owned.tableChanged.clear();
       return;
     }
     const state = this.state;
     if (state.chunkBits !== committed.chunkBits) return;
     for (const index of state.tableChanged) {
+      const entries = state.chunkEntries(index);
+      if (entries.size > state.maxChunkKeys) continue;
       const rows: [Key, unknown][] = [];
-      for (const [k, s] of state.chunkEntries(index)) rows.push([k, operator.row(k, s)]);
+      for (const [k, s] of entries) rows.push([k, operator.row(k, s)]);
       write(state.chunkBits, index, rows);
+      state.tableChanged.delete(index);
     }
-    state.tableChanged.clear();
   }
   // ---- end of table flushes ----
 

@@ -9,8 +9,10 @@
  *                  of `/tables/<t>/changes?key=probe` sees the count reach each probe's number
  *
  * Both are measured together in one phase, as a user runs it: `eddy run` (a real CLI process, default
- * settings: checkpoint 1 s, table flush 100 ms) with `--port`, over the bench pipeline (count + sum
- * per key, 10,000 keys); this process publishes on schedule and follows the probe row.
+ * settings: checkpoint 1 s, table flush 100 ms) over the bench pipeline (count + sum per key, 10,000
+ * keys), and beside it the query service `eddy serve` (its own process, as dashboards are served:
+ * the pipeline's batches never hold up a read); this process publishes on schedule and follows
+ * the probe row through the service.
  *
  * @example
  * const cases = await servingCases({ nc, natsUrl, wanted, seconds: 20, queryRate: 500, ingestRate: 10_000, log });
@@ -57,10 +59,12 @@ export async function servingCases(o: ServingOptions): Promise<Record<string, Ca
   const { nc, log } = o;
   await ensureStream(nc, STREAM, SUBJECT);
   await publishEvents(nc, SUBJECT, 0, KEYS, KEYS); // every key has a row before reads start
-  const eddy = startEddyRun(o.natsUrl, log);
+  const eddy = startEddy(["run", "scripts/bench-serving.ts", "--export", "servingPipeline"], "running", o.natsUrl, log);
+  const service = startEddy(["serve", "--port", "0"], "serving", o.natsUrl, log);
   try {
-    const http = await eddy.http;
-    log(`serving: eddy run listening at ${http}`);
+    await eddy.ready;
+    const http = await service.ready;
+    log(`serving: eddy serve listening at ${http}`);
     await waitForRows(http, KEYS, 60_000);
 
     // Open-loop ingest: event i due at t0 + i / rate; one probe in PROBE_EVERY.
@@ -135,7 +139,7 @@ export async function servingCases(o: ServingOptions): Promise<Record<string, Ca
         note:
           `eddy run, default settings (checkpoint 1 s, table flush 100 ms), ${
             KEYS.toLocaleString("en")
-          } keys; publish (before ack) to the probe row's count reaching its value in an SSE client of the query API; ${ingestNote}` +
+          } keys; publish (before ack) to the probe row's count reaching its value in an SSE client of eddy serve; ${ingestNote}` +
           (client ? `; with the query-latency load at the same time` : ""),
       };
       log(`freshness: p50 ${round(p50, 1)} ms, p99 ${round(p99, 1)} ms, max ${round(max, 1)} ms (${samples.length} probes)`);
@@ -153,15 +157,17 @@ export async function servingCases(o: ServingOptions): Promise<Record<string, Ca
         seconds: o.seconds,
         target: `p99 < 5 ms: ${p99 < 5 ? "met" : "MISSED"}`,
         note:
-          `GET /tables/${TABLE}/rows/<key> from a second process (node:http keep-alive), open loop: latency from the scheduled send time; eddy run --port serving while ingesting; ${ingestNote}`,
+          `GET /tables/${TABLE}/rows/<key> from a second process (node:http keep-alive), open loop: latency from the scheduled send time; eddy serve beside eddy run, which ingests; ${ingestNote}`,
       };
       log(`query-latency: p50 ${round(p50, 3)} ms, p99 ${round(p99, 3)} ms (${queries.sent} requests, ${queries.errors} errors)`);
     }
-    const code = await eddy.stop();
-    if (code !== 0) throw new Error(`eddy run exited with ${code} on SIGTERM (expected 0)`);
+    for (const [name, child] of [["run", eddy], ["serve", service]] as const) {
+      const code = await child.stop();
+      if (code !== 0) throw new Error(`eddy ${name} exited with ${code} on SIGTERM (expected 0)`);
+    }
     return cases;
   } finally {
-    await eddy.stop();
+    await Promise.all([eddy.stop(), service.stop()]);
   }
 }
 
@@ -172,10 +178,12 @@ function percentiles(values: number[]): { p50: number; p99: number; max: number 
   return { p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1]! };
 }
 
-/** `eddy run` of servingPipeline with the query API on a free port; its URL from the "running" log line. */
-function startEddyRun(natsUrl: string, log: (line: string) => void) {
-  const argv = [join(root, "bin", "eddy.js"), "run", "scripts/bench-serving.ts", "--export", "servingPipeline"];
-  argv.push("--nats", natsUrl, "--port", "0", "--log-format", "json");
+/**
+ * An `eddy` command as a child process; `ready` resolves when it logs `readyEvent`, with the URL
+ * that line names (`http` or `url`), if any.
+ */
+function startEddy(args: string[], readyEvent: string, natsUrl: string, log: (line: string) => void) {
+  const argv = [join(root, "bin", "eddy.js"), ...args, "--nats", natsUrl, "--log-format", "json"];
   log(`serving: node ${argv.join(" ").replace(root + "/", "")}`);
   const child = spawn(process.execPath, argv, { cwd: root, stdio: ["ignore", "inherit", "pipe"] });
   const exited = new Promise<number>((done) => child.on("exit", (code, signal) => done(code ?? (signal ? 128 : -1))));
@@ -188,19 +196,19 @@ function startEddyRun(natsUrl: string, log: (line: string) => void) {
         const line = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
         try {
-          const record = JSON.parse(line) as { event?: string; http?: string };
-          if (record.event === "running" && record.http) resolve(record.http);
-          else if (record.event !== "reading") log(`serving: eddy run: ${line}`);
+          const record = JSON.parse(line) as { event?: string; http?: string; url?: string };
+          if (record.event === readyEvent) resolve(record.http ?? record.url ?? "");
+          else if (record.event !== "reading") log(`serving: eddy ${args[0]}: ${line}`);
         } catch {
-          log(`serving: eddy run: ${line}`);
+          log(`serving: eddy ${args[0]}: ${line}`);
         }
       }
     });
-    void exited.then((code) => reject(new Error(`eddy run exited with ${code} before serving`)));
+    void exited.then((code) => reject(new Error(`eddy ${args[0]} exited with ${code} before it was ready`)));
   });
   let stopping: Promise<number> | undefined;
   return {
-    http,
+    ready: http,
     stop: () => (stopping ??= (child.exitCode === null && child.kill("SIGTERM"), exited)),
   };
 }

@@ -3,7 +3,9 @@
  * arrival order is shuffled within the watermark bound, publishes them, runs the pipeline with a
  * stop and restart at a random point, and compares every table with the batch evaluation of the
  * same pipeline definition over the same events (aggregates, with and without a state TTL,
- * tumbling, hopping and session windows, and a process step whose machines keep event-time timers).
+ * tumbling, hopping and session windows, steps reading other keyed steps: window rows keyed
+ * again, an aggregate over another's updating rows, an interval join's pairs, and a process step
+ * whose machines keep event-time timers).
  */
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
@@ -61,6 +63,22 @@ function sales(id: string, stream: string) {
   );
   byShop.window("visits", { gap: 3_000 }).aggregate("sessions", (a) => ({ n: a.count() })).toTable(`${id}_sessions`);
   byShop.aggregate("recent", (a) => ({ n: a.count(), qty: a.sum("qty") }), { ttlMs: 4_000 }).toTable(`${id}_recent`);
+  // Edges: window rows keyed again; an aggregate over another's (updating) rows; a join's pairs.
+  byShop.window("five-s", { size: 5_000 }).aggregate("per-5s", (a) => ({ n: a.count() }))
+    .keyBy("by-window", "windowStart")
+    .aggregate("busiest", (a) => ({ shops: a.count(), most: a.max("n"), top: a.topN(1, "key", "n") }))
+    .toTable(`${id}_busiest`);
+  byShop.aggregate("per-shop", (a) => ({ n: a.count(), qty: a.sum("qty") }))
+    .keyBy("by-parity", (r) => (r.n % 2 === 0 ? "even" : "odd"))
+    .aggregate("parity", (a) => ({ shops: a.count(), qty: a.sum("qty"), least: a.min("qty") }))
+    .toTable(`${id}_parity`);
+  byShop.intervalJoin("follows", sold.keyBy("by-shop-too", "shop"), { lowerMs: 1, upperMs: 3_000 }, (a, b) => ({
+    shop: a.shop,
+    qty: a.qty * b.qty,
+  }))
+    .keyBy("follows-by-shop", "shop")
+    .aggregate("follow-ups", (a) => ({ n: a.count(), qty: a.sum("qty") }))
+    .toTable(`${id}_follows`);
   sold.map("as-event", (s) => ({ type: "sale" as const, ...s })).keyBy("by-shop-event", "shop").process("streaks", streak)
     .toTable(`${id}_streaks`);
   return p;
@@ -110,7 +128,10 @@ describe("streaming equals the batch oracle", () => {
           await waitFor(() => first.committedPosition("sales") >= half, { timeoutMs: 20_000, message: "first part" });
           await first.stop();
           const second = await Worker.start(nc, sales(id, stream), { checkpointMs: 20 });
-          await waitFor(() => second.committedPosition("sales") >= timed.length, { timeoutMs: 20_000, message: "caught up" });
+          await waitFor(async () => Object.values(await second.lag()).every((n) => n === 0), {
+            timeoutMs: 20_000,
+            message: "caught up",
+          });
           await second.stop();
 
           const batch = evaluate(sales(id, stream), { sales: timed });
@@ -119,7 +140,7 @@ describe("streaming equals the batch oracle", () => {
           expect(batch.tables[`${id}_per_10s`]!.length + batch.tables[`${id}_sessions`]!.length).toBeGreaterThan(0);
           const streaks = batch.tables[`${id}_streaks`] as { context: { streaks: number } }[];
           if (streaks.some((r) => r.context.streaks > 1)) streaksEnded = true;
-          for (const table of ["totals", "per_10s", "per_20s", "sessions", "recent", "streaks"]) {
+          for (const table of ["totals", "per_10s", "per_20s", "sessions", "recent", "busiest", "parity", "follows", "streaks"]) {
             const name = `${id}_${table}`;
             const streamed = await readTable<Record<string, unknown>>(nc, name);
             expect(streamed.sort(byRow)).toEqual((batch.tables[name] ?? []).sort(byRow));

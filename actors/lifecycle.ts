@@ -3,14 +3,15 @@
  * running, checkpointing, draining, stopped, and failed with restart after an exponential
  * backoff. The machine governs only the lifecycle; records are folded by plain synchronous code
  * (`ActorCore.process`), one batch per event, so a send costs microseconds per batch, not per
- * record. Timers (checkpoint interval, backoff) run on the clock given to `createActor`.
+ * record. Timers (checkpoint interval, backoff, and the tick of a core that keeps processing-time
+ * timers) run on the clock given to `createActor`.
  *
  * @example
  * const actor = createActor(operatorLifecycle, { input: { core, checkpointMs: 1000, checkpointEvents: 100_000 }, clock });
  * actor.start();
  * actor.send({ type: "batch", batch });
  */
-import { assertEvent, assign, fromPromise, setup } from "xstate";
+import { assertEvent, assign, enqueueActions, fromPromise, setup } from "xstate";
 import type { Batch } from "./operator.ts";
 
 /** The work behind the lifecycle: what an operator actor does in each state. */
@@ -23,6 +24,8 @@ export interface ActorCore {
   checkpoint(): Promise<void>;
   /** Events processed since the last checkpoint began. */
   readonly eventsSinceCheckpoint: number;
+  /** Processing time moved on: fire what is due. Synchronous. Called every `tickMs` while running. */
+  tick?(): void;
 }
 
 export interface LifecycleInput {
@@ -34,9 +37,15 @@ export interface LifecycleInput {
   /** First restart delay after a failure; doubles per attempt up to `maxBackoffMs`. */
   readonly backoffMs?: number;
   readonly maxBackoffMs?: number;
+  /** Tick the core this often while running (for processing-time timers); no ticks when absent. */
+  readonly tickMs?: number;
 }
 
-export type LifecycleEvent = { type: "batch"; batch: Batch } | { type: "checkpoint" } | { type: "stop" };
+export type LifecycleEvent =
+  | { type: "batch"; batch: Batch }
+  | { type: "checkpoint" }
+  | { type: "stop" }
+  | { type: "tick" };
 
 export const operatorLifecycle = setup({
   types: {
@@ -50,6 +59,7 @@ export const operatorLifecycle = setup({
       attempt: number;
       error: unknown;
       stopRequested: boolean;
+      tickMs: number | undefined;
     },
     events: {} as LifecycleEvent,
   },
@@ -71,6 +81,13 @@ export const operatorLifecycle = setup({
       context.core.process(event.batch);
     },
     recordError: assign({ error: ({ event }) => (event as { error?: unknown }).error }),
+    tick: ({ context }) => context.core.tick?.(),
+    /** The next tick, one at a time (a tick left over from before a failure is replaced). */
+    scheduleTick: enqueueActions(({ context, enqueue }) => {
+      if (context.tickMs === undefined) return;
+      enqueue.cancel("tick");
+      enqueue.raise({ type: "tick" }, { delay: context.tickMs, id: "tick" });
+    }),
   },
 }).createMachine({
   id: "operator",
@@ -84,6 +101,7 @@ export const operatorLifecycle = setup({
     attempt: 0,
     error: undefined,
     stopRequested: false,
+    tickMs: input.tickMs,
   }),
   states: {
     starting: { always: "recovering" },
@@ -91,7 +109,7 @@ export const operatorLifecycle = setup({
       invoke: {
         src: "recover",
         input: ({ context }) => context.core,
-        onDone: { target: "running", actions: assign({ attempt: 0, error: undefined }) },
+        onDone: { target: "running", actions: [assign({ attempt: 0, error: undefined }), "scheduleTick"] },
         onError: { target: "failed", actions: "recordError" },
       },
       on: { stop: { actions: assign({ stopRequested: true }) } },
@@ -104,6 +122,7 @@ export const operatorLifecycle = setup({
       after: { checkpointInterval: "checkpointing" },
       on: {
         batch: { actions: "process" },
+        tick: { actions: ["tick", "scheduleTick"] },
         checkpoint: "checkpointing",
         stop: "draining",
       },
@@ -117,6 +136,7 @@ export const operatorLifecycle = setup({
       },
       on: {
         batch: { actions: "process" },
+        tick: { actions: ["tick", "scheduleTick"] },
         stop: { actions: assign({ stopRequested: true }) },
       },
     },

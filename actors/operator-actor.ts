@@ -58,6 +58,8 @@ export interface OperatorActorOptions {
   readonly checkpointMs?: number;
   readonly checkpointEvents?: number;
   readonly backoffMs?: number;
+  /** How often an operator with processing-time timers (`onTime`) gets a tick. Default 100 ms. */
+  readonly tickMs?: number;
   /** How many recent input records to keep for inspection (default 20; 0: none). */
   readonly recentInputs?: number;
   /** Shared by the actors of a worker: writes changed table pages between checkpoints. */
@@ -128,6 +130,7 @@ export class OperatorCore implements ActorCore {
       get source() {
         return self.#source;
       },
+      now: () => options.clock.now(),
       emit: (id, output, time, before) => {
         if (output !== undefined && streams.length > 0) {
           const bytes = encoder.encode(JSON.stringify(output));
@@ -144,6 +147,17 @@ export class OperatorCore implements ActorCore {
           publisher.publish(edge.subject, encoder.encode(JSON.stringify(envelope)), { msgId: `${pipelineId}/${edge.id}/${id}` });
           this.metrics.outputs++;
         }
+      },
+      fail: (id, value, reason) => {
+        this.metrics.deadLetters++;
+        publishSideOutput(publisher, pipelineId, "dlq", {
+          step: options.step,
+          source: id,
+          sourceStream: "",
+          sourceSeq: 0,
+          reason: `step "${options.step}": ${reason}`,
+          data: encoder.encode(JSON.stringify(value) ?? "null"),
+        });
       },
       late: (rec, reason) => {
         this.metrics.lateEvents++;
@@ -281,6 +295,14 @@ export class OperatorCore implements ActorCore {
       this.options.operator.advance?.(this.#ctx);
       this.#sendWatermark(false);
     }
+  }
+
+  /** Processing time moved on: let the operator fire its processing-time timers. */
+  tick(): void {
+    const { operator, clock } = this.options;
+    if (!operator.onTime) return;
+    operator.onTime(this.#ctx, clock.now());
+    if (this.state.changed) this.#positionsChanged = true;
   }
 
   /** Move a source's watermark forward; if the actor's watermark moved, let the operator fire. */
@@ -544,6 +566,7 @@ export function startOperatorActor(options: OperatorActorOptions): { core: Opera
       checkpointMs: options.checkpointMs ?? 1000,
       checkpointEvents: options.checkpointEvents ?? 100_000,
       ...(options.backoffMs === undefined ? {} : { backoffMs: options.backoffMs }),
+      ...(options.operator.onTime ? { tickMs: options.tickMs ?? 100 } : {}),
     },
     clock: options.clock,
   });

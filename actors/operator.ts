@@ -58,6 +58,8 @@ export interface OperatorContext {
   readonly watermark: number;
   /** The source of the batch being processed. */
   readonly source: string;
+  /** Processing time: the actor's clock (injected; a manual clock in tests). */
+  now(): number;
   /**
    * Send an output to the step's stream sinks and to the steps that read it. `id` names it
    * uniquely and deterministically within the step (e.g. the input sequence), for the message's
@@ -65,6 +67,11 @@ export interface OperatorContext {
    * row's previous version (retracted downstream); `output` undefined: the row is gone.
    */
   emit(id: string, output: unknown, time?: number, before?: unknown): void;
+  /**
+   * What the operator did outside of a record (a timer) threw: `value` goes to the dead letters
+   * with the reason. `id` names it deterministically within the step, like `emit`'s.
+   */
+  fail(id: string, value: unknown, reason: string): void;
   /** Set a record aside as late, with the reason (the late-events stream and a counter). */
   late(rec: Rec, reason: string): void;
   /** For an operator that keeps its table rows itself: upsert row `rowKey` of key `key`. */
@@ -76,7 +83,12 @@ export interface Operator {
   apply(ctx: OperatorContext, rec: Rec): void;
   /** The watermark moved forward to `ctx.watermark`: fire and expire what it passed. */
   advance?(ctx: OperatorContext): void;
-  /** Rebuild what the operator keeps beside the state (timers) after a recovery. */
+  /**
+   * Processing time is `now` (the actor's clock): fire the processing-time timers it passed. An
+   * operator that has this gets a tick between batches, every `tickMs` of the actor's clock.
+   */
+  onTime?(ctx: OperatorContext, now: number): void;
+  /** Rebuild what the operator keeps beside the state (timer indexes) after a recovery. */
   restore?(state: KeyedState<unknown>): void;
   /** The table row of a key, from its state (table pages are built from the state)... */
   row(key: Key, state: unknown): unknown;

@@ -12,18 +12,23 @@ import type { Key } from "../src/pipeline/partition.ts";
 
 export class EventTimers {
   readonly #due = new Map<number, Set<Key>>();
+  /** The times in `#due`, as a binary min-heap: finding what is due never scans every timer. */
+  readonly #times: number[] = [];
 
   add(at: number, key: Key): void {
     let keys = this.#due.get(at);
-    if (!keys) this.#due.set(at, keys = new Set());
+    if (!keys) {
+      this.#due.set(at, keys = new Set());
+      this.#push(at);
+    }
     keys.add(key);
   }
 
   /** The keys of every timer at or before `watermark`, earliest first; those timers are removed. */
   takeDue(watermark: number): Key[] {
-    const times = [...this.#due.keys()].filter((at) => at <= watermark).sort((a, b) => a - b);
     const keys: Key[] = [];
-    for (const at of times) {
+    while (this.#times.length > 0 && this.#times[0]! <= watermark) {
+      const at = this.#pop();
       keys.push(...this.#due.get(at)!);
       this.#due.delete(at);
     }
@@ -32,5 +37,36 @@ export class EventTimers {
 
   clear(): void {
     this.#due.clear();
+    this.#times.length = 0;
+  }
+
+  #push(at: number): void {
+    const heap = this.#times;
+    let i = heap.push(at) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (heap[parent]! <= at) break;
+      heap[i] = heap[parent]!;
+      i = parent;
+    }
+    heap[i] = at;
+  }
+
+  #pop(): number {
+    const heap = this.#times;
+    const top = heap[0]!;
+    const last = heap.pop()!;
+    if (heap.length === 0) return top;
+    let i = 0;
+    for (;;) {
+      const left = 2 * i + 1;
+      if (left >= heap.length) break;
+      const child = left + 1 < heap.length && heap[left + 1]! < heap[left]! ? left + 1 : left;
+      if (heap[child]! >= last) break;
+      heap[i] = heap[child]!;
+      i = child;
+    }
+    heap[i] = last;
+    return top;
   }
 }

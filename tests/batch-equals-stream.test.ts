@@ -3,13 +3,15 @@
  * arrival order is shuffled within the watermark bound, publishes them, runs the pipeline with a
  * stop and restart at a random point, and compares every table with the batch evaluation of the
  * same pipeline definition over the same events (aggregates, with and without a state TTL,
- * tumbling, hopping and session windows, and steps reading other keyed steps: window rows keyed
- * again, an aggregate over another's updating rows, an interval join's pairs).
+ * tumbling, hopping and session windows, steps reading other keyed steps: window rows keyed
+ * again, an aggregate over another's updating rows, an interval join's pairs, and a process step
+ * whose machines keep event-time timers).
  */
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Schema } from "effect";
+import { assign, setup } from "xstate";
 import { createPublisher } from "../src/log/publisher.ts";
 import { evaluate } from "../src/oracle/batch.ts";
 import { pipeline } from "../src/pipeline/pipeline.ts";
@@ -18,6 +20,35 @@ import { readTable } from "../src/state/table.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
 
 const Sale = Schema.Struct({ shop: Schema.String, qty: Schema.Number, ts: Schema.Number });
+
+/** Per shop: a selling streak (sales and quantity) ends after 3 s without a sale, in event time. */
+const streak = setup({
+  types: { events: {} as { type: "sale"; qty: number }, context: {} as { streaks: number; sales: number; qty: number } },
+  delays: { quiet: 3_000 },
+}).createMachine({
+  initial: "idle",
+  context: { streaks: 0, sales: 0, qty: 0 },
+  states: {
+    idle: {
+      on: {
+        sale: {
+          target: "selling",
+          actions: assign(({ context, event }) => ({ streaks: context.streaks + 1, sales: 1, qty: event.qty })),
+        },
+      },
+    },
+    selling: {
+      after: { quiet: "idle" },
+      on: {
+        sale: {
+          target: "selling",
+          reenter: true,
+          actions: assign(({ context, event }) => ({ sales: context.sales + 1, qty: context.qty + event.qty })),
+        },
+      },
+    },
+  },
+});
 
 function sales(id: string, stream: string) {
   const p = pipeline(id, { partitions: 3 });
@@ -48,6 +79,8 @@ function sales(id: string, stream: string) {
     .keyBy("follows-by-shop", "shop")
     .aggregate("follow-ups", (a) => ({ n: a.count(), qty: a.sum("qty") }))
     .toTable(`${id}_follows`);
+  sold.map("as-event", (s) => ({ type: "sale" as const, ...s })).keyBy("by-shop-event", "shop").process("streaks", streak)
+    .toTable(`${id}_streaks`);
   return p;
 }
 
@@ -61,6 +94,7 @@ describe("streaming equals the batch oracle", () => {
     const nc = await nats.connect();
     const jsm = await jetstreamManager(nc);
     let run = 0;
+    let streaksEnded = false;
     const sale = fc.record({
       shop: fc.constantFrom("a", "b", "c", "d"),
       qty: fc.integer({ min: 1, max: 5 }),
@@ -104,7 +138,9 @@ describe("streaming equals the batch oracle", () => {
           expect(batch.late).toEqual([]);
           expect(batch.tables[`${id}_totals`]!.length).toBeGreaterThan(0);
           expect(batch.tables[`${id}_per_10s`]!.length + batch.tables[`${id}_sessions`]!.length).toBeGreaterThan(0);
-          for (const table of ["totals", "per_10s", "per_20s", "sessions", "recent", "busiest", "parity", "follows"]) {
+          const streaks = batch.tables[`${id}_streaks`] as { context: { streaks: number } }[];
+          if (streaks.some((r) => r.context.streaks > 1)) streaksEnded = true;
+          for (const table of ["totals", "per_10s", "per_20s", "sessions", "recent", "busiest", "parity", "follows", "streaks"]) {
             const name = `${id}_${table}`;
             const streamed = await readTable<Record<string, unknown>>(nc, name);
             expect(streamed.sort(byRow)).toEqual((batch.tables[name] ?? []).sort(byRow));
@@ -113,5 +149,6 @@ describe("streaming equals the batch oracle", () => {
       ),
       { numRuns: 6, seed: 20261125 },
     );
+    expect(streaksEnded).toBe(true); // event-time timers fired
   });
 });

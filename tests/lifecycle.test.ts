@@ -119,4 +119,28 @@ describe("operator lifecycle", () => {
     expect(actor.getSnapshot().value).toBe("stopped");
     expect(log.filter((l) => l === "recover")).toHaveLength(4);
   });
+
+  it("ticks a core with processing-time timers every tickMs of its clock, while running or checkpointing", async () => {
+    const clock = manualClock();
+    const { core, settle } = scriptedCore();
+    const ticks: number[] = [];
+    const actor = createActor(operatorLifecycle, {
+      input: { core: { ...core, tick: () => ticks.push(clock.now()) }, checkpointMs: 1000, checkpointEvents: 1000, tickMs: 100 },
+      clock,
+    });
+    actor.start();
+    clock.advance(300); // recovering: no ticks
+    expect(ticks).toEqual([]);
+    await settle("recover");
+    clock.advance(1000); // running, then checkpointing at 1300 (ticks go on)
+    expect(actor.getSnapshot().value).toBe("checkpointing");
+    clock.advance(200);
+    expect(ticks).toEqual([400, 500, 600, 700, 800, 900, 1000, 1100, 1200, 1300, 1400, 1500]);
+    await settle("checkpoint");
+    actor.send({ type: "stop" });
+    clock.advance(500); // draining: no ticks
+    await settle("checkpoint");
+    expect(actor.getSnapshot().value).toBe("stopped");
+    expect(ticks).toHaveLength(12);
+  });
 });

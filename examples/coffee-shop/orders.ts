@@ -11,6 +11,10 @@
  * `publishOrders` writes them into a JetStream stream through the ack-counting Publisher, with
  * `Nats-Msg-Id` = orderId, so publishing the same seed twice stores every order once.
  *
+ * `generateOrderStatus` follows the same orders through their lifecycle (placed, brewing, served,
+ * or never brewed: abandoned) as events of their own, for the `order_status` stream; it draws from
+ * its own random sequence, so the orders above are the same with or without it.
+ *
  * @example
  * const first = [...generateOrders({ seed: 7, count: 3 })];
  * // [{ orderId: "o-7-1", store: "store-1", item: "espresso", qty: 4, unitPrice: 2.5, ts: 1704095999948 }, ...]
@@ -215,4 +219,74 @@ async function ensureStream(nc: NatsConnection, stream: string, prefix: string):
       cause: e,
     });
   }
+}
+
+/** A step in an order's life, on the `order_status` stream: placed, brewing, served. */
+export const OrderStatus = Schema.Struct({
+  type: Schema.Literal("placed", "brewing", "served"),
+  orderId: Schema.String,
+  store: Schema.String,
+  /** Event time: when it happened, epoch milliseconds. */
+  ts: Schema.Number,
+});
+export type OrderStatus = typeof OrderStatus.Type;
+
+export interface GenerateOrderStatusOptions extends GenerateOrdersOptions {
+  /** The share of orders never brewed (abandoned). Default 0.1. */
+  readonly abandonRate?: number;
+}
+
+/**
+ * The lifecycle events of the orders `generateOrders` gives for the same options, as far as they
+ * happened by the time the last order was placed (the day so far: later orders are still open):
+ * each order is placed at its `ts`; most start brewing 5 to 60 s later and are served 30 to 120 s
+ * after that; the rest are never brewed. Events come in event-time order with the same bounded
+ * disorder as orders (at most `maxDisorderMs` behind any event before them); an order's own
+ * events stay in order.
+ */
+export function* generateOrderStatus(opts: GenerateOrderStatusOptions): Generator<OrderStatus> {
+  const random = mulberry32(opts.seed ^ 0x5eed);
+  const abandonRate = opts.abandonRate ?? 0.1;
+  const events: { event: OrderStatus; arrival: number }[] = [];
+  const orders = [...generateOrders(opts)];
+  const end = Math.max(...orders.map((o) => o.ts));
+  const add = (event: OrderStatus) => {
+    const arrival = event.ts + Math.floor(random() * maxDisorderMs);
+    if (event.ts <= end) events.push({ event, arrival });
+  };
+  for (const { orderId, store, ts } of orders) {
+    add({ type: "placed", orderId, store, ts });
+    if (random() < abandonRate) continue;
+    const brewing = ts + 5_000 + Math.floor(random() * 55_000);
+    add({ type: "brewing", orderId, store, ts: brewing });
+    add({ type: "served", orderId, store, ts: brewing + 30_000 + Math.floor(random() * 90_000) });
+  }
+  events.sort((a, b) => a.arrival - b.arrival);
+  for (const { event } of events) yield event;
+}
+
+/**
+ * Publish the lifecycle events of `count` generated orders to `<prefix>.<store>` (default prefix
+ * "order_status"), each with msg id `<orderId>/<type>`, and wait until all are acknowledged.
+ * Creates the stream when missing.
+ */
+export async function publishOrderStatus(
+  nc: NatsConnection,
+  opts: GenerateOrderStatusOptions & { readonly stream: string; readonly subjectPrefix?: string },
+): Promise<{ published: number }> {
+  const prefix = opts.subjectPrefix ?? "order_status";
+  await ensureStream(nc, opts.stream, prefix);
+  const publisher = createPublisher(nc);
+  const encoder = new TextEncoder();
+  let published = 0;
+  try {
+    for (const event of generateOrderStatus(opts)) {
+      const msgId = `${event.orderId}/${event.type}`;
+      publisher.publish(`${prefix}.${event.store}`, encoder.encode(JSON.stringify(event)), { msgId });
+      if (++published % 1000 === 0) await publisher.whenPendingBelow();
+    }
+  } finally {
+    await publisher.close();
+  }
+  return { published };
 }

@@ -16,10 +16,16 @@
  * const out = evaluate(coffeeShop(), { orders: ordersArray }, { menu: new Map([["latte", { category: "coffee", price: 3.8 }]]) });
  * out.tables.revenue_by_store; // rows, as readTable would return them
  *
+ * Process steps run each key's machine with the same pure transition (actors/process.ts) over
+ * the key's events in order; an event-time timer fires before the first event of its key whose
+ * watermark has reached it, or at the end if the final watermark has.
+ *
  * Not evaluated: the streams of windows in the updates mode (their interleaving is the streaming
- * run's own business; their tables are evaluated), and the TTL of a regular join.
+ * run's own business; their tables are evaluated), the TTL of a regular join, and processing-time
+ * timers (there is no clock here: they never fire).
  */
 import { Either, Schema } from "effect";
+import { EVENT_TIME, fire, processLogic, processRow, type ProcessState, receive } from "../../actors/process.ts";
 import type { Key } from "../pipeline/partition.ts";
 import type { Pipeline, Step } from "../pipeline/pipeline.ts";
 import { windowRowKey } from "../state/table.ts";
@@ -136,6 +142,12 @@ export function evaluate(
       }
       case "streamJoin":
         outputs.set(step.id, streamJoin(step, of(step.input), of(step.other)));
+        break;
+      case "process":
+        outputs.set(step.id, process(step, of(step.input), result));
+        break;
+      case "dedup":
+        outputs.set(step.id, dedup(step, of(step.input)));
         break;
       case "late": {
         const input = of(step.input);
@@ -334,4 +346,74 @@ function streamJoin(step: Extract<Step, { kind: "streamJoin" }>, left: Output, r
   // An outer interval join holds its watermark back (its unmatched events go out late).
   const delay = join.type === "interval" && step.outer ? Math.max(0, join.upperMs + 1) : 0;
   return { items, watermark: watermark - delay };
+}
+
+/**
+ * An event passes unless the last one that passed for its key is less than withinMs away, and
+ * that one has not expired (the watermark is not withinMs past it).
+ */
+function dedup(step: Extract<Step, { kind: "dedup" }>, input: Output): Output {
+  const last = new Map<Key, number>();
+  const items: Item[] = [];
+  for (const item of input.items) {
+    const before = last.get(item.key!);
+    if (before !== undefined && before + step.withinMs > item.watermark && Math.abs(item.time - before) < step.withinMs) continue;
+    last.set(item.key!, item.time);
+    items.push({ ...item, watermark: Number.NEGATIVE_INFINITY, source: step.id, index: items.length });
+  }
+  return { items, watermark: input.watermark };
+}
+
+/** Each key's machine over the key's events, its event-time timers fired as the watermark passes them. */
+function process(step: Extract<Step, { kind: "process" }>, input: Output, result: BatchResult): Output {
+  const logic = processLogic(step.machine, { processingTime: step.processingTime, input: step.machineInput });
+  const states = new Map<Key, ProcessState>();
+  const items: Item[] = [];
+  const emit = (events: readonly unknown[], time: number) => {
+    for (const value of events) {
+      items.push({ value, time, watermark: Number.NEGATIVE_INFINITY, source: step.id, index: items.length });
+    }
+  };
+  const store = (key: Key, state: ProcessState | undefined) => {
+    if (state) states.set(key, state);
+    else states.delete(key);
+  };
+  /** Fire a key's event-time timers up to `watermark`, earliest first (then in the order set). */
+  const fireUpTo = (key: Key, watermark: number) => {
+    for (;;) {
+      const state = states.get(key);
+      const timer = state?.timers.filter((t) => t[1] === EVENT_TIME && t[2] <= watermark)
+        .sort((a, b) => a[2] - b[2] || a[0] - b[0])[0];
+      if (!state || !timer) return;
+      let next;
+      try {
+        next = fire(logic, state, timer, { eventTime: timer[2], now: 0 });
+      } catch (error) {
+        // The timer is dropped, the machine stays where it was.
+        result.deadLetters.push({ step: step.id, source: `${state.born}/t${timer[0]}`, index: -1, reason: String(error) });
+        store(key, { ...state, timers: state.timers.filter((t) => t !== timer) });
+        continue;
+      }
+      emit(next.emitted, timer[2]);
+      store(key, next.state);
+    }
+  };
+  for (const item of input.items) {
+    const key = item.key!;
+    fireUpTo(key, item.watermark);
+    let after;
+    try {
+      after = receive(logic, key, states.get(key), item.value, `${item.source}/${item.index}`, { eventTime: item.time, now: 0 });
+    } catch (error) {
+      result.deadLetters.push({ step: step.id, source: item.source, index: item.index, reason: String(error) });
+      continue;
+    }
+    emit(after.emitted, item.time);
+    store(key, after.state);
+    fireUpTo(key, item.watermark);
+  }
+  for (const key of [...states.keys()]) fireUpTo(key, input.watermark);
+  const rows = new Map<string, Record<string, unknown>>();
+  for (const [key, state] of states) rows.set(String(key), processRow(key, state));
+  return { items, watermark: input.watermark, rows };
 }

@@ -12,6 +12,7 @@
  *   .toTable("revenue_by_store");
  */
 import type { Schema } from "effect";
+import type { AnyStateMachine, ContextFrom, EmittedFrom, EventFromLogic, InputFrom, StateMachine, StateValueFrom } from "xstate";
 import { ConfigError } from "../errors.ts";
 import {
   type AggregateRow,
@@ -90,7 +91,18 @@ export type Step =
     readonly input: string;
     readonly stream: string;
     readonly subject: string;
-  };
+  }
+  | {
+    readonly kind: "process";
+    readonly id: string;
+    readonly input: string;
+    readonly machine: AnyStateMachine;
+    /** Delays that run on the worker's clock; every other delay runs in event time. */
+    readonly processingTime: readonly string[];
+    /** The machine's input for a new key. */
+    readonly machineInput: ((key: Key, first: unknown) => unknown) | undefined;
+  }
+  | { readonly kind: "dedup"; readonly id: string; readonly input: string; readonly withinMs: number };
 
 /** How a join of two keyed streams pairs their events (actors/join.ts). */
 export type JoinKind =
@@ -263,6 +275,69 @@ export interface KeyedStream<T, K extends Key> {
   ): Changelog<AggregateRow<K, S>>;
   /** Group by event-time windows (the source must declare `eventTime`). */
   window(id: string, spec: WindowSpec): WindowedStream<T, K>;
+  /**
+   * Run the user's own XState v5 machine per key: each key's machine takes the key's events (the
+   * stream's values must be events of the machine: a compile error otherwise), and what it emits
+   * (`emit(...)`) is the step's output. Delayed events (`after`, `raise(e, { delay })`) are timers
+   * in event time (fired when the watermark passes them), or in processing time (the worker's
+   * clock) for the delays named in `processingTime`. A key whose machine reaches a final state is
+   * dropped. Snapshots and timers are part of the checkpoint (see actors/process.ts).
+   *
+   * @example
+   * statuses.keyBy("by-order", "orderId")
+   *   .process("lifecycle", orderMachine, { processingTime: ["remindAfter"] })
+   *   .toStream("order-events", { stream: "order_events" });
+   */
+  process<M extends AnyStateMachine>(
+    id: string,
+    machine: M & EventsOf<T, M>,
+    options?: ProcessOptions<T, K, M>,
+  ): Processed<EmittedFrom<M>, ProcessRow<K, M>>;
+  /**
+   * Let the first event of a key through and drop its repeats: an event passes unless the last
+   * one that passed for its key is less than `withinMs` away in event time (the source must
+   * declare `eventTime`). A key's state expires `withinMs` after its last passing event, by the
+   * watermark.
+   */
+  dedup(id: string, options: { readonly withinMs: number }): Stream<T>;
+}
+
+/** The names of a machine's delays (`setup({ delays })`). */
+export type DelayOf<M> = M extends StateMachine<any, any, any, any, any, any, infer D, any, any, any, any, any, any, any>
+  ? D & string
+  : never;
+
+/** `unknown` when the stream's values `T` are events of machine `M`; otherwise a type no machine has. */
+export type EventsOf<T, M extends AnyStateMachine> = [T] extends [EventFromLogic<M>] ? unknown
+  : { readonly "the stream's values are not events of this machine": T };
+
+export interface ProcessOptions<T, K, M extends AnyStateMachine> {
+  /**
+   * Delays of the machine (names in its `setup({ delays })`) that run in processing time, on the
+   * worker's clock: its `after` transitions with them, and delayed `raise`s whose `id` is the
+   * name. Every other delay runs in event time.
+   */
+  readonly processingTime?: readonly DelayOf<M>[];
+  /** The machine's input for a new key, from the key and its first event. */
+  readonly input?: (key: K, first: T) => InputFrom<M>;
+}
+
+/** A process step's table row: the key, its machine's state value and context. */
+export interface ProcessRow<K, M extends AnyStateMachine> {
+  readonly key: K;
+  readonly state: StateValueFrom<M>;
+  readonly context: ContextFrom<M>;
+}
+
+/**
+ * The outputs of a process step: a stream of the events its machines emit (each at the event
+ * time of what caused it), and each key's machine as a table row.
+ */
+export interface Processed<E, R> extends Stream<E> {
+  /** Upsert each key's row into result table `name`; a key whose machine is done leaves the table. */
+  toTable(name: string): Table<R>;
+  /** Type-level only: the emitted events' type. */
+  readonly event?: E;
 }
 
 export interface WindowedStream<T, K extends Key> {
@@ -569,6 +644,33 @@ export class Pipeline {
             } as WindowChangelog<WindowRow<K, S>, T>;
           },
         };
+      },
+      process: <M extends AnyStateMachine>(id: string, machine: M, options?: ProcessOptions<T, K, M>) => {
+        this.#add({
+          kind: "process",
+          id,
+          input,
+          machine,
+          processingTime: options?.processingTime ?? [],
+          machineInput: options?.input as ((key: Key, first: unknown) => unknown) | undefined,
+        });
+        return { ...this.#stream<EmittedFrom<M>>(id), toTable: this.#changelog<ProcessRow<K, M>>(id).toTable };
+      },
+      dedup: (id, options) => {
+        if (!(options.withinMs > 0)) {
+          throw new ConfigError({
+            message: `dedup "${id}": withinMs must be > 0, got ${options.withinMs}`,
+            hint: "e.g. { withinMs: 60_000 }",
+          });
+        }
+        if (!this.#hasEventTime(input)) {
+          throw new ConfigError({
+            message: `dedup "${id}" needs event time`,
+            hint: "declare eventTime (and maxOutOfOrderMs) on the pipeline's source",
+          });
+        }
+        this.#add({ kind: "dedup", id, input, withinMs: options.withinMs });
+        return this.#stream<T>(id);
       },
     };
   }

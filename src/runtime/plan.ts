@@ -10,8 +10,10 @@
  */
 import { Either, ParseResult, Schema } from "effect";
 import { aggregateOperator } from "../../actors/aggregate.ts";
+import { dedupOperator } from "../../actors/dedup.ts";
 import { joinOperator } from "../../actors/join.ts";
 import type { Operator, Rec } from "../../actors/operator.ts";
+import { processLogic, processOperator } from "../../actors/process.ts";
 import { streamSinkOperator } from "../../actors/stream-sink.ts";
 import { windowOperator } from "../../actors/window.ts";
 import { ConfigError } from "../errors.ts";
@@ -205,6 +207,22 @@ export function compile(pipeline: Pipeline): Plan {
         ...(edge ? { edge } : {}),
       });
       if (edge) sources.push(edgeSource(step.id, false));
+    } else if (step.kind === "process" || step.kind === "dedup") {
+      const sinks = children.get(step.id) ?? [];
+      const edge = edges.has(step.id) ? { id: step.id, ...edgeStream(pipeline.id, step.id) } : undefined;
+      actors.push({
+        step: step.id,
+        partitions: pipeline.partitions,
+        createOperator: step.kind === "process"
+          ? () => processOperator(processLogic(step.machine, { processingTime: step.processingTime, input: step.machineInput }))
+          : () => dedupOperator(step.withinMs),
+        tables: sinks.flatMap((s) => (s.kind === "table" ? [s.table] : [])),
+        streams: sinks.flatMap((s) => (s.kind === "stream" ? [{ id: s.id, subject: s.subject }] : [])),
+        sources: sourceOf(step.input),
+        windowed: false,
+        ...(edge ? { edge } : {}),
+      });
+      if (edge) sources.push(edgeSource(step.id, false));
     } else if (step.kind === "stream" && !keyedStep(steps.get(step.input)!)) {
       actors.push({
         step: step.id,
@@ -347,6 +365,8 @@ export function buildRouter(
       case "streamJoin":
       case "late":
       case "table":
+      case "process":
+      case "dedup":
         return next;
     }
   };
@@ -354,8 +374,8 @@ export function buildRouter(
 }
 
 /** A step run by its own actors per partition, whose outputs go to its sinks (or an edge). */
-function keyedStep(step: Step): step is Extract<Step, { kind: "aggregate" | "streamJoin" }> {
-  return step.kind === "aggregate" || step.kind === "streamJoin";
+function keyedStep(step: Step): step is Extract<Step, { kind: "aggregate" | "streamJoin" | "process" | "dedup" }> {
+  return step.kind === "aggregate" || step.kind === "streamJoin" || step.kind === "process" || step.kind === "dedup";
 }
 
 function fanOut(routes: ((value: unknown, seq: number) => void)[]): (value: unknown, seq: number) => void {

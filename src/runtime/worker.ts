@@ -49,6 +49,8 @@ export interface WorkerOptions {
   readonly backoffMs?: number;
   /** Largest batch handed to the actors. */
   readonly maxBatch?: number;
+  /** How often (by `clock`) steps with processing-time timers get a tick. Default 100 ms. */
+  readonly tickMs?: number;
   /** Recent input records each actor keeps for inspection (default 20; 0: none). */
   readonly recentInputs?: number;
   readonly log?: (event: string, fields: Record<string, unknown>) => void;
@@ -200,6 +202,7 @@ export class Worker {
           ...(this.options.checkpointMs === undefined ? {} : { checkpointMs: this.options.checkpointMs }),
           ...(this.options.checkpointEvents === undefined ? {} : { checkpointEvents: this.options.checkpointEvents }),
           ...(this.options.backoffMs === undefined ? {} : { backoffMs: this.options.backoffMs }),
+          ...(this.options.tickMs === undefined ? {} : { tickMs: this.options.tickMs }),
           ...(this.options.recentInputs === undefined ? {} : { recentInputs: this.options.recentInputs }),
         });
         const running: RunningActor = { step: plan.step, partition, sources: plan.sources, core, actor, buffer: [] };

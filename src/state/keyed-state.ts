@@ -92,6 +92,11 @@ export class KeyedState<S> {
     return this.#size;
   }
 
+  /** Whether a key changed since the last snapshot. */
+  get changed(): boolean {
+    return this.#dirty.size > 0;
+  }
+
   get(key: Key, hash: number): S | undefined {
     return this.#chunks[chunkOf(hash, this.#bits)]!.get(key);
   }

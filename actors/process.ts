@@ -1,0 +1,316 @@
+/**
+ * The process operator: a user's own XState v5 machine per key (Flink's KeyedProcessFunction, in
+ * XState's terms). Each key holds its machine's persisted snapshot (`getPersistedSnapshot`, so
+ * its context must be JSON), advanced by XState's pure transition: what `initialTransition` and
+ * `transition` compute, the next snapshot and its actions, none of them run. No live actor per
+ * key, so millions of keys cost what their snapshots weigh (and an event what XState's macrostep
+ * costs, tens of µs). Every event reaches its key's machine, late ones too.
+ *
+ * What a transition returns is interpreted here:
+ *
+ * - `emit(event)`: the event is an output of the step (to its stream sinks and the steps that
+ *   read it), at the event time of what caused it (the event; an event-time timer's due time;
+ *   the watermark for a processing-time timer);
+ * - a delayed event (an `after` transition, or `raise(event, { delay })`): a timer, kept in the
+ *   key's state. It runs in event time (due at the event time of what set it plus the delay,
+ *   fired once the watermark reaches it, at once if it already has) unless its delay (or the id of
+ *   the delayed `raise`) is named in `processingTime`: then it runs on the actor's clock (due at
+ *   the clock's time plus the delay, fired at the actor's next tick);
+ * - `cancel(id)` (XState cancels an `after` timer when its state is left): the timer is dropped;
+ * - a final state: the key's state is dropped (its table row goes with it); a later event for
+ *   the key starts a new machine.
+ *
+ * Other actions are side effects and are not run (a step is a fold over the log); actors a
+ * machine would invoke, spawn or send to are not supported.
+ *
+ * A transition that throws on an event makes the event a dead letter; one that throws on a timer
+ * drops the timer, with its event as a dead letter; either way the key's state stays as it was.
+ *
+ * Timers live in the key's state, so they are checkpointed with the snapshot and survive a
+ * restart; the in-memory indexes of what is due when are rebuilt from the state in `restore`.
+ * Outputs have deterministic ids: `<source>/<seq>/<i>` for what an event caused, and
+ * `<source>/<seq>/t<n>/<i>` for what the key's n-th timer caused (`<source>/<seq>` names the
+ * event that started the key's machine), so a replay from the last checkpoint publishes the same
+ * ids. Processing time is not part of the log: across a crash (not a graceful stop) a
+ * processing-time timer may fire at a different point of the replay.
+ *
+ * @example
+ * const op = processOperator(processLogic(orderMachine, { processingTime: ["remindAfter"] }));
+ */
+import { type AnyActorScope, type AnyMachineSnapshot, type AnyStateMachine, createActor, type EventObject } from "xstate";
+import type { Key } from "../src/pipeline/partition.ts";
+import { keyHash } from "../src/pipeline/partition.ts";
+import type { KeyedState } from "../src/state/keyed-state.ts";
+import type { Operator, OperatorContext } from "./operator.ts";
+import { EventTimers } from "./timers.ts";
+
+/** Which clock a timer runs on. */
+export const EVENT_TIME = 0;
+export const PROCESSING_TIME = 1;
+
+/** A pending timer: its number within the key, its clock, when it is due, XState's id, its event. */
+export type Timer = readonly [n: number, clock: 0 | 1, due: number, id: string, event: EventObject];
+
+/** A key's state, as checkpointed. */
+export interface ProcessState {
+  /** `machine.getPersistedSnapshot(...)`: JSON. */
+  readonly snapshot: Record<string, unknown>;
+  readonly timers: readonly Timer[];
+  /** `<source>/<seq>` of the event that started this machine: it prefixes its timers' output ids. */
+  readonly born: string;
+  /** The number of the key's next timer. */
+  readonly next: number;
+}
+
+export interface ProcessLogic {
+  readonly machine: AnyStateMachine;
+  /** Delays that run on the clock: `after` transitions with these names, delayed `raise`s with these ids. */
+  readonly processingTime: ReadonlySet<string>;
+  /** The machine's input for a new key. */
+  readonly input: ((key: Key, event: unknown) => unknown) | undefined;
+  /** Resolved snapshots by the persisted object they were read from (values are never changed in place). */
+  readonly resolved: WeakMap<object, AnyMachineSnapshot>;
+  /** XState's `initialTransition`: the initial snapshot and its actions, none of them run. */
+  readonly initial: (input: unknown) => [AnyMachineSnapshot, ExecutableAction[]];
+  /** XState's `transition`: the next snapshot and its actions, none of them run. */
+  readonly transition: (snapshot: AnyMachineSnapshot, event: EventObject) => [AnyMachineSnapshot, ExecutableAction[]];
+}
+
+interface ExecutableAction {
+  readonly type: string;
+  readonly params?: unknown;
+}
+
+export function processLogic(
+  machine: AnyStateMachine,
+  options: { readonly processingTime?: readonly string[]; readonly input?: (key: Key, event: unknown) => unknown } = {},
+): ProcessLogic {
+  // XState's pure `transition(machine, snapshot, event)` is `machine.transition(snapshot, event,
+  // scope)` with an inert actor scope that collects the actions instead of running them; it builds
+  // that scope (an actor and its system) on every call, which costs about 5 times the transition
+  // itself. Here the scope is built once per operator instance.
+  const self = createActor(machine);
+  let actions: ExecutableAction[] = [];
+  const scope = {
+    self,
+    id: "",
+    sessionId: "",
+    system: self.system,
+    logger: () => {},
+    defer: () => {},
+    emit: () => {},
+    stopChild: () => {},
+    actionExecutor: (action: ExecutableAction) => void actions.push(action),
+  } as unknown as AnyActorScope;
+  const collect = (next: () => AnyMachineSnapshot): [AnyMachineSnapshot, ExecutableAction[]] => {
+    actions = [];
+    const snapshot = next();
+    return [snapshot, actions];
+  };
+  return {
+    machine,
+    processingTime: new Set(options.processingTime ?? []),
+    input: options.input,
+    resolved: new WeakMap(),
+    initial: (input) => collect(() => machine.getInitialSnapshot(scope, input)),
+    transition: (snapshot, event) => collect(() => machine.transition(snapshot, event, scope)),
+  };
+}
+
+/** The times a transition happens at: event time (base of event-time timers) and processing time. */
+export interface At {
+  readonly eventTime: number;
+  readonly now: number;
+}
+
+/** What one transition of a key's machine gave: its next state (undefined: done) and its outputs. */
+export interface MachineStep {
+  readonly state: ProcessState | undefined;
+  readonly emitted: readonly EventObject[];
+}
+
+/** Pure: a key's machine takes one event of the stream (a new key starts in the initial state). */
+export function receive(
+  logic: ProcessLogic,
+  key: Key,
+  before: ProcessState | undefined,
+  event: unknown,
+  cause: string,
+  at: At,
+): MachineStep {
+  if (before === undefined) {
+    const [initial, entry] = logic.initial(logic.input?.(key, event));
+    const [snapshot, actions] = logic.transition(initial, event as EventObject);
+    return settle(logic, { snapshot: {}, timers: [], born: cause, next: 0 }, snapshot, [...entry, ...actions], at);
+  }
+  const [snapshot, actions] = logic.transition(resolve(logic, before), event as EventObject);
+  return settle(logic, before, snapshot, actions, at);
+}
+
+/** Pure: a key's timer fires (it is removed, and its event goes to the machine). */
+export function fire(logic: ProcessLogic, before: ProcessState, timer: Timer, at: At): MachineStep {
+  const rest = { ...before, timers: before.timers.filter((t) => t[0] !== timer[0]) };
+  const [snapshot, actions] = logic.transition(resolve(logic, before), timer[4]);
+  return settle(logic, rest, snapshot, actions, at);
+}
+
+/** The earliest timer of a key that is due: event time by the watermark, processing time by `now`. */
+export function dueTimer(state: ProcessState, watermark: number, now: number | undefined): Timer | undefined {
+  let due: Timer | undefined;
+  for (const t of state.timers) {
+    const ready = t[1] === EVENT_TIME ? t[2] <= watermark : now !== undefined && t[2] <= now;
+    if (!ready) continue;
+    if (!due || t[1] < due[1] || (t[1] === due[1] && (t[2] < due[2] || (t[2] === due[2] && t[0] < due[0])))) due = t;
+  }
+  return due;
+}
+
+function resolve(logic: ProcessLogic, state: ProcessState): AnyMachineSnapshot {
+  const cached = logic.resolved.get(state.snapshot);
+  if (cached) return cached;
+  const persisted = state.snapshot as { historyValue?: Record<string, { id: string }[]> };
+  // The persisted history names states by id: make them state nodes again.
+  const historyValue = Object.fromEntries(
+    Object.entries(persisted.historyValue ?? {}).map(([k, nodes]) => [k, nodes.map((n) => logic.machine.getStateNodeById(n.id))]),
+  );
+  const snapshot = logic.machine.resolveState(
+    { ...state.snapshot, historyValue } as Parameters<AnyStateMachine["resolveState"]>[0],
+  );
+  logic.resolved.set(state.snapshot, snapshot);
+  return snapshot;
+}
+
+function settle(
+  logic: ProcessLogic,
+  before: ProcessState,
+  snapshot: AnyMachineSnapshot,
+  actions: readonly ExecutableAction[],
+  at: At,
+): MachineStep {
+  if (snapshot.status === "error") throw snapshot.error;
+  const emitted: EventObject[] = [];
+  let timers = before.timers;
+  let next = before.next;
+  for (const action of actions) {
+    switch (action.type) {
+      case "xstate.emit":
+        emitted.push((action.params as { event: EventObject }).event);
+        break;
+      case "xstate.raise": {
+        const { event, id, delay } = action.params as { event: EventObject; id?: string; delay?: number };
+        if (typeof delay !== "number") break; // raised at once: XState handled it within the transition
+        const onClock = isProcessingTime(logic, id);
+        const base = onClock ? at.now : at.eventTime;
+        if (!onClock && !Number.isFinite(base)) {
+          throw new Error(
+            `the machine set an event-time timer (${
+              id ?? event.type
+            }), but the event has no event time: declare eventTime on the source, or name the delay in processingTime`,
+          );
+        }
+        const n = next++;
+        const timerId = id ?? `#${n}`;
+        timers = [...timers.filter((t) => t[3] !== timerId), [
+          n,
+          onClock ? PROCESSING_TIME : EVENT_TIME,
+          base + delay,
+          timerId,
+          event,
+        ]];
+        break;
+      }
+      case "xstate.cancel": {
+        const { sendId } = action.params as { sendId: string };
+        timers = timers.filter((t) => t[3] !== sendId);
+        break;
+      }
+      case "xstate.spawnChild":
+      case "xstate.sendTo":
+        throw new Error(`a process step does not run actors: the machine's ${action.type} is not supported`);
+    }
+  }
+  if (snapshot.status === "done") return { state: undefined, emitted };
+  const persisted = logic.machine.getPersistedSnapshot(snapshot) as Record<string, unknown>;
+  logic.resolved.set(persisted, snapshot);
+  return { state: { snapshot: persisted, timers, born: before.born, next }, emitted };
+}
+
+/** An `after` timer's id is `xstate.after.<delay>.<state id>`; a delayed `raise` has its own id. */
+function isProcessingTime(logic: ProcessLogic, id: string | undefined): boolean {
+  if (id === undefined || logic.processingTime.size === 0) return false;
+  if (logic.processingTime.has(id)) return true;
+  if (!id.startsWith("xstate.after.")) return false;
+  const delay = id.slice("xstate.after.".length, id.indexOf(".", "xstate.after.".length));
+  return logic.processingTime.has(delay);
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The table row of a key: its machine's state value and context. */
+export function processRow(key: Key, state: ProcessState): { key: Key; state: unknown; context: unknown } {
+  return { key, state: state.snapshot.value, context: state.snapshot.context };
+}
+
+export function processOperator(logic: ProcessLogic): Operator {
+  /** Keys to look at when the watermark, or the clock, reaches a time. */
+  const eventTimers = new EventTimers();
+  const clockTimers = new EventTimers();
+  const index = (key: Key, state: ProcessState) => {
+    for (const [, clock, due] of state.timers) (clock === EVENT_TIME ? eventTimers : clockTimers).add(due, key);
+  };
+  const store = (ctx: OperatorContext, key: Key, hash: number, state: ProcessState | undefined) => {
+    if (state === undefined) ctx.state.delete(key, hash);
+    else {
+      ctx.state.set(key, hash, state);
+      index(key, state);
+    }
+  };
+  /** Fire a key's due timers, earliest first, until none is due. */
+  const fireDue = (ctx: OperatorContext, key: Key, now: number | undefined) => {
+    const hash = keyHash(key);
+    for (;;) {
+      const state = ctx.state.get(key, hash) as ProcessState | undefined;
+      const timer = state && dueTimer(state, ctx.watermark, now);
+      if (!timer) return;
+      const onClock = timer[1] === PROCESSING_TIME;
+      const at = { eventTime: onClock ? ctx.watermark : timer[2], now: now ?? ctx.now() };
+      const id = `${state.born}/t${timer[0]}`;
+      let step: MachineStep;
+      try {
+        step = fire(logic, state, timer, at);
+      } catch (error) {
+        // The timer is dropped: a dead letter with its event, the machine stays where it was.
+        ctx.fail(id, timer[4], `timer ${timer[3]} of key ${JSON.stringify(key)} threw: ${message(error)}`);
+        store(ctx, key, hash, { ...state, timers: state.timers.filter((t) => t !== timer) });
+        continue;
+      }
+      step.emitted.forEach((event, i) => ctx.emit(`${id}/${i}`, event, at.eventTime));
+      store(ctx, key, hash, step.state);
+    }
+  };
+  return {
+    apply(ctx, rec) {
+      const before = ctx.state.get(rec.key, rec.hash) as ProcessState | undefined;
+      const cause = `${ctx.source}/${rec.seq}`;
+      const step = receive(logic, rec.key, before, rec.value, cause, { eventTime: rec.time, now: ctx.now() });
+      step.emitted.forEach((event, i) => ctx.emit(`${cause}/${i}`, event, rec.time));
+      store(ctx, rec.key, rec.hash, step.state);
+      // A timer the event set behind the watermark is due at once.
+      fireDue(ctx, rec.key, undefined);
+    },
+    advance(ctx) {
+      for (const key of new Set(eventTimers.takeDue(ctx.watermark))) fireDue(ctx, key, undefined);
+    },
+    onTime(ctx, now) {
+      for (const key of new Set(clockTimers.takeDue(now))) fireDue(ctx, key, now);
+    },
+    restore(state: KeyedState<unknown>) {
+      eventTimers.clear();
+      clockTimers.clear();
+      for (const [key, value] of state.entries()) index(key, value as ProcessState);
+    },
+    row: (key, state) => processRow(key, state as ProcessState),
+  };
+}

@@ -164,14 +164,17 @@ function expectedOutputs(config: { seed: number; count: number }): Record<QueryN
   const categories = new Set<number>();
   for (const b of bidList) {
     const a = byId.get(b.auction);
-    if (a && a.dateTime <= b.dateTime && b.dateTime <= a.expires && b.dateTime - a.dateTime <= longest) categories.add(a.category);
+    if (a && a.dateTime <= b.dateTime && b.dateTime <= a.expires && b.dateTime - a.dateTime <= longest) {
+      categories.add(a.category);
+    }
   }
   const bound = maxDisorderMs(config);
   const low = Math.min(Math.max(...[...persons.values()].map((p) => p.dateTime)), Math.max(...auctions.map((a) => a.dateTime)));
   const start = (t: number) => Math.floor(t / WINDOW_MS) * WINDOW_MS;
   const opened = new Set(auctions.map((a) => `${a.seller}/${start(a.dateTime)}`));
-  const q8 = [...persons].filter(([id, p]) => start(p.dateTime) + WINDOW_MS <= low - bound && opened.has(`${id}/${start(p.dateTime)}`))
-    .length;
+  const q8 =
+    [...persons].filter(([id, p]) => start(p.dateTime) + WINDOW_MS <= low - bound && opened.has(`${id}/${start(p.dateTime)}`))
+      .length;
   return { q0: bids, q1: bids, q2: selected, q3, q4: categories.size, q5: closed(hopping), q7: closed(tumbling), q8 };
 }
 

@@ -130,7 +130,8 @@ describe("Deno", () => {
     ).catch((err: Error) => {
       throw new Error(`${err.message}\ndeno output:\n${run.output()}`, { cause: err });
     });
-    expect(run.output()).toContain('"event":"running"');
+    // The run command says it runs once its query API listens, which may be after the tables fill.
+    await waitFor(() => run.output().includes('"event":"running"'), { timeoutMs: 20_000, message: `running\n${run.output()}` });
     // The query API beside it, under Deno too: the dashboard page and the actors it reads.
     const http = /"event":"running".*"http":"([^"]+)"/.exec(run.output())?.[1];
     expect(http, run.output()).toBeDefined();

@@ -66,6 +66,7 @@ export async function startReader(js: JetStreamClient, options: ReaderOptions): 
   });
   const messages = await consumer.consume({ max_messages: 4 * maxBatch, expires: 10_000 });
   let stopped = false;
+  let ended = false;
   const done = (async () => {
     let batch: SourceMessage[] = [];
     const flush = async () => {
@@ -97,13 +98,17 @@ export async function startReader(js: JetStreamClient, options: ReaderOptions): 
     } catch (error) {
       if (!stopped) onError?.(error);
     } finally {
+      ended = true;
       if (stopped) await it.return?.(undefined);
     }
   })();
   return {
     async stop() {
       stopped = true;
-      await messages.close();
+      // A consumer whose messages already ended (the reason the worker stops this reader) may
+      // never settle its close: release it without waiting.
+      if (ended) void messages.close().catch(() => undefined);
+      else await messages.close();
       await done;
     },
   };

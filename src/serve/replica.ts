@@ -24,9 +24,19 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { KV } from "@nats-io/kv";
 import { type Key, keyHash, partitionOf } from "../pipeline/partition.ts";
+import { tableBucket } from "../pipeline/pipeline.ts";
 import { type Clock, systemClock } from "../runtime/clock.ts";
 import { ChangeLog } from "./change-log.ts";
-import { decodeIndex, decodeMeta, decodePage, openTable, type Page, parseEntryKey, type TableMeta } from "../state/table.ts";
+import {
+  decodeIndex,
+  decodeMeta,
+  decodePage,
+  newestRevision,
+  openTable,
+  type Page,
+  parseEntryKey,
+  type TableMeta,
+} from "../state/table.ts";
 
 export interface RowChange {
   readonly op: "upsert" | "delete";
@@ -295,16 +305,16 @@ export class TableReplica {
   static async open(nc: NatsConnection, name: string, options: ReplicaOptions = {}): Promise<TableReplica> {
     const kv = await openTable(nc, name);
     const replica = new TableReplica(name, kv, options.clock ?? systemClock, options.changeLogSize ?? 10_000);
-    await replica.#watch();
+    await replica.#watch(nc);
     return replica;
   }
 
   /** Start the watch; resolve once the bucket's contents as of now are applied. */
-  async #watch(): Promise<void> {
-    const empty = (await this.kv.status()).values === 0;
+  async #watch(nc: NatsConnection): Promise<void> {
     const iter = await this.kv.watch();
     this.#stop = () => iter.stop();
-    let live = empty;
+    const newest = await newestRevision(nc, tableBucket(this.name));
+    let live = newest === 0;
     let synced!: (error?: unknown) => void;
     const initial = new Promise<void>((
       resolve,
@@ -319,7 +329,7 @@ export class TableReplica {
             const first = this.changes.append(changes);
             for (const listener of this.#listeners) listener(changes, first);
           }
-          if (!live && entry.delta === 0) {
+          if (!live && (entry.delta === 0 || entry.revision >= newest)) {
             live = true;
             synced();
           }

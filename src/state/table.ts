@@ -21,7 +21,7 @@
  */
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import { ConfigError, StateStoreError } from "../errors.ts";
 import { chunkOf, type Key, keyHash, partitionOf } from "../pipeline/partition.ts";
 import { tableBucket } from "../pipeline/pipeline.ts";
@@ -87,6 +87,18 @@ export function parseEntryKey(key: string): TableEntry | undefined {
 export async function createTable(nc: NatsConnection, name: string, meta: TableMeta): Promise<void> {
   const kv = await new Kvm(nc).create(tableBucket(name), { history: 1, storage: "file" });
   await kv.put(metaKey, encoder.encode(JSON.stringify(meta)));
+}
+
+/**
+ * The revision of the newest entry a KV bucket holds (0: none). A watch started before this was
+ * read has delivered the bucket's contents once it delivers an entry at or past it. (A watch's
+ * `delta === 0` alone is not enough: while pages are being written and purged, the last entry of
+ * its initial pass may never say 0.)
+ */
+export async function newestRevision(nc: NatsConnection, bucket: string): Promise<number> {
+  const jsm = await jetstreamManager(nc);
+  const newest = await jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.>` }).catch(() => undefined);
+  return newest?.seq ?? 0;
 }
 
 export async function openTable(nc: NatsConnection, name: string): Promise<KV> {
@@ -157,12 +169,16 @@ export async function readPartitionPages(
 export async function readTable<R = Record<string, unknown>>(nc: NatsConnection, name: string): Promise<R[]> {
   const kv = await openTable(nc, name);
   const entries = new Map<string, Uint8Array>();
-  if ((await kv.status()).values === 0) return [];
   const iter = await kv.watch();
+  const newest = await newestRevision(nc, tableBucket(name));
+  if (newest === 0) {
+    iter.stop();
+    return [];
+  }
   for await (const entry of iter) {
     if (entry.operation === "PUT") entries.set(entry.key, entry.value);
     else entries.delete(entry.key);
-    if (entry.delta === 0) break;
+    if (entry.delta === 0 || entry.revision >= newest) break;
   }
   iter.stop();
   return rowsOf<R>(entries);

@@ -20,7 +20,7 @@ import { kvSubject, type Publisher } from "../src/log/publisher.ts";
 import type { Key } from "../src/pipeline/partition.ts";
 import { tableBucket } from "../src/pipeline/pipeline.ts";
 import { type Clock, nextTurn } from "../src/runtime/clock.ts";
-import type { CheckpointSlots, CheckpointStore, Manifest } from "../src/state/checkpoint.ts";
+import { type CheckpointSlots, type CheckpointStore, type Manifest, maxChunkBytes } from "../src/state/checkpoint.ts";
 import { encodeChunk } from "../src/state/keyed-state.ts";
 import { encodePage, indexKey, pageKey } from "../src/state/table.ts";
 import { type ActorCore, type LifecycleState, operatorLifecycle } from "./lifecycle.ts";
@@ -459,6 +459,21 @@ export class OperatorCore implements ActorCore {
     const deltas: Record<string, number> = sameLayout ? { ...committed.deltas } : {};
     for (const chunk of chunks) {
       const encoded = encodeChunk(chunk);
+      let page: Uint8Array | undefined;
+      if (this.#tableBuckets.length > 0 && !operator.ownsRows) {
+        const rows: [Key, unknown][] = [];
+        for (const [k, state] of chunk.entries) rows.push([k, operator.row(k, state)]);
+        page = encodePage({ at: started, checkpoint, rows });
+      }
+      if (Math.max(encoded.length, page?.length ?? 0) > maxChunkBytes && chunk.entries.size > 1) {
+        // A chunk too large in bytes for one message (few keys with large values): give this
+        // attempt up, split the chunks, and let the next checkpoint write the new layout whole.
+        // What this attempt wrote is under keys the committed manifest does not name.
+        this.state.splitChunks();
+        this.#rewriteAll = true;
+        this.#positionsChanged = true;
+        return;
+      }
       if (chunk.changes) {
         store.writeChunk(store.nextDeltaKey(step, partition, committed, chunkBits, chunk.index), encoded);
         deltas[chunk.index] = (deltas[chunk.index] ?? 0) + 1;
@@ -469,10 +484,7 @@ export class OperatorCore implements ActorCore {
         delete deltas[chunk.index];
       }
       bytes += encoded.length;
-      if (this.#tableBuckets.length > 0 && !operator.ownsRows) {
-        const rows: [Key, unknown][] = [];
-        for (const [k, state] of chunk.entries) rows.push([k, operator.row(k, state)]);
-        const page = encodePage({ at: started, checkpoint, rows });
+      if (page) {
         for (const bucket of this.#tableBuckets) {
           publisher.publish(kvSubject(bucket, pageKey(partition, chunkBits, chunk.index)), page);
         }

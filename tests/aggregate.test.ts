@@ -27,7 +27,36 @@ function expectedByStore(seed: number, count: number) {
 describe("keyed aggregation into result tables", () => {
   const nats = useNatsServer();
 
-  it("computes revenue per store and per item exactly", async () => {
+  it("splits a chunk too large in bytes for one message, and commits without failing", { timeout: 60_000 }, async () => {
+    const nc = await nats.connect();
+    const Note = Schema.Struct({ k: Schema.String, text: Schema.String });
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: "notes", subjects: ["notes"] });
+    // 400 keys of 5 KB each: 2 MB in a chunk that holds far fewer keys than its key limit.
+    const publisher = createPublisher(nc);
+    const encoder = new TextEncoder();
+    for (let i = 0; i < 400; i++) {
+      publisher.publish("notes", encoder.encode(JSON.stringify({ k: `note-${i}`, text: String(i % 10).repeat(5_000) })));
+    }
+    await publisher.close();
+    const p = pipeline("notes", { partitions: 1 });
+    p.source("notes", { stream: "notes", schema: Note })
+      .keyBy("by-k", "k")
+      .aggregate("latest", (a) => ({ text: a.reduce("", (_, n) => n.text) }))
+      .toTable("notes_latest");
+    const worker = await Worker.start(nc, p, { checkpointMs: 50 });
+    await waitFor(() => worker.committedPosition("notes") >= 400, { timeoutMs: 30_000, message: "committed" });
+    const failed = worker.status().filter((a) => a.error !== undefined);
+    await worker.stop();
+    expect(failed).toEqual([]);
+    const [committed] = await readCommitted(nc, "notes");
+    expect(committed!.manifest.chunkBits).toBeGreaterThanOrEqual(1);
+    const rows = await readTable<{ key: string; text: string }>(nc, "notes_latest");
+    expect(rows.length).toBe(400);
+    expect(rows.every((r) => r.text.length === 5_000 && r.text[0] === r.key.slice(5).slice(-1))).toBe(true);
+  });
+
+  it("computes revenue per store and per item exactly", { timeout: 60_000 }, async () => {
     const nc = await nats.connect();
     const count = 20_000;
     await publishOrders(nc, { stream: "orders", seed: 7, count });

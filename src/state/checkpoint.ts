@@ -67,7 +67,7 @@ export interface Recovered {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 /** nats-server's default max_payload is 1 MiB. */
-const maxChunkBytes = 1024 * 1024 - 4096;
+export const maxChunkBytes = 1024 * 1024 - 4096;
 
 /** The KV bucket holding a pipeline's operator state. */
 export function stateBucket(pipelineId: string): string {

@@ -172,6 +172,15 @@ export class KeyedState<S> {
     return out.sort((a, b) => a.index - b.index);
   }
 
+  /**
+   * Split every chunk in two now (a chunk grew too large in bytes for one message). Chunks a
+   * snapshot holds stay its own; every chunk is changed.
+   */
+  splitChunks(): void {
+    this.#resize(this.#bits + 1);
+    this.touchAll();
+  }
+
   /** The entries of chunk `index`, read-only (a table flush encodes them at once). */
   chunkEntries(index: number): ReadonlyMap<Key, S> {
     return this.#chunks[index] ?? new Map();

@@ -190,6 +190,8 @@ export function nexmarkReport(cases: Readonly<Record<string, { eventsPerSec?: nu
     const ofFlink = flink ? eps / flink : undefined;
     const target = ceilingBound.has(q)
       ? `≥ ${CEILING_TARGET} of ceiling: ${ofCeiling === undefined ? "?" : ofCeiling >= CEILING_TARGET ? "met" : "MISSED"}`
+      : flink === undefined
+      ? "none set"
       : `≥ Flink per core: ${ofFlink === undefined ? "?" : ofFlink >= 1 ? "met" : "MISSED"}`;
     const cell = (v: number | undefined, digits = 0) =>
       v === undefined ? "" : v.toLocaleString("en", { maximumFractionDigits: digits, minimumFractionDigits: digits });

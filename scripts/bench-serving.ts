@@ -60,7 +60,8 @@ export async function servingCases(o: ServingOptions): Promise<Record<string, Ca
   await ensureStream(nc, STREAM, SUBJECT);
   await publishEvents(nc, SUBJECT, 0, KEYS, KEYS); // every key has a row before reads start
   const eddy = startEddy(["run", "scripts/bench-serving.ts", "--export", "servingPipeline"], "running", o.natsUrl, log);
-  const service = startEddy(["serve", "--port", "0"], "serving", o.natsUrl, log);
+  // The service replicates only this case's table (the bench's other tables hold up to 1M rows).
+  const service = startEddy(["serve", "--port", "0", "--tables", TABLE], "serving", o.natsUrl, log);
   try {
     await eddy.ready;
     const http = await service.ready;

@@ -24,6 +24,7 @@ export const serveCommand: CommandSpec = {
     host: { type: "string", help: "address to listen on (0.0.0.0 for every interface)", default: "127.0.0.1" },
     token: { type: "string", help: "require Authorization: Bearer <token> (else $EDDY_API_TOKEN; none: no auth)" },
     cors: { type: "string", help: "allowed CORS origins, comma-separated, or *" },
+    tables: { type: "string", help: "serve only these result tables, comma-separated (default: every table)" },
     "refresh-ms": { type: "number", help: "look for new tables this often; 0 = never", default: 5000 },
     ...logFlags,
   },
@@ -49,6 +50,7 @@ export async function serve(platform: Platform, { flags }: Parsed): Promise<numb
           port: flags.port as number,
           host: flags.host as string,
           refreshMs: flags["refresh-ms"] as number,
+          ...(typeof flags.tables === "string" ? { tables: flags.tables.split(",").map((t) => t.trim()).filter(Boolean) } : {}),
           ...(token ? { token } : {}),
           ...(origins ? { origins } : {}),
           log,
@@ -74,6 +76,8 @@ export interface QueryApiResourceOptions {
   readonly refreshMs: number;
   readonly token?: string;
   readonly origins?: readonly string[];
+  /** Serve only these tables (default: all). */
+  readonly tables?: readonly string[];
   readonly log?: (event: string, fields: Record<string, unknown>) => void;
   /** The worker in this process (`eddy run --port`, `eddy dev`): its actors in /metrics and /readyz. */
   readonly worker?: Worker;
@@ -87,7 +91,12 @@ export function queryApi(platform: Platform, nc: NatsConnection, options: QueryA
   return Effect.gen(function* () {
     const catalog = yield* Effect.acquireRelease(
       Effect.tryPromise({
-        try: () => Catalog.open(nc, { refreshMs: options.refreshMs, ...(options.log ? { log: options.log } : {}) }),
+        try: () =>
+          Catalog.open(nc, {
+            refreshMs: options.refreshMs,
+            ...(options.tables ? { tables: options.tables } : {}),
+            ...(options.log ? { log: options.log } : {}),
+          }),
         catch: (e) => e,
       }),
       (c) => Effect.promise(() => c.close()),

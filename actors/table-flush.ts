@@ -14,6 +14,7 @@
  * (pages are encoded and published at once, never interleaved with a checkpoint's page writes, so
  * a table never goes back), and waits at least `round duration / budget` before the next round,
  * so flushing takes at most `budget` (default 10%) of the worker's time, however large the table.
+ * While the worker catches up with a backlog, rounds are skipped: freshness matters once it has.
  *
  * @example
  * const flusher = new TableFlusher(systemClock, { intervalMs: 100 });
@@ -46,6 +47,11 @@ export interface TableFlushOptions {
   readonly intervalMs?: number;
   /** The largest share of time flushing may take (default 0.1). */
   readonly budget?: number;
+  /**
+   * True while the worker is catching up (its readers hand over full batches): a round is then
+   * skipped, as the next one would write the same pages again, and checkpoints write them anyway.
+   */
+  readonly catchingUp?: () => boolean;
 }
 
 export class TableFlusher {
@@ -54,10 +60,12 @@ export class TableFlusher {
   readonly #cores = new Set<{ flushTables(): void }>();
   #timer: unknown;
   #stopped = false;
+  readonly #catchingUp: () => boolean;
 
   constructor(private readonly clock: Clock, options: TableFlushOptions = {}) {
     this.intervalMs = options.intervalMs ?? 100;
     this.budget = options.budget ?? 0.1;
+    this.#catchingUp = options.catchingUp ?? (() => false);
   }
 
   add(core: { flushTables(): void }): void {
@@ -71,6 +79,7 @@ export class TableFlusher {
   }
 
   #round(): void {
+    if (this.#catchingUp()) return this.#schedule(this.intervalMs);
     const started = this.clock.now();
     for (const core of this.#cores) core.flushTables();
     const took = this.clock.now() - started;

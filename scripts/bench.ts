@@ -21,7 +21,7 @@
  * Writes bench/results.json (merging into its `cases`: only the ids measured now are replaced)
  * and bench/RESULTS.md.
  *
- *   npx tsx scripts/bench.ts [--events 300000] [--keys 100000] [--state-keys 1000000]
+ *   npx tsx scripts/bench.ts [--events 1000000] [--keys 100000] [--state-keys 1000000]
  *     [--peer-events 10000] [--peer-seconds 20] [--serving-seconds 20] [--query-rate 500] [--ingest-rate 10000]
  *     [--nexmark-events 300000]
  *     [--cases ceiling,peer,core-aggregate,core-aggregate-100-keys,state,restart,query-latency,freshness,nexmark]
@@ -59,7 +59,7 @@ const num = (name: string, dflt: number) => {
   if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number`);
   return Math.floor(v);
 };
-const EVENTS = num("events", 300_000);
+const EVENTS = num("events", 1_000_000);
 const KEYS = num("keys", 100_000);
 const STATE_KEYS = num("state-keys", 1_000_000);
 const PEER_EVENTS = num("peer-events", 10_000);

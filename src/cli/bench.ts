@@ -26,7 +26,7 @@ export const benchCommand: CommandSpec = {
   positionals: [],
   flags: {
     cases: { type: "string", help: `comma-separated, from ${benchCases.join(", ")} (default: all)` },
-    events: { type: "number", help: "events for ceiling, peer and core-aggregate", default: 300_000 },
+    events: { type: "number", help: "events for ceiling, peer and core-aggregate", default: 1_000_000 },
     keys: { type: "number", help: "distinct keys of those events", default: 100_000 },
     "state-keys": { type: "number", help: "keys of the state and restart cases", default: 1_000_000 },
     "peer-events": { type: "number", help: "events the hand-written peer reads at most", default: 10_000 },

@@ -50,6 +50,9 @@ export async function checkSourceStream(jsm: JetStreamManager, stream: string): 
   }
 }
 
+/** The largest batch handed over, unless the caller says otherwise. */
+export const defaultMaxBatch = 2000;
+
 /** getPending() overcounts by the callbacks in the delivery being yielded: one or two at most. */
 const PENDING_SLACK = 2;
 const IDLE = Symbol("idle");
@@ -57,7 +60,7 @@ const nextMacrotask = () => nextTurn().then(() => IDLE);
 
 export async function startReader(js: JetStreamClient, options: ReaderOptions): Promise<Reader> {
   const { stream, subject, fromSeq, onBatch, beforeNext, onError } = options;
-  const maxBatch = options.maxBatch ?? 2000;
+  const maxBatch = options.maxBatch ?? defaultMaxBatch;
   const consumer = await js.consumers.get(stream, {
     ...(subject ? { filter_subjects: subject } : {}),
     ...(fromSeq > 1

@@ -26,7 +26,7 @@ import type { LifecycleState } from "../../actors/lifecycle.ts";
 import { TableFlusher } from "../../actors/table-flush.ts";
 import { ensureSideStreams, publishSideOutput } from "../log/side-outputs.ts";
 import { createPublisher, type Publisher } from "../log/publisher.ts";
-import { checkSourceStream, type Reader, type SourceMessage, startReader } from "../log/reader.ts";
+import { checkSourceStream, defaultMaxBatch, type Reader, type SourceMessage, startReader } from "../log/reader.ts";
 import type { Pipeline } from "../pipeline/pipeline.ts";
 import { CheckpointSlots, CheckpointStore } from "../state/checkpoint.ts";
 import { LookupReplica } from "../state/lookup.ts";
@@ -102,6 +102,8 @@ export class Worker {
   readonly #readers = new Map<string, Reader>();
   readonly #lookups = new Map<string, LookupReplica<unknown>>();
   readonly #idleTimers = new Map<string, unknown>();
+  /** When a reader last handed over a full batch (it was behind). */
+  #fullBatchAt = Number.NEGATIVE_INFINITY;
   /** Source-stage dead letters (decode errors, throwing stateless steps). */
   sourceDeadLetters = 0;
   #paused = false;
@@ -177,7 +179,10 @@ export class Worker {
     const store = await CheckpointStore.open(this.nc, this.pipeline.id, this.publisher);
     const slots = new CheckpointSlots(2);
     const clock = this.options.clock ?? systemClock;
-    const tableFlusher = new TableFlusher(clock, { intervalMs: this.options.tableFlushMs ?? 100 });
+    const tableFlusher = new TableFlusher(clock, {
+      intervalMs: this.options.tableFlushMs ?? 100,
+      catchingUp: () => clock.now() - this.#fullBatchAt < 2 * (this.options.tableFlushMs ?? 100),
+    });
     this.#flusher = tableFlusher;
     const sourceStreams = Object.fromEntries(this.plan.sources.map((s) => [s.id, s.stream]));
     for (const plan of this.plan.actors) {
@@ -315,7 +320,9 @@ export class Worker {
   }
 
   /** Hand each actor its records of a batch, and the position and watermark the batch reached. */
-  #deliver(source: SourcePlan, fed: RunningActor[], upTo: number, watermark: number): void {
+  #deliver(source: SourcePlan, fed: RunningActor[], upTo: number, watermark: number, size: number): void {
+    // A full batch: the reader is behind its stream (catching up).
+    if (size >= (this.options.maxBatch ?? defaultMaxBatch)) this.#fullBatchAt = (this.options.clock ?? systemClock).now();
     for (const a of fed) {
       const records = a.buffer;
       a.buffer = [];
@@ -385,7 +392,7 @@ export class Worker {
         event.watermark = low;
         route(updating ? { before: envelope.b, after: envelope.v } : envelope.v, m.seq);
       }
-      this.#deliver(source, fed, messages[messages.length - 1]!.seq, low);
+      this.#deliver(source, fed, messages[messages.length - 1]!.seq, low, messages.length);
     };
   }
 
@@ -427,7 +434,7 @@ export class Worker {
         }
         route(decoded.right, m.seq);
       }
-      this.#deliver(source, fed, messages[messages.length - 1]!.seq, maxEventTime - maxOutOfOrderMs);
+      this.#deliver(source, fed, messages[messages.length - 1]!.seq, maxEventTime - maxOutOfOrderMs, messages.length);
     };
   }
 

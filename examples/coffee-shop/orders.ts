@@ -21,10 +21,9 @@
  * await publishOrders(nc, { stream: "ORDERS", seed: 7, count: 10_000, ratePerSec: 2_000 });
  */
 import { Schema } from "effect";
-import { JetStreamApiCodes, JetStreamApiError, jetstreamManager, StorageType } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { StreamError } from "../../src/errors.ts";
+import { ensureStream } from "../../src/log/streams.ts";
 import { createPublisher } from "../../src/log/publisher.ts";
 import { systemClock } from "../../src/runtime/clock.ts";
 import type { Clock } from "../../src/runtime/clock.ts";
@@ -160,7 +159,7 @@ export async function publishOrders(
 ): Promise<{ published: number }> {
   const prefix = opts.subjectPrefix ?? "orders";
   const clock = opts.clock ?? systemClock;
-  await ensureStream(nc, opts.stream, prefix);
+  await ensureStream(nc, opts.stream, [`${prefix}.>`]);
   await publishMenu(nc);
 
   const rate = opts.ratePerSec;
@@ -187,38 +186,6 @@ export async function publishOrders(
     await publisher.close(); // flushes: resolves once every order is acknowledged
   }
   return { published };
-}
-
-async function ensureStream(nc: NatsConnection, stream: string, prefix: string): Promise<void> {
-  const jsm = await jetstreamManager(nc);
-  try {
-    await jsm.streams.info(stream);
-    return;
-  } catch (e) {
-    if (!(e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamNotFound)) {
-      throw new StreamError({
-        stream,
-        message: `cannot look up stream ${stream}: ${String(e)}`,
-        hint: "is JetStream enabled on the server (-js)?",
-        cause: e,
-      });
-    }
-  }
-  try {
-    await jsm.streams.add({
-      name: stream,
-      subjects: [`${prefix}.>`],
-      storage: StorageType.File,
-      duplicate_window: 10 * 60 * 1_000_000_000, // nanoseconds
-    });
-  } catch (e) {
-    throw new StreamError({
-      stream,
-      message: `cannot create stream ${stream} for ${prefix}.>: ${String(e)}`,
-      hint: "another stream may already capture these subjects; pass a different subjectPrefix",
-      cause: e,
-    });
-  }
 }
 
 /** A step in an order's life, on the `order_status` stream: placed, brewing, served. */
@@ -275,7 +242,7 @@ export async function publishOrderStatus(
   opts: GenerateOrderStatusOptions & { readonly stream: string; readonly subjectPrefix?: string },
 ): Promise<{ published: number }> {
   const prefix = opts.subjectPrefix ?? "order_status";
-  await ensureStream(nc, opts.stream, prefix);
+  await ensureStream(nc, opts.stream, [`${prefix}.>`]);
   const publisher = createPublisher(nc);
   const encoder = new TextEncoder();
   let published = 0;

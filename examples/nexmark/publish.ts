@@ -16,9 +16,10 @@
  * await publishNexmark(nc, { seed: 1, count: 100_000 });
  * // then e.g. Worker.start(nc, q1())
  */
-import { JetStreamApiCodes, JetStreamApiError, jetstreamManager, StorageType } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { StreamError } from "../../src/errors.ts";
+import { ensureStream } from "../../src/log/streams.ts";
 import { createPublisher } from "../../src/log/publisher.ts";
 import { type Clock, systemClock } from "../../src/runtime/clock.ts";
 import type { NexmarkEventType } from "./events.ts";
@@ -49,7 +50,7 @@ export async function publishNexmark(
 ): Promise<{ published: number; byType: Record<NexmarkEventType, number> }> {
   const stream = opts.stream ?? nexmarkStream;
   const clock = opts.clock ?? systemClock;
-  await ensureNexmarkStream(nc, stream);
+  await ensureStream(nc, stream, [`${stream}.>`]);
   const rate = opts.ratePerSec;
   const batch = rate && rate > 0 ? Math.max(1, Math.min(1000, Math.ceil(rate / 20))) : 1000;
   const publisher = createPublisher(nc, { clock });
@@ -92,37 +93,5 @@ export async function lastSequenceOf(nc: NatsConnection, stream: string, subject
   } catch (e) {
     if (e instanceof JetStreamApiError && e.code === JetStreamApiCodes.NoMessageFound) return 0;
     throw new StreamError({ stream, message: `cannot read the last message on ${subject}: ${String(e)}`, hint: "", cause: e });
-  }
-}
-
-async function ensureNexmarkStream(nc: NatsConnection, stream: string): Promise<void> {
-  const jsm = await jetstreamManager(nc);
-  try {
-    await jsm.streams.info(stream);
-    return;
-  } catch (e) {
-    if (!(e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamNotFound)) {
-      throw new StreamError({
-        stream,
-        message: `cannot look up stream ${stream}: ${String(e)}`,
-        hint: "is JetStream enabled on the server (-js)?",
-        cause: e,
-      });
-    }
-  }
-  try {
-    await jsm.streams.add({
-      name: stream,
-      subjects: [`${stream}.>`],
-      storage: StorageType.File,
-      duplicate_window: 10 * 60 * 1_000_000_000, // nanoseconds
-    });
-  } catch (e) {
-    throw new StreamError({
-      stream,
-      message: `cannot create stream ${stream} for ${stream}.>: ${String(e)}`,
-      hint: "another stream may already capture these subjects; pass a different stream name",
-      cause: e,
-    });
   }
 }

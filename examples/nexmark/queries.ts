@@ -29,7 +29,8 @@
  * // ... once worker.committedPosition("bids") reaches the last bid: readTable(nc, "nexmark_q5")
  */
 import { type Pipeline, pipeline, type Stream } from "../../src/pipeline/pipeline.ts";
-import { Auction, Bid, Person } from "./events.ts";
+import type { Schema } from "effect";
+import { Auction, Bid, type NexmarkEventType, Person } from "./events.ts";
 import { maxAuctionMs, maxDisorderMs } from "./generator.ts";
 import { hotItems } from "./hot-items.ts";
 import { nexmarkStream, nexmarkSubject } from "./publish.ts";
@@ -65,38 +66,27 @@ export const EUROS_PER_DOLLAR = 0.908;
 /** q2 keeps bids on auctions whose id is a multiple of this. */
 export const Q2_AUCTION_MODULUS = 123;
 
-function bids(p: Pipeline, options: QueryOptions): Stream<Bid> {
+/** One kind of event of the Nexmark stream as a source (its subject; event time: `dateTime`). */
+function events<T extends { readonly dateTime: number }, I>(
+  p: Pipeline,
+  id: string,
+  kind: NexmarkEventType,
+  schema: Schema.Schema<T, I>,
+  options: QueryOptions,
+): Stream<T> {
   const stream = options.stream ?? nexmarkStream;
-  return p.source("bids", {
+  return p.source(id, {
     stream,
-    subject: nexmarkSubject("bid", stream),
-    schema: Bid,
-    eventTime: (b) => b.dateTime,
+    subject: nexmarkSubject(kind, stream),
+    schema,
+    eventTime: (e) => e.dateTime,
     maxOutOfOrderMs: options.maxOutOfOrderMs ?? maxDisorderMs({ seed: 0, count: 0 }),
   });
 }
 
-function auctions(p: Pipeline, options: QueryOptions): Stream<Auction> {
-  const stream = options.stream ?? nexmarkStream;
-  return p.source("auctions", {
-    stream,
-    subject: nexmarkSubject("auction", stream),
-    schema: Auction,
-    eventTime: (a) => a.dateTime,
-    maxOutOfOrderMs: options.maxOutOfOrderMs ?? maxDisorderMs({ seed: 0, count: 0 }),
-  });
-}
-
-function persons(p: Pipeline, options: QueryOptions): Stream<Person> {
-  const stream = options.stream ?? nexmarkStream;
-  return p.source("persons", {
-    stream,
-    subject: nexmarkSubject("person", stream),
-    schema: Person,
-    eventTime: (x) => x.dateTime,
-    maxOutOfOrderMs: options.maxOutOfOrderMs ?? maxDisorderMs({ seed: 0, count: 0 }),
-  });
-}
+const bids = (p: Pipeline, options: QueryOptions) => events(p, "bids", "bid", Bid, options);
+const auctions = (p: Pipeline, options: QueryOptions) => events(p, "auctions", "auction", Auction, options);
+const persons = (p: Pipeline, options: QueryOptions) => events(p, "persons", "person", Person, options);
 
 /** q3: local item suggestion. */
 export function q3(options: QueryOptions = {}): Pipeline {

@@ -26,6 +26,7 @@ import type { LifecycleState } from "../../actors/lifecycle.ts";
 import { TableFlusher } from "../../actors/table-flush.ts";
 import { ensureSideStreams, publishSideOutput } from "../log/side-outputs.ts";
 import { createPublisher, type Publisher } from "../log/publisher.ts";
+import { ensureStream } from "../log/streams.ts";
 import { checkSourceStream, defaultMaxBatch, type Reader, type SourceMessage, startReader } from "../log/reader.ts";
 import type { Pipeline } from "../pipeline/pipeline.ts";
 import { CheckpointSlots, CheckpointStore } from "../state/checkpoint.ts";
@@ -138,13 +139,9 @@ export class Worker {
 
   async #prepare(): Promise<void> {
     const jsm = await jetstreamManager(this.nc);
+    // Edges are deduplicated like sinks: a replay sends an output again under the same Nats-Msg-Id.
     for (const edge of this.plan.actors.flatMap((a) => [a.edge, a.lateEdge])) {
-      if (!edge) continue;
-      // Deduplicated like a sink: a replay sends an output again under the same Nats-Msg-Id.
-      const info = await jsm.streams.info(edge.stream).catch(() => undefined);
-      if (!info) {
-        await jsm.streams.add({ name: edge.stream, subjects: [edge.subject], storage: "file", duplicate_window: 10 * 60 * 1e9 });
-      }
+      if (edge) await ensureStream(this.nc, edge.stream, [edge.subject]);
     }
     for (const source of this.plan.sources) await checkSourceStream(jsm, source.stream);
     for (const lookup of this.plan.lookups) {
@@ -159,7 +156,7 @@ export class Worker {
     await ensureSideStreams(jsm, this.pipeline.id);
     for (const { stream, subject } of this.plan.sinkStreams) {
       const info = await jsm.streams.info(stream).catch(() => undefined);
-      if (!info) await jsm.streams.add({ name: stream, subjects: [subject], storage: "file", duplicate_window: 10 * 60 * 1e9 });
+      if (!info) await ensureStream(this.nc, stream, [subject]);
       else if (!info.config.subjects?.some((s) => subjectMatches(s, subject))) {
         await jsm.streams.update(stream, { subjects: [...(info.config.subjects ?? []), subject] });
       }
@@ -331,7 +328,7 @@ export class Worker {
   }
 
   /** What to do with a failing stateless step, or an undecodable event: a dead letter. */
-  #setAside(source: SourcePlan): (step: string, seq: number, reason: string, data: Uint8Array) => void {
+  #setAside(source: SourcePlan): SetAside {
     const pipelineId = this.pipeline.id;
     return (step, seq, reason, data) => {
       this.sourceDeadLetters++;
@@ -359,83 +356,88 @@ export class Worker {
   }
 
   /**
+   * The loop every source's reading shares: decode each message (a dead letter when it cannot
+   * be), let `take` set the event's time and watermark and route it, then hand each actor its
+   * records with the position and watermark the batch reached.
+   */
+  #reading(
+    source: SourcePlan,
+    fed: RunningActor[],
+    event: RoutedEvent,
+    take: (value: unknown, m: SourceMessage, route: (value: unknown, seq: number) => void, setAside: SetAside) => void,
+    watermark: () => number,
+  ): (messages: SourceMessage[]) => void {
+    let current: SourceMessage | undefined;
+    const route = this.#router(source, event, () => current!);
+    const setAside = this.#setAside(source);
+    return (messages) => {
+      if (this.#paused) return;
+      for (const m of messages) {
+        current = m;
+        const decoded = source.decode(m.data);
+        if (Either.isLeft(decoded)) setAside(source.id, m.seq, decoded.left, m.data);
+        else take(decoded.right, m, route, setAside);
+      }
+      this.#deliver(source, fed, messages[messages.length - 1]!.seq, watermark(), messages.length);
+    };
+  }
+
+  /**
    * Reading the edge out of an earlier step: envelopes from each of its partitions. The edge's
    * watermark is the lowest over the partitions' (each partition's as its last envelope said;
    * after a restart, each starts at the watermark the reading actors checkpointed).
    */
   #edgeHandler(source: SourcePlan, fed: RunningActor[], restartWatermark: number): (messages: SourceMessage[]) => void {
     const partitions = new Array<number>(source.edge!.partitions).fill(restartWatermark);
-    let current: SourceMessage | undefined;
     const event = { time: Number.NaN, watermark: restartWatermark };
-    const route = this.#router(source, event, () => current!);
-    const setAside = this.#setAside(source);
     const updating = source.edge!.updating;
     let low = restartWatermark;
-    return (messages) => {
-      if (this.#paused) return;
-      for (const m of messages) {
-        current = m;
-        const decoded = source.decode(m.data);
-        if (Either.isLeft(decoded)) {
-          setAside(source.id, m.seq, decoded.left, m.data);
-          continue;
-        }
-        const envelope = decoded.right as EdgeEnvelope;
-        const w = envelope.w ?? Number.NEGATIVE_INFINITY;
-        if (w > partitions[envelope.p]!) {
-          const was = partitions[envelope.p]!;
-          partitions[envelope.p] = w;
-          if (was === low) low = Math.min(...partitions);
-        }
-        if (envelope.v === undefined && envelope.b === undefined) continue;
-        event.time = envelope.t ?? Number.NaN;
-        event.watermark = low;
-        route(updating ? { before: envelope.b, after: envelope.v } : envelope.v, m.seq);
+    return this.#reading(source, fed, event, (value, m, route) => {
+      const envelope = value as EdgeEnvelope;
+      const w = envelope.w ?? Number.NEGATIVE_INFINITY;
+      if (w > partitions[envelope.p]!) {
+        const was = partitions[envelope.p]!;
+        partitions[envelope.p] = w;
+        if (was === low) low = Math.min(...partitions);
       }
-      this.#deliver(source, fed, messages[messages.length - 1]!.seq, low, messages.length);
-    };
+      if (envelope.v === undefined && envelope.b === undefined) return;
+      event.time = envelope.t ?? Number.NaN;
+      event.watermark = low;
+      route(updating ? { before: envelope.b, after: envelope.v } : envelope.v, m.seq);
+    }, () => low);
   }
 
+  /** Reading a source: each event's time, and the watermark before it, from the log alone. */
   #batchHandler(source: SourcePlan, fed: RunningActor[], maxEventTime: number): (messages: SourceMessage[]) => void {
     const { eventTime, maxOutOfOrderMs } = source;
-    let current: SourceMessage | undefined;
     const event = { time: Number.NaN, watermark: Number.NEGATIVE_INFINITY };
-    const setAside = this.#setAside(source);
-    const route = this.#router(source, event, () => current!);
-    return (messages) => {
-      if (this.#paused) return;
-      for (const m of messages) {
-        current = m;
-        const decoded = source.decode(m.data);
-        if (Either.isLeft(decoded)) {
-          setAside(source.id, m.seq, decoded.left, m.data);
-          continue;
+    return this.#reading(source, fed, event, (value, m, route, setAside) => {
+      if (eventTime) {
+        let time: number;
+        try {
+          time = eventTime(value);
+        } catch (error) {
+          return setAside(
+            source.id,
+            m.seq,
+            `eventTime of source "${source.id}" threw: ${(error as Error)?.message ?? error}`,
+            m.data,
+          );
         }
-        if (eventTime) {
-          let time: number;
-          try {
-            time = eventTime(decoded.right);
-          } catch (error) {
-            setAside(source.id, m.seq, `eventTime of source "${source.id}" threw: ${(error as Error)?.message ?? error}`, m.data);
-            continue;
-          }
-          if (!Number.isFinite(time)) {
-            setAside(
-              source.id,
-              m.seq,
-              `eventTime of source "${source.id}" returned ${time}, not a number of milliseconds`,
-              m.data,
-            );
-            continue;
-          }
-          event.time = time;
-          event.watermark = maxEventTime - maxOutOfOrderMs;
-          if (time > maxEventTime) maxEventTime = time;
+        if (!Number.isFinite(time)) {
+          return setAside(
+            source.id,
+            m.seq,
+            `eventTime of source "${source.id}" returned ${time}, not a number of milliseconds`,
+            m.data,
+          );
         }
-        route(decoded.right, m.seq);
+        event.time = time;
+        event.watermark = maxEventTime - maxOutOfOrderMs;
+        if (time > maxEventTime) maxEventTime = time;
       }
-      this.#deliver(source, fed, messages[messages.length - 1]!.seq, maxEventTime - maxOutOfOrderMs, messages.length);
-    };
+      route(value, m.seq);
+    }, () => maxEventTime - maxOutOfOrderMs);
   }
 
   async #stopReaders(): Promise<void> {
@@ -526,6 +528,9 @@ export class Worker {
     return Math.min(...fed.map((a) => a.core.manifest?.positions[source] ?? 0));
   }
 }
+
+/** Set an event aside as a dead letter of `step`, with the reason and its original bytes. */
+type SetAside = (step: string, seq: number, reason: string, data: Uint8Array) => void;
 
 function subjectMatches(pattern: string, subject: string): boolean {
   const p = pattern.split(".");

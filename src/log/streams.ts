@@ -1,0 +1,46 @@
+/**
+ * Event streams Eddy's examples and workers create when missing: file storage, a 10-minute
+ * duplicate window (so a message published again under the same Nats-Msg-Id is stored once), and
+ * the subjects given. An existing stream is left as it is.
+ *
+ * @example
+ * await ensureStream(nc, "orders", ["orders.>"]);
+ */
+import { JetStreamApiCodes, JetStreamApiError, jetstreamManager, StorageType } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { StreamError } from "../errors.ts";
+
+/** How long JetStream remembers a Nats-Msg-Id, in nanoseconds. */
+export const duplicateWindowNs = 10 * 60 * 1_000_000_000;
+
+export async function ensureStream(nc: NatsConnection, stream: string, subjects: readonly string[]): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  try {
+    await jsm.streams.info(stream);
+    return;
+  } catch (e) {
+    if (!(e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamNotFound)) {
+      throw new StreamError({
+        stream,
+        message: `cannot look up stream ${stream}: ${String(e)}`,
+        hint: "is JetStream enabled on the server (-js)?",
+        cause: e,
+      });
+    }
+  }
+  try {
+    await jsm.streams.add({
+      name: stream,
+      subjects: [...subjects],
+      storage: StorageType.File,
+      duplicate_window: duplicateWindowNs,
+    });
+  } catch (e) {
+    throw new StreamError({
+      stream,
+      message: `cannot create stream ${stream} for ${subjects.join(", ")}: ${String(e)}`,
+      hint: "another stream may already capture these subjects; pass a different stream name or subject",
+      cause: e,
+    });
+  }
+}

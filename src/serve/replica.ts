@@ -25,18 +25,10 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type { KV } from "@nats-io/kv";
 import { type Key, keyHash, partitionOf } from "../pipeline/partition.ts";
 import { tableBucket } from "../pipeline/pipeline.ts";
+import { newestRevision } from "../state/bucket.ts";
 import { type Clock, systemClock } from "../runtime/clock.ts";
 import { ChangeLog } from "./change-log.ts";
-import {
-  decodeIndex,
-  decodeMeta,
-  decodePage,
-  newestRevision,
-  openTable,
-  type Page,
-  parseEntryKey,
-  type TableMeta,
-} from "../state/table.ts";
+import { decodeIndex, decodeMeta, decodePage, openTable, type Page, parseEntryKey, type TableMeta } from "../state/table.ts";
 
 export interface RowChange {
   readonly op: "upsert" | "delete";

@@ -15,6 +15,7 @@ import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Either, ParseResult, Schema } from "effect";
 import { StreamError } from "../errors.ts";
+import { newestRevision } from "./bucket.ts";
 
 const decoder = new TextDecoder();
 
@@ -46,14 +47,15 @@ export class LookupReplica<V> {
     }
     const replica = new LookupReplica<V>(bucket);
     const decode = Schema.decodeUnknownEither(schema);
-    const pending = (await kv.status()).values;
     const watch = await kv.watch();
+    const newest = await newestRevision(nc, bucket);
     let loaded!: () => void;
     const ready = new Promise<void>((resolve) => (loaded = resolve));
-    if (pending === 0) loaded();
+    if (newest === 0) loaded();
     replica.#stop = () => watch.stop();
     replica.#done = (async () => {
       for await (const entry of watch) {
+        if (entry.delta === 0 || entry.revision >= newest) loaded();
         if (entry.operation === "PUT") {
           let json: unknown;
           try {
@@ -70,7 +72,6 @@ export class LookupReplica<V> {
             replica.#values.delete(entry.key);
           }
         } else replica.#values.delete(entry.key);
-        if (entry.delta === 0) loaded();
       }
     })();
     await ready;

@@ -21,10 +21,11 @@
  */
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { ConfigError, StateStoreError } from "../errors.ts";
 import { chunkOf, type Key, keyHash, partitionOf } from "../pipeline/partition.ts";
 import { tableBucket } from "../pipeline/pipeline.ts";
+import { newestRevision } from "./bucket.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -87,18 +88,6 @@ export function parseEntryKey(key: string): TableEntry | undefined {
 export async function createTable(nc: NatsConnection, name: string, meta: TableMeta): Promise<void> {
   const kv = await new Kvm(nc).create(tableBucket(name), { history: 1, storage: "file" });
   await kv.put(metaKey, encoder.encode(JSON.stringify(meta)));
-}
-
-/**
- * The revision of the newest entry a KV bucket holds (0: none). A watch started before this was
- * read has delivered the bucket's contents once it delivers an entry at or past it. (A watch's
- * `delta === 0` alone is not enough: while pages are being written and purged, the last entry of
- * its initial pass may never say 0.)
- */
-export async function newestRevision(nc: NatsConnection, bucket: string): Promise<number> {
-  const jsm = await jetstreamManager(nc);
-  const newest = await jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.>` }).catch(() => undefined);
-  return newest?.seq ?? 0;
 }
 
 export async function openTable(nc: NatsConnection, name: string): Promise<KV> {

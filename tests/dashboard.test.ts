@@ -2,8 +2,9 @@
  * The coffee-shop dashboard in a real browser: a real nats-server, the coffee-shop pipeline run by
  * a Worker, the query API serving the page on a free port, and Debian's chromium driven by
  * playwright-core. What the page shows must equal the result tables (read independently with
- * readTable) and follow them as more orders arrive; selecting an operator actor shows a sample of
- * its keyed state and its recent inputs. A screenshot is saved and its path printed.
+ * readTable) and follow them as more orders arrive, the orders in progress (the order lifecycle
+ * steps) included; selecting an operator actor shows a sample of its keyed state and its recent
+ * inputs. A screenshot is saved and its path printed.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,7 +14,7 @@ import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { coffeeShop } from "../examples/coffee-shop/pipeline.ts";
-import { defaultStartTime, publishOrders } from "../examples/coffee-shop/orders.ts";
+import { defaultStartTime, publishOrders, publishOrderStatus } from "../examples/coffee-shop/orders.ts";
 import { readSideOutput } from "../src/log/side-outputs.ts";
 import { keyHash, partitionOf } from "../src/pipeline/partition.ts";
 import { listenNode } from "../src/platform/http-node.ts";
@@ -30,12 +31,16 @@ const partitions = 4;
 type StoreRow = { key: string; orders: number; revenue: number; avgTicket: number };
 type MinuteRow = { key: string; orders: number; revenue: number; windowStart: number; windowEnd: number };
 type TopRow = { key: string; top: { key: string; weight: number }[]; windowStart: number; windowEnd: number };
+type FlowRow = { key: string; open: number; abandoned: number };
+type ServeRow = { key: string; served: number; avgWaitMs: number; longestWaitMs: number };
+type Progress = { store: string; open: number; served: number; avgWaitMs: number; abandoned: number };
 
 /** What the page shows, read from its DOM (raw values from data-value attributes). */
 interface Shown {
   stores: { key: string; orders: number; revenue: number; revenueText: string }[];
   points: { store: string; window: number; revenue: number; orders: number }[];
   tops: { store: string; row: string; items: { item: string; rank: number; weight: number }[] }[];
+  progress: Progress[];
   revenue: number;
   dead: string;
   late: string;
@@ -77,6 +82,13 @@ function shown(page: Page): Promise<Shown> {
           weight: num(li),
         })),
       })),
+      progress: [...document.querySelectorAll("#lifecycle-stores tr[data-store]")].map((tr) => ({
+        store: tr.getAttribute("data-store")!,
+        open: num(tr.querySelector("[data-field=open]")),
+        served: num(tr.querySelector("[data-field=served]")),
+        avgWaitMs: num(tr.querySelector("[data-field=avgWaitMs]")),
+        abandoned: num(tr.querySelector("[data-field=abandoned]")),
+      })),
       revenue: num(document.getElementById("kpi-revenue")),
       dead: document.getElementById("kpi-dead")!.getAttribute("data-value")!,
       late: document.getElementById("kpi-late")!.getAttribute("data-value")!,
@@ -95,7 +107,14 @@ async function expected(nc: NatsConnection) {
     const mine = tops.filter((t) => t.key === s.key).sort((a, b) => b.windowStart - a.windowStart);
     return mine.length ? [{ store: s.key, row: mine[0]! }] : [];
   });
+  const flow = await readTable<FlowRow>(nc, "open_orders_by_store");
+  const serve = await readTable<ServeRow>(nc, "serve_time_by_store");
+  const progress = flow.map((f) => {
+    const s = serve.find((r) => r.key === f.key);
+    return { store: f.key, open: f.open, served: s?.served ?? 0, avgWaitMs: s?.avgWaitMs ?? 0, abandoned: f.abandoned };
+  }).sort((a, b) => a.store.localeCompare(b.store));
   return {
+    progress,
     stores: stores.map((s) => ({ key: s.key, orders: s.orders, revenue: s.revenue })),
     points: minutes
       .map((m) => ({ store: m.key, window: m.windowStart, revenue: m.revenue, orders: m.orders }))
@@ -114,6 +133,7 @@ function comparable(page: Shown) {
     stores: page.stores.map(({ key, orders, revenue }) => ({ key, orders, revenue })),
     points: [...page.points].sort((a, b) => a.store.localeCompare(b.store) || a.window - b.window),
     tops: page.tops,
+    progress: page.progress,
   };
 }
 
@@ -131,8 +151,13 @@ describe("the coffee-shop dashboard in chromium", () => {
   let userDataDir: string;
 
   async function caughtUp(): Promise<number> {
-    const last = (await (await jetstreamManager(nc)).streams.info("orders")).state.last_seq;
-    await waitFor(() => worker.committedPosition("orders") >= last, { timeoutMs: 30_000, message: "pipeline caught up" });
+    const jsm = await jetstreamManager(nc);
+    const last = (await jsm.streams.info("orders")).state.last_seq;
+    const lastStatus = (await jsm.streams.info("order_status")).state.last_seq;
+    await waitFor(() => worker.committedPosition("orders") >= last && worker.committedPosition("order-status") >= lastStatus, {
+      timeoutMs: 30_000,
+      message: "pipeline caught up",
+    });
     return last;
   }
 
@@ -142,7 +167,7 @@ describe("the coffee-shop dashboard in chromium", () => {
     await waitFor(async () => {
       const want = await expected(nc);
       const got = await shown(page);
-      expect(comparable(got)).toEqual({ stores: want.stores, points: want.points, tops: want.tops });
+      expect(comparable(got)).toEqual({ stores: want.stores, points: want.points, tops: want.tops, progress: want.progress });
       expect(got.revenue).toBeCloseTo(want.revenue, 6);
       return true;
     }, { timeoutMs: 20_000, intervalMs: 250, message });
@@ -157,6 +182,7 @@ describe("the coffee-shop dashboard in chromium", () => {
     }
     nc = await nats.connect();
     await publishOrders(nc, { stream: "orders", seed: 11, count: 3000 });
+    await publishOrderStatus(nc, { stream: "order_status", seed: 11, count: 3000 });
     const js = jetstream(nc);
     // One order far behind the watermark (late for both windowed steps) and one that is not JSON.
     const lateOrder = {
@@ -169,7 +195,7 @@ describe("the coffee-shop dashboard in chromium", () => {
     };
     await js.publish("orders.store-2", JSON.stringify(lateOrder));
     await js.publish("orders.store-1", "this is not an order");
-    worker = await Worker.start(nc, coffeeShop({ partitions }), { checkpointMs: 100 });
+    worker = await Worker.start(nc, coffeeShop({ partitions, orderStatus: "order_status" }), { checkpointMs: 100 });
     await caughtUp();
     catalog = await Catalog.open(nc, { refreshMs: 0 });
     api = createQueryApi(catalog, { worker, lagRefreshMs: 200 });
@@ -218,6 +244,8 @@ describe("the coffee-shop dashboard in chromium", () => {
       expect(got.stores.length).toBe(5);
       expect(got.points.length).toBeGreaterThanOrEqual(5 * 4); // four closed minutes per store
       expect(got.tops.length).toBe(5);
+      expect(got.progress.length).toBe(5);
+      expect(got.progress.every((p) => p.open > 0 && p.served > 0 && p.avgWaitMs >= 35_000 && p.abandoned > 0)).toBe(true);
       for (const store of got.stores) expect(store.revenueText).toBe(money.format(store.revenue));
       expect(want.tops.every((t) => t.items.length === 5)).toBe(true);
 
@@ -239,6 +267,7 @@ describe("the coffee-shop dashboard in chromium", () => {
     const before = await shown(page);
     // Two more minutes of orders, after the first five: new windows close, every store sells more.
     await publishOrders(nc, { stream: "orders", seed: 12, count: 1200, startTime: defaultStartTime + 300_000 });
+    await publishOrderStatus(nc, { stream: "order_status", seed: 12, count: 1200, startTime: defaultStartTime + 300_000 });
     const last = await caughtUp();
     await pageEqualsTables("the page follows the tables");
     const after = await shown(page);
@@ -248,6 +277,8 @@ describe("the coffee-shop dashboard in chromium", () => {
       expect(store.orders).toBeGreaterThan(before.stores.find((s) => s.key === store.key)!.orders);
     }
     expect(after.tops.map((t) => t.row)).not.toEqual(before.tops.map((t) => t.row));
+    const served = (p: Shown) => p.progress.reduce((n, s) => n + s.served, 0);
+    expect(served(after)).toBeGreaterThan(served(before));
     await waitFor(async () => (await shown(page)).processed.includes(new Intl.NumberFormat("en-US").format(last)), {
       message: "the processed count follows the stream",
     });
@@ -266,6 +297,9 @@ describe("the coffee-shop dashboard in chromium", () => {
       expect.objectContaining({ id: "orders", stream: "orders" }),
       // The late orders, from the per-minute windows to their count, over an internal stream.
       expect.objectContaining({ id: "late-orders", stream: "eddy-edge-coffee-shop-late-orders" }),
+      expect.objectContaining({ id: "order-status", stream: "order_status" }),
+      // The order lifecycle's outcomes, from the process step to the two per-store aggregates.
+      expect.objectContaining({ id: "order", stream: "eddy-edge-coffee-shop-order" }),
     ]);
     const one = all.body.actors.find((a: any) => a.step === "store-revenue" && a.partition === 1);
     expect(one).toMatchObject({ state: expect.stringMatching(/running|checkpointing/), keys: expect.any(Number) });

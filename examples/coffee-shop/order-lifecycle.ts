@@ -2,9 +2,13 @@
  * The coffee shop's order lifecycle, as a user's own XState machine run per order id by a process
  * step: an order is placed, brewed and served, or abandoned when it is not brewing two minutes
  * (event time) after it was placed. Open orders (placed or brewing) are rows of the `open_orders`
- * table; an order that is served or abandoned leaves it (its machine is done) and its outcome, a
- * typed event, goes to the `order_outcomes` stream and on to the `serve_time_by_store` table:
- * orders served and the average time to serve them, per store.
+ * table; an order that is served or abandoned leaves it (its machine is done). What happens to an
+ * order (placed, then served or abandoned), a typed event, goes to the `order_outcomes` stream and
+ * on to two tables per store: `serve_time_by_store` (orders served, the average and longest time to
+ * serve) and `open_orders_by_store` (orders open now, orders abandoned).
+ *
+ * `addOrderLifecycle` adds these steps to any pipeline (the coffee shop's, in `eddy dev`);
+ * `orderLifecycle` is a pipeline of them alone.
  *
  * @example
  * await publishOrderStatus(nc, { stream: "order_status", seed: 1, count: 1_000 });
@@ -20,6 +24,7 @@ export const abandonAfterMs = 120_000;
 
 /** What happened to an order, at event time `ts`. */
 export type OrderOutcome =
+  | { readonly type: "placed"; readonly orderId: string; readonly store: string; readonly ts: number }
   | {
     readonly type: "served";
     readonly orderId: string;
@@ -44,6 +49,7 @@ export const orderMachine = setup({
   },
   delays: { abandonAfter: abandonAfterMs },
   actions: {
+    placed: emit(({ event }) => ({ type: "placed" as const, orderId: event.orderId, store: event.store, ts: event.ts })),
     served: emit(({ context, event }) => ({
       type: "served" as const,
       orderId: context.orderId,
@@ -69,7 +75,7 @@ export const orderMachine = setup({
       on: {
         placed: {
           target: "placed",
-          actions: assign(({ event }) => ({ orderId: event.orderId, store: event.store, placedAt: event.ts })),
+          actions: [assign(({ event }) => ({ orderId: event.orderId, store: event.store, placedAt: event.ts })), "placed"],
         },
         // Brewing or served without being placed (e.g. after it was abandoned): forget it.
         "*": "unknown",
@@ -92,16 +98,13 @@ export const orderMachine = setup({
 export interface OrderLifecycleOptions {
   /** The stream of order status events. Default "order_status". */
   readonly stream?: string;
-  readonly partitions?: number;
-  /** The pipeline id (names its state). Default "order-lifecycle". */
-  readonly id?: string;
   /** Appended to the table and output stream names. Default "". */
   readonly suffix?: string;
 }
 
-export function orderLifecycle(options: OrderLifecycleOptions = {}): Pipeline {
+/** Add the order lifecycle's steps (ids `order-status`, `by-order`, `order`, ...) to pipeline `p`. */
+export function addOrderLifecycle(p: Pipeline, options: OrderLifecycleOptions = {}): void {
   const suffix = options.suffix ?? "";
-  const p = pipeline(options.id ?? "order-lifecycle", { partitions: options.partitions ?? 4 });
   const orders = p
     .source("order-status", {
       stream: options.stream ?? "order_status",
@@ -115,8 +118,21 @@ export function orderLifecycle(options: OrderLifecycleOptions = {}): Pipeline {
   orders.toStream("order-outcomes", { stream: `order_outcomes${suffix}` });
   orders
     .filter("served", (o): o is Extract<OrderOutcome, { type: "served" }> => o.type === "served")
-    .keyBy("by-store", "store")
+    .keyBy("served-by-store", "store")
     .aggregate("serve-time", (a) => ({ served: a.count(), avgWaitMs: a.avg("waitMs"), longestWaitMs: a.max("waitMs") }))
     .toTable(`serve_time_by_store${suffix}`);
+  orders
+    .map("order-flow", (o) => ({ store: o.store, open: o.type === "placed" ? 1 : -1, abandoned: o.type === "abandoned" ? 1 : 0 }))
+    .keyBy("flow-by-store", "store")
+    .aggregate("open-orders", (a) => ({ open: a.sum("open"), abandoned: a.sum("abandoned") }))
+    .toTable(`open_orders_by_store${suffix}`);
+}
+
+/** The order lifecycle as a pipeline of its own. */
+export function orderLifecycle(
+  options: OrderLifecycleOptions & { readonly id?: string; readonly partitions?: number } = {},
+): Pipeline {
+  const p = pipeline(options.id ?? "order-lifecycle", { partitions: options.partitions ?? 4 });
+  addOrderLifecycle(p, options);
   return p;
 }

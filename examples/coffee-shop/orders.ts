@@ -24,6 +24,7 @@ import { Schema } from "effect";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { ensureStream } from "../../src/log/streams.ts";
+import { keyHash } from "../../src/pipeline/partition.ts";
 import { createPublisher } from "../../src/log/publisher.ts";
 import { systemClock } from "../../src/runtime/clock.ts";
 import type { Clock } from "../../src/runtime/clock.ts";
@@ -204,29 +205,40 @@ export interface GenerateOrderStatusOptions extends GenerateOrdersOptions {
 }
 
 /**
- * The lifecycle events of the orders `generateOrders` gives for the same options, as far as they
- * happened by the time the last order was placed (the day so far: later orders are still open):
- * each order is placed at its `ts`; most start brewing 5 to 60 s later and are served 30 to 120 s
- * after that; the rest are never brewed. Events come in event-time order with the same bounded
- * disorder as orders (at most `maxDisorderMs` behind any event before them); an order's own
- * events stay in order.
+ * One order's lifecycle events: placed at its `ts`; then, unless it is never brewed (abandoned,
+ * with probability `abandonRate`), brewing 5 to 60 s later and served 30 to 120 s after that. The
+ * draws come from the order's own random sequence (the seed and a hash of its id), so the same
+ * order always has the same lifecycle, however the orders around it are generated.
+ */
+export function lifecycleOf(order: Order, opts: { readonly seed: number; readonly abandonRate?: number }): OrderStatus[] {
+  const random = mulberry32(opts.seed ^ 0x5eed ^ keyHash(order.orderId));
+  const { orderId, store, ts } = order;
+  const placed: OrderStatus = { type: "placed", orderId, store, ts };
+  if (random() < (opts.abandonRate ?? 0.1)) return [placed];
+  const brewing = ts + 5_000 + Math.floor(random() * 55_000);
+  const served = brewing + 30_000 + Math.floor(random() * 90_000);
+  return [placed, { type: "brewing", orderId, store, ts: brewing }, { type: "served", orderId, store, ts: served }];
+}
+
+/** The longest an order's lifecycle lasts, placed to served. */
+export const lifecycleSpanMs = 180_000;
+
+/**
+ * The lifecycle events of the orders `generateOrders` gives for the same options (`lifecycleOf`),
+ * as far as they happened by the time the last order was placed (the day so far: later orders are
+ * still open). Events come in event-time order with the same bounded disorder as orders (at most
+ * `maxDisorderMs` behind any event before them); an order's own events stay in order.
  */
 export function* generateOrderStatus(opts: GenerateOrderStatusOptions): Generator<OrderStatus> {
   const random = mulberry32(opts.seed ^ 0x5eed);
-  const abandonRate = opts.abandonRate ?? 0.1;
   const events: { event: OrderStatus; arrival: number }[] = [];
   const orders = [...generateOrders(opts)];
   const end = Math.max(...orders.map((o) => o.ts));
-  const add = (event: OrderStatus) => {
-    const arrival = event.ts + Math.floor(random() * maxDisorderMs);
-    if (event.ts <= end) events.push({ event, arrival });
-  };
-  for (const { orderId, store, ts } of orders) {
-    add({ type: "placed", orderId, store, ts });
-    if (random() < abandonRate) continue;
-    const brewing = ts + 5_000 + Math.floor(random() * 55_000);
-    add({ type: "brewing", orderId, store, ts: brewing });
-    add({ type: "served", orderId, store, ts: brewing + 30_000 + Math.floor(random() * 90_000) });
+  for (const order of orders) {
+    for (const event of lifecycleOf(order, opts)) {
+      const arrival = event.ts + Math.floor(random() * maxDisorderMs);
+      if (event.ts <= end) events.push({ event, arrival });
+    }
   }
   events.sort((a, b) => a.arrival - b.arrival);
   for (const { event } of events) yield event;

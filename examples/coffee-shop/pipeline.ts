@@ -6,13 +6,15 @@
  * more) to the `large_orders` stream for the barista screen, and keeps revenue per store per
  * one-minute window (by the order's own time) in the `revenue_per_store_minute` table (and the
  * `revenue_per_minute` stream), orders too late for their minute per store (`late_orders`), and
- * the top 5 items per store over 5 minutes, every minute.
+ * the top 5 items per store over 5 minutes, every minute. With `orderStatus`, it also follows each
+ * order through its lifecycle (order-lifecycle.ts: open orders, time to serve per store).
  *
  * @example
  * const worker = await Worker.start(nc, coffeeShop());
  * await readTable(nc, "revenue_by_store"); // [{ key: "store-1", orders: 42, revenue: 311.5, ... }]
  */
 import { type Pipeline, pipeline } from "../../src/pipeline/pipeline.ts";
+import { addOrderLifecycle } from "./order-lifecycle.ts";
 import { MenuItem, Order } from "./orders.ts";
 
 export interface CoffeeShopOptions {
@@ -23,6 +25,8 @@ export interface CoffeeShopOptions {
   readonly id?: string;
   /** Appended to the table names, to run two copies side by side. Default "". */
   readonly tableSuffix?: string;
+  /** The stream of order status events: when given, the order lifecycle's steps are added. */
+  readonly orderStatus?: string;
 }
 
 export function coffeeShop(options: CoffeeShopOptions = {}): Pipeline {
@@ -79,5 +83,6 @@ export function coffeeShop(options: CoffeeShopOptions = {}): Pipeline {
 
   orders.filter("large", (o) => o.qty >= 4).toStream("large-orders", { stream: `large_orders${options.tableSuffix ?? ""}` });
 
+  if (options.orderStatus) addOrderLifecycle(p, { stream: options.orderStatus, suffix: options.tableSuffix ?? "" });
   return p;
 }

@@ -1,14 +1,14 @@
 /**
  * `eddy dev`: the coffee-shop demo in one command. Without NATS_URL it starts a local
- * nats-server (JetStream on, a free port, its store under .eddy/ in this directory), creates
- * the orders stream, publishes generated orders at a steady rate, runs the coffee-shop pipeline
- * and logs where to look (src/observe/logger.ts: human on a terminal, JSON lines otherwise).
+ * nats-server (JetStream on, a free port, its store under .eddy/ in this directory), opens the
+ * live coffee shop (orders at a steady rate, and each order's lifecycle as it falls due), runs the
+ * coffee-shop pipeline with the order lifecycle and logs where to look (src/observe/logger.ts: human on a terminal, JSON lines otherwise).
  * Ctrl-C or SIGTERM checkpoints, stops the server and exits 0.
  */
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Effect } from "effect";
 import { coffeeShop } from "../../examples/coffee-shop/pipeline.ts";
-import { publishOrders } from "../../examples/coffee-shop/orders.ts";
+import { openShop } from "../../examples/coffee-shop/live-shop.ts";
 import { commandLogger, logFlags, type Logger } from "../observe/logger.ts";
 import type { Platform } from "../platform/platform.ts";
 import { systemClock } from "../runtime/clock.ts";
@@ -71,10 +71,10 @@ export async function dev(platform: Platform, { flags }: Parsed): Promise<number
           logger.info("nats", { url: url.replace(/\/\/[^@/]*@/, "//***@") });
         }
         const nc = yield* natsConnection(platform, url, flags.creds);
-        const generator = startGenerator(nc, flags, logger);
-        yield* Effect.addFinalizer(() => Effect.promise(() => generator.stop()));
-        yield* Effect.promise(() => generator.ready);
-        const pipeline = coffeeShop({ partitions: flags.partitions as number });
+        const shop = startShop(nc, flags, logger);
+        yield* Effect.addFinalizer(() => Effect.promise(() => shop.stop()));
+        yield* Effect.tryPromise({ try: () => shop.ready, catch: (e) => e });
+        const pipeline = coffeeShop({ partitions: flags.partitions as number, orderStatus: "order_status" });
         const worker = yield* Effect.acquireRelease(
           Effect.tryPromise({
             try: () => Worker.start(nc, pipeline, workerOptions(flags, logger.sink("debug"))),
@@ -91,7 +91,8 @@ export async function dev(platform: Platform, { flags }: Parsed): Promise<number
         logger.info("running", {
           pipeline: pipeline.id,
           actors: worker.status().length,
-          tables: "revenue_by_store,revenue_by_item,revenue_by_category,revenue_per_store_minute,top_items_per_store",
+          tables: "revenue_by_store,revenue_by_item,revenue_by_category,revenue_per_store_minute,top_items_per_store," +
+            "late_orders,open_orders,open_orders_by_store,serve_time_by_store",
         });
         logger.info("dashboard", { url: `${listener.url}/` });
         logger.info("query-api", { tables: `${listener.url}/tables`, example: `${listener.url}/tables/revenue_by_store/rows` });
@@ -119,45 +120,15 @@ export async function dev(platform: Platform, { flags }: Parsed): Promise<number
   });
 }
 
-/** Publish orders in one-second rounds until stopped (or `--count` is reached). */
-function startGenerator(nc: NatsConnection, flags: Parsed["flags"], logger: Logger) {
+/** The live coffee shop (examples/coffee-shop/live-shop.ts): orders and their lifecycles, paced by the clock. */
+function startShop(nc: NatsConnection, flags: Parsed["flags"], logger: Logger) {
   const rate = flags.rate as number;
   const count = flags.count as number;
   const seed = flags.seed as number;
-  let stopped = false;
-  let wake: (() => void) | undefined;
-  let published = 0;
-  let ready!: () => void;
-  const readyPromise = new Promise<void>((r) => (ready = r));
-  const loop = (async () => {
-    // The stream must exist before the pipeline starts: publish nothing, create it.
-    await publishOrders(nc, { stream: "orders", seed, count: 0 });
-    ready();
-    if (rate <= 0) return;
-    logger.info("generating", { ordersPerSec: rate, stream: "orders", seed, ...(count ? { count } : {}) });
-    for (let round = 0; !stopped && (count === 0 || published < count); round++) {
-      const started = systemClock.now();
-      const n = count === 0 ? rate : Math.min(rate, count - published);
-      await publishOrders(nc, {
-        stream: "orders",
-        seed: seed * 1_000_003 + started,
-        count: n,
-        startTime: started,
-        spacingMs: 1000 / rate,
-      });
-      published += n;
-      const wait = started + 1000 - systemClock.now();
-      if (wait > 0 && !stopped) await new Promise<void>((r) => ((wake = r), systemClock.setTimeout(r, wait)));
-    }
-  })();
-  return {
-    ready: readyPromise,
-    async stop() {
-      stopped = true;
-      wake?.();
-      await loop.catch(() => undefined);
-    },
-  };
+  if (rate > 0) {
+    logger.info("generating", { ordersPerSec: rate, streams: "orders,order_status", seed, ...(count ? { count } : {}) });
+  }
+  return openShop(nc, { rate, count, seed, onError: (error) => logger.warn("generator", { error: String(error) }) });
 }
 
 function setSummary(nc: NatsConnection, worker: Worker, everyMs: number, logger: Logger) {

@@ -8,8 +8,10 @@
  * rows `<store>|<windowStart>`, the last 30 windows), revenue per store and per category
  * (`revenue_by_store`, `revenue_by_category`), the
  * top items per store in rank order (`GET /tables/top_items_per_store/rows/<store>/top`: the
- * store's latest 5-minute window), orders per second, lag, late orders and dead letters, and the
- * operator actors (step, partition, lifecycle state, last checkpoint, keys held, lag). Selecting
+ * store's latest 5-minute window), orders in progress per store when the pipeline follows the
+ * order lifecycle (`open_orders_by_store`, `serve_time_by_store`: open, served, time to serve,
+ * abandoned; the card stays hidden without them), orders per second, lag, late orders and dead
+ * letters, and the operator actors (step, partition, lifecycle state, last checkpoint, keys held, lag). Selecting
  * an actor shows a sample of its keyed state and its most recent inputs
  * (`GET /actors/:step/:partition`).
  *
@@ -54,6 +56,8 @@ main { padding: 18px 24px 32px; display: grid; gap: 16px; grid-template-columns:
 .chart { grid-column: span 8; }
 .stores { grid-column: span 4; }
 .tops { grid-column: span 12; }
+.lifecycle { grid-column: span 12; }
+.lifecycle[hidden] { display: none; }
 .actors { grid-column: span 7; }
 .detail { grid-column: span 5; }
 svg { display: block; width: 100%; height: auto; }
@@ -118,6 +122,8 @@ const body = `
     <h3>Revenue by category</h3>
     <table><thead><tr><th>Category</th><th class="num">Orders</th><th class="num">Revenue</th><th>Share</th></tr></thead><tbody id="categories"></tbody></table></section>
   <section class="card tops"><h2>Top items per store<small>latest 5-minute window, by quantity</small></h2><div class="top-grid" id="tops"></div></section>
+  <section class="card lifecycle" id="lifecycle" hidden><h2>Orders in progress<small>placed, brewing and served, by the order lifecycle machine</small></h2>
+    <table><thead><tr><th>Store</th><th class="num">Open now</th><th class="num">Served</th><th class="num">Avg time to serve</th><th class="num">Longest</th><th class="num">Abandoned</th></tr></thead><tbody id="lifecycle-stores"></tbody></table></section>
   <section class="card actors"><h2>Operator actors<small id="actors-summary"></small></h2><div>
     <table><thead><tr><th>Step</th><th class="num">Partition</th><th>State</th><th class="num">Checkpoint</th><th class="num">Committed</th><th class="num">Keys</th><th class="num">Events in</th><th class="num">Lag</th></tr></thead><tbody id="actors"></tbody></table></div></section>
   <section class="card detail"><h2>Actor<small id="detail-title">select one in the list</small></h2><div id="detail"><div class="empty">Click an operator actor to see a sample of its keyed state and its most recent inputs.</div></div></section>
@@ -324,8 +330,38 @@ const script = String.raw`
     if (!grid.children.length) grid.appendChild(el("div", { class: "empty", text: "no closed 5-minute windows yet" }));
   }
 
+  function minutes(ms) {
+    if (ms === null || ms === undefined) return "–";
+    var s = Math.round(ms / 1000);
+    return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+  }
+  function renderLifecycle(open, served) {
+    var card = document.getElementById("lifecycle");
+    card.hidden = !open && !served;
+    if (card.hidden) return;
+    var byStore = new Map();
+    function at(key) { if (!byStore.has(key)) byStore.set(key, {}); return byStore.get(key); }
+    (open ? open.rows : []).forEach(function (r) { Object.assign(at(String(r.key)), { open: r.row.open, abandoned: r.row.abandoned }); });
+    (served ? served.rows : []).forEach(function (r) { Object.assign(at(String(r.key)), r.row); });
+    var body = document.getElementById("lifecycle-stores");
+    body.replaceChildren();
+    Array.from(byStore.keys()).sort().forEach(function (store) {
+      var r = byStore.get(store);
+      var cell = function (field, value, text) { return el("td", { class: "num", "data-field": field, "data-value": value === undefined ? "" : value, text: text }); };
+      body.appendChild(el("tr", { "data-store": store }, [
+        el("td", { text: store }),
+        cell("open", r.open, count.format(r.open || 0)),
+        cell("served", r.served, count.format(r.served || 0)),
+        cell("avgWaitMs", r.avgWaitMs, minutes(r.avgWaitMs)),
+        cell("longestWaitMs", r.longestWaitMs, minutes(r.longestWaitMs)),
+        cell("abandoned", r.abandoned, count.format(r.abandoned || 0)),
+      ]));
+    });
+    if (byStore.size === 0) body.appendChild(el("tr", {}, [el("td", { colspan: 6, class: "empty", text: "no orders placed yet" })]));
+  }
+
   function renderRate(actors) {
-    var source = actors.sources[0];
+    var source = actors.sources.find(function (s) { return s.id === "orders"; }) || actors.sources[0];
     if (!source) return;
     view.rate.push({ at: actors.at, applied: source.applied });
     while (view.rate.length > 2 && view.rate[view.rate.length - 1].at - view.rate[0].at > 5000) view.rate.shift();
@@ -439,10 +475,12 @@ const script = String.raw`
       view.cutoff = Math.max(0, latest - windowsShown * 60000);
       view.windows.forEach(function (row, key) { if (row.windowStart < view.cutoff) view.windows.delete(key); });
       var tops = await Promise.all(view.stores.map(function (s) { return orNull(getJson("/tables/top_items_per_store/rows/" + encodeURIComponent(s) + "/top")); }));
+      var lifecycle = await Promise.all([orNull(readRange("open_orders_by_store")), orNull(readRange("serve_time_by_store"))]);
       renderStores(stores.rows, stores.reflects);
       renderCategories(results[2].rows);
       renderChart();
       renderTops(tops);
+      renderLifecycle(lifecycle[0], lifecycle[1]);
       if (actors) {
         document.getElementById("pipeline").textContent = actors.pipeline;
         renderRate(actors);

@@ -10,8 +10,9 @@
  * - every message gets a sequence number `seq`; its ack arrives on `<inbox>.<seq>`;
  * - outstanding messages live in a ring indexed by `seq`; `base` is the lowest seq not yet settled,
  *   so `flush()` is "wait until base reaches the seq that was next when flush was called";
- * - one timer, armed only while something is outstanding, sweeps for messages whose ack is older
- *   than `ackTimeoutMs` and re-publishes them (same data, same `Nats-Msg-Id`, same reply subject);
+ * - one timer, armed while something is outstanding (it lapses at its next tick once nothing is;
+ *   clearing and re-arming it for every message published after an idle spell cost more), sweeps
+ *   for messages whose ack is older than `ackTimeoutMs` and re-publishes them (same data, same `Nats-Msg-Id`, same reply subject);
  *   JetStream de-duplicates by msg id and KV puts are idempotent upserts, so a re-publish is safe;
  * - a rejected ack (`{"error":..}`) or a 503 no-responders status (no stream listens on the
  *   subject) fails the message with a PublishError.
@@ -387,10 +388,6 @@ class AckCountingPublisher implements Publisher {
         this.#wakeBelow = Math.max(this.#wakeBelow, w.below);
         return true;
       });
-    }
-    if (this.#pending === 0 && this.#timer !== undefined) {
-      this.#clock.clearTimeout(this.#timer);
-      this.#timer = undefined;
     }
   }
 

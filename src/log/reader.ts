@@ -108,7 +108,7 @@ class PullReader implements Reader {
   #timer: unknown = undefined;
 
   constructor(readonly nc: NatsConnection, readonly jsm: JetStreamManager, readonly options: ReaderOptions) {
-    this.#maxBatch = options.maxBatch ?? 2000;
+    this.#maxBatch = options.maxBatch ?? defaultMaxBatch;
     this.#window = 4 * this.#maxBatch;
     this.#heartbeatMs = options.heartbeatMs ?? 5000;
     this.#lastSeq = options.fromSeq - 1;
@@ -181,12 +181,13 @@ class PullReader implements Reader {
     let consumerSeq: number;
     if (reply.startsWith(ackPrefix)) {
       // <delivered>.<stream seq>.<consumer seq>.<time>.<pending>: read in place, no split.
+      const end = reply.length;
       let i = reply.indexOf(".", ackPrefix.length) + 1;
       let c: number;
       streamSeq = 0;
-      while ((c = reply.charCodeAt(i++)) !== 46) streamSeq = streamSeq * 10 + c - 48;
+      while (i < end && (c = reply.charCodeAt(i++)) !== 46) streamSeq = streamSeq * 10 + c - 48;
       consumerSeq = 0;
-      while ((c = reply.charCodeAt(i++)) !== 46) consumerSeq = consumerSeq * 10 + c - 48;
+      while (i < end && (c = reply.charCodeAt(i++)) !== 46) consumerSeq = consumerSeq * 10 + c - 48;
     } else {
       // Newer servers: $JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<stream seq>...
       const tokens = reply.split(".");

@@ -10,9 +10,10 @@
  *                    committedPosition == last seq; rows verified exactly
  *   core-aggregate-100-keys  the same over a stream with 100 keys, where table upserts coalesce
  *   state-1m-keys    peak RSS of a worker holding 1,000,000 keys of aggregate state (child process)
- *   nexmark-q0 ... nexmark-q7  the Nexmark queries over generated events, beside the read ceiling of
+ *   nexmark-q0 ... nexmark-q8  the Nexmark queries over generated events, beside the read ceiling of
  *                    their bids and Flink's per-core figures (scripts/bench-nexmark.ts; `--cases nexmark`
- *                    runs them all, and only with `--cases`)
+ *                    runs them all, and only with `--cases`; q3 and q8 read the persons and auctions
+ *                    of `--nexmark-join-events` generated events)
  *   restart-1m-keys  a new worker on that state: the time until it processes again, i.e. the next
  *                    events are folded into the recovered state (committedMs, the first commit
  *                    after, which rewrites the whole state, is reported beside it) (child process)
@@ -23,7 +24,7 @@
  *
  *   npx tsx scripts/bench.ts [--events 1000000] [--keys 100000] [--state-keys 1000000]
  *     [--peer-events 10000] [--peer-seconds 20] [--serving-seconds 20] [--query-rate 500] [--ingest-rate 10000]
- *     [--nexmark-events 300000]
+ *     [--nexmark-events 300000] [--nexmark-join-events 2500000]
  *     [--cases ceiling,peer,core-aggregate,core-aggregate-100-keys,state,restart,query-latency,freshness,nexmark]
  *     [--cpu-prof]   (workers write .cpuprofile files to bench/profiles/)  [--verbose]  (print each worker RESULT)
  */
@@ -68,6 +69,7 @@ const SERVING_SECONDS = num("serving-seconds", 20);
 const QUERY_RATE = num("query-rate", 500);
 const INGEST_RATE = num("ingest-rate", 10_000);
 const NEXMARK_EVENTS = num("nexmark-events", 300_000);
+const NEXMARK_JOIN_EVENTS = num("nexmark-join-events", 2_500_000);
 const RESTART_EVENTS = 10;
 const CPU_PROF = flags.has("cpu-prof");
 const wanted = new Set((
@@ -329,7 +331,13 @@ try {
   }
   const nexmark = nexmarkWanted(wanted);
   if (nexmark.length > 0) {
-    Object.assign(cases, await benchNexmark({ nc, serverPid: server.pid, events: NEXMARK_EVENTS, log, runWorker }, nexmark));
+    Object.assign(
+      cases,
+      await benchNexmark(
+        { nc, serverPid: server.pid, events: NEXMARK_EVENTS, joinEvents: NEXMARK_JOIN_EVENTS, log, runWorker },
+        nexmark,
+      ),
+    );
   }
 } catch (error) {
   failed = true;

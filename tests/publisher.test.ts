@@ -1,14 +1,16 @@
 /**
  * The ack-counting Publisher against a real nats-server: every message acknowledged, duplicates
  * dropped by msg id, rejections and missing streams surfaced through flush(), overdue acks
- * re-published, KV puts readable by the KV client.
+ * re-published, KV puts readable by the KV client; the frames it writes itself carry subjects,
+ * headers and payloads (UTF-8, empty, larger than its buffer) as the server stores them, and what
+ * nc.publish would refuse it refuses too.
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { createPublisher, kvSubject } from "../src/log/publisher.ts";
+import { createPublisher, kvSubject, type PublishOptions } from "../src/log/publisher.ts";
 import { PublishError } from "../src/errors.ts";
 import { manualClock } from "../src/runtime/clock.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
@@ -161,5 +163,50 @@ describe("Publisher", () => {
     expect(publisher.pending).toBeLessThan(100);
     await publisher.close();
     expect(() => publisher.publish("back.a", enc.encode("x"))).toThrow(PublishError);
+  });
+
+  it("writes frames the server stores as sent: headers, msg ids, UTF-8, empty and large payloads", async () => {
+    await addStream("FRAMES", ["frames.>"]);
+    const publisher = createPublisher(nc);
+    const big = new Uint8Array(200 * 1024).map((_, i) => i % 251);
+    const sent: { subject: string; data: Uint8Array; opts: PublishOptions | undefined }[] = [
+      { subject: "frames.a", data: enc.encode("plain"), opts: undefined },
+      { subject: "frames.b", data: enc.encode('{"name":"Zoë ☕ 𝄞"}'), opts: { msgId: "id-é-1" } },
+      { subject: "frames.c", data: new Uint8Array(0), opts: { msgId: "id-2", headers: { "X-Eddy": "yes", Other: "a b" } } },
+      { subject: "frames.d", data: big, opts: { msgId: "id-3" } },
+      { subject: "frames.a", data: enc.encode("after the big one"), opts: { headers: { "X-Only": "1" } } },
+    ];
+    for (const m of sent) publisher.publish(m.subject, m.data, m.opts);
+    await publisher.flush();
+    for (let i = 0; i < sent.length; i++) {
+      const stored = await jsm.streams.getMessage("FRAMES", { seq: i + 1 });
+      const m = sent[i]!;
+      expect(stored?.subject).toBe(m.subject);
+      expect(stored?.data).toEqual(m.data);
+      expect(stored?.header.get("Nats-Msg-Id") || undefined).toBe(m.opts?.msgId);
+      for (const [k, v] of Object.entries(m.opts?.headers ?? {})) expect(stored?.header.get(k)).toBe(v);
+    }
+    publisher.publish("frames.b", enc.encode("a duplicate"), { msgId: "id-é-1" });
+    await publisher.flush();
+    expect(await messages("FRAMES")).toBe(sent.length);
+    await publisher.close();
+  });
+
+  it("refuses at once what nc.publish refuses: a header value with CR LF, a bad subject, too large a message, a closed connection", async () => {
+    await addStream("REFUSE", ["refuse.>"]);
+    const own = await nats.connect();
+    const publisher = createPublisher(own);
+    expect(() => publisher.publish("refuse.a", enc.encode("x"), { msgId: "a\r\nNats-Expected-Stream: other" })).toThrow(
+      /CR or LF/,
+    );
+    expect(() => publisher.publish("refuse a", enc.encode("x"))).toThrow(/invalid subject/);
+    const maxPayload = own.info!.max_payload;
+    expect(() => publisher.publish("refuse.a", new Uint8Array(maxPayload + 1))).toThrow(/max_payload/);
+    expect(publisher.pending).toBe(0);
+    publisher.publish("refuse.a", enc.encode("fine"));
+    await publisher.flush();
+    expect(await messages("REFUSE")).toBe(1);
+    await own.close();
+    expect(() => publisher.publish("refuse.a", enc.encode("x"))).toThrow(/connection is closed/);
   });
 });

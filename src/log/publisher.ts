@@ -10,11 +10,21 @@
  * - every message gets a sequence number `seq`; its ack arrives on `<inbox>.<seq>`;
  * - outstanding messages live in a ring indexed by `seq`; `base` is the lowest seq not yet settled,
  *   so `flush()` is "wait until base reaches the seq that was next when flush was called";
- * - one timer, armed only while something is outstanding, sweeps for messages whose ack is older
- *   than `ackTimeoutMs` and re-publishes them (same data, same `Nats-Msg-Id`, same reply subject);
+ * - one timer, armed while something is outstanding (it lapses at its next tick once nothing is;
+ *   clearing and re-arming it for every message published after an idle spell cost more), sweeps
+ *   for messages whose ack is older than `ackTimeoutMs` and re-publishes them (same data, same `Nats-Msg-Id`, same reply subject);
  *   JetStream de-duplicates by msg id and KV puts are idempotent upserts, so a re-publish is safe;
  * - a rejected ack (`{"error":..}`) or a 503 no-responders status (no stream listens on the
  *   subject) fails the message with a PublishError.
+ *
+ * Messages are written as protocol frames (`HPUB <subject> <reply> <hlen> <len>`, headers, data)
+ * into one buffer, handed to the connection's outbound queue at 64 KiB or at the end of the
+ * current task, whichever comes first: `nc.publish` would build a headers map, render and encode
+ * it, encode the protocol line and queue four buffers per message, and write every 32 KiB. The
+ * buffer goes through the connection's own outbound queue (nats-core's `protocol.sendCommand`), so
+ * it is ordered with everything else the connection sends and is kept across a reconnect, as
+ * `nc.publish` would; the checks `nc.publish` makes (closed or draining connection, subject,
+ * max_payload) are made here.
  *
  * Errors reach the caller through `flush()`: a failure rejects every flush that is waiting and whose
  * range holds the failed message; if none is waiting, the next `flush()` call rejects with it (the
@@ -32,7 +42,7 @@
  * await publisher.flush(); // every row above is stored, or a PublishError says which subject failed
  * await publisher.close();
  */
-import { headers as natsHeaders, nuid } from "@nats-io/nats-core";
+import { nuid } from "@nats-io/nats-core";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
 import { PublishError, StateStoreError } from "../errors.ts";
 import { systemClock } from "../runtime/clock.ts";
@@ -115,6 +125,23 @@ interface PendingWaiter {
 }
 
 const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** Frames are handed to the connection once this many bytes are buffered (or at the end of the task). */
+const FRAME_BUFFER_BYTES = 64 * 1024;
+/** The part of the connection the frames go through: nats-core's outbound queue. */
+interface Outbound {
+  sendCommand(frame: Uint8Array): void;
+}
+
+/** The connection's outbound queue; every NatsConnection of nats-core has one. */
+function outboundOf(nc: NatsConnection): Outbound {
+  const protocol = (nc as unknown as { protocol?: Partial<Outbound> }).protocol;
+  if (typeof protocol?.sendCommand !== "function") {
+    throw new PublishError({ subject: "", message: "the Publisher needs a nats-core connection (its protocol.sendCommand)" });
+  }
+  return protocol as Outbound;
+}
 
 class AckCountingPublisher implements Publisher {
   readonly #nc: NatsConnection;
@@ -125,6 +152,14 @@ class AckCountingPublisher implements Publisher {
   readonly #retryNoResponders: boolean;
   readonly #inbox: string; // "<prefix>.<nuid>." — reply subjects are this plus seq
   readonly #sub: Subscription;
+  readonly #outbound: Outbound;
+  /** Frames not yet handed to the connection: `#frames[0, #framesLength)`. */
+  #frames = new Uint8Array(2 * FRAME_BUFFER_BYTES);
+  #framesLength = 0;
+  /** Scratch space for one message's header block. */
+  #headerBytes = new Uint8Array(1024);
+  /** The last subject that passed the checks (most messages go to the same few subjects). */
+  #checkedSubject = "";
 
   // Ring of outstanding messages indexed by seq & mask, covering [base, next).
   #ring: (Outstanding | undefined)[] = new Array(1024);
@@ -148,6 +183,7 @@ class AckCountingPublisher implements Publisher {
     this.#maxPending = opts.maxPending ?? 20_000;
     this.#retryNoResponders = opts.retryNoResponders ?? false;
     this.#inbox = `${opts.inboxPrefix ?? "_INBOX"}.${nuid.next()}.`;
+    this.#outbound = outboundOf(nc);
     this.#sub = nc.subscribe(`${this.#inbox}*`, { callback: (err, msg) => this.#onAck(err, msg) });
   }
 
@@ -205,17 +241,70 @@ class AckCountingPublisher implements Publisher {
   }
 
   #send(seq: number, entry: Outstanding): void {
-    let hdrs;
-    if (entry.msgId !== undefined || entry.headers !== undefined) {
-      hdrs = natsHeaders();
-      if (entry.headers) { for (const k in entry.headers) hdrs.set(k, entry.headers[k] as string); }
-      if (entry.msgId !== undefined) hdrs.set("Nats-Msg-Id", entry.msgId);
+    const { subject, data, msgId, headers } = entry;
+    const nc = this.#nc;
+    if (nc.isClosed() || nc.isDraining()) {
+      throw new PublishError({
+        subject,
+        message: `publish to ${subject}: the connection is ${nc.isClosed() ? "closed" : "draining"}`,
+      });
     }
-    try {
-      this.#nc.publish(entry.subject, entry.data, { reply: this.#inbox + seq, headers: hdrs });
-    } catch (cause) {
-      throw new PublishError({ subject: entry.subject, message: `publish to ${entry.subject}: ${String(cause)}`, cause });
+    if (subject !== this.#checkedSubject) {
+      if (subject.length === 0 || /\s/.test(subject)) {
+        throw new PublishError({ subject, message: `publish to "${subject}": invalid subject` });
+      }
+      this.#checkedSubject = subject;
     }
+    let hlen = 0;
+    if (msgId !== undefined || headers !== undefined) {
+      let block = "NATS/1.0\r\n";
+      if (headers) { for (const k in headers) block += `${k}: ${checkHeader(subject, headers[k] as string)}\r\n`; }
+      if (msgId !== undefined) block += `Nats-Msg-Id: ${checkHeader(subject, msgId)}\r\n`;
+      block += "\r\n";
+      if (block.length * 3 > this.#headerBytes.length) this.#headerBytes = new Uint8Array(block.length * 3);
+      hlen = encoder.encodeInto(block, this.#headerBytes).written;
+    }
+    const len = hlen + data.length;
+    const maxPayload = nc.info?.max_payload;
+    if (maxPayload !== undefined && len > maxPayload) {
+      throw new PublishError({
+        subject,
+        message: `publish to ${subject}: ${len} bytes exceed the server's max_payload ${maxPayload}`,
+      });
+    }
+    const reply = this.#inbox + seq;
+    const line = hlen > 0 ? `HPUB ${subject} ${reply} ${hlen} ${len}\r\n` : `PUB ${subject} ${reply} ${len}\r\n`;
+    // Room for the line (UTF-8: at most 3 bytes per UTF-16 unit), the message and the closing CRLF.
+    const need = line.length * 3 + len + 2;
+    if (this.#framesLength + need > this.#frames.length) {
+      this.#handOver();
+      if (need > this.#frames.length) this.#frames = new Uint8Array(need + FRAME_BUFFER_BYTES);
+    }
+    const frames = this.#frames;
+    if (this.#framesLength === 0) queueMicrotask(this.#handOverAtEndOfTask);
+    let at = this.#framesLength;
+    at += encoder.encodeInto(line, frames.subarray(at)).written;
+    if (hlen > 0) {
+      frames.set(this.#headerBytes.subarray(0, hlen), at);
+      at += hlen;
+    }
+    frames.set(data, at);
+    at += data.length;
+    frames[at++] = 13;
+    frames[at++] = 10;
+    this.#framesLength = at;
+    if (at >= FRAME_BUFFER_BYTES) this.#handOver();
+  }
+
+  readonly #handOverAtEndOfTask = () => this.#handOver();
+
+  /** Give the buffered frames to the connection's outbound queue (which keeps the buffer). */
+  #handOver(): void {
+    if (this.#framesLength === 0) return;
+    const frames = this.#frames.subarray(0, this.#framesLength);
+    this.#frames = new Uint8Array(2 * FRAME_BUFFER_BYTES);
+    this.#framesLength = 0;
+    this.#outbound.sendCommand(frames);
   }
 
   #onAck(err: Error | null, msg: Msg): void {
@@ -300,10 +389,6 @@ class AckCountingPublisher implements Publisher {
         return true;
       });
     }
-    if (this.#pending === 0 && this.#timer !== undefined) {
-      this.#clock.clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
   }
 
   #grow(): void {
@@ -350,4 +435,12 @@ class AckCountingPublisher implements Publisher {
       }
     }
   }
+}
+
+/** A header value as nats-core accepts it: no CR or LF (they would end the header block). */
+function checkHeader(subject: string, value: string): string {
+  if (value.includes("\r") || value.includes("\n")) {
+    throw new PublishError({ subject, message: `publish to ${subject}: a header value contains CR or LF` });
+  }
+  return value;
 }

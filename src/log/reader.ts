@@ -1,20 +1,38 @@
 /**
- * Reading a source: an ordered consumer over a JetStream stream (optionally one subject filter),
- * starting after the committed position. No acks: the position lives with the operators' state.
- * Messages are handed over in batches, as many as have arrived, up to `maxBatch`; `beforeNext`
- * lets the caller hold reading back (backpressure) between batches.
+ * Reading a source: an ordered, ack-less pull consumer over a JetStream stream (optionally one
+ * subject filter), starting after the committed position. No acks: the position lives with the
+ * operators' state. Messages are handed over in batches, as many as have arrived, up to
+ * `maxBatch`; `beforeNext` lets the caller hold reading back (backpressure) between batches.
+ *
+ * The reader drives the consumer itself over one core subscription, without the client's
+ * `consume()` (which wraps every message in a JsMsg, parses its reply subject eagerly and yields
+ * it through an async iterator, a promise per message):
+ *
+ * - the consumer is ephemeral, memory-stored, ack none, from a start sequence (what an ordered
+ *   consumer creates); the reader keeps up to `4 * maxBatch` messages requested with pulls of
+ *   `expires` 10 s and an idle heartbeat of 5 s, pulling again when half are delivered;
+ * - each message's stream and consumer sequences are read from its `$JS.ACK...` reply subject;
+ *   the consumer sequence must be the previous one plus one, or messages were lost on the way
+ *   (a slow consumer, a server restart): the reader then recreates the consumer from the last
+ *   stream sequence it handed over, plus one, on a new inbox (so nothing of the old one is taken);
+ * - the same happens when neither a message nor a heartbeat came for two heartbeat intervals
+ *   (a pull lost with a restarted server) or the server says the consumer is gone; recreating is
+ *   retried every heartbeat interval until it succeeds;
+ * - what arrives is handed over on the next timer turn (so the messages of several socket reads
+ *   go together), or as soon as `maxBatch` are waiting; while `beforeNext` holds reading back,
+ *   what arrives is kept and no more is pulled.
  *
  * @example
- * const reader = await startReader(js, { stream: "orders", fromSeq: 1, onBatch: (msgs) => console.log(msgs.length) });
+ * const reader = await startReader(nc, { stream: "orders", fromSeq: 1, onBatch: (msgs) => console.log(msgs.length) });
  * await reader.stop();
  */
-import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
+import { type Msg, type NatsConnection, nuid, type Subscription } from "@nats-io/nats-core";
 import { StreamError } from "../errors.ts";
-import { nextTurn } from "../runtime/clock.ts";
+import { systemClock } from "../runtime/clock.ts";
 
 export interface SourceMessage {
   readonly seq: number;
-  readonly subject: string;
   readonly data: Uint8Array;
 }
 
@@ -27,8 +45,12 @@ export interface ReaderOptions {
   /** Awaited between batches when it returns a promise. */
   readonly beforeNext?: () => Promise<void> | undefined;
   readonly maxBatch?: number;
-  /** Called if reading stops by itself (an error, or the consumer ended); not after `stop()`. */
+  /** Called if reading stops by itself (an error it cannot recover from); not after `stop()`. */
   readonly onError?: (error: unknown) => void;
+  /** Called each time the consumer is recreated (a gap, missed heartbeats), with the reason. */
+  readonly onReset?: (reason: string) => void;
+  /** Idle heartbeat interval in ms (pulls expire after twice this). Default 5000. */
+  readonly heartbeatMs?: number;
 }
 
 export interface Reader {
@@ -53,66 +75,229 @@ export async function checkSourceStream(jsm: JetStreamManager, stream: string): 
 /** The largest batch handed over, unless the caller says otherwise. */
 export const defaultMaxBatch = 2000;
 
-/** getPending() overcounts by the callbacks in the delivery being yielded: one or two at most. */
-const PENDING_SLACK = 2;
-const IDLE = Symbol("idle");
-const nextMacrotask = () => nextTurn().then(() => IDLE);
+const ms = (n: number) => n * 1_000_000; // JetStream durations are nanoseconds
 
-export async function startReader(js: JetStreamClient, options: ReaderOptions): Promise<Reader> {
-  const { stream, subject, fromSeq, onBatch, beforeNext, onError } = options;
-  const maxBatch = options.maxBatch ?? defaultMaxBatch;
-  const consumer = await js.consumers.get(stream, {
-    ...(subject ? { filter_subjects: subject } : {}),
-    ...(fromSeq > 1
-      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq }
-      : { deliver_policy: DeliverPolicy.All }),
-  });
-  const messages = await consumer.consume({ max_messages: 4 * maxBatch, expires: 10_000 });
-  let stopped = false;
-  let ended = false;
-  const done = (async () => {
-    let batch: SourceMessage[] = [];
-    const flush = async () => {
-      const full = batch;
-      batch = [];
-      onBatch(full);
-      const wait = beforeNext?.();
-      if (wait) await wait;
-    };
-    const it = messages[Symbol.asyncIterator]();
-    try {
-      while (!stopped) {
-        const next = it.next();
-        // getPending() can stay above 0 when nothing is queued: it counts the consumer's own
-        // pull-request callback that shared the client's last delivery. Whenever it might be
-        // wrong, a partial batch is flushed if no message is ready by the next macrotask (queued
-        // messages are yielded in microtasks), so the last messages of a stream are never held.
-        if (batch.length > 0 && messages.getPending() <= PENDING_SLACK) {
-          const first = await Promise.race([next, nextMacrotask()]);
-          if (first === IDLE) await flush();
-        }
-        const r = await next;
-        if (r.done) break;
-        const m = r.value;
-        batch.push({ seq: m.seq, subject: m.subject, data: m.data });
-        if (batch.length >= maxBatch || messages.getPending() === 0) await flush();
-      }
-      if (!stopped) onError?.(new Error(`reading ${stream} ended unexpectedly`));
-    } catch (error) {
-      if (!stopped) onError?.(error);
-    } finally {
-      ended = true;
-      if (stopped) await it.return?.(undefined);
+export async function startReader(nc: NatsConnection, options: ReaderOptions): Promise<Reader> {
+  const reader = new PullReader(nc, await jetstreamManager(nc), options);
+  await reader.create();
+  return reader;
+}
+
+class PullReader implements Reader {
+  readonly #maxBatch: number;
+  readonly #window: number;
+  readonly #heartbeatMs: number;
+  readonly #prefix = `_INBOX.${nuid.next()}`;
+  #generation = 0;
+  #sub: Subscription | undefined;
+  #consumer = "";
+  /** `$JS.ACK.<stream>.<consumer>.`: the start of every message's reply subject (2.9). */
+  #ackPrefix = "";
+  /** The last stream sequence taken, and the consumer sequence it came with. */
+  #lastSeq: number;
+  #consumerSeq = 0;
+  /** Messages requested and not yet delivered (or discarded by an expired pull). */
+  #requested = 0;
+  #batch: SourceMessage[] = [];
+  #scheduled = false;
+  #held = false;
+  #stopped = false;
+  #resetting = false;
+  /** Heartbeat intervals in a row without a message or a heartbeat. */
+  #quiet = 0;
+  #timer: unknown = undefined;
+
+  constructor(readonly nc: NatsConnection, readonly jsm: JetStreamManager, readonly options: ReaderOptions) {
+    this.#maxBatch = options.maxBatch ?? defaultMaxBatch;
+    this.#window = 4 * this.#maxBatch;
+    this.#heartbeatMs = options.heartbeatMs ?? 5000;
+    this.#lastSeq = options.fromSeq - 1;
+  }
+
+  /** Create the consumer from the stream sequence after the last one taken, and start pulling. */
+  async create(): Promise<void> {
+    const { stream, subject } = this.options;
+    this.#sub?.unsubscribe();
+    this.#sub = undefined;
+    const old = this.#consumer;
+    if (old) void this.jsm.consumers.delete(stream, old).catch(() => undefined);
+    const generation = ++this.#generation;
+    const name = `${this.#prefix.slice(7)}_${generation}`;
+    const inbox = `${this.#prefix}.${generation}`;
+    const from = this.#lastSeq + 1;
+    await this.jsm.consumers.add(stream, {
+      name,
+      ack_policy: AckPolicy.None,
+      ...(from > 1
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from }
+        : { deliver_policy: DeliverPolicy.All }),
+      ...(subject ? { filter_subject: subject } : {}),
+      inactive_threshold: ms(5 * 60_000),
+      num_replicas: 1,
+      mem_storage: true,
+    });
+    if (this.#stopped || generation !== this.#generation) {
+      void this.jsm.consumers.delete(stream, name).catch(() => undefined);
+      return;
     }
-  })();
-  return {
-    async stop() {
-      stopped = true;
-      // A consumer whose messages already ended (the reason the worker stops this reader) may
-      // never settle its close: release it without waiting.
-      if (ended) void messages.close().catch(() => undefined);
-      else await messages.close();
-      await done;
-    },
+    this.#consumer = name;
+    this.#ackPrefix = `$JS.ACK.${stream}.${name}.`;
+    this.#consumerSeq = 0;
+    this.#requested = 0;
+    this.#sub = this.nc.subscribe(inbox, { callback: (err, msg) => this.#onMessage(generation, err, msg) });
+    this.#quiet = 0;
+    if (this.#timer === undefined) this.#tick();
+    this.#pull();
+  }
+
+  #pull(): void {
+    if (this.#held || this.#stopped || this.#requested > this.#window / 2 || !this.#sub) return;
+    const batch = this.#window - this.#requested;
+    this.#requested = this.#window;
+    const request = { batch, expires: ms(2 * this.#heartbeatMs), idle_heartbeat: ms(this.#heartbeatMs) };
+    try {
+      this.nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${this.options.stream}.${this.#consumer}`, JSON.stringify(request), {
+        reply: this.#sub.getSubject(),
+      });
+    } catch {
+      this.#requested -= batch; // the connection refused it (closing): the watch retries
+    }
+  }
+
+  #onMessage(generation: number, err: Error | null, msg: Msg): void {
+    if (generation !== this.#generation || this.#stopped) return;
+    if (err) {
+      this.#fail(err);
+      return;
+    }
+    this.#quiet = 0;
+    const reply = msg.reply;
+    if (!reply) {
+      this.#onStatus(msg);
+      return;
+    }
+    const ackPrefix = this.#ackPrefix;
+    let streamSeq: number;
+    let consumerSeq: number;
+    if (reply.startsWith(ackPrefix)) {
+      // <delivered>.<stream seq>.<consumer seq>.<time>.<pending>: read in place, no split.
+      const end = reply.length;
+      let i = reply.indexOf(".", ackPrefix.length) + 1;
+      let c: number;
+      streamSeq = 0;
+      while (i < end && (c = reply.charCodeAt(i++)) !== 46) streamSeq = streamSeq * 10 + c - 48;
+      consumerSeq = 0;
+      while (i < end && (c = reply.charCodeAt(i++)) !== 46) consumerSeq = consumerSeq * 10 + c - 48;
+    } else {
+      // Newer servers: $JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<stream seq>...
+      const tokens = reply.split(".");
+      streamSeq = Number(tokens[tokens.length >= 12 ? 7 : 5]);
+      consumerSeq = Number(tokens[tokens.length >= 12 ? 8 : 6]);
+    }
+    this.#requested--;
+    if (consumerSeq !== this.#consumerSeq + 1) {
+      this.#reset(`consumer sequence ${consumerSeq} after ${this.#consumerSeq}`);
+      return;
+    }
+    this.#consumerSeq = consumerSeq;
+    this.#lastSeq = streamSeq;
+    this.#batch.push({ seq: streamSeq, data: msg.data });
+    if (this.#batch.length >= this.#maxBatch) this.#handOver();
+    else if (!this.#scheduled) {
+      this.#scheduled = true;
+      systemClock.setTimeout(this.#handOverScheduled, 0);
+    }
+    this.#pull();
+  }
+
+  #onStatus(msg: Msg): void {
+    const headers = msg.headers;
+    const code = headers?.code ?? 0;
+    if (code === 100) return; // idle heartbeat (or flow control, which an ack-less pull never asks for)
+    if (code === 404 || code === 408 || code === 409) {
+      const left = Number(headers?.get("Nats-Pending-Messages") ?? 0);
+      if (left > 0) this.#requested = Math.max(0, this.#requested - left);
+      const description = (headers?.description ?? "").toLowerCase();
+      if (code === 409 && (description.includes("deleted") || description.includes("leadership"))) {
+        this.#reset(`consumer ${description}`);
+        return;
+      }
+      this.#pull();
+      return;
+    }
+    if (code === 503) {
+      this.#reset("no responders (503)");
+      return;
+    }
+    if (code === 400) this.#fail(new Error(`pull request rejected: ${headers?.description ?? "bad request"}`));
+  }
+
+  readonly #handOverScheduled = () => {
+    this.#scheduled = false;
+    this.#handOver();
   };
+
+  #handOver(): void {
+    if (this.#held || this.#stopped || this.#batch.length === 0) return;
+    const batch = this.#batch.length > this.#maxBatch ? this.#batch.splice(0, this.#maxBatch) : this.#batch;
+    if (batch === this.#batch) this.#batch = [];
+    try {
+      this.options.onBatch(batch);
+    } catch (error) {
+      this.#fail(error);
+      return;
+    }
+    const wait = this.options.beforeNext?.();
+    if (wait) {
+      this.#held = true;
+      void wait.then(() => {
+        this.#held = false;
+        if (this.#stopped) return;
+        this.#handOver();
+        this.#pull();
+      });
+    } else if (this.#batch.length > 0) this.#handOver();
+  }
+
+  #tick(): void {
+    this.#timer = systemClock.setTimeout(() => {
+      this.#watch();
+      if (!this.#stopped) this.#tick();
+    }, this.#heartbeatMs);
+  }
+
+  /** Every heartbeat interval: recreate a consumer that went silent, or whose creation failed. */
+  #watch(): void {
+    if (this.#stopped || this.#resetting) return;
+    if (!this.#sub) this.#reset("recreating");
+    else if (++this.#quiet > 2) this.#reset("missed heartbeats");
+    else this.#pull();
+  }
+
+  #reset(reason: string): void {
+    if (this.#stopped || this.#resetting) return;
+    this.#resetting = true;
+    this.#generation++; // messages of the old consumer are ignored from here on
+    this.#sub?.unsubscribe();
+    this.#sub = undefined;
+    this.options.onReset?.(reason);
+    this.create().catch(() => undefined).finally(() => (this.#resetting = false));
+  }
+
+  #fail(error: unknown): void {
+    if (this.#stopped) return;
+    void this.stop();
+    this.options.onError?.(error);
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#timer !== undefined) systemClock.clearTimeout(this.#timer);
+    this.#sub?.unsubscribe();
+    this.#sub = undefined;
+    if (this.#consumer && !this.nc.isClosed()) {
+      await this.jsm.consumers.delete(this.options.stream, this.#consumer).catch(() => undefined);
+    }
+  }
 }

@@ -10,7 +10,7 @@
  * // ... later, on SIGTERM:
  * await worker.stop(); // drains: a final checkpoint per actor
  */
-import { jetstream, type JetStreamClient, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Either } from "effect";
 import { waitFor } from "xstate";
@@ -115,7 +115,6 @@ export class Worker {
   private constructor(
     readonly nc: NatsConnection,
     readonly pipeline: Pipeline,
-    private readonly js: JetStreamClient,
     private readonly publisher: Publisher,
     private readonly options: WorkerOptions,
   ) {
@@ -124,7 +123,7 @@ export class Worker {
 
   static async start(nc: NatsConnection, pipeline: Pipeline, options: WorkerOptions = {}): Promise<Worker> {
     const publisher = createPublisher(nc, options.clock ? { clock: options.clock } : {});
-    const worker = new Worker(nc, pipeline, jetstream(nc), publisher, options);
+    const worker = new Worker(nc, pipeline, publisher, options);
     try {
       await worker.#prepare();
     } catch (error) {
@@ -263,13 +262,14 @@ export class Worker {
         ? this.#edgeHandler(source, fed, watermark)
         : this.#batchHandler(source, fed, watermark + source.maxOutOfOrderMs);
       const onBatch = source.idleTimeoutMs === undefined ? handler : this.#watchIdle(source, fed, from - 1, handler);
-      const reader = await startReader(this.js, {
+      const reader = await startReader(this.nc, {
         stream: source.stream,
         subject: source.subject,
         fromSeq: from,
         onBatch,
         beforeNext: () => (this.publisher.pending > 50_000 ? this.publisher.whenPendingBelow(25_000) : undefined),
         ...(this.options.maxBatch === undefined ? {} : { maxBatch: this.options.maxBatch }),
+        onReset: (reason) => this.options.log?.("reader-reset", { source: source.id, reason }),
         onError: (error) => {
           this.options.log?.("reader-failed", { source: source.id, error: String(error) });
           this.#pauseAndResume(this.options.backoffMs ?? 1000);

@@ -1,6 +1,6 @@
 /**
  * Edges: a keyed step's outputs read by later steps, through an internal stream. Window rows
- * keyed again (the busiest item per window), and an aggregate over the rows of another
+ * keyed again (the busiest item per window; a window over windows), and an aggregate over the rows of another
  * (revenue per category over per-item totals), which takes a row's previous version back out
  * every time it changes. Across a stop and restart, every result equals a direct computation.
  */
@@ -82,6 +82,44 @@ describe("edges between keyed steps", () => {
     });
     expect(expected.length).toBeGreaterThan(10);
     expect(byKey(await readTable<{ key: number }>(nc, "busiest_items"))).toEqual(byKey(expected));
+  });
+
+  it("window rows keyed again feed any keyed step: a window over windows", { timeout: 60_000 }, async () => {
+    const nc = await nats.connect();
+    const events = sales(3_000, 11);
+    await publish(nc, "sales3", events);
+    const p = pipeline("windows-of-windows", { partitions: 2 });
+    p.source("sales", { stream: "sales3", schema: Sale, eventTime: (s) => s.ts, maxOutOfOrderMs: 500 })
+      .keyBy("by-item", "item")
+      .window("per-10s", { size: 10_000 })
+      .aggregate("item-counts", (a) => ({ sales: a.count() }))
+      .keyBy("by-item-again", "key")
+      .window("per-30s", { size: 30_000 }) // a keyed stream's step, not only an aggregate
+      .aggregate("item-30s", (a) => ({ windows: a.count(), sales: a.sum("sales") }))
+      .toTable("item_30s");
+    const worker = await Worker.start(nc, p, { checkpointMs: 50 });
+    await caughtUp(worker);
+    await worker.stop();
+
+    // A 10 s window's row has event time end - 1; the 30 s windows the final watermark closed.
+    const watermark = Math.max(...events.map((e) => e.ts)) - 500;
+    const tens = new Map<string, number>();
+    for (const e of events) {
+      const start = Math.floor(e.ts / 10_000) * 10_000;
+      if (start + 10_000 <= watermark) tens.set(`${e.item}|${start}`, (tens.get(`${e.item}|${start}`) ?? 0) + 1);
+    }
+    const thirties = new Map<string, { windows: number; sales: number }>();
+    for (const [k, n] of tens) {
+      const [item, start] = k.split("|") as [string, string];
+      const big = Math.floor((Number(start) + 9_999) / 30_000) * 30_000;
+      if (big + 30_000 > watermark) continue;
+      const row = thirties.get(`${item}|${big}`) ?? { windows: 0, sales: 0 };
+      thirties.set(`${item}|${big}`, { windows: row.windows + 1, sales: row.sales + n });
+    }
+    const got = await readTable<{ key: string; windowStart: number; windows: number; sales: number }>(nc, "item_30s");
+    const simple = got.map((r) => ({ key: `${r.key}|${r.windowStart}`, windows: r.windows, sales: r.sales }));
+    expect(thirties.size).toBeGreaterThan(20);
+    expect(byKey(simple)).toEqual(byKey([...thirties].map(([key, r]) => ({ key, ...r }))));
   });
 
   it("an aggregate over another's rows retracts their previous versions, across a restart", { timeout: 60_000 }, async () => {

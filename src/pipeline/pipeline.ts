@@ -479,10 +479,14 @@ export class Pipeline {
     return { id, bucket: options.bucket };
   }
 
-  #stream<T>(input: string): Stream<T> {
+  /**
+   * The stream of step `input`'s outputs. `updating`: they may update earlier ones (a window's rows,
+   * re-emitted for late events or emitted early), so an aggregate after a keyBy retracts.
+   */
+  #stream<T>(input: string, updating = false): Stream<T> {
     const add = (step: Step) => this.#add(step);
     const stream = <U>(id: string) => this.#stream<U>(id);
-    const keyed = <K extends Key>(id: string) => this.#keyed<T, K>(id);
+    const keyed = <K extends Key>(id: string) => this.#keyed<T, K>(id, updating);
     return {
       map(id, fn) {
         add({ kind: "map", id, input, fn: fn as (value: unknown) => unknown });
@@ -552,7 +556,7 @@ export class Pipeline {
     return this.#stream(id);
   }
 
-  #keyed<T, K extends Key>(input: string): KeyedStream<T, K> {
+  #keyed<T, K extends Key>(input: string, updating = false): KeyedStream<T, K> {
     type Other = { readonly id: string };
     // biome-ignore lint: the public overloads type the combine function; here it is plain data
     type Combine = (left: any, right: any) => unknown;
@@ -587,7 +591,7 @@ export class Pipeline {
             });
           }
         }
-        this.#aggregate(id, input, spec, ttlMs);
+        this.#aggregate(id, input, spec, ttlMs, updating);
         return this.#changelog<AggregateRow<K, S>>(id);
       },
       window: (id, spec) => {
@@ -635,8 +639,8 @@ export class Pipeline {
               });
             }
             return {
-              ...this.#stream(aggId),
               ...this.#changelog(aggId),
+              ...this.#stream(aggId, true), // keyBy: every keyed step, with aggregates that retract
               lateEvents: (lateId: string) => {
                 this.#add({ kind: "late", id: lateId, input: aggId });
                 return this.#stream(lateId);

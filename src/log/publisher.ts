@@ -69,6 +69,8 @@ export interface Publisher {
   flush(): Promise<void>;
   /** Messages published and not yet acknowledged or failed. */
   readonly pending: number;
+  /** Payload bytes of those messages: what the Publisher holds for re-publishing, and the socket may still buffer. */
+  readonly pendingBytes: number;
   /** Resolves when `pending < n` (default `maxPending`; n below 1 counts as 1). */
   whenPendingBelow(n?: number): Promise<void>;
   /** Flush, then stop listening for acks. Publishing afterwards throws. */
@@ -132,6 +134,7 @@ class AckCountingPublisher implements Publisher {
   #base = 0;
   #next = 0;
   #pending = 0;
+  #pendingBytes = 0;
 
   #flushWaiters: FlushWaiter[] = [];
   #pendingWaiters: PendingWaiter[] = [];
@@ -155,6 +158,10 @@ class AckCountingPublisher implements Publisher {
     return this.#pending;
   }
 
+  get pendingBytes(): number {
+    return this.#pendingBytes;
+  }
+
   publish(subject: string, data: Uint8Array, opts?: PublishOptions): void {
     if (this.#closed) throw new PublishError({ subject, message: `publish to ${subject}: the publisher is closed` });
     if (this.#next - this.#base > this.#mask) this.#grow();
@@ -171,6 +178,7 @@ class AckCountingPublisher implements Publisher {
     this.#ring[seq & this.#mask] = entry;
     this.#next = seq + 1;
     this.#pending++;
+    this.#pendingBytes += data.length;
     if (this.#timer === undefined) this.#armTimer();
   }
 
@@ -278,6 +286,7 @@ class AckCountingPublisher implements Publisher {
 
   /** Drop an outstanding message (acked or failed), then wake whoever waits on it. */
   #settle(seq: number): void {
+    this.#pendingBytes -= this.#ring[seq & this.#mask]!.data.length;
     this.#ring[seq & this.#mask] = undefined;
     this.#pending--;
     if (seq === this.#base) {

@@ -3,6 +3,9 @@
  * column of the spec), then hand the new row to the step's sinks and to the steps that read it
  * (with the row's previous version, which they retract).
  *
+ * A state of numbers only (count, sum, min, max, avg) is kept packed (`stateLayout`, see
+ * src/state/keyed-state.ts): 16 bytes for a count and a sum instead of an array object per key.
+ *
  * Over an updating input (the rows of another aggregate, grouped again), a retracted row is
  * taken back out of its key's state; a key whose last row left is dropped, with its table row.
  *
@@ -17,7 +20,7 @@
  */
 import type { CompiledAggregate } from "../src/pipeline/aggregate.ts";
 import { keyHash } from "../src/pipeline/partition.ts";
-import type { KeyedState } from "../src/state/keyed-state.ts";
+import type { KeyedState, NumericLayout } from "../src/state/keyed-state.ts";
 import type { Operator } from "./operator.ts";
 import { EventTimers } from "./timers.ts";
 
@@ -53,6 +56,7 @@ export function aggregateOperator(aggregate: CompiledAggregate<unknown>, options
         }
       },
       row: (key, state) => aggregate.row(key, state as unknown[]),
+      stateLayout: aggregate.layout as NumericLayout<unknown> | undefined,
     };
   }
   if (ttlMs === undefined) {
@@ -71,6 +75,7 @@ export function aggregateOperator(aggregate: CompiledAggregate<unknown>, options
         }
       },
       row: (key, state) => aggregate.row(key, state as unknown[]),
+      stateLayout: aggregate.layout as NumericLayout<unknown> | undefined,
     };
   }
   type Entry = readonly [state: unknown[], lastTime: number];

@@ -78,7 +78,7 @@ export interface OperatorMetrics {
 
 /** The work behind an operator actor's lifecycle. */
 export class OperatorCore implements ActorCore {
-  state = new TableTrackedState<unknown>();
+  state: TableTrackedState<unknown>;
   /** Per source, the last sequence folded into `state` (ahead of the committed manifest). */
   positions: Record<string, number> = {};
   /** Per source, its watermark as of `positions`. */
@@ -114,6 +114,7 @@ export class OperatorCore implements ActorCore {
   #rowBits: number | undefined;
 
   constructor(readonly options: OperatorActorOptions) {
+    this.state = this.#newState(0);
     this.#tableBuckets = (options.tables ?? []).map(tableBucket);
     this.#edgeSubjects = [options.edge, options.lateEdge].flatMap((e) => (e ? [e.subject] : []));
     this.recent = new RecentInputs(options.recentInputs ?? 20);
@@ -182,6 +183,10 @@ export class OperatorCore implements ActorCore {
     options.tableFlusher?.add(this);
   }
 
+  #newState(chunkBits: number): TableTrackedState<unknown> {
+    return new TableTrackedState<unknown>(chunkBits, undefined, undefined, this.options.operator.stateLayout);
+  }
+
   /**
    * The event-time watermark of this actor: the lowest over its sources, leaving out idle ones
    * (all idle: the highest). It never goes back, also when an idle source wakes up behind it.
@@ -207,7 +212,7 @@ export class OperatorCore implements ActorCore {
   async recover(): Promise<void> {
     const { store, step, partition, clock } = this.options;
     const recovered = await store.recover(step, partition, clock.now());
-    const state = new TableTrackedState<unknown>(recovered.manifest.chunkBits);
+    const state = this.#newState(recovered.manifest.chunkBits);
     for (const chunk of recovered.chunks) state.loadChunk(chunk.index, chunk.base, chunk.deltas);
     this.state = state;
     this.#manifest = recovered.manifest;
@@ -377,16 +382,18 @@ export class OperatorCore implements ActorCore {
     const committed = this.#manifest;
     if (!committed || this.#checkpointing || this.#tableBuckets.length === 0) return;
     const { publisher, partition, operator, clock } = this.options;
-    if (publisher.pending > maxPendingFlush) return;
     const page = { at: clock.now(), checkpoint: committed.checkpoint + 1 };
     const write = (bits: number, index: number, rows: [Key, unknown][]) => {
       const bytes = encodePage({ ...page, rows });
       for (const bucket of this.#tableBuckets) publisher.publish(kvSubject(bucket, pageKey(partition, bits, index)), bytes);
     };
+    // The pages left over wait for the next round (they stay marked changed).
+    const full = () => publisher.pendingBytes > maxFlushBytes;
     if (operator.ownsRows) {
       const owned = this.#rows;
       if (!owned || owned.chunkBits !== this.#rowBits) return;
       for (const index of owned.tableChanged) {
+        if (full()) return;
         const entries = owned.chunkEntries(index);
         // A chunk that outgrew its page waits for the checkpoint, which splits it first.
         if (entries.size > owned.maxChunkKeys) continue;
@@ -400,6 +407,7 @@ export class OperatorCore implements ActorCore {
     const state = this.state;
     if (state.chunkBits !== committed.chunkBits) return;
     for (const index of state.tableChanged) {
+      if (full()) return;
       const entries = state.chunkEntries(index);
       if (entries.size > state.maxChunkKeys) continue;
       const rows: [Key, unknown][] = [];
@@ -441,17 +449,24 @@ export class OperatorCore implements ActorCore {
 
     // Then the writes, a chunk at a time, with bounded memory: each changed chunk and its table
     // pages; the table's page layout when it changed; then the manifest. At most
-    // `maxPendingWrites` chunks' writes wait for their acks: each chunk's writes are followed by a
-    // flush (it resolves once everything published before it is acknowledged, whatever is
-    // published after), and the flush `maxPendingWrites` chunks back is awaited. A threshold on
-    // the publisher's pending count would not do: the actor's own outputs (a stream sink) keep it
-    // high for as long as events flow, and the checkpoint would never finish.
-    const unacked: Promise<void>[] = [];
-    const bound = async () => {
+    // `maxCheckpointBytes` of this checkpoint's encoded writes wait for their acks (the Publisher
+    // holds them until then, and the socket may too): each chunk's writes are followed by a flush
+    // (it resolves once everything published before it is acknowledged, whatever is published
+    // after), and the oldest flushes are awaited while more than that is unacknowledged. A
+    // threshold on the publisher's pending count or bytes would not do: the actor's own outputs (a
+    // stream sink) keep them high for as long as events flow, and the checkpoint would never finish.
+    const unacked: { flushed: Promise<void>; bytes: number }[] = [];
+    let unackedBytes = 0;
+    const bound = async (written: number) => {
       const flushed = publisher.flush();
       flushed.catch(() => undefined); // a failure surfaces when it is awaited, below
-      unacked.push(flushed);
-      if (unacked.length > maxPendingWrites) await unacked.shift();
+      unacked.push({ flushed, bytes: written });
+      unackedBytes += written;
+      while (unackedBytes > maxCheckpointBytes) {
+        const oldest = unacked.shift()!;
+        unackedBytes -= oldest.bytes;
+        await oldest.flushed;
+      }
     };
     let bytes = 0;
     const sameLayout = chunkBits === committed.chunkBits;
@@ -483,15 +498,16 @@ export class OperatorCore implements ActorCore {
         chunkKeys[chunk.index] = key;
         delete deltas[chunk.index];
       }
-      bytes += encoded.length;
+      let written = encoded.length;
       if (page) {
         for (const bucket of this.#tableBuckets) {
           publisher.publish(kvSubject(bucket, pageKey(partition, chunkBits, chunk.index)), page);
         }
-        bytes += page.length * this.#tableBuckets.length;
+        written += page.length * this.#tableBuckets.length;
       }
+      bytes += written;
       state.release(chunk);
-      await bound();
+      await bound(written);
       await nextTurn();
     }
     // Pages of rows the operator keeps itself, by their own layout.
@@ -504,7 +520,7 @@ export class OperatorCore implements ActorCore {
       }
       bytes += page.length * this.#tableBuckets.length;
       rowState!.release(chunk);
-      await bound();
+      await bound(page.length * this.#tableBuckets.length);
       await nextTurn();
     }
     const relayout = rewriteAll || chunkBits !== committed.chunkBits;
@@ -562,10 +578,14 @@ const finite = (n: number): number | null => (Number.isFinite(n) ? n : null);
 /** How often a busy edge carries watermark news. */
 const edgeWatermarkMs = 20;
 
-/** A checkpoint waits while more than this many of its chunks' writes are unacknowledged. */
-const maxPendingWrites = 64;
-/** A table flush is skipped while this many writes are unacknowledged (the checkpoint catches up). */
-const maxPendingFlush = 10_000;
+/** A checkpoint waits while more than this many bytes of its writes are unacknowledged. */
+const maxCheckpointBytes = 4 * 1024 * 1024;
+/**
+ * A table flush writes no more pages while the publisher holds more than this many unacknowledged
+ * bytes (a checkpoint's writes, or the round's own pages); the rest wait for the next round. With
+ * many busy keys a round would otherwise encode and send the whole table at once.
+ */
+const maxFlushBytes = 4 * 1024 * 1024;
 
 export type OperatorActor = Actor<typeof operatorLifecycle>;
 

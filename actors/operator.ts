@@ -13,7 +13,7 @@
  * };
  */
 import type { Key } from "../src/pipeline/partition.ts";
-import type { KeyedState } from "../src/state/keyed-state.ts";
+import type { KeyedState, NumericLayout } from "../src/state/keyed-state.ts";
 
 /**
  * One event on its way to a keyed step: its source sequence, key, key hash and value; its event
@@ -88,6 +88,11 @@ export interface Operator {
    * operator that has this gets a tick between batches, every `tickMs` of the actor's clock.
    */
   onTime?(ctx: OperatorContext, now: number): void;
+  /**
+   * Every value of the operator's state packs into this many numbers (an aggregate of counts,
+   * sums, ...): the keyed state keeps them packed (src/state/keyed-state.ts).
+   */
+  readonly stateLayout?: NumericLayout<unknown>;
   /** Rebuild what the operator keeps beside the state (timer indexes) after a recovery. */
   restore?(state: KeyedState<unknown>): void;
   /** The table row of a key, from its state (table pages are built from the state)... */

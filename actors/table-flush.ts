@@ -14,7 +14,10 @@
  * (pages are encoded and published at once, never interleaved with a checkpoint's page writes, so
  * a table never goes back), and waits at least `round duration / budget` before the next round,
  * so flushing takes at most `budget` (default 10%) of the worker's time, however large the table.
- * While the worker catches up with a backlog, rounds are skipped: freshness matters once it has.
+ * Its memory is bounded too: an actor writes no more pages while the publisher holds more than a
+ * few MB unacknowledged (actors/operator-actor.ts); the pages left wait for the next round, which
+ * starts with the next actor. While the worker catches up with a backlog, rounds are skipped:
+ * freshness matters once it has.
  *
  * @example
  * const flusher = new TableFlusher(systemClock, { intervalMs: 100 });
@@ -60,6 +63,7 @@ export class TableFlusher {
   readonly #cores = new Set<{ flushTables(): void }>();
   #timer: unknown;
   #stopped = false;
+  #rounds = 0;
   readonly #catchingUp: () => boolean;
 
   constructor(private readonly clock: Clock, options: TableFlushOptions = {}) {
@@ -81,7 +85,11 @@ export class TableFlusher {
   #round(): void {
     if (this.#catchingUp()) return this.#schedule(this.intervalMs);
     const started = this.clock.now();
-    for (const core of this.#cores) core.flushTables();
+    // A round may stop early when too many bytes are unacknowledged: start with a different
+    // actor each round, so that none waits behind the others for ever.
+    const cores = [...this.#cores];
+    const first = this.#rounds++ % cores.length;
+    for (let i = 0; i < cores.length; i++) cores[(first + i) % cores.length]!.flushTables();
     const took = this.clock.now() - started;
     this.#schedule(Math.max(this.intervalMs, took / this.budget - took));
   }

@@ -1,6 +1,7 @@
 /**
  * Aggregates as pure folds: results, immutability (a throwing fold changes nothing), merging for
- * sessions, and topN's order (heaviest first, ties by key).
+ * sessions, topN's order (heaviest first, ties by key), and the numeric layout a state of numbers
+ * packs into.
  */
 import { describe, expect, it } from "vitest";
 import { aggregates, compileAggregate } from "../src/pipeline/aggregate.ts";
@@ -55,6 +56,28 @@ describe("aggregates", () => {
     let all = spec.init(sales[0]!);
     for (const s of sales.slice(1)) all = spec.add(all, s);
     expect(spec.row("k", spec.merge(left, right))).toEqual(spec.row("k", all));
+  });
+
+  it("packs a state of numbers (count, sum, min, max, avg) and round-trips it; other parts are not packed", () => {
+    const numeric = compileAggregate({ n: a.count(), qty: a.sum("qty"), low: a.min("qty"), mean: a.avg("qty") });
+    const layout = numeric.layout!;
+    expect(layout.width).toBe(5); // avg is a [sum, count] pair
+    let state = numeric.init(sales[0]!);
+    for (const s of sales.slice(1)) state = numeric.add(state, s);
+    const numbers = new Float64Array(2 * layout.width);
+    layout.write(state, numbers, layout.width);
+    expect(layout.read(numbers, layout.width)).toEqual(state);
+    expect(numeric.row("k", layout.read(numbers, layout.width))).toEqual(numeric.row("k", state));
+    // JSON wrote NaN as null: it reads back as NaN. Anything else that is not a number throws, storing nothing.
+    layout.write([null, 1, 2, [3, 4]], numbers, 0);
+    expect(layout.read(numbers, 0)).toEqual([Number.NaN, 1, 2, [3, 4]]);
+    expect(() => layout.write([1, 2, 3, [4, "5"]], numbers, 0)).toThrow("where a number belongs");
+    expect(layout.read(numbers, 0)).toEqual([Number.NaN, 1, 2, [3, 4]]);
+    // Over an updating input the row count is one more number.
+    expect(compileAggregate({ n: a.count(), mean: a.avg("qty") }, true).layout!.width).toBe(4);
+    expect(compileAggregate({ n: a.count(), top: a.topN(2, "item") }).layout).toBeUndefined();
+    expect(compileAggregate({ n: a.count(), items: a.reduce(0, (n) => n + 1) }).layout).toBeUndefined();
+    expect(compileAggregate({ low: a.min("qty") }, true).layout).toBeUndefined(); // a multiset
   });
 
   it("topN ranks by weight, then key, and keeps n", () => {

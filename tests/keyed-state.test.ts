@@ -2,12 +2,13 @@
  * Keyed state: a checkpoint serialises only the chunks that changed, as deltas of the changed keys
  * or, when the deltas would outgrow the chunk, as the whole chunk again; a chunk that grows too big
  * splits the state into more chunks; and what is written loads back to the same state, under any
- * sequence of updates, removals, checkpoints and crashes.
+ * sequence of updates, removals, checkpoints and crashes, with values kept as they are or packed
+ * as numbers.
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { chunkOf, type Key, keyHash } from "../src/pipeline/partition.ts";
-import { type ChunkSnapshot, encodeChunk, KeyedState } from "../src/state/keyed-state.ts";
+import { type ChunkSnapshot, encodeChunk, KeyedState, type NumericLayout } from "../src/state/keyed-state.ts";
 
 const decode = (bytes: Uint8Array) => JSON.parse(new TextDecoder().decode(bytes)) as unknown;
 
@@ -35,8 +36,8 @@ class CommittedChunks {
   }
 
   /** A new state from what is committed, as an actor's recovery builds it. */
-  recover(maxChunkKeys: number, maxDeltas: number): KeyedState<unknown> {
-    const state = new KeyedState<unknown>(this.chunkBits, maxChunkKeys, maxDeltas);
+  recover(maxChunkKeys: number, maxDeltas: number, layout?: NumericLayout<unknown>): KeyedState<unknown> {
+    const state = new KeyedState<unknown>(this.chunkBits, maxChunkKeys, maxDeltas, layout);
     for (const [index, { base, deltas }] of this.chunks) state.loadChunk(index, base, deltas);
     state.touchAll(); // the first checkpoint after a recovery rewrites every chunk
     return state;
@@ -44,6 +45,19 @@ class CommittedChunks {
 }
 
 const sorted = (entries: Iterable<[Key, unknown]>) => [...entries].sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+
+/** Values `[a, [b, c]]` packed as three numbers (the shape of an aggregate's count and avg). */
+const packed: NumericLayout<unknown> = {
+  width: 3,
+  read: (from, at) => [from[at], [from[at + 1], from[at + 2]]],
+  write(value, into, at) {
+    const [a, [b, c]] = value as [unknown, [unknown, unknown]];
+    if (typeof a !== "number" || typeof b !== "number" || typeof c !== "number") throw new Error("not numbers");
+    into[at] = a;
+    into[at + 1] = b;
+    into[at + 2] = c;
+  },
+};
 
 describe("keyed state", () => {
   it("writes only changed chunks", () => {
@@ -102,6 +116,37 @@ describe("keyed state", () => {
     expect(state.snapshotDirty()[0]!.changes).toBeUndefined();
   });
 
+  it("keeps packed values apart from the ones a snapshot holds, reuses removed slots, and rejects what does not fit", () => {
+    const state = new KeyedState<unknown>(0, 10_000, 3, packed);
+    for (let i = 0; i < 100; i++) state.set(`k${i}`, keyHash(`k${i}`), [i, [i * 2, 1]]);
+    const [base] = state.snapshotDirty();
+    expect(base!.changes).toBeUndefined();
+    // Changed after the snapshot: the snapshot still encodes the values it was taken with.
+    state.set("k1", keyHash("k1"), [-1, [-2, 2]]);
+    state.delete("k2", keyHash("k2"));
+    state.set("new", keyHash("new"), [7, [8, 9]]); // takes k2's slot
+    const written = decode(encodeChunk(base!)) as [Key, unknown][];
+    expect(written).toHaveLength(100);
+    expect(written).toContainEqual(["k1", [1, [2, 1]]]);
+    expect(written).toContainEqual(["k2", [2, [4, 1]]]);
+    expect(state.get("k1", keyHash("k1"))).toEqual([-1, [-2, 2]]);
+    expect(state.get("k2", keyHash("k2"))).toBeUndefined();
+    expect(state.get("new", keyHash("new"))).toEqual([7, [8, 9]]);
+    expect(state.size).toBe(100);
+    // A value that does not fit throws and leaves the state as it was.
+    expect(() => state.set("bad", keyHash("bad"), ["x", [1, 2]])).toThrow("not numbers");
+    expect(() => state.set("k3", keyHash("k3"), [1, ["y", 2]])).toThrow("not numbers");
+    expect(state.get("bad", keyHash("bad"))).toBeUndefined();
+    expect(state.get("k3", keyHash("k3"))).toEqual([3, [6, 1]]);
+    expect(state.size).toBe(100);
+    // Delta, then recovery from base + delta: the same state, packed again.
+    const [delta] = state.snapshotDirty();
+    expect(decode(encodeChunk(delta!))).toEqual([["k1", [-1, [-2, 2]]], ["k2"], ["new", [7, [8, 9]]]]);
+    const loaded = new KeyedState<unknown>(0, 10_000, 3, packed);
+    loaded.loadChunk(0, encodeChunk(base!), [encodeChunk(delta!)]);
+    expect(sorted(loaded.entries())).toEqual(sorted(state.entries()));
+  });
+
   it("recovers from bases and deltas what the updates made, across random checkpoints and crashes", () => {
     const op = fc.oneof(
       { weight: 12, arbitrary: fc.record({ kind: fc.constant("set" as const), key: fc.nat(300), value: fc.integer() }) },
@@ -114,15 +159,19 @@ describe("keyed state", () => {
         fc.array(op, { minLength: 1, maxLength: 300, size: "max" }),
         fc.integer({ min: 4, max: 64 }),
         fc.integer({ min: 1, max: 4 }),
-        (ops, maxKeys, maxDeltas) => {
+        fc.boolean(),
+        (ops, maxKeys, maxDeltas, numeric) => {
+          // Values as objects in Maps, or packed as numbers: the same behaviour and the same writes.
+          const layout = numeric ? packed : undefined;
+          const value = (v: number) => (numeric ? [v, [v * 2, v + 1]] : { v });
           const model = new Map<Key, unknown>(); // what is applied
           let committedModel = new Map<Key, unknown>(); // what the last checkpoint made durable
           const store = new CommittedChunks();
-          let state = new KeyedState<unknown>(0, maxKeys, maxDeltas);
+          let state = new KeyedState<unknown>(0, maxKeys, maxDeltas, layout);
           for (const o of ops) {
             if (o.kind === "set") {
-              state.set(`k${o.key}`, keyHash(`k${o.key}`), { v: o.value });
-              model.set(`k${o.key}`, { v: o.value });
+              state.set(`k${o.key}`, keyHash(`k${o.key}`), value(o.value));
+              model.set(`k${o.key}`, value(o.value));
             } else if (o.kind === "delete") {
               state.delete(`k${o.key}`, keyHash(`k${o.key}`));
               model.delete(`k${o.key}`);
@@ -130,7 +179,7 @@ describe("keyed state", () => {
               store.commit(state, state.snapshotDirty());
               committedModel = new Map(model);
             } else {
-              state = store.recover(maxKeys, maxDeltas);
+              state = store.recover(maxKeys, maxDeltas, layout);
               expect(sorted(state.entries())).toEqual(sorted(committedModel));
               expect(state.size).toBe(committedModel.size);
               model.clear();
@@ -139,7 +188,7 @@ describe("keyed state", () => {
             expect(state.size).toBe(model.size);
           }
           store.commit(state, state.snapshotDirty());
-          expect(sorted(store.recover(maxKeys, maxDeltas).entries())).toEqual(sorted(model));
+          expect(sorted(store.recover(maxKeys, maxDeltas, layout).entries())).toEqual(sorted(model));
         },
       ),
       { numRuns: 200 },

@@ -157,10 +157,14 @@ describe("Publisher", () => {
   it("signals when pending drops below a threshold", async () => {
     await addStream("BACK", ["back.>"]);
     const publisher = createPublisher(nc, { maxPending: 100 });
-    for (let i = 0; i < 1000; i++) publisher.publish("back.a", enc.encode("x"));
+    for (let i = 0; i < 1000; i++) publisher.publish("back.a", enc.encode("xy"));
     expect(publisher.pending).toBe(1000);
+    expect(publisher.pendingBytes).toBe(2000);
     await publisher.whenPendingBelow();
     expect(publisher.pending).toBeLessThan(100);
+    expect(publisher.pendingBytes).toBe(2 * publisher.pending);
+    await publisher.flush();
+    expect(publisher.pendingBytes).toBe(0);
     await publisher.close();
     expect(() => publisher.publish("back.a", enc.encode("x"))).toThrow(PublishError);
   });

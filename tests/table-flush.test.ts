@@ -1,9 +1,12 @@
 /**
  * Result tables are fresher than checkpoints: changed pages are written every `tableFlushMs`
  * between checkpoints, so rows show an event's effect long before the checkpoint that commits it;
- * the committed state does not move. A stop and restart still gives exact rows.
+ * the committed state does not move. A stop and restart still gives exact rows. Rounds take turns
+ * at who goes first.
  */
 import { describe, expect, it } from "vitest";
+import { TableFlusher } from "../actors/table-flush.ts";
+import { manualClock } from "../src/runtime/clock.ts";
 import { Worker } from "../src/runtime/worker.ts";
 import { TableReplica } from "../src/serve/replica.ts";
 import { benchPipeline, ensureStream, eventBytes, expectedRow, publishEvents } from "../scripts/bench-common.ts";
@@ -11,6 +14,16 @@ import { useNatsServer, waitFor } from "./support/nats.ts";
 
 describe("table flush", () => {
   const nats = useNatsServer();
+
+  it("starts each round with the next actor, so a round cut short by unacknowledged bytes starves none", () => {
+    const clock = manualClock();
+    const flusher = new TableFlusher(clock, { intervalMs: 100 });
+    const calls: string[] = [];
+    for (const name of ["a", "b", "c"]) flusher.add({ flushTables: () => calls.push(name) });
+    clock.advance(300);
+    flusher.stop();
+    expect(calls.join("")).toBe("abcbcacab");
+  });
 
   it("shows rows between checkpoints without committing state, and restarts exactly", { timeout: 60_000 }, async () => {
     const nc = await nats.connect();

@@ -79,6 +79,8 @@ export interface Publisher {
   flush(): Promise<void>;
   /** Messages published and not yet acknowledged or failed. */
   readonly pending: number;
+  /** Payload bytes of those messages: what the Publisher holds for re-publishing, and the socket may still buffer. */
+  readonly pendingBytes: number;
   /** Resolves when `pending < n` (default `maxPending`; n below 1 counts as 1). */
   whenPendingBelow(n?: number): Promise<void>;
   /** Flush, then stop listening for acks. Publishing afterwards throws. */
@@ -167,6 +169,7 @@ class AckCountingPublisher implements Publisher {
   #base = 0;
   #next = 0;
   #pending = 0;
+  #pendingBytes = 0;
 
   #flushWaiters: FlushWaiter[] = [];
   #pendingWaiters: PendingWaiter[] = [];
@@ -191,6 +194,10 @@ class AckCountingPublisher implements Publisher {
     return this.#pending;
   }
 
+  get pendingBytes(): number {
+    return this.#pendingBytes;
+  }
+
   publish(subject: string, data: Uint8Array, opts?: PublishOptions): void {
     if (this.#closed) throw new PublishError({ subject, message: `publish to ${subject}: the publisher is closed` });
     if (this.#next - this.#base > this.#mask) this.#grow();
@@ -207,6 +214,7 @@ class AckCountingPublisher implements Publisher {
     this.#ring[seq & this.#mask] = entry;
     this.#next = seq + 1;
     this.#pending++;
+    this.#pendingBytes += data.length;
     if (this.#timer === undefined) this.#armTimer();
   }
 
@@ -367,6 +375,7 @@ class AckCountingPublisher implements Publisher {
 
   /** Drop an outstanding message (acked or failed), then wake whoever waits on it. */
   #settle(seq: number): void {
+    this.#pendingBytes -= this.#ring[seq & this.#mask]!.data.length;
     this.#ring[seq & this.#mask] = undefined;
     this.#pending--;
     if (seq === this.#base) {

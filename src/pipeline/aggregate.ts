@@ -13,6 +13,7 @@
  */
 
 import { ConfigError } from "../errors.ts";
+import type { NumericLayout } from "../state/keyed-state.ts";
 
 /** The numeric fields of T, by name: `a.sum("qty")` compiles only if `qty` is a number. */
 export type NumericField<T> = { [F in keyof T]-?: T[F] extends number ? F : never }[keyof T] & string;
@@ -35,6 +36,8 @@ export interface Aggregate<T, S, O> {
   /** The same aggregate with a state that can take events back out, when this one cannot. */
   retracting?(): Aggregate<T, unknown, O>;
   result(state: S): O;
+  /** The state is numbers only: 1, a number; 2, a pair `[a, b]`. Absent: any JSON value. */
+  readonly width?: 1 | 2;
 }
 
 /** The aggregates a spec is built from, typed by the event type T. */
@@ -84,6 +87,7 @@ export function aggregates<T>(): Aggregates<T> {
   return {
     count: () => ({
       kind: "count",
+      width: 1,
       init: () => 1,
       add: (n) => n + 1,
       remove: (n) => n - 1,
@@ -94,6 +98,7 @@ export function aggregates<T>(): Aggregates<T> {
       const read = reader(of);
       return {
         kind: "sum",
+        width: 1,
         init: read,
         add: (s, v) => s + read(v),
         remove: (s, v) => s - read(v),
@@ -105,6 +110,7 @@ export function aggregates<T>(): Aggregates<T> {
       const read = reader(of);
       return {
         kind: "min",
+        width: 1,
         init: read,
         add: (s, v) => Math.min(s, read(v)),
         merge: Math.min,
@@ -116,6 +122,7 @@ export function aggregates<T>(): Aggregates<T> {
       const read = reader(of);
       return {
         kind: "max",
+        width: 1,
         init: read,
         add: (s, v) => Math.max(s, read(v)),
         merge: Math.max,
@@ -127,6 +134,7 @@ export function aggregates<T>(): Aggregates<T> {
       const read = reader(of);
       return {
         kind: "avg",
+        width: 2,
         init: (v) => [read(v), 1],
         add: (s, v) => [s[0] + read(v), s[1] + 1],
         remove: (s, v) => [s[0] - read(v), s[1] - 1],
@@ -238,6 +246,55 @@ export interface CompiledAggregate<T> {
    */
   remove(state: unknown[], value: T): unknown[] | undefined;
   row(key: unknown, state: unknown[]): Record<string, unknown>;
+  /**
+   * When every part's state is numbers (count, sum, min, max, avg): the state packed as numbers,
+   * for the keyed state to keep in a Float64Array instead of an array per key.
+   */
+  readonly layout?: NumericLayout<unknown[]>;
+}
+
+/**
+ * The numeric layout of a state array of `parts` (plus the trailing row count over an updating
+ * input), or undefined if a part's state is not numbers. A part of width 2 is a pair `[a, b]`.
+ */
+function numericLayout<T>(parts: readonly AnyAggregate<T>[], rowCount: boolean): NumericLayout<unknown[]> | undefined {
+  if (!parts.every((p) => p.width !== undefined)) return undefined;
+  const widths = parts.map((p) => p.width!);
+  const slots = parts.length + (rowCount ? 1 : 0);
+  if (rowCount) widths.push(1);
+  const width = widths.reduce((a, b) => a + b, 0);
+  const number = (v: unknown): number => {
+    if (typeof v === "number") return v;
+    if (v === null) return Number.NaN; // NaN and infinities were written to JSON as null
+    throw new Error(`an aggregate's state holds ${JSON.stringify(v)} where a number belongs`);
+  };
+  const scratch = new Float64Array(width);
+  return {
+    width,
+    read(from, at) {
+      const state = new Array<unknown>(slots);
+      for (let i = 0, o = at; i < slots; i++) {
+        if (widths[i] === 1) state[i] = from[o++];
+        else {
+          state[i] = [from[o], from[o + 1]];
+          o += 2;
+        }
+      }
+      return state;
+    },
+    write(state, into, at) {
+      // Check every number before storing any: a throw leaves the slot as it was.
+      for (let i = 0, o = 0; i < slots; i++) {
+        if (widths[i] === 1) scratch[o++] = number(state[i]);
+        else {
+          const pair = state[i] as readonly unknown[];
+          scratch[o++] = number(pair[0]);
+          scratch[o++] = number(pair[1]);
+        }
+      }
+      into.set(scratch, at);
+    },
+  };
 }
 
 /**
@@ -288,6 +345,7 @@ export function compileAggregate<T>(spec: AggregateSpec<T>, updating = false): C
         for (let i = 0; i < n; i++) row[columns[i]!] = parts[i]!.result(state[i]);
         return row;
       },
+      layout: numericLayout(parts, true),
     };
   }
   return {
@@ -316,5 +374,6 @@ export function compileAggregate<T>(spec: AggregateSpec<T>, updating = false): C
       for (let i = 0; i < n; i++) row[columns[i]!] = parts[i]!.result(state[i]);
       return row;
     },
+    layout: numericLayout(parts, false),
   };
 }

@@ -18,6 +18,12 @@
  * matters: while a large state fills up, copies of chunks waiting to be written were most of the
  * garbage a checkpoint made.
  *
+ * Values of a fixed number of numbers (an aggregate's count, sum, min, max, avg) can be packed: given
+ * a `NumericLayout`, a chunk keeps a slot number per key and the values in one Float64Array, 8 bytes
+ * per number, instead of an array object per key (measured: 118 bytes per key with its Map entry and
+ * key string, 54 for a count and a sum). `get` then returns a fresh value each time, and
+ * `set` copies the value's numbers in; the checkpoint format is the same either way.
+ *
  * @example
  * const state = new KeyedState<number>();
  * state.set("store-1", keyHash("store-1"), 3);
@@ -54,6 +60,102 @@ export function encodeChunk<S>(chunk: ChunkSnapshot<S>): Uint8Array {
   return encoder.encode(JSON.stringify(records));
 }
 
+/**
+ * How a value packs into `width` numbers: `read` builds a value from the numbers at `at`, `write`
+ * stores one there (it throws, writing nothing, if the value is not of the layout's shape; a null
+ * number, JSON's NaN, is NaN).
+ */
+export interface NumericLayout<S> {
+  readonly width: number;
+  read(from: Float64Array, at: number): S;
+  write(value: S, into: Float64Array, at: number): void;
+}
+
+/**
+ * A chunk of packed values: key to slot in a Map, the slot's numbers in one Float64Array. A
+ * removed key's slot is reused. Reads build a fresh value; iteration yields fresh values.
+ */
+class NumericChunk<S> implements ReadonlyMap<Key, S> {
+  readonly #layout: NumericLayout<S>;
+  #slots: Map<Key, number>;
+  #numbers: Float64Array;
+  #free: number[];
+  /** Slots ever used (free ones included). */
+  #end: number;
+
+  constructor(layout: NumericLayout<S>, from?: NumericChunk<S>) {
+    this.#layout = layout;
+    this.#slots = from ? new Map(from.#slots) : new Map();
+    this.#numbers = from ? from.#numbers.slice() : new Float64Array(16 * layout.width);
+    this.#free = from ? from.#free.slice() : [];
+    this.#end = from ? from.#end : 0;
+  }
+
+  get size(): number {
+    return this.#slots.size;
+  }
+
+  has(key: Key): boolean {
+    return this.#slots.has(key);
+  }
+
+  get(key: Key): S | undefined {
+    const slot = this.#slots.get(key);
+    return slot === undefined ? undefined : this.#layout.read(this.#numbers, slot * this.#layout.width);
+  }
+
+  set(key: Key, value: S): this {
+    const width = this.#layout.width;
+    let slot = this.#slots.get(key);
+    const fresh = slot === undefined;
+    if (slot === undefined) slot = this.#free.length > 0 ? this.#free[this.#free.length - 1]! : this.#end;
+    if ((slot + 1) * width > this.#numbers.length) {
+      const grown = new Float64Array(Math.ceil(this.#numbers.length * 1.5 / width + 1) * width);
+      grown.set(this.#numbers);
+      this.#numbers = grown;
+    }
+    this.#layout.write(value, this.#numbers, slot * width); // may throw: the key is not added then
+    if (fresh) {
+      if (slot === this.#end) this.#end++;
+      else this.#free.pop();
+      this.#slots.set(key, slot);
+    }
+    return this;
+  }
+
+  delete(key: Key): boolean {
+    const slot = this.#slots.get(key);
+    if (slot === undefined) return false;
+    this.#slots.delete(key);
+    this.#free.push(slot);
+    return true;
+  }
+
+  *entries(): MapIterator<[Key, S]> {
+    const { width } = this.#layout;
+    for (const [key, slot] of this.#slots) yield [key, this.#layout.read(this.#numbers, slot * width)];
+  }
+
+  keys(): MapIterator<Key> {
+    return this.#slots.keys();
+  }
+
+  *values(): MapIterator<S> {
+    for (const [, value] of this.entries()) yield value;
+  }
+
+  forEach(callback: (value: S, key: Key, map: ReadonlyMap<Key, S>) => void): void {
+    for (const [key, value] of this.entries()) callback(value, key, this);
+  }
+
+  [Symbol.iterator](): MapIterator<[Key, S]> {
+    return this.entries();
+  }
+}
+
+/** A chunk: a Map of values, or packed values when the state has a numeric layout. */
+type Chunk<S> = Map<Key, S> | NumericChunk<S>;
+
 /** Per chunk, what was written since its last base: -1 deltas means the next write is a base. */
 interface ChunkLog {
   baseKeys: number;
@@ -62,7 +164,7 @@ interface ChunkLog {
 }
 
 export class KeyedState<S> {
-  #chunks: Map<Key, S>[];
+  #chunks: Chunk<S>[];
   /** Per chunk, the keys changed since the last snapshot (undefined: none tracked yet). */
   #changes: (Map<Key, S | typeof removed> | undefined)[];
   #logs: ChunkLog[];
@@ -77,9 +179,11 @@ export class KeyedState<S> {
     readonly maxChunkKeys = 2048,
     /** Deltas a chunk may have before it is written whole again. */
     readonly maxDeltas = 8,
+    /** Pack values as numbers (every value must fit it). */
+    readonly layout?: NumericLayout<S>,
   ) {
     this.#bits = chunkBits;
-    this.#chunks = Array.from({ length: 1 << chunkBits }, () => new Map());
+    this.#chunks = Array.from({ length: 1 << chunkBits }, () => this.#newChunk());
     this.#changes = new Array(1 << chunkBits);
     this.#logs = Array.from({ length: 1 << chunkBits }, newLog);
   }
@@ -101,9 +205,16 @@ export class KeyedState<S> {
     return this.#chunks[chunkOf(hash, this.#bits)]!.get(key);
   }
 
+  #newChunk(): Chunk<S> {
+    return this.layout ? new NumericChunk(this.layout) : new Map();
+  }
+
   /** The chunk to change, copied first if a snapshot holds it. */
-  #writable(index: number): Map<Key, S> {
-    if (this.#shared.delete(index)) this.#chunks[index] = new Map(this.#chunks[index]!);
+  #writable(index: number): Chunk<S> {
+    if (this.#shared.delete(index)) {
+      const chunk = this.#chunks[index]!;
+      this.#chunks[index] = chunk instanceof NumericChunk ? new NumericChunk(this.layout!, chunk) : new Map(chunk);
+    }
     return this.#chunks[index]!;
   }
 
@@ -195,7 +306,14 @@ export class KeyedState<S> {
    * Load chunk `index` from entries placed under the same chunk bits (at recovery). The chunk's
    * next write is a base.
    */
-  loadEntries(index: number, chunk: Map<Key, S>): void {
+  loadEntries(index: number, entries: Map<Key, S>): void {
+    if (!this.layout) return this.#install(index, entries);
+    const chunk = this.#newChunk();
+    for (const [key, value] of entries) chunk.set(key, value);
+    this.#install(index, chunk);
+  }
+
+  #install(index: number, chunk: Chunk<S>): void {
     this.#shared.delete(index);
     this.#size += chunk.size - this.#chunks[index]!.size;
     this.#chunks[index] = chunk;
@@ -207,21 +325,22 @@ export class KeyedState<S> {
    * chunk bits, in the order they were written (at recovery).
    */
   loadChunk(index: number, base: Uint8Array, deltas: readonly Uint8Array[] = []): void {
-    const chunk = new Map(JSON.parse(decoder.decode(base)) as [Key, S][]);
+    const chunk = this.#newChunk();
+    for (const [key, value] of JSON.parse(decoder.decode(base)) as [Key, S][]) chunk.set(key, value);
     for (const bytes of deltas) {
       for (const record of JSON.parse(decoder.decode(bytes)) as ([Key, S] | [Key])[]) {
         if (record.length === 1) chunk.delete(record[0]);
         else chunk.set(record[0], record[1]);
       }
     }
-    this.loadEntries(index, chunk);
+    this.#install(index, chunk);
   }
 
   #resize(bits: number): void {
     const old = this.#chunks;
     this.#shared.clear(); // every chunk is new: what a snapshot holds stays its own
     this.#bits = bits;
-    this.#chunks = Array.from({ length: 1 << bits }, () => new Map());
+    this.#chunks = Array.from({ length: 1 << bits }, () => this.#newChunk());
     this.#changes = new Array(1 << bits);
     this.#logs = Array.from({ length: 1 << bits }, newLog);
     for (const chunk of old) {

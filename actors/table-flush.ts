@@ -10,10 +10,12 @@
  * reproduces the same rows (pages are deterministic upserts), and the first checkpoint after
  * recovery rewrites every page.
  *
- * The cost is bounded: one flusher per worker runs every actor's flush in one synchronous round
- * (pages are encoded and published at once, never interleaved with a checkpoint's page writes, so
- * a table never goes back), and waits at least `round duration / budget` before the next round,
- * so flushing takes at most `budget` (default 10%) of the worker's time, however large the table.
+ * The cost is bounded: one flusher per worker runs every actor's flush in a round (an actor's pages
+ * are encoded and published at once, never interleaved with its checkpoint's page writes, so a
+ * table never goes back; between actors the event loop turns once `sliceMs` have passed, so reading
+ * is not held up for a whole round), and waits at least `round duration / budget` before the next
+ * round, so flushing takes at most `budget` (default 10%) of the worker's time, however large the
+ * table.
  * While the worker catches up with a backlog, rounds are skipped: freshness matters once it has.
  *
  * @example
@@ -23,7 +25,7 @@
  */
 import type { Key } from "../src/pipeline/partition.ts";
 import { chunkOf } from "../src/pipeline/partition.ts";
-import type { Clock } from "../src/runtime/clock.ts";
+import { type Clock, nextTurn } from "../src/runtime/clock.ts";
 import { KeyedState } from "../src/state/keyed-state.ts";
 
 /** Keyed state that also remembers which chunks changed since the last table write. */
@@ -47,6 +49,8 @@ export interface TableFlushOptions {
   readonly intervalMs?: number;
   /** The largest share of time flushing may take (default 0.1). */
   readonly budget?: number;
+  /** The event loop turns between actors' flushes once this many ms of a round ran (default 2). */
+  readonly sliceMs?: number;
   /**
    * True while the worker is catching up (its readers hand over full batches): a round is then
    * skipped, as the next one would write the same pages again, and checkpoints write them anyway.
@@ -57,6 +61,7 @@ export interface TableFlushOptions {
 export class TableFlusher {
   readonly intervalMs: number;
   readonly budget: number;
+  readonly sliceMs: number;
   readonly #cores = new Set<{ flushTables(): void }>();
   #timer: unknown;
   #stopped = false;
@@ -65,6 +70,7 @@ export class TableFlusher {
   constructor(private readonly clock: Clock, options: TableFlushOptions = {}) {
     this.intervalMs = options.intervalMs ?? 100;
     this.budget = options.budget ?? 0.1;
+    this.sliceMs = options.sliceMs ?? 2;
     this.#catchingUp = options.catchingUp ?? (() => false);
   }
 
@@ -75,14 +81,23 @@ export class TableFlusher {
 
   #schedule(ms: number): void {
     if (this.#stopped || this.intervalMs <= 0) return;
-    this.#timer = this.clock.setTimeout(() => this.#round(), ms);
+    this.#timer = this.clock.setTimeout(() => void this.#round(), ms);
   }
 
-  #round(): void {
+  async #round(): Promise<void> {
     if (this.#catchingUp()) return this.#schedule(this.intervalMs);
-    const started = this.clock.now();
-    for (const core of this.#cores) core.flushTables();
-    const took = this.clock.now() - started;
+    let took = 0;
+    let sliceStart = this.clock.now();
+    for (const core of [...this.#cores]) {
+      if (this.clock.now() - sliceStart >= this.sliceMs) {
+        took += this.clock.now() - sliceStart;
+        await nextTurn();
+        if (this.#stopped) return;
+        sliceStart = this.clock.now();
+      }
+      core.flushTables();
+    }
+    took += this.clock.now() - sliceStart;
     this.#schedule(Math.max(this.intervalMs, took / this.budget - took));
   }
 

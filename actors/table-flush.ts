@@ -14,9 +14,11 @@
  * are encoded and published at once, never interleaved with its checkpoint's page writes, so a
  * table never goes back; between actors the event loop turns once `sliceMs` have passed, so reading
  * is not held up for a whole round), and waits at least `round duration / budget` before the next
- * round, so flushing takes at most `budget` (default 10%) of the worker's time, however large the
+ * round, so flushing takes at most `budget` (default 25%) of the worker's time, however large the
  * table.
  * While the worker catches up with a backlog, rounds are skipped: freshness matters once it has.
+ * So the budget only holds while the worker keeps up; at 10% a table of 10,000 busy rows (a round
+ * of ~10 ms, more on a busy machine) already stretched the interval past 100 ms.
  *
  * @example
  * const flusher = new TableFlusher(systemClock, { intervalMs: 100 });
@@ -47,7 +49,7 @@ export class TableTrackedState<S> extends KeyedState<S> {
 export interface TableFlushOptions {
   /** Flush changed table pages this often, in ms; 0: only at checkpoints. Default 100. */
   readonly intervalMs?: number;
-  /** The largest share of time flushing may take (default 0.1). */
+  /** The largest share of time flushing may take (default 0.25). */
   readonly budget?: number;
   /** The event loop turns between actors' flushes once this many ms of a round ran (default 2). */
   readonly sliceMs?: number;
@@ -69,7 +71,7 @@ export class TableFlusher {
 
   constructor(private readonly clock: Clock, options: TableFlushOptions = {}) {
     this.intervalMs = options.intervalMs ?? 100;
-    this.budget = options.budget ?? 0.1;
+    this.budget = options.budget ?? 0.25;
     this.sliceMs = options.sliceMs ?? 2;
     this.#catchingUp = options.catchingUp ?? (() => false);
   }

@@ -359,6 +359,8 @@ export class OperatorCore implements ActorCore {
   // ---- Table flushes between checkpoints (actors/table-flush.ts) ----
   /** True while a checkpoint writes: a flush then waits, so pages never go back in time. */
   #checkpointing = false;
+  /** A flush round came while a checkpoint wrote: flush when it ends, not a round later. */
+  #flushWaits = false;
 
   async #checkpointFlagged(): Promise<void> {
     this.#checkpointing = true;
@@ -366,6 +368,10 @@ export class OperatorCore implements ActorCore {
       await this.#checkpoint();
     } finally {
       this.#checkpointing = false;
+      if (this.#flushWaits) {
+        this.#flushWaits = false;
+        this.options.tableFlusher?.flushNow(this);
+      }
     }
   }
 
@@ -375,7 +381,11 @@ export class OperatorCore implements ActorCore {
    */
   flushTables(): void {
     const committed = this.#manifest;
-    if (!committed || this.#checkpointing || this.#tableBuckets.length === 0) return;
+    if (!committed || this.#tableBuckets.length === 0) return;
+    if (this.#checkpointing) {
+      this.#flushWaits = true;
+      return;
+    }
     const { publisher, partition, operator, clock } = this.options;
     if (publisher.pending > maxPendingFlush) return;
     const page = { at: clock.now(), checkpoint: committed.checkpoint + 1 };

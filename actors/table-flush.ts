@@ -103,6 +103,15 @@ export class TableFlusher {
     this.#schedule(Math.max(this.intervalMs, took / this.budget - took));
   }
 
+  /**
+   * Flush one actor now, outside the rounds (one whose flush a round found checkpointing: it
+   * would otherwise wait a whole interval after its checkpoint), unless the worker catches up.
+   */
+  flushNow(core: { flushTables(): void }): void {
+    if (this.#stopped || this.intervalMs <= 0 || this.#catchingUp()) return;
+    core.flushTables();
+  }
+
   stop(): void {
     this.#stopped = true;
     this.clock.clearTimeout(this.#timer);

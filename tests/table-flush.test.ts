@@ -93,4 +93,19 @@ describe("table flush", () => {
     const whole = await round(clock, () => clock.advance(10));
     expect(whole).toEqual({ flushed: 3, timerAfter: undefined });
   });
+
+  it("flushes an actor at once when its checkpoint ended, unless the worker catches up or stopped", () => {
+    let catchingUp = true;
+    const flusher = new TableFlusher(manualClock(0), { intervalMs: 100, catchingUp: () => catchingUp });
+    let flushed = 0;
+    const core = { flushTables: () => void flushed++ };
+    flusher.flushNow(core);
+    expect(flushed).toBe(0);
+    catchingUp = false;
+    flusher.flushNow(core);
+    expect(flushed).toBe(1);
+    flusher.stop();
+    flusher.flushNow(core);
+    expect(flushed).toBe(1);
+  });
 });

@@ -82,12 +82,13 @@ export function decodePageFrom(bytes: Uint8Array, previous?: PageLines): PageLin
   const lines = text.split("\n");
   const last = lines.length - 1;
   if (last < 1 || lines[last] !== "]}" || !lines[0]!.endsWith('"rows":[')) return JSON.parse(text) as Page;
+  const before = previous?.lines;
+  if (!before) return { ...(JSON.parse(text) as Page), lines }; // one parse is faster than one per line
   const { at, checkpoint } = JSON.parse(lines[0] + "]}") as Page;
   const rows: (readonly [Key, unknown])[] = [];
-  const before = previous?.lines;
   for (let i = 1; i < last; i++) {
     const line = lines[i]!;
-    if (before?.[i] === line) rows.push(previous!.rows[i - 1]!);
+    if (before[i] === line) rows.push(previous!.rows[i - 1]!);
     else rows.push(JSON.parse(i < last - 1 ? line.slice(0, -1) : line) as [Key, unknown]);
   }
   return { at, checkpoint, rows, lines };

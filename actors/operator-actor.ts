@@ -389,9 +389,12 @@ export class OperatorCore implements ActorCore {
     const { publisher, partition, operator, clock } = this.options;
     if (publisher.pending > maxPendingFlush) return;
     const page = { at: clock.now(), checkpoint: committed.checkpoint + 1 };
-    const write = (bits: number, index: number, rows: [Key, unknown][]) => {
+    // A page too large in bytes for one message waits for the checkpoint, which splits its chunk.
+    const write = (bits: number, index: number, rows: [Key, unknown][]): boolean => {
       const bytes = encodePage({ ...page, rows });
+      if (bytes.length > maxChunkBytes) return false;
       for (const bucket of this.#tableBuckets) publisher.publish(kvSubject(bucket, pageKey(partition, bits, index)), bytes);
+      return true;
     };
     if (operator.ownsRows) {
       const owned = this.#rows;
@@ -402,8 +405,7 @@ export class OperatorCore implements ActorCore {
         if (entries.size > owned.maxChunkKeys) continue;
         const rows: [Key, unknown][] = [];
         for (const byRowKey of entries.values()) rows.push(...Object.entries(byRowKey));
-        write(owned.chunkBits, index, rows);
-        owned.tableChanged.delete(index);
+        if (write(owned.chunkBits, index, rows)) owned.tableChanged.delete(index);
       }
       return;
     }
@@ -414,8 +416,7 @@ export class OperatorCore implements ActorCore {
       if (entries.size > state.maxChunkKeys) continue;
       const rows: [Key, unknown][] = [];
       for (const [k, s] of entries) rows.push([k, operator.row(k, s)]);
-      write(state.chunkBits, index, rows);
-      state.tableChanged.delete(index);
+      if (write(state.chunkBits, index, rows)) state.tableChanged.delete(index);
     }
   }
   // ---- end of table flushes ----

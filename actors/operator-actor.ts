@@ -364,6 +364,8 @@ export class OperatorCore implements ActorCore {
   // ---- Table flushes between checkpoints (actors/table-flush.ts) ----
   /** True while a checkpoint writes: a flush then waits, so pages never go back in time. */
   #checkpointing = false;
+  /** A flush round came while a checkpoint wrote: flush when it ends, not a round later. */
+  #flushWaits = false;
 
   async #checkpointFlagged(): Promise<void> {
     this.#checkpointing = true;
@@ -371,6 +373,10 @@ export class OperatorCore implements ActorCore {
       await this.#checkpoint();
     } finally {
       this.#checkpointing = false;
+      if (this.#flushWaits) {
+        this.#flushWaits = false;
+        this.options.tableFlusher?.flushNow(this);
+      }
     }
   }
 
@@ -380,12 +386,19 @@ export class OperatorCore implements ActorCore {
    */
   flushTables(): void {
     const committed = this.#manifest;
-    if (!committed || this.#checkpointing || this.#tableBuckets.length === 0) return;
+    if (!committed || this.#tableBuckets.length === 0) return;
+    if (this.#checkpointing) {
+      this.#flushWaits = true;
+      return;
+    }
     const { publisher, partition, operator, clock } = this.options;
     const page = { at: clock.now(), checkpoint: committed.checkpoint + 1 };
-    const write = (bits: number, index: number, rows: [Key, unknown][]) => {
+    // A page too large in bytes for one message waits for the checkpoint, which splits its chunk.
+    const write = (bits: number, index: number, rows: [Key, unknown][]): boolean => {
       const bytes = encodePage({ ...page, rows });
+      if (bytes.length > maxChunkBytes) return false;
       for (const bucket of this.#tableBuckets) publisher.publish(kvSubject(bucket, pageKey(partition, bits, index)), bytes);
+      return true;
     };
     // The pages left over wait for the next round (they stay marked changed).
     const full = () => publisher.pendingBytes > maxFlushBytes;
@@ -399,8 +412,7 @@ export class OperatorCore implements ActorCore {
         if (entries.size > owned.maxChunkKeys) continue;
         const rows: [Key, unknown][] = [];
         for (const byRowKey of entries.values()) rows.push(...Object.entries(byRowKey));
-        write(owned.chunkBits, index, rows);
-        owned.tableChanged.delete(index);
+        if (write(owned.chunkBits, index, rows)) owned.tableChanged.delete(index);
       }
       return;
     }
@@ -412,8 +424,7 @@ export class OperatorCore implements ActorCore {
       if (entries.size > state.maxChunkKeys) continue;
       const rows: [Key, unknown][] = [];
       for (const [k, s] of entries) rows.push([k, operator.row(k, s)]);
-      write(state.chunkBits, index, rows);
-      state.tableChanged.delete(index);
+      if (write(state.chunkBits, index, rows)) state.tableChanged.delete(index);
     }
   }
   // ---- end of table flushes ----

@@ -10,14 +10,17 @@
  * reproduces the same rows (pages are deterministic upserts), and the first checkpoint after
  * recovery rewrites every page.
  *
- * The cost is bounded: one flusher per worker runs every actor's flush in one synchronous round
- * (pages are encoded and published at once, never interleaved with a checkpoint's page writes, so
- * a table never goes back), and waits at least `round duration / budget` before the next round,
- * so flushing takes at most `budget` (default 10%) of the worker's time, however large the table.
- * Its memory is bounded too: an actor writes no more pages while the publisher holds more than a
- * few MB unacknowledged (actors/operator-actor.ts); the pages left wait for the next round, which
- * starts with the next actor. While the worker catches up with a backlog, rounds are skipped:
- * freshness matters once it has.
+ * The cost is bounded: one flusher per worker runs every actor's flush in a round (an actor's pages
+ * are encoded and published at once, never interleaved with its checkpoint's page writes, so a
+ * table never goes back; between actors the event loop turns once `sliceMs` have passed, so reading
+ * is not held up for a whole round), and waits at least `round duration / budget` before the next
+ * round, so flushing takes at most `budget` (default 25%) of the worker's time, however large the
+ * table. Its memory is bounded too: an actor writes no more pages while the publisher holds more
+ * than a few MB unacknowledged (actors/operator-actor.ts); the pages left wait for the next round,
+ * which starts with the next actor.
+ * While the worker catches up with a backlog, rounds are skipped: freshness matters once it has.
+ * So the budget only holds while the worker keeps up; at 10% a table of 10,000 busy rows (a round
+ * of ~10 ms, more on a busy machine) already stretched the interval past 100 ms.
  *
  * @example
  * const flusher = new TableFlusher(systemClock, { intervalMs: 100 });
@@ -26,7 +29,7 @@
  */
 import type { Key } from "../src/pipeline/partition.ts";
 import { chunkOf } from "../src/pipeline/partition.ts";
-import type { Clock } from "../src/runtime/clock.ts";
+import { type Clock, nextTurn } from "../src/runtime/clock.ts";
 import { KeyedState } from "../src/state/keyed-state.ts";
 
 /** Keyed state that also remembers which chunks changed since the last table write. */
@@ -48,8 +51,10 @@ export class TableTrackedState<S> extends KeyedState<S> {
 export interface TableFlushOptions {
   /** Flush changed table pages this often, in ms; 0: only at checkpoints. Default 100. */
   readonly intervalMs?: number;
-  /** The largest share of time flushing may take (default 0.1). */
+  /** The largest share of time flushing may take (default 0.25). */
   readonly budget?: number;
+  /** The event loop turns between actors' flushes once this many ms of a round ran (default 2). */
+  readonly sliceMs?: number;
   /**
    * True while the worker is catching up (its readers hand over full batches): a round is then
    * skipped, as the next one would write the same pages again, and checkpoints write them anyway.
@@ -60,6 +65,7 @@ export interface TableFlushOptions {
 export class TableFlusher {
   readonly intervalMs: number;
   readonly budget: number;
+  readonly sliceMs: number;
   readonly #cores = new Set<{ flushTables(): void }>();
   #timer: unknown;
   #stopped = false;
@@ -68,7 +74,8 @@ export class TableFlusher {
 
   constructor(private readonly clock: Clock, options: TableFlushOptions = {}) {
     this.intervalMs = options.intervalMs ?? 100;
-    this.budget = options.budget ?? 0.1;
+    this.budget = options.budget ?? 0.25;
+    this.sliceMs = options.sliceMs ?? 2;
     this.#catchingUp = options.catchingUp ?? (() => false);
   }
 
@@ -79,19 +86,37 @@ export class TableFlusher {
 
   #schedule(ms: number): void {
     if (this.#stopped || this.intervalMs <= 0) return;
-    this.#timer = this.clock.setTimeout(() => this.#round(), ms);
+    this.#timer = this.clock.setTimeout(() => void this.#round(), ms);
   }
 
-  #round(): void {
+  async #round(): Promise<void> {
     if (this.#catchingUp()) return this.#schedule(this.intervalMs);
-    const started = this.clock.now();
+    let took = 0;
+    let sliceStart = this.clock.now();
     // A round may stop early when too many bytes are unacknowledged: start with a different
     // actor each round, so that none waits behind the others for ever.
     const cores = [...this.#cores];
     const first = this.#rounds++ % cores.length;
-    for (let i = 0; i < cores.length; i++) cores[(first + i) % cores.length]!.flushTables();
-    const took = this.clock.now() - started;
+    for (let i = 0; i < cores.length; i++) {
+      if (this.clock.now() - sliceStart >= this.sliceMs) {
+        took += this.clock.now() - sliceStart;
+        await nextTurn();
+        if (this.#stopped) return;
+        sliceStart = this.clock.now();
+      }
+      cores[(first + i) % cores.length]!.flushTables();
+    }
+    took += this.clock.now() - sliceStart;
     this.#schedule(Math.max(this.intervalMs, took / this.budget - took));
+  }
+
+  /**
+   * Flush one actor now, outside the rounds (one whose flush a round found checkpointing: it
+   * would otherwise wait a whole interval after its checkpoint), unless the worker catches up.
+   */
+  flushNow(core: { flushTables(): void }): void {
+    if (this.#stopped || this.intervalMs <= 0 || this.#catchingUp()) return;
+    core.flushTables();
   }
 
   stop(): void {

@@ -5,9 +5,9 @@
  * at who goes first.
  */
 import { describe, expect, it } from "vitest";
-import { TableFlusher } from "../actors/table-flush.ts";
-import { manualClock } from "../src/runtime/clock.ts";
 import { Worker } from "../src/runtime/worker.ts";
+import { TableFlusher } from "../actors/table-flush.ts";
+import { manualClock, systemClock } from "../src/runtime/clock.ts";
 import { TableReplica } from "../src/serve/replica.ts";
 import { benchPipeline, ensureStream, eventBytes, expectedRow, publishEvents } from "../scripts/bench-common.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
@@ -74,5 +74,49 @@ describe("table flush", () => {
       await second.stop();
       replica.close();
     }
+  });
+
+  it("lets the event loop turn between actors' flushes of a long round", async () => {
+    // Three actors whose flushes take 3 ms each: a timer due meanwhile runs before the last one.
+    const round = (clock: typeof systemClock, advance?: () => void) =>
+      new Promise<{ flushed: number; timerAfter: number | undefined }>((done) => {
+        const flusher = new TableFlusher(clock, { intervalMs: 10, sliceMs: 2 });
+        let flushed = 0;
+        let timerAfter: number | undefined;
+        for (let i = 0; i < 3; i++) {
+          flusher.add({
+            flushTables() {
+              if (flushed === 0) setTimeout(() => (timerAfter ??= flushed), 0);
+              const until = performance.now() + 3;
+              while (performance.now() < until);
+              if (++flushed === 3) {
+                flusher.stop();
+                done({ flushed, timerAfter });
+              }
+            },
+          });
+        }
+        advance?.();
+      });
+    const sliced = await round(systemClock);
+    expect(sliced.timerAfter).toBeLessThan(3);
+    const clock = manualClock(0); // its time never moves during the round: one slice
+    const whole = await round(clock, () => clock.advance(10));
+    expect(whole).toEqual({ flushed: 3, timerAfter: undefined });
+  });
+
+  it("flushes an actor at once when its checkpoint ended, unless the worker catches up or stopped", () => {
+    let catchingUp = true;
+    const flusher = new TableFlusher(manualClock(0), { intervalMs: 100, catchingUp: () => catchingUp });
+    let flushed = 0;
+    const core = { flushTables: () => void flushed++ };
+    flusher.flushNow(core);
+    expect(flushed).toBe(0);
+    catchingUp = false;
+    flusher.flushNow(core);
+    expect(flushed).toBe(1);
+    flusher.stop();
+    flusher.flushNow(core);
+    expect(flushed).toBe(1);
   });
 });

@@ -7,6 +7,7 @@
  * const clock = manualClock(0);
  * clock.setTimeout(() => console.log("fired"), 100);
  * clock.advance(100); // prints "fired"
+ * for await (const entry of inSlices(watch, systemClock, 1)) apply(entry); // the event loop turns every ms
  */
 export interface Clock {
   now(): number;
@@ -61,4 +62,20 @@ export function manualClock(start = 0): ManualClock {
  */
 export function nextTurn(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/**
+ * The items of an async iterable, letting the event loop turn (`nextTurn`) whenever `sliceMs` of
+ * the clock's time have passed since it last did. Items an iterator has buffered otherwise arrive
+ * in one run of microtasks, however many: nothing else (an HTTP request, a timer) runs meanwhile.
+ */
+export async function* inSlices<T>(source: AsyncIterable<T>, clock: Clock, sliceMs: number): AsyncGenerator<T> {
+  let sliceStart = clock.now();
+  for await (const item of source) {
+    if (clock.now() - sliceStart >= sliceMs) {
+      await nextTurn();
+      sliceStart = clock.now();
+    }
+    yield item;
+  }
 }

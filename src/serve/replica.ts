@@ -4,6 +4,11 @@
  * of each partition, applies the rows of the partition's current layout, and keeps them indexed by
  * key (a Map) and in key order (a sorted array, for ranges and pages).
  *
+ * A busy table rewrites nearly every page at each flush with a few rows changed: a new version of
+ * a page is decoded from the previous one (only changed row lines are parsed, `decodePageFrom`)
+ * and compared row by row, and the watch applies entries in slices of about a millisecond, letting
+ * the event loop turn between them, so a query never waits for a whole burst of pages.
+ *
  * The pure part, `ReplicaState`, applies bucket entries and returns the row changes they make; the
  * shell, `TableReplica`, feeds it from `kv.watch()` and tells subscribers about the changes.
  *
@@ -26,9 +31,17 @@ import type { KV } from "@nats-io/kv";
 import { type Key, keyHash, partitionOf } from "../pipeline/partition.ts";
 import { tableBucket } from "../pipeline/pipeline.ts";
 import { newestRevision } from "../state/bucket.ts";
-import { type Clock, systemClock } from "../runtime/clock.ts";
+import { type Clock, inSlices, systemClock } from "../runtime/clock.ts";
 import { ChangeLog } from "./change-log.ts";
-import { decodeIndex, decodeMeta, decodePage, openTable, type Page, parseEntryKey, type TableMeta } from "../state/table.ts";
+import {
+  decodeIndex,
+  decodeMeta,
+  decodePageFrom,
+  openTable,
+  type PageLines,
+  parseEntryKey,
+  type TableMeta,
+} from "../state/table.ts";
 
 export interface RowChange {
   readonly op: "upsert" | "delete";
@@ -85,8 +98,8 @@ interface Held {
 
 interface PartitionState {
   chunkBits: number | undefined;
-  /** Decoded pages of every layout seen, by `<chunkBits>.<chunk>`. */
-  readonly pages: Map<string, Page>;
+  /** Decoded pages of every layout seen, by `<chunkBits>.<chunk>`, with their row lines. */
+  readonly pages: Map<string, PageLines>;
   checkpoint: number | null;
   at: number | null;
   lastUpdate: number | null;
@@ -125,7 +138,7 @@ export class ReplicaState {
     }
     const pageId = `${entry.chunkBits}.${entry.chunk}`;
     const previous = part.pages.get(pageId);
-    const page = operation === "PUT" ? decodePage(value) : undefined;
+    const page = operation === "PUT" ? decodePageFrom(value, previous) : undefined;
     if (page) part.pages.set(pageId, page);
     else part.pages.delete(pageId);
     if (entry.chunkBits !== part.chunkBits) return []; // a page of a layout not (or no longer) current
@@ -142,7 +155,7 @@ export class ReplicaState {
     const before = this.#layoutRows(part, part.chunkBits);
     part.chunkBits = bits;
     for (const id of [...part.pages.keys()]) if (Number(id.split(".")[0]) !== bits) part.pages.delete(id);
-    let newest: Page | undefined;
+    let newest: PageLines | undefined;
     for (const page of part.pages.values()) if (!newest || page.checkpoint > newest.checkpoint) newest = page;
     part.checkpoint = newest?.checkpoint ?? null;
     part.at = newest?.at ?? null;
@@ -165,6 +178,30 @@ export class ReplicaState {
     at: number,
   ): RowChange[] {
     const changes: RowChange[] = [];
+    if (sameKeys(before, after)) {
+      // A page rewritten with the same keys in the same order (a busy table, between layout
+      // changes): compare row by row; no key is added or removed.
+      for (const [key, row] of after) {
+        const held = this.#rows.get(String(key));
+        if (held && sameJson(held.row, row)) continue;
+        if (!held) return this.#replaceKeys(partition, before, after, checkpoint, at, changes);
+        this.#rows.set(String(key), { key, row, partition });
+        changes.push({ op: "upsert", key, row, partition, checkpoint, at });
+      }
+      return changes;
+    }
+    return this.#replaceKeys(partition, before, after, checkpoint, at, changes);
+  }
+
+  /** `#replace` when keys may come and go (continuing after `changes`, already applied). */
+  #replaceKeys(
+    partition: number,
+    before: readonly (readonly [Key, unknown])[],
+    after: readonly (readonly [Key, unknown])[],
+    checkpoint: number,
+    at: number,
+    changes: RowChange[],
+  ): RowChange[] {
     const added: string[] = [];
     const kept = new Set<string>();
     for (const [key, row] of after) {
@@ -266,6 +303,9 @@ export interface ReplicaOptions {
   readonly changeLogSize?: number;
 }
 
+/** The longest the watch applies entries before the event loop turns, in ms. */
+const sliceMs = 1;
+
 /** Replicas opened by this process, so that two opened in the same millisecond differ in epoch. */
 let opened = 0;
 
@@ -315,7 +355,8 @@ export class TableReplica {
     if (live) synced();
     void (async () => {
       try {
-        for await (const entry of iter) {
+        // A request waits for at most about one slice of applying entries, however many arrived.
+        for await (const entry of inSlices(iter, this.clock, sliceMs)) {
           const changes = this.#state.apply(entry.key, entry.operation, entry.value, this.clock.now());
           if (live && changes.length > 0) {
             const first = this.changes.append(changes);
@@ -414,16 +455,28 @@ function upperBound(sorted: readonly string[], id: string): number {
   return lo;
 }
 
-/** Equality of two values decoded from JSON. */
+/** The same keys in the same order. */
+function sameKeys(a: readonly (readonly [Key, unknown])[], b: readonly (readonly [Key, unknown])[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i]![0] !== b[i]![0]) return false;
+  return true;
+}
+
+/** Equality of two values decoded from JSON (without allocating: it runs for every row of a page). */
 function sameJson(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  const ka = Object.keys(a);
-  const kb = Object.keys(b);
-  if (ka.length !== kb.length) return false;
-  for (const k of ka) {
-    if (!Object.hasOwn(b, k) || !sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameJson(a[i], b[i])) return false;
+    return true;
   }
-  return true;
+  if (Array.isArray(b)) return false;
+  let count = 0;
+  for (const k in a) {
+    if (!Object.hasOwn(b, k) || !sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+    count++;
+  }
+  for (const _ in b) count--;
+  return count === 0;
 }

@@ -19,12 +19,14 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { Worker } from "../src/runtime/worker.ts";
+import { applyV8Defaults } from "../src/platform/v8-defaults.ts";
 import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { lastSequenceOf } from "../examples/nexmark/publish.ts";
 import { queries, type QueryName } from "../examples/nexmark/queries.ts";
 import { benchPipeline, cpuSeconds, mb, nudgeBytes, round, rssSampler, until } from "./bench-common.ts";
 
+applyV8Defaults(); // as the eddy command does
 const bootMs = performance.now(); // time since this process started, roughly
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ""), process.argv[i + 1] ?? "");

@@ -576,6 +576,10 @@ function writeResults(): void {
   if (core && ceiling) {
     ratios.push(`core/ceiling = ${(core / ceiling).toFixed(2)} (target ≥ 0.50: ${core / ceiling >= 0.5 ? "met" : "MISSED"})`);
   }
+  const eddyReader = all.ceiling?.eddyReaderEventsPerSec as number | undefined;
+  if (core && eddyReader) {
+    ratios.push(`core/Eddy's reader alone = ${(core / eddyReader).toFixed(2)} (no target; the reader beats the ceiling's loop)`);
+  }
   const few = all["core-aggregate-100-keys"]?.eventsPerSec;
   if (few && ceiling) {
     ratios.push(`core-aggregate-100-keys/ceiling = ${(few / ceiling).toFixed(2)} (same pipeline, table upserts coalesced)`);

@@ -65,33 +65,69 @@ export function decodePage(bytes: Uint8Array): Page {
   return JSON.parse(decoder.decode(bytes)) as Page;
 }
 
-/** A page with the text of each row's line, for `decodePageFrom` (lines: absent for a page in one line). */
+/**
+ * A page with its bytes and where each of their lines starts, for `decodePageFrom` (absent for a
+ * page in one line). The bytes are a copy (off the JavaScript heap), not strings per line: a
+ * replica keeps every page's last version, and strings that survive until the next version were
+ * most of what its young-generation collections copied.
+ */
 export interface PageLines extends Page {
-  readonly lines?: readonly string[];
+  readonly bytes?: Uint8Array;
+  /** `starts[i]`: where line `i` starts; the last entry is past the end (bytes.length + 1). */
+  readonly starts?: Int32Array;
+}
+
+const NEWLINE = 10;
+
+function lineStarts(bytes: Uint8Array): Int32Array {
+  let n = 1;
+  for (let at = bytes.indexOf(NEWLINE); at !== -1; at = bytes.indexOf(NEWLINE, at + 1)) n++;
+  const starts = new Int32Array(n + 1);
+  let i = 1;
+  for (let at = bytes.indexOf(NEWLINE); at !== -1; at = bytes.indexOf(NEWLINE, at + 1)) starts[i++] = at + 1;
+  starts[n] = bytes.length + 1;
+  return starts;
+}
+
+/** Whether line `i` of `a` has the same bytes as line `j` of `b`. */
+function sameLine(a: Uint8Array, as: Int32Array, i: number, b: Uint8Array, bs: Int32Array, j: number): boolean {
+  const from = as[i]!;
+  const length = as[i + 1]! - from;
+  const other = bs[j]!;
+  if (bs[j + 1]! - other !== length) return false;
+  for (let k = 0; k < length - 1; k++) if (a[from + k] !== b[other + k]) return false;
+  return true;
 }
 
 /**
  * Decode a page, reusing the decoded rows of its previous version where a row's line is unchanged
- * (the same text at the same place, as a writer that rewrites a page in its rows' order puts it):
- * a page rewritten with a few changed rows costs a string comparison per row and a parse per
+ * (the same bytes at the same place, as a writer that rewrites a page in its rows' order puts it):
+ * a page rewritten with a few changed rows costs a byte comparison per row and a parse per
  * changed one. Rows reused are the previous version's objects. A page in one line (no row lines)
  * is parsed whole.
  */
-export function decodePageFrom(bytes: Uint8Array, previous?: PageLines): PageLines {
-  const text = decoder.decode(bytes);
-  const lines = text.split("\n");
-  const last = lines.length - 1;
-  if (last < 1 || lines[last] !== "]}" || !lines[0]!.endsWith('"rows":[')) return JSON.parse(text) as Page;
-  const before = previous?.lines;
-  if (!before) return { ...(JSON.parse(text) as Page), lines }; // one parse is faster than one per line
-  const { at, checkpoint } = JSON.parse(lines[0] + "]}") as Page;
+export function decodePageFrom(data: Uint8Array, previous?: PageLines): PageLines {
+  const starts = lineStarts(data);
+  const last = starts.length - 2; // the index of the last line
+  const line = (i: number) => decoder.decode(data.subarray(starts[i]!, starts[i + 1]! - 1));
+  if (last < 1 || line(last) !== "]}" || !line(0).endsWith('"rows":[')) return JSON.parse(decoder.decode(data)) as Page;
+  const bytes = data.slice(); // a copy: `data` may be a view of a whole socket read
+  const before = previous?.bytes;
+  const beforeStarts = previous?.starts;
+  if (!before || !beforeStarts) return { ...(JSON.parse(decoder.decode(bytes)) as Page), bytes, starts }; // one parse beats one per line
+  const { at, checkpoint } = JSON.parse(line(0) + "]}") as Page;
   const rows: (readonly [Key, unknown])[] = [];
+  const beforeLast = beforeStarts.length - 2;
   for (let i = 1; i < last; i++) {
-    const line = lines[i]!;
-    if (before[i] === line) rows.push(previous!.rows[i - 1]!);
-    else rows.push(JSON.parse(i < last - 1 ? line.slice(0, -1) : line) as [Key, unknown]);
+    // Lines compare with their "," (every row's but the last): a row that moves to the end is parsed.
+    if (i < beforeLast && sameLine(bytes, starts, i, before, beforeStarts, i)) {
+      rows.push(previous!.rows[i - 1]!);
+    } else {
+      const text = line(i);
+      rows.push(JSON.parse(i < last - 1 ? text.slice(0, -1) : text) as [Key, unknown]);
+    }
   }
-  return { at, checkpoint, rows, lines };
+  return { at, checkpoint, rows, bytes, starts };
 }
 
 /** A partition's page layout, the value of `i.<partition>`. */

@@ -19,7 +19,7 @@ import { caughtUp, committedPosition } from "./support/worker-process.ts";
 describe("test support", () => {
   const nats = useNatsServer();
 
-  it("waitFor resolves once the condition holds, and fails at its deadline with the message and last error", async () => {
+  it("waitFor resolves once the condition holds, and fails at its deadline with the message and last error, even if the condition hangs", async () => {
     let n = 0;
     await waitFor(() => ++n >= 3, { intervalMs: 1 });
     expect(n).toBe(3);
@@ -31,6 +31,10 @@ describe("test support", () => {
         throw new Error("not yet");
       }, { timeoutMs: 30, intervalMs: 5 }),
     ).rejects.toThrow(/last error: not yet/);
+    // A condition that never answers fails at the deadline too.
+    await expect(waitFor(() => new Promise<boolean>(() => {}), { timeoutMs: 30, message: "a hung read" })).rejects.toThrow(
+      /waitFor: a hung read not met within 30 ms \(last error: the condition itself did not answer/,
+    );
   });
 
   it("readStreamJson reads a stream back in order, and an empty one as []", async () => {

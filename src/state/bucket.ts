@@ -1,5 +1,6 @@
 /**
- * KV buckets as Eddy reads them: when a watch of a bucket has delivered what it held.
+ * KV buckets as Eddy reads them: when a watch of a bucket has delivered what it held, and which
+ * keys it holds.
  *
  * @example
  * const watch = await kv.watch();
@@ -18,4 +19,18 @@ export async function newestRevision(nc: NatsConnection, bucket: string): Promis
   const jsm = await jetstreamManager(nc);
   const newest = await jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.>` }).catch(() => undefined);
   return newest?.seq ?? 0;
+}
+
+/**
+ * The keys of KV bucket `bucket` that match `filter` (a subject filter over keys, e.g.
+ * `*.*.manifest`), deleted ones included, from the stream's subject index in one request.
+ * `kv.keys()` reads them with a consumer that ends once it has caught up, which it never does
+ * while the bucket is written faster than it reads (a pipeline checkpointing every few ms on a
+ * loaded machine): reading the committed positions hung.
+ */
+export async function keysOf(nc: NatsConnection, bucket: string, filter: string): Promise<string[]> {
+  const jsm = await jetstreamManager(nc);
+  const prefix = `$KV.${bucket}.`;
+  const info = await jsm.streams.info(`KV_${bucket}`, { subjects_filter: prefix + filter });
+  return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length));
 }

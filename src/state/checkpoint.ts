@@ -26,6 +26,7 @@ import { type KV, Kvm } from "@nats-io/kv";
 import { FencedError, StateStoreError } from "../errors.ts";
 import { kvSubject, type Publisher } from "../log/publisher.ts";
 import { readPartitionPages } from "./table.ts";
+import { keysOf } from "./bucket.ts";
 
 export interface Manifest {
   readonly version: 1;
@@ -272,8 +273,7 @@ export async function readCommitted(nc: NatsConnection, pipelineId: string): Pro
     return [];
   }
   const out: CommittedPartition[] = [];
-  const keys: string[] = [];
-  for await (const key of await kv.keys("*.*.manifest")) keys.push(key);
+  const keys = await keysOf(nc, stateBucket(pipelineId), "*.*.manifest");
   await Promise.all(
     keys.map(async (key) => {
       const entry = await kv.get(key);

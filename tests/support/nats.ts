@@ -74,19 +74,29 @@ export interface WaitForOptions {
 
 /**
  * Poll `condition` until it returns true; throw a clear error at the deadline. A condition that
- * throws counts as "not yet", and its last error is reported if time runs out.
+ * throws counts as "not yet", and its last error is reported if time runs out; a condition that
+ * does not answer by the deadline fails it too (it is not awaited for ever).
  */
 export async function waitFor(
   condition: () => boolean | Promise<boolean>,
   { timeoutMs = 5_000, intervalMs = 20, message = "condition" }: WaitForOptions = {},
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  const unanswered = Symbol("unanswered");
   let lastError: unknown;
   for (;;) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      if (await condition()) return;
+      const answer = await Promise.race([
+        Promise.resolve().then(condition),
+        new Promise<typeof unanswered>((resolve) => (timer = setTimeout(() => resolve(unanswered), deadline - Date.now()))),
+      ]);
+      if (answer === unanswered) lastError = new Error("the condition itself did not answer by the deadline");
+      else if (answer) return;
     } catch (err) {
       lastError = err;
+    } finally {
+      clearTimeout(timer);
     }
     if (Date.now() >= deadline) break;
     await new Promise((resolve) => setTimeout(resolve, intervalMs));

@@ -220,8 +220,7 @@ export class CheckpointStore {
 
   /** The pages a partition wrote to a table, in their current layout (for operators that own their rows). */
   async readTablePages(bucket: string, partition: number) {
-    const kv = await new Kvm(this.nc).open(bucket, { bindOnly: true });
-    return readPartitionPages(kv, partition);
+    return readPartitionPages(this.nc, bucket, partition);
   }
 
   async #get(key: string): Promise<{ value: Uint8Array; revision: number } | null> {

@@ -27,7 +27,7 @@ import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { ConfigError, StateStoreError } from "../errors.ts";
 import { chunkOf, type Key, keyHash, partitionOf } from "../pipeline/partition.ts";
 import { tableBucket } from "../pipeline/pipeline.ts";
-import { newestRevision } from "./bucket.ts";
+import { keysOf, newestRevision } from "./bucket.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -205,15 +205,16 @@ export async function readRow<R = Record<string, unknown>>(nc: NatsConnection, n
  * table rows itself, at recovery): the layout's chunk bits and each page's rows.
  */
 export async function readPartitionPages(
-  kv: KV,
+  nc: NatsConnection,
+  bucket: string,
   partition: number,
 ): Promise<{ chunkBits: number; pages: Map<number, Page> } | undefined> {
+  const kv = await new Kvm(nc).open(bucket, { bindOnly: true });
   const index = await getJson<{ chunkBits: number }>(kv, indexKey(partition));
   if (!index) return undefined;
   const pages = new Map<number, Page>();
   const prefix = `p.${partition}.${index.chunkBits}.`;
-  const keys: string[] = [];
-  for await (const key of await kv.keys(`${prefix}*`)) keys.push(key);
+  const keys = await keysOf(nc, bucket, `${prefix}*`);
   await Promise.all(
     keys.map(async (key) => {
       const page = await getJson<Page>(kv, key);

@@ -15,7 +15,7 @@ import { findFreePort, isPortFree } from "../src/platform/nats-server.ts";
 import { Worker } from "../src/runtime/worker.ts";
 import { readRow } from "../src/state/table.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
-import { coffeeShopActors } from "./support/worker-process.ts";
+import { actorCount } from "./support/worker-process.ts";
 
 const bin = resolve("bin/eddy.js");
 
@@ -75,7 +75,7 @@ describe("eddy dev", () => {
     expect(answer.row).toEqual(JSON.parse(one.out()));
 
     // What the actors committed: every partition of every step, none of the orders' steps behind
-    // the stream. The order lifecycle's steps (3 keyed steps of 4 partitions) read status events
+    // the stream. The order lifecycle's steps read status events
     // that keep falling due for minutes, so they are only required to hold open orders.
     const lifecycleSteps = new Set(["order", "serve-time", "open-orders"]);
     await waitFor(
@@ -83,7 +83,7 @@ describe("eddy dev", () => {
         const st = eddy(["status", "coffee-shop", "--json"], { cwd });
         if ((await st.exited) !== 0) return false;
         const actors = st.out().trim().split("\n").map((l) => JSON.parse(l) as { step: string; lag: number; keys: number });
-        return actors.length === coffeeShopActors + 3 * 4 &&
+        return actors.length === actorCount(coffeeShop({ orderStatus: "order_status" })) &&
           actors.every((a) => lifecycleSteps.has(a.step) || a.lag === 0) &&
           actors.some((a) => a.step === "store-revenue" && a.keys > 0) && actors.some((a) => a.step === "order" && a.keys > 0);
       },

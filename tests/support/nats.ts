@@ -14,7 +14,8 @@
  *   });
  * });
  */
-import { afterAll, beforeAll } from "vitest";
+import { existsSync, readdirSync } from "node:fs";
+import { afterAll, beforeAll, expect } from "vitest";
 import { jetstream } from "@nats-io/jetstream";
 import { connect as natsConnect, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
 import { type NatsServer, type NatsServerOptions, startNatsServer } from "../../src/platform/nats-server.ts";
@@ -41,11 +42,16 @@ export function useNatsServer(opts: NatsServerOptions = {}): NatsServerFixture {
 
   beforeAll(async () => {
     server = await startNatsServer(opts);
+    // The house rules: never the default port, and a store of its own that starts empty.
+    expect(server.url, "a test's nats-server never listens on the default port").not.toMatch(/:4222$/);
+    if (opts.storeDir === undefined) expect(readdirSync(server.storeDir).filter((f) => f !== "jetstream")).toEqual([]);
   }, HOOK_TIMEOUT_MS);
 
   afterAll(async () => {
     await Promise.allSettled(connections.splice(0).map((nc) => nc.close()));
+    const store = server?.storeDir;
     await server?.stop();
+    if (store && opts.storeDir === undefined) expect(existsSync(store), `${store} deleted after the tests`).toBe(false);
   }, HOOK_TIMEOUT_MS);
 
   return {
@@ -108,7 +114,8 @@ export async function waitFor(
 /** Every message of a stream, each decoded from JSON, in stream order (an ordered consumer). */
 export async function readStreamJson<T>(nc: NatsConnection, stream: string): Promise<T[]> {
   const consumer = await jetstream(nc).consumers.get(stream);
-  if ((await consumer.info(true)).num_pending === 0) return [];
+  const held = (await consumer.info(true)).num_pending;
+  if (held === 0) return [];
   const out: T[] = [];
   const messages = await consumer.consume();
   for await (const m of messages) {
@@ -116,5 +123,7 @@ export async function readStreamJson<T>(nc: NatsConnection, stream: string): Pro
     if (m.info.pending === 0) break;
   }
   await messages.close();
+  // Everything the stream held when reading began, and (messages arriving meanwhile aside) no more.
+  expect(out.length, `messages read from ${stream}`).toBeGreaterThanOrEqual(held);
   return out;
 }

@@ -9,6 +9,7 @@
  * const rows = await db.rows(q2Sql); // [{ auction: 1107, price: 4411 }, ...]
  * db.close();
  */
+import { expect } from "vitest";
 import { DuckDBInstance } from "@duckdb/node-api";
 import type { DuckDBAppender } from "@duckdb/node-api";
 import type { NexmarkEvent, NexmarkEventType } from "../../examples/nexmark/events.ts";
@@ -62,7 +63,9 @@ export async function nexmarkDuckDb(events: Iterable<NexmarkEvent>): Promise<Nex
     appenders[table] = await connection.createAppender(table);
   }
   let n = 0;
+  const appended: Record<NexmarkEventType, number> = { person: 0, auction: 0, bid: 0 };
   for (const event of events) {
+    appended[event.type]++;
     const appender = appenders[event.type];
     appender.appendBigInt(BigInt(n++));
     const fields = event as unknown as Record<string, number | string>;
@@ -74,13 +77,20 @@ export async function nexmarkDuckDb(events: Iterable<NexmarkEvent>): Promise<Nex
     appender.endRow();
   }
   for (const appender of Object.values(appenders)) appender.closeSync();
+  const rows = async (sql: string) => {
+    const reader = await connection.runAndReadAll(sql);
+    return reader.getRowObjectsJS().map((row) =>
+      Object.fromEntries(Object.entries(row).map(([k, v]) => [k, typeof v === "bigint" ? Number(v) : v]))
+    );
+  };
+  // The oracle holds every event, each once: a table per kind with as many rows as were appended.
+  for (const table of Object.keys(tables) as NexmarkEventType[]) {
+    expect(await rows(`SELECT count(*) AS c, count(DISTINCT n) AS d FROM ${table}`)).toEqual([
+      { c: appended[table], d: appended[table] },
+    ]);
+  }
   return {
-    async rows(sql) {
-      const reader = await connection.runAndReadAll(sql);
-      return reader.getRowObjectsJS().map((row) =>
-        Object.fromEntries(Object.entries(row).map(([k, v]) => [k, typeof v === "bigint" ? Number(v) : v]))
-      );
-    },
+    rows,
     close() {
       connection.closeSync();
       instance.closeSync();

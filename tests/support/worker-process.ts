@@ -9,9 +9,12 @@
  * await child.exited;
  */
 import { spawn } from "node:child_process";
+import { expect } from "vitest";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { edgeStream } from "../../src/runtime/plan.ts";
+import { coffeeShop } from "../../examples/coffee-shop/pipeline.ts";
+import type { Pipeline } from "../../src/pipeline/pipeline.ts";
+import { compile, edgeStream } from "../../src/runtime/plan.ts";
 import { readCommitted } from "../../src/state/checkpoint.ts";
 
 export interface WorkerProcess {
@@ -33,6 +36,7 @@ export function startWorkerProcess(url: string, module: string, exportName: stri
   };
   child.stdout.on("data", keep);
   child.stderr.on("data", keep);
+  expect(child.pid, "eddy run started as a child process").toBeTypeOf("number");
   const exited = new Promise<number | string>((resolve) => child.on("exit", (code, signal) => resolve(code ?? signal ?? -1)));
   return {
     pid: child.pid!,
@@ -42,11 +46,16 @@ export function startWorkerProcess(url: string, module: string, exportName: stri
   };
 }
 
-/** The coffee-shop pipeline's operator actors: six keyed steps of 4 partitions and one sink. */
-export const coffeeShopActors = 25;
+/** How many operator actors (one per step and partition) run a pipeline's steps that `reading` accepts. */
+export function actorCount(p: Pipeline, reading: (sources: readonly string[]) => boolean = () => true): number {
+  return compile(p).actors.filter((a) => reading(a.sources)).reduce((n, a) => n + a.partitions, 0);
+}
+
+/** The coffee-shop pipeline's operator actors. */
+export const coffeeShopActors = actorCount(coffeeShop());
 
 /** Of those, the actors that read the `orders` stream (the late-orders count reads an edge). */
-export const coffeeShopOrderActors = 21;
+export const coffeeShopOrderActors = actorCount(coffeeShop(), (sources) => sources.includes("orders"));
 
 /**
  * Whether all `actors` operator actors of a pipeline committed everything there is to read: the
@@ -59,6 +68,9 @@ export async function caughtUp(
   actors: number,
 ): Promise<boolean> {
   const committed = await readCommitted(nc, pipelineId);
+  expect(committed.length, `at most ${actors} actors of ${pipelineId} (a stale actor count in the test?)`).toBeLessThanOrEqual(
+    actors,
+  );
   if (committed.length < actors) return false;
   const jsm = await jetstreamManager(nc);
   const last = new Map<string, number>();

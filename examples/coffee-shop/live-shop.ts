@@ -18,10 +18,18 @@
  */
 import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { createPublisher } from "../../src/log/publisher.ts";
+import { publishAll } from "../../src/log/publisher.ts";
 import { ensureStream } from "../../src/log/streams.ts";
 import { type Clock, systemClock } from "../../src/runtime/clock.ts";
-import { generateOrders, lifecycleOf, lifecycleSpanMs, type Order, type OrderStatus, publishOrders } from "./orders.ts";
+import {
+  generateOrders,
+  lifecycleOf,
+  lifecycleSpanMs,
+  type Order,
+  type OrderStatus,
+  publishOrders,
+  statusMessages,
+} from "./orders.ts";
 
 export interface LiveShopOptions {
   /** Orders per second; 0 publishes nothing (the streams are still created). */
@@ -46,8 +54,6 @@ export interface LiveShop {
   stop(): Promise<void>;
 }
 
-const encoder = new TextEncoder();
-
 export function openShop(nc: NatsConnection, opts: LiveShopOptions): LiveShop {
   const clock = opts.clock ?? systemClock;
   const ordersStream = opts.ordersStream ?? "orders";
@@ -68,14 +74,7 @@ export function openShop(nc: NatsConnection, opts: LiveShopOptions): LiveShop {
     const due = pending.findIndex((e) => e.ts > now);
     const batch = due === -1 ? pending : pending.slice(0, due);
     if (batch.length === 0) return;
-    const publisher = createPublisher(nc, { clock });
-    try {
-      for (const e of batch) {
-        publisher.publish(`${statusStream}.${e.store}`, encoder.encode(JSON.stringify(e)), { msgId: `${e.orderId}/${e.type}` });
-      }
-    } finally {
-      await publisher.close();
-    }
+    await publishAll(nc, statusMessages(batch, statusStream), { clock });
     pending = due === -1 ? [] : pending.slice(due);
     totals.statuses += batch.length;
   };

@@ -25,9 +25,7 @@ import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { ensureStream } from "../../src/log/streams.ts";
 import { keyHash } from "../../src/pipeline/partition.ts";
-import { createPublisher } from "../../src/log/publisher.ts";
-import { systemClock } from "../../src/runtime/clock.ts";
-import type { Clock } from "../../src/runtime/clock.ts";
+import { type Outgoing, publishAll, type PublishAllOptions } from "../../src/log/publisher.ts";
 
 export const Order = Schema.Struct({
   orderId: Schema.String,
@@ -135,58 +133,29 @@ export function* generateOrders(opts: GenerateOrdersOptions): Generator<Order> {
   }
 }
 
-export interface PublishOrdersOptions extends GenerateOrdersOptions {
+/** Pacing, progress and stopping as in `publishAll`. */
+export interface PublishOrdersOptions extends GenerateOrdersOptions, PublishAllOptions {
   readonly stream: string;
   /** Orders go to `<prefix>.<store>`. Default "orders". */
   readonly subjectPrefix?: string;
-  /** Publish at most this many orders per second (by `clock`); unpaced when absent. */
-  readonly ratePerSec?: number;
-  readonly clock?: Clock;
-  /** Called after each batch with the number of orders published so far (not yet acked). */
-  readonly onProgress?: (published: number) => void;
-  /** Checked after each batch: stop early (what was published is still acknowledged) when true. */
-  readonly stopped?: () => boolean;
 }
 
 /**
  * Publish `count` generated orders as JSON, each with msg id = orderId, and wait until JetStream
  * has acknowledged all of them. Creates the stream (file storage, 10-minute duplicate window) if it
- * does not exist, and the `menu` lookup table. Pacing and backpressure are per batch (50 ms worth of orders, at most 1000), never
- * per order.
+ * does not exist, and the `menu` lookup table.
  */
 export async function publishOrders(
   nc: NatsConnection,
   opts: PublishOrdersOptions,
 ): Promise<{ published: number }> {
   const prefix = opts.subjectPrefix ?? "orders";
-  const clock = opts.clock ?? systemClock;
   await ensureStream(nc, opts.stream, [`${prefix}.>`]);
   await publishMenu(nc);
-
-  const rate = opts.ratePerSec;
-  const batch = rate && rate > 0 ? Math.max(1, Math.min(1000, Math.ceil(rate / 20))) : 1000;
-  const publisher = createPublisher(nc, { clock });
-  const encoder = new TextEncoder();
-  const start = clock.now();
-  let published = 0;
-  try {
-    for (const order of generateOrders(opts)) {
-      publisher.publish(`${prefix}.${order.store}`, encoder.encode(JSON.stringify(order)), { msgId: order.orderId });
-      published++;
-      if (published % batch !== 0) continue;
-      opts.onProgress?.(published);
-      if (opts.stopped?.()) break;
-      await publisher.whenPendingBelow();
-      if (rate && rate > 0) {
-        const wait = start + (published / rate) * 1000 - clock.now();
-        if (wait > 0) await new Promise<void>((resolve) => clock.setTimeout(resolve, wait));
-      }
-    }
-    if (published % batch !== 0) opts.onProgress?.(published);
-  } finally {
-    await publisher.close(); // flushes: resolves once every order is acknowledged
+  function* messages() {
+    for (const order of generateOrders(opts)) yield { subject: `${prefix}.${order.store}`, value: order, msgId: order.orderId };
   }
-  return { published };
+  return { published: await publishAll(nc, messages(), opts) };
 }
 
 /** A step in an order's life, on the `order_status` stream: placed, brewing, served. */
@@ -255,17 +224,10 @@ export async function publishOrderStatus(
 ): Promise<{ published: number }> {
   const prefix = opts.subjectPrefix ?? "order_status";
   await ensureStream(nc, opts.stream, [`${prefix}.>`]);
-  const publisher = createPublisher(nc);
-  const encoder = new TextEncoder();
-  let published = 0;
-  try {
-    for (const event of generateOrderStatus(opts)) {
-      const msgId = `${event.orderId}/${event.type}`;
-      publisher.publish(`${prefix}.${event.store}`, encoder.encode(JSON.stringify(event)), { msgId });
-      if (++published % 1000 === 0) await publisher.whenPendingBelow();
-    }
-  } finally {
-    await publisher.close();
-  }
-  return { published };
+  return { published: await publishAll(nc, statusMessages(generateOrderStatus(opts), prefix)) };
+}
+
+/** Lifecycle events as messages to `<prefix>.<store>`, msg id `<orderId>/<type>`. */
+export function* statusMessages(events: Iterable<OrderStatus>, prefix: string): Generator<Outgoing> {
+  for (const e of events) yield { subject: `${prefix}.${e.store}`, value: e, msgId: `${e.orderId}/${e.type}` };
 }

@@ -23,8 +23,7 @@ import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io
 import type { NatsConnection } from "@nats-io/nats-core";
 import { StreamError } from "../../src/errors.ts";
 import { ensureStream } from "../../src/log/streams.ts";
-import { createPublisher } from "../../src/log/publisher.ts";
-import { type Clock, systemClock } from "../../src/runtime/clock.ts";
+import { publishAll, type PublishAllOptions } from "../../src/log/publisher.ts";
 import type { NexmarkEvent, NexmarkEventType } from "./events.ts";
 import { generateNexmark, type NexmarkConfig } from "./generator.ts";
 
@@ -36,18 +35,14 @@ export function nexmarkSubject(type: NexmarkEventType, stream = nexmarkStream): 
   return `${stream}.${type}`;
 }
 
-export interface PublishNexmarkOptions extends NexmarkConfig {
+/** Pacing and progress as in `publishAll`. */
+export interface PublishNexmarkOptions extends NexmarkConfig, Omit<PublishAllOptions, "stopped"> {
   /** Stream to publish to, created when missing (subjects `<stream>.>`). Default `nexmark`. */
   readonly stream?: string;
-  /** Publish at most this many events per second (by `clock`); unpaced when absent. */
-  readonly ratePerSec?: number;
-  readonly clock?: Clock;
   /** Publish only these kinds of event (the others are generated and skipped). Default: all. */
   readonly kinds?: readonly NexmarkEventType[];
   /** Called with each event published, in order (e.g. to compute expected results in the same pass). */
   readonly onEvent?: (event: NexmarkEvent) => void;
-  /** Called after each batch with the number of events published so far (not yet acked). */
-  readonly onProgress?: (published: number) => void;
 }
 
 /** Publish `count` generated events and wait until JetStream has acknowledged every one. */
@@ -56,45 +51,20 @@ export async function publishNexmark(
   opts: PublishNexmarkOptions,
 ): Promise<{ published: number; byType: Record<NexmarkEventType, number> }> {
   const stream = opts.stream ?? nexmarkStream;
-  const clock = opts.clock ?? systemClock;
   await ensureStream(nc, stream, [`${stream}.>`]);
-  const rate = opts.ratePerSec;
-  const batch = rate && rate > 0 ? Math.max(1, Math.min(1000, Math.ceil(rate / 20))) : 1000;
-  const publisher = createPublisher(nc, { clock });
-  const encoder = new TextEncoder();
-  const subjects = {
-    person: nexmarkSubject("person", stream),
-    auction: nexmarkSubject("auction", stream),
-    bid: nexmarkSubject("bid", stream),
-  };
   const byType = { person: 0, auction: 0, bid: 0 };
-  const start = clock.now();
   const kinds = new Set(opts.kinds ?? ["person", "auction", "bid"]);
-  let published = 0;
-  let n = -1;
-  try {
+  function* messages() {
+    let n = -1;
     for (const event of generateNexmark(opts)) {
-      n++;
+      n++; // message ids number every generated event, so a publish of some kinds has the same ids
       if (!kinds.has(event.type)) continue;
-      publisher.publish(subjects[event.type], encoder.encode(JSON.stringify(event)), {
-        msgId: `nexmark-${opts.seed}-${n}`,
-      });
       opts.onEvent?.(event);
       byType[event.type]++;
-      published++;
-      if (published % batch !== 0) continue;
-      opts.onProgress?.(published);
-      await publisher.whenPendingBelow();
-      if (rate && rate > 0) {
-        const wait = start + (published / rate) * 1000 - clock.now();
-        if (wait > 0) await new Promise<void>((resolve) => clock.setTimeout(resolve, wait));
-      }
+      yield { subject: nexmarkSubject(event.type, stream), value: event, msgId: `nexmark-${opts.seed}-${n}` };
     }
-    if (published % batch !== 0) opts.onProgress?.(published);
-  } finally {
-    await publisher.close(); // flushes: resolves once every event is acknowledged
   }
-  return { published, byType };
+  return { published: await publishAll(nc, messages(), opts), byType };
 }
 
 /** The stream sequence of the last message on `subject` (0 if there is none). */

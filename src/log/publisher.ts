@@ -87,6 +87,59 @@ export interface Publisher {
   close(): Promise<void>;
 }
 
+/** One JSON message for `publishAll`. */
+export interface Outgoing {
+  readonly subject: string;
+  readonly value: unknown;
+  readonly msgId: string;
+}
+
+export interface PublishAllOptions {
+  /** Publish at most this many messages per second (by `clock`); unpaced when absent. */
+  readonly ratePerSec?: number;
+  readonly clock?: Clock;
+  /** Called after each batch with the number published so far (not yet acked). */
+  readonly onProgress?: (published: number) => void;
+  /** Checked after each batch: stop early (what was published is still acknowledged) when true. */
+  readonly stopped?: () => boolean;
+}
+
+/**
+ * Publish `messages` as JSON and wait until JetStream has acknowledged every one (a PublishError
+ * otherwise). Pacing and backpressure are per batch (50 ms worth at `ratePerSec`, at most 1000),
+ * never per message. Resolves with how many were published.
+ */
+export async function publishAll(
+  nc: NatsConnection,
+  messages: Iterable<Outgoing>,
+  opts: PublishAllOptions = {},
+): Promise<number> {
+  const clock = opts.clock ?? systemClock;
+  const rate = opts.ratePerSec;
+  const batch = rate && rate > 0 ? Math.max(1, Math.min(1000, Math.ceil(rate / 20))) : 1000;
+  const publisher = createPublisher(nc, { clock });
+  const start = clock.now();
+  let published = 0;
+  try {
+    for (const { subject, value, msgId } of messages) {
+      publisher.publish(subject, encoder.encode(JSON.stringify(value)), { msgId });
+      published++;
+      if (published % batch !== 0) continue;
+      opts.onProgress?.(published);
+      if (opts.stopped?.()) break;
+      await publisher.whenPendingBelow();
+      if (rate && rate > 0) {
+        const wait = start + (published / rate) * 1000 - clock.now();
+        if (wait > 0) await new Promise<void>((resolve) => clock.setTimeout(resolve, wait));
+      }
+    }
+    if (published % batch !== 0) opts.onProgress?.(published);
+  } finally {
+    await publisher.close(); // flushes: resolves once every message is acknowledged
+  }
+  return published;
+}
+
 /** The subject a KV put to `bucket`/`key` is published on; `kv.get(key)` reads what lands there. */
 export function kvSubject(bucket: string, key: string): string {
   if (!/^[-\w]+$/.test(bucket)) {

@@ -553,7 +553,7 @@ export class OperatorCore implements ActorCore {
       committedAt: started,
       counters,
     };
-    await Promise.all(unacked);
+    await Promise.all(unacked.map((u) => u.flushed)); // a write that failed fails the checkpoint
     await publisher.flush();
     this.#revision = await store.commit(step, partition, next, this.#revision);
     this.#manifest = next;

@@ -25,7 +25,8 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { NexmarkEvent } from "../examples/nexmark/events.ts";
 import { generateNexmark, maxAuctionMs, maxDisorderMs } from "../examples/nexmark/generator.ts";
-import { lastSequenceOf, nexmarkStream, nexmarkSubject, publishNexmark } from "../examples/nexmark/publish.ts";
+import { nexmarkStream, nexmarkSubject, publishNexmark } from "../examples/nexmark/publish.ts";
+import { lastSequence } from "../src/log/streams.ts";
 import { Q2_AUCTION_MODULUS, type QueryName, queryOutputs } from "../examples/nexmark/queries.ts";
 import { readTable } from "../src/state/table.ts";
 import { cpuSeconds, readCeiling, round } from "./bench-common.ts";
@@ -103,7 +104,7 @@ export async function benchNexmark(
       Math.round(publishRate).toLocaleString("en")
     }/s`,
   );
-  const lastBid = await lastSequenceOf(b.nc, stream, subject);
+  const lastBid = await lastSequence(b.nc, stream, subject);
   cases["nexmark-ceiling"] = {
     ...(await readCeiling(b.nc, { stream, subject, last: lastBid, serverPid: b.serverPid, log: b.log })),
     note: `ordered consumer filtered to ${subject} (what every query reads), JSON.parse only`,

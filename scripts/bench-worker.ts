@@ -16,13 +16,13 @@
  * `--mode restart` reports the same, named for a restart: Worker.start resolved (every actor
  * recovered and running), first processed, first committed, all relative to calling Worker.start.
  */
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstream } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { Worker } from "../src/runtime/worker.ts";
 import { applyV8Defaults } from "../src/platform/v8-defaults.ts";
 import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
-import { lastSequenceOf } from "../examples/nexmark/publish.ts";
+import { lastSequence } from "../src/log/streams.ts";
 import { queries, type QueryName } from "../examples/nexmark/queries.ts";
 import { benchPipeline, cpuSeconds, mb, nudgeBytes, round, rssSampler, until } from "./bench-common.ts";
 
@@ -65,8 +65,7 @@ const memTrace = args.has("trace-memory")
   : undefined;
 const heapSample = args.has("heap-sample") ? await startHeapSampling(args.get("heap-sample")!) : undefined;
 const nc = await connect({ servers: url, noAsyncTraces: true });
-const jsm = await jetstreamManager(nc);
-const last = query ? await lastSequenceOf(nc, stream, subject) : (await jsm.streams.info(stream)).state.last_seq;
+const last = await lastSequence(nc, stream, query ? subject : undefined);
 const logEvents: string[] = [];
 // RSS before any state: the runtime, the NATS connection and the loaded modules.
 const rssBeforeStartMb = round(process.memoryUsage.rss() / 1048576, 1);

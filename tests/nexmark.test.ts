@@ -21,7 +21,8 @@ import {
   maxDisorderMs,
   proportions,
 } from "../examples/nexmark/generator.ts";
-import { lastSequenceOf, nexmarkSubject, publishNexmark } from "../examples/nexmark/publish.ts";
+import { nexmarkSubject, publishNexmark } from "../examples/nexmark/publish.ts";
+import { lastSequence } from "../src/log/streams.ts";
 import { type HighBid, q0, q1, q2, q3, q4, q5, q7, q8, type QueryOptions, queryOutputs } from "../examples/nexmark/queries.ts";
 import { type HotItems, hotItems } from "../examples/nexmark/hot-items.ts";
 import { q0Sql, q1Sql, q2Sql, q3Sql, q4Sql, q5Sql, q7Sql, q8Sql } from "../examples/nexmark/sql.ts";
@@ -144,7 +145,7 @@ describe("the Nexmark queries equal DuckDB's SQL", () => {
     nc = await nats.connect();
     const published = await publishNexmark(nc, config);
     expect(published.byType.bid).toBe(bidTimes.length);
-    lastBid = await lastSequenceOf(nc, "nexmark", nexmarkSubject("bid"));
+    lastBid = await lastSequence(nc, "nexmark", nexmarkSubject("bid"));
     db = await nexmarkDuckDb(events);
   }, 60_000);
   afterAll(() => db?.close());

@@ -26,6 +26,7 @@ import {
   lifecycleOf,
   lifecycleSpanMs,
   type Order,
+  orderMessages,
   type OrderStatus,
   publishOrders,
   statusMessages,
@@ -92,9 +93,10 @@ export function openShop(nc: NatsConnection, opts: LiveShopOptions): LiveShop {
         const n = count === 0 ? opts.rate : Math.min(opts.rate, count - totals.orders);
         if (n > 0) {
           const round = { seed: opts.seed * 1_000_003 + started, count: n, startTime: started, spacingMs: 1000 / opts.rate };
-          await publishOrders(nc, { stream: ordersStream, ...round });
+          const orders = [...generateOrders(round)];
+          await publishAll(nc, orderMessages(orders, ordersStream), { clock });
           totals.orders += n;
-          schedule(generateOrders(round));
+          schedule(orders);
         }
         await publishDue();
         opts.onRound?.(totals);

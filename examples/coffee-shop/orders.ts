@@ -152,10 +152,12 @@ export async function publishOrders(
   const prefix = opts.subjectPrefix ?? "orders";
   await ensureStream(nc, opts.stream, [`${prefix}.>`]);
   await publishMenu(nc);
-  function* messages() {
-    for (const order of generateOrders(opts)) yield { subject: `${prefix}.${order.store}`, value: order, msgId: order.orderId };
-  }
-  return { published: await publishAll(nc, messages(), opts) };
+  return { published: await publishAll(nc, orderMessages(generateOrders(opts), prefix), opts) };
+}
+
+/** Orders as messages to `<prefix>.<store>`, msg id = orderId. */
+export function* orderMessages(orders: Iterable<Order>, prefix: string): Generator<Outgoing> {
+  for (const order of orders) yield { subject: `${prefix}.${order.store}`, value: order, msgId: order.orderId };
 }
 
 /** A step in an order's life, on the `order_status` stream: placed, brewing, served. */

@@ -19,9 +19,7 @@
  * await publishNexmark(nc, { seed: 1, count: 100_000 });
  * // then e.g. Worker.start(nc, q1())
  */
-import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { StreamError } from "../../src/errors.ts";
 import { ensureStream } from "../../src/log/streams.ts";
 import { publishAll, type PublishAllOptions } from "../../src/log/publisher.ts";
 import type { NexmarkEvent, NexmarkEventType } from "./events.ts";
@@ -65,15 +63,4 @@ export async function publishNexmark(
     }
   }
   return { published: await publishAll(nc, messages(), opts), byType };
-}
-
-/** The stream sequence of the last message on `subject` (0 if there is none). */
-export async function lastSequenceOf(nc: NatsConnection, stream: string, subject: string): Promise<number> {
-  const jsm = await jetstreamManager(nc);
-  try {
-    return (await jsm.streams.getMessage(stream, { last_by_subj: subject }))?.seq ?? 0;
-  } catch (e) {
-    if (e instanceof JetStreamApiError && e.code === JetStreamApiCodes.NoMessageFound) return 0;
-    throw new StreamError({ stream, message: `cannot read the last message on ${subject}: ${String(e)}`, hint: "", cause: e });
-  }
 }

@@ -8,7 +8,7 @@
  * // replaying orders  [######..................]  25%  250,000/1,000,000 events  61,000/s  ETA 12 s
  * catchUp.stop(); // on shutdown
  */
-import { jetstreamManager } from "@nats-io/jetstream";
+import { lastSequence } from "../log/streams.ts";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { type Clock, systemClock } from "../runtime/clock.ts";
 import type { Worker } from "../runtime/worker.ts";
@@ -32,13 +32,13 @@ export async function followCatchUp(
   options: CatchUpOptions,
 ): Promise<{ stop(): void }> {
   const clock = options.clock ?? systemClock;
-  const jsm = await jetstreamManager(nc);
   const position = (source: string) =>
     Math.min(...worker.status().filter((a) => source in a.positions).map((a) => a.positions[source]!));
   const timers: unknown[] = [];
   for (const source of worker.plan.sources) {
-    const last = (await jsm.streams.info(source.stream)).state.last_seq;
-    const from = Number.isFinite(position(source.id)) ? position(source.id) : 0;
+    const last = await lastSequence(nc, source.stream, source.subject);
+    const at = position(source.id);
+    const from = Number.isFinite(at) ? at : 0;
     if (last - from < (options.minBehind ?? 50_000)) continue;
     const bar = progress({
       label: `replaying ${source.stream}`,

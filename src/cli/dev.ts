@@ -17,9 +17,9 @@ import { readTable } from "../state/table.ts";
 import type { CommandSpec, Parsed } from "./args.ts";
 import { followCatchUp } from "./catch-up.ts";
 import { execute } from "./execute.ts";
-import { workerOptions } from "./run.ts";
+import { workerFlags, workerOptions } from "./run.ts";
 import { queryApi } from "./serve.ts";
-import { devUrlFile, natsConnection, natsFlags } from "./target.ts";
+import { devUrlFile, natsConnection, natsFlags, redactUrl } from "./target.ts";
 
 export const devCommand: CommandSpec = {
   name: "dev",
@@ -33,13 +33,7 @@ export const devCommand: CommandSpec = {
     seed: { type: "number", help: "generator seed", default: 1 },
     partitions: { type: "number", help: "partitions per keyed step", default: 4 },
     "data-dir": { type: "string", help: "where the local nats-server keeps its store", default: ".eddy" },
-    "checkpoint-ms": { type: "number", help: "checkpoint interval in ms", default: 1000 },
-    "checkpoint-events": { type: "number", help: "checkpoint after this many events per actor", default: 100_000 },
-    "table-flush-ms": {
-      type: "number",
-      help: "write changed result-table rows this often between checkpoints; 0 = only at checkpoints",
-      default: 100,
-    },
+    ...workerFlags,
     "summary-ms": { type: "number", help: "print a summary this often; 0 = never", default: 5000 },
     port: { type: "number", help: "port of the query API (0: a free one)", default: 8080 },
     ...logFlags,
@@ -68,7 +62,7 @@ export async function dev(platform: Platform, { flags }: Parsed): Promise<number
           yield* Effect.promise(() => platform.writeFile(`${platform.cwd()}/${devUrlFile}`, `${url}\n`));
           logger.info("nats-started", { url, store: `${dataDir}/nats`, log: `${dataDir}/nats-server.log` });
         } else {
-          logger.info("nats", { url: url.replace(/\/\/[^@/]*@/, "//***@") });
+          logger.info("nats", { url: redactUrl(url) });
         }
         const nc = yield* natsConnection(platform, url, flags.creds);
         const shop = startShop(nc, flags, logger);

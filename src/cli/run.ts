@@ -13,7 +13,18 @@ import type { CommandSpec, Parsed } from "./args.ts";
 import { followCatchUp } from "./catch-up.ts";
 import { execute } from "./execute.ts";
 import { queryApi } from "./serve.ts";
-import { natsConnection, natsFlags, resolveUrl } from "./target.ts";
+import { natsConnection, natsFlags, redactUrl, resolveUrl } from "./target.ts";
+
+/** The flags `workerOptions` reads (eddy run and eddy dev). */
+export const workerFlags = {
+  "checkpoint-ms": { type: "number", help: "checkpoint interval in ms", default: 1000 },
+  "checkpoint-events": { type: "number", help: "checkpoint after this many events per actor", default: 100_000 },
+  "table-flush-ms": {
+    type: "number",
+    help: "write changed result-table rows this often between checkpoints; 0 = only at checkpoints",
+    default: 100,
+  },
+} as const;
 
 export const runCommand: CommandSpec = {
   name: "run",
@@ -22,13 +33,7 @@ export const runCommand: CommandSpec = {
   flags: {
     ...natsFlags,
     export: { type: "string", help: "the export to use", default: "default" },
-    "checkpoint-ms": { type: "number", help: "checkpoint interval in ms", default: 1000 },
-    "checkpoint-events": { type: "number", help: "checkpoint after this many events per actor", default: 100_000 },
-    "table-flush-ms": {
-      type: "number",
-      help: "write changed result-table rows this often between checkpoints; 0 = only at checkpoints",
-      default: 100,
-    },
+    ...workerFlags,
     port: {
       type: "number",
       help: "serve the query API, /metrics, /healthz and /readyz on this port (0: a free one; none: no HTTP)",
@@ -106,7 +111,7 @@ export async function run(platform: Platform, { flags, positionals }: Parsed): P
           });
           http = listener.url;
         }
-        const nats = url.replace(/\/\/[^@/]*@/, "//***@");
+        const nats = redactUrl(url);
         logger.info("running", { pipeline: pipeline.id, nats, ...(http ? { http, metrics: `${http}/metrics` } : {}) });
         const catchUp = yield* Effect.promise(() =>
           followCatchUp(nc, worker, { terminal: platform.errInteractive, write: platform.err })

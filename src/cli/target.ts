@@ -18,6 +18,9 @@ export const natsFlags = {
 
 export const devUrlFile = ".eddy/nats-url";
 
+/** A NATS URL fit for logs: its user and password (or token) as `***`. */
+export const redactUrl = (url: string): string => url.replace(/\/\/[^@/]*@/, "//***@");
+
 export async function resolveUrl(platform: Platform, flag: unknown): Promise<string> {
   if (typeof flag === "string" && flag) return flag;
   const env = platform.env("NATS_URL");

@@ -1,7 +1,8 @@
 /**
  * Event streams Eddy's examples and workers create when missing: file storage, a 10-minute
  * duplicate window (so a message published again under the same Nats-Msg-Id is stored once), and
- * the subjects given. An existing stream is left as it is.
+ * the subjects given. An existing stream is left as it is. And where a stream (or one subject of
+ * it) ends: `lastSequence`.
  *
  * @example
  * await ensureStream(nc, "orders", ["orders.>"]);
@@ -42,5 +43,17 @@ export async function ensureStream(nc: NatsConnection, stream: string, subjects:
       hint: "another stream may already capture these subjects; pass a different stream name or subject",
       cause: e,
     });
+  }
+}
+
+/** The stream sequence of the last message in `stream`, or on `subject` of it when given (0: none). */
+export async function lastSequence(nc: NatsConnection, stream: string, subject?: string): Promise<number> {
+  const jsm = await jetstreamManager(nc);
+  if (subject === undefined) return (await jsm.streams.info(stream)).state.last_seq;
+  try {
+    return (await jsm.streams.getMessage(stream, { last_by_subj: subject }))?.seq ?? 0;
+  } catch (e) {
+    if (e instanceof JetStreamApiError && e.code === JetStreamApiCodes.NoMessageFound) return 0;
+    throw new StreamError({ stream, message: `cannot read the last message on ${subject}: ${String(e)}`, hint: "", cause: e });
   }
 }

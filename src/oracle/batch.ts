@@ -249,7 +249,7 @@ function windowAggregate(
     const byKey = new Map<Key, Item[]>();
     for (const item of input.items) {
       if (item.time + gap + lateness <= item.watermark) setAside(item);
-      else byKey.set(item.key!, [...(byKey.get(item.key!) ?? []), item]);
+      else groupInto(byKey, item.key!, item);
     }
     for (const [key, list] of byKey) {
       let current: { key: Key; start: number; end: number; state: unknown[] } | undefined;
@@ -302,7 +302,7 @@ function windowAggregate(
 function streamJoin(step: Extract<Step, { kind: "streamJoin" }>, left: Output, right: Output): Output {
   const watermark = Math.min(left.watermark, right.watermark);
   const byKey = new Map<Key, Item[]>();
-  for (const r of right.items) byKey.set(r.key!, [...(byKey.get(r.key!) ?? []), r]);
+  for (const r of right.items) groupInto(byKey, r.key!, r);
   const items: Item[] = [];
   const out = (l: Item, r: Item | undefined, time: number) =>
     items.push({
@@ -416,4 +416,11 @@ function process(step: Extract<Step, { kind: "process" }>, input: Output, result
   const rows = new Map<string, Record<string, unknown>>();
   for (const [key, state] of states) rows.set(String(key), processRow(key, state));
   return { items, watermark: input.watermark, rows };
+}
+
+/** Add `item` to the list of `key` in `groups` (in place: copying the list per item is quadratic). */
+function groupInto<K, V>(groups: Map<K, V[]>, key: K, item: V): void {
+  const list = groups.get(key);
+  if (list) list.push(item);
+  else groups.set(key, [item]);
 }

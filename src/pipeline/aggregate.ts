@@ -314,6 +314,11 @@ export function compileAggregate<T>(spec: AggregateSpec<T>, updating = false): C
     });
   });
   const n = parts.length;
+  const row = (key: unknown, state: unknown[]) => {
+    const out: Record<string, unknown> = { key };
+    for (let i = 0; i < n; i++) out[columns[i]!] = parts[i]!.result(state[i]);
+    return out;
+  };
   if (updating) {
     return {
       columns,
@@ -340,11 +345,7 @@ export function compileAggregate<T>(spec: AggregateSpec<T>, updating = false): C
       merge() {
         throw new Error("an aggregate over an updating input does not merge");
       },
-      row(key, state) {
-        const row: Record<string, unknown> = { key };
-        for (let i = 0; i < n; i++) row[columns[i]!] = parts[i]!.result(state[i]);
-        return row;
-      },
+      row,
       layout: numericLayout(parts, true),
     };
   }
@@ -369,11 +370,7 @@ export function compileAggregate<T>(spec: AggregateSpec<T>, updating = false): C
     remove() {
       throw new Error("this aggregate reads an append-only input: nothing is retracted");
     },
-    row(key, state) {
-      const row: Record<string, unknown> = { key };
-      for (let i = 0; i < n; i++) row[columns[i]!] = parts[i]!.result(state[i]);
-      return row;
-    },
+    row,
     layout: numericLayout(parts, false),
   };
 }

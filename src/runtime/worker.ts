@@ -26,7 +26,7 @@ import type { LifecycleState } from "../../actors/lifecycle.ts";
 import { TableFlusher } from "../../actors/table-flush.ts";
 import { ensureSideStreams, publishSideOutput } from "../log/side-outputs.ts";
 import { createPublisher, type Publisher } from "../log/publisher.ts";
-import { ensureStream } from "../log/streams.ts";
+import { ensureStream, lastSequence } from "../log/streams.ts";
 import { checkSourceStream, defaultMaxBatch, type Reader, type SourceMessage, startReader } from "../log/reader.ts";
 import type { Pipeline } from "../pipeline/pipeline.ts";
 import { CheckpointSlots, CheckpointStore } from "../state/checkpoint.ts";
@@ -510,13 +510,10 @@ export class Worker {
    * of every actor it feeds. All zero: the pipeline has caught up with its input.
    */
   async lag(): Promise<Record<string, number>> {
-    const jsm = await jetstreamManager(this.nc);
     const lag: Record<string, number> = {};
     for (const source of this.plan.sources) {
       // A source with a subject filter ends at the last message on its subjects.
-      const last = source.subject
-        ? await jsm.streams.getMessage(source.stream, { last_by_subj: source.subject }).then((m) => m?.seq ?? 0, () => 0)
-        : (await jsm.streams.info(source.stream)).state.last_seq;
+      const last = await lastSequence(this.nc, source.stream, source.subject);
       lag[source.id] = Math.max(0, last - this.committedPosition(source.id));
     }
     return lag;

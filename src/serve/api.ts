@@ -219,13 +219,8 @@ export function createQueryApi(catalog: Pick<Catalog, "get" | "names">, options:
     if (bad) return bad;
     const key = c.req.param("key");
     const { column, limit: limitText } = c.req.query();
-    let limit: number | undefined;
-    if (limitText !== undefined) {
-      limit = Number(limitText);
-      if (!/^\d+$/.test(limitText) || limit < 1 || limit > maxLimit) {
-        return fail(c, 400, "bad_parameter", `limit must be an integer from 1 to ${maxLimit}, got "${limitText}"`);
-      }
-    }
+    const limit = parseLimit(limitText);
+    if (limit instanceof Error) return fail(c, 400, "bad_parameter", limit.message);
     const found = rankedRow(replica, key);
     if (!found) {
       const windows = replica.meta?.windowed ? ` (nor a window of it, "${key}|<windowStart>")` : "";
@@ -256,13 +251,9 @@ export function createQueryApi(catalog: Pick<Catalog, "get" | "names">, options:
     const bad = unknownParams(c, ["from", "to", "limit", "cursor"]);
     if (bad) return bad;
     const { from, to, limit: limitText, cursor } = c.req.query();
-    let limit = defaultLimit;
-    if (limitText !== undefined) {
-      limit = Number(limitText);
-      if (!/^\d+$/.test(limitText) || limit < 1 || limit > maxLimit) {
-        return fail(c, 400, "bad_parameter", `limit must be an integer from 1 to ${maxLimit}, got "${limitText}"`);
-      }
-    }
+    const parsed = parseLimit(limitText);
+    if (parsed instanceof Error) return fail(c, 400, "bad_parameter", parsed.message);
+    const limit = parsed ?? defaultLimit;
     let after: string | undefined;
     if (cursor !== undefined) {
       after = decodeCursor(cursor);
@@ -476,4 +467,14 @@ function sameSecret(given: string, expected: string): boolean {
   let diff = given.length ^ expected.length;
   for (let i = 0; i < expected.length; i++) diff |= (given.charCodeAt(i) || 0) ^ expected.charCodeAt(i);
   return diff === 0;
+}
+
+/** A `limit` query parameter: absent, an integer from 1 to maxLimit, or an Error saying what is wrong. */
+function parseLimit(text: string | undefined): number | undefined | Error {
+  if (text === undefined) return undefined;
+  const limit = Number(text);
+  if (!/^\d+$/.test(text) || limit < 1 || limit > maxLimit) {
+    return new Error(`limit must be an integer from 1 to ${maxLimit}, got "${text}"`);
+  }
+  return limit;
 }

@@ -17,6 +17,7 @@
 import { type Actor, createActor } from "xstate";
 import { publishSideOutput } from "../src/log/side-outputs.ts";
 import { kvSubject, type Publisher } from "../src/log/publisher.ts";
+import type { OutputLog } from "../src/log/record-batch.ts";
 import type { Key } from "../src/pipeline/partition.ts";
 import { tableBucket } from "../src/pipeline/pipeline.ts";
 import { type Clock, nextTurn } from "../src/runtime/clock.ts";
@@ -24,6 +25,7 @@ import { type CheckpointSlots, type CheckpointStore, type Manifest, maxChunkByte
 import { encodeChunk } from "../src/state/keyed-state.ts";
 import { encodePage, indexKey, pageKey } from "../src/state/table.ts";
 import { type ActorCore, type LifecycleState, operatorLifecycle } from "./lifecycle.ts";
+import { BatchedSink } from "./batched-sink.ts";
 import type { Batch, Operator, OperatorContext, Rec } from "./operator.ts";
 import { RecentInputs } from "./recent-inputs.ts";
 import { type TableFlusher, TableTrackedState } from "./table-flush.ts";
@@ -40,8 +42,10 @@ export interface OperatorActorOptions {
   readonly clock: Clock;
   /** Result tables fed by this step. */
   readonly tables?: readonly string[];
-  /** Stream sinks fed by this step: sink step id and subject. */
-  readonly streams?: readonly { readonly id: string; readonly subject: string }[];
+  /** Stream sinks fed by this step. */
+  readonly streams?: readonly StreamSinkPlan[];
+  /** Where a batched stream sink reads back what it published (required if a sink is batched). */
+  readonly outputLog?: OutputLog;
   /**
    * The edge to the steps that read this one (their own actors, maybe in other processes): an
    * internal stream every output goes to, in an envelope with this partition's watermark.
@@ -107,6 +111,9 @@ export class OperatorCore implements ActorCore {
   #edgeWatermark = Number.NEGATIVE_INFINITY;
   #edgeWatermarkAt = Number.NEGATIVE_INFINITY;
   readonly #ctx: OperatorContext;
+  /** Stream sinks that take records in batches, and the input whose outputs they take now. */
+  readonly #batched: BatchedSink[];
+  #applying = 0;
   readonly #tableBuckets: string[];
   readonly #edgeSubjects: string[];
   /** Table rows kept by an operator that owns them (key to row key to row), and their layout. */
@@ -118,8 +125,11 @@ export class OperatorCore implements ActorCore {
     this.#tableBuckets = (options.tables ?? []).map(tableBucket);
     this.#edgeSubjects = [options.edge, options.lateEdge].flatMap((e) => (e ? [e.subject] : []));
     this.recent = new RecentInputs(options.recentInputs ?? 20);
-    const streams = options.streams ?? [];
+    const streams = (options.streams ?? []).filter((s) => !s.batched);
     const { publisher, pipelineId } = options;
+    this.#batched = (options.streams ?? []).flatMap((s) =>
+      s.batched ? [new BatchedSink(publisher, `${pipelineId}/${s.id}/${(options.sources ?? [])[0]}`, s)] : []
+    );
     const self = this;
     this.#ctx = {
       get state() {
@@ -139,6 +149,11 @@ export class OperatorCore implements ActorCore {
             publisher.publish(sink.subject, bytes, { msgId: `${pipelineId}/${sink.id}/${id}` });
             this.metrics.outputs++;
           }
+        }
+        if (output !== undefined && this.#batched.length > 0) {
+          const json = JSON.stringify(output);
+          for (const sink of this.#batched) sink.add(this.#applying, json);
+          this.metrics.outputs += this.#batched.length;
         }
         const edge = options.edge;
         if (edge) {
@@ -224,6 +239,7 @@ export class OperatorCore implements ActorCore {
     this.metrics.deadLetters = recovered.manifest.counters.deadLetters ?? 0;
     this.metrics.lateEvents = recovered.manifest.counters.lateEvents ?? 0;
     this.options.operator.restore?.(state);
+    await this.#recoverBatchedSinks();
     if (this.options.operator.ownsRows && this.#tableBuckets.length > 0) {
       const written = await store.readTablePages(this.#tableBuckets[0]!, partition);
       const rows = new TableTrackedState<Record<string, unknown>>(written?.chunkBits ?? 0);
@@ -243,6 +259,24 @@ export class OperatorCore implements ActorCore {
     this.eventsSinceCheckpoint = 0;
   }
 
+  /**
+   * Batched stream sinks read back what they published after the checkpoint. A sink without a
+   * recorded start (new) starts at its stream's end, recorded at once, so that a crash before the
+   * first checkpoint still finds what it published.
+   */
+  async #recoverBatchedSinks(): Promise<void> {
+    if (this.#batched.length === 0) return;
+    const { outputLog, store, step, partition } = this.options;
+    if (!outputLog) throw new Error(`step "${step}" has a batched stream sink and no output log`);
+    const manifest = this.#manifest!;
+    for (const sink of this.#batched) await sink.recover(outputLog, manifest.outputs?.[sink.sink.id]);
+    const outputs = Object.fromEntries(this.#batched.map((sink) => [sink.sink.id, sink.readFrom]));
+    if (this.#batched.every((sink) => manifest.outputs?.[sink.sink.id] !== undefined)) return;
+    const next: Manifest = { ...manifest, outputs: { ...manifest.outputs, ...outputs } };
+    this.#revision = await store.commit(step, partition, next, this.#revision);
+    this.#manifest = next;
+  }
+
   process(batch: Batch): void {
     if (batch.idle) return this.#setIdle(batch.source, true);
     this.#setIdle(batch.source, false);
@@ -253,16 +287,25 @@ export class OperatorCore implements ActorCore {
     const ctx = this.#ctx;
     let n = 0;
     const advance = operator.advance;
+    const batched = this.#batched;
+    for (const sink of batched) sink.open(applied + 1);
     for (const rec of batch.records) {
       if (rec.seq <= applied) continue;
       n++;
       if (advance) this.#advanceTo(batch.source, rec.watermark);
+      this.#applying = rec.seq;
       try {
         operator.apply(ctx, rec);
       } catch (error) {
         this.#deadLetter(batch.source, rec, error);
       }
+      for (const sink of batched) {
+        if (!sink.full) continue;
+        sink.close(rec.seq);
+        sink.open(rec.seq + 1);
+      }
     }
+    for (const sink of batched) sink.close(batch.upTo);
     this.recent.record(batch.records, applied);
     if (advance) this.#advanceTo(batch.source, batch.watermark);
     else this.watermarks[batch.source] = Math.max(this.watermarks[batch.source] ?? Number.NEGATIVE_INFINITY, batch.watermark);
@@ -453,6 +496,7 @@ export class OperatorCore implements ActorCore {
     const watermarks = Object.fromEntries(Object.entries(this.watermarks).filter(([, w]) => Number.isFinite(w)));
     const keys = this.state.size;
     const counters = { deadLetters: this.metrics.deadLetters, lateEvents: this.metrics.lateEvents };
+    const outputsAfterFlush = this.#batched.map((sink) => [sink.sink.id, sink.cut()] as const);
     const checkpoint = committed.checkpoint + 1;
     this.#rewriteAll = false;
     this.#positionsChanged = false;
@@ -541,6 +585,8 @@ export class OperatorCore implements ActorCore {
       const index = encoder.encode(JSON.stringify({ chunkBits: pageBits }));
       for (const bucket of this.#tableBuckets) publisher.publish(kvSubject(bucket, indexKey(partition)), index);
     }
+    await Promise.all(unacked.map((u) => u.flushed)); // a write that failed fails the checkpoint
+    await publisher.flush();
     const next: Manifest = {
       ...committed,
       checkpoint,
@@ -552,9 +598,8 @@ export class OperatorCore implements ActorCore {
       keys,
       committedAt: started,
       counters,
+      ...(outputsAfterFlush.length > 0 ? { outputs: Object.fromEntries(outputsAfterFlush.map(([id, at]) => [id, at()])) } : {}),
     };
-    await Promise.all(unacked.map((u) => u.flushed)); // a write that failed fails the checkpoint
-    await publisher.flush();
     this.#revision = await store.commit(step, partition, next, this.#revision);
     this.#manifest = next;
     this.metrics.checkpoints++;
@@ -569,6 +614,14 @@ export class OperatorCore implements ActorCore {
       this.#rowBits = rowBits;
     }
   }
+}
+
+/** A stream sink of a step: its step id, stream and subject; batched: records in batches (actors/batched-sink.ts). */
+export interface StreamSinkPlan {
+  readonly id: string;
+  readonly stream: string;
+  readonly subject: string;
+  readonly batched?: boolean;
 }
 
 /**

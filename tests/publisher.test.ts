@@ -51,6 +51,20 @@ describe("Publisher", () => {
     await publisher.close();
   }, 60_000);
 
+  it("tells onStored the stream sequence a message was stored under, a duplicate's included", async () => {
+    await addStream("STORED", ["stored.>"]);
+    const publisher = createPublisher(nc);
+    const stored: number[] = [];
+    for (const id of ["a", "b", "a"]) {
+      publisher.publish("stored.x", enc.encode(id), { msgId: id, onStored: (seq) => stored.push(seq) });
+    }
+    publisher.publish("stored.x", enc.encode("c"));
+    await publisher.flush();
+    expect(stored).toEqual([1, 2, 1]);
+    expect(await messages("STORED")).toBe(3);
+    await publisher.close();
+  });
+
   it("resolves concurrent flushes, each for what was published before it", async () => {
     await addStream("CONC", ["conc.>"]);
     const publisher = createPublisher(nc);

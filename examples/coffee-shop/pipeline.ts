@@ -81,7 +81,10 @@ export function coffeeShop(options: CoffeeShopOptions = {}): Pipeline {
     .aggregate("top-items", (a) => ({ top: a.topN(5, "item", "qty") }))
     .toTable(`top_items_per_store${options.tableSuffix ?? ""}`);
 
-  orders.filter("large", (o) => o.qty >= 4).toStream("large-orders", { stream: `large_orders${options.tableSuffix ?? ""}` });
+  orders.filter("large", (o) => o.qty >= 4).toStream("large-orders", {
+    stream: `large_orders${options.tableSuffix ?? ""}`,
+    batched: true,
+  });
 
   if (options.orderStatus) addOrderLifecycle(p, { stream: options.orderStatus, suffix: options.tableSuffix ?? "" });
   return p;

@@ -4,8 +4,10 @@
  * run. Window sizes are Nexmark's (Flink's SQL): q5 a 10 s window every 2 s, q7 10 s tumbling;
  * tests pass smaller ones. Their DuckDB SQL twins are in sql.ts.
  *
- * - q0 passthrough: every bid, unchanged, to stream `nexmark_q0`.
- * - q1 currency conversion: each bid's price in euros (0.908 * dollars), to `nexmark_q1`.
+ * - q0 passthrough: every bid, unchanged, to stream `nexmark_q0`, in record batches (many bids
+ *   to a message: src/log/record-batch.ts).
+ * - q1 currency conversion: each bid's price in euros (0.908 * dollars), to `nexmark_q1`, in
+ *   record batches.
  * - q2 selection: the auction and price of bids on auctions whose id is a multiple of 123, to
  *   `nexmark_q2`.
  * - q5 hot items: per hopping window, the auctions with the most bids (every one of them when
@@ -160,7 +162,7 @@ export function q8(options: QueryOptions = {}): Pipeline {
 /** q0: passthrough. */
 export function q0(options: QueryOptions = {}): Pipeline {
   const p = pipeline("nexmark-q0", { partitions: 1 });
-  bids(p, options).toStream("q0-out", { stream: queryOutputs.q0.stream });
+  bids(p, options).toStream("q0-out", { stream: queryOutputs.q0.stream, batched: true });
   return p;
 }
 
@@ -175,7 +177,7 @@ export function q1(options: QueryOptions = {}): Pipeline {
       dateTime: b.dateTime,
       extra: b.extra,
     }))
-    .toStream("q1-out", { stream: queryOutputs.q1.stream });
+    .toStream("q1-out", { stream: queryOutputs.q1.stream, batched: true });
   return p;
 }
 

@@ -70,6 +70,8 @@ export interface PublishOptions {
   /** Sent as `Nats-Msg-Id`: JetStream drops a second message with the same id inside its window. */
   readonly msgId?: string;
   readonly headers?: Readonly<Record<string, string>>;
+  /** Called with the stream sequence JetStream stored the message under, when it is acknowledged. */
+  readonly onStored?: (streamSeq: number) => void;
 }
 
 export interface Publisher {
@@ -164,6 +166,7 @@ interface Outstanding {
   readonly data: Uint8Array;
   readonly msgId: string | undefined;
   readonly headers: Readonly<Record<string, string>> | undefined;
+  readonly onStored: ((streamSeq: number) => void) | undefined;
   sentAt: number;
   attempts: number;
 }
@@ -260,6 +263,7 @@ class AckCountingPublisher implements Publisher {
       data,
       msgId: opts?.msgId,
       headers: opts?.headers,
+      onStored: opts?.onStored,
       sentAt: this.#clock.now(),
       attempts: 1,
     };
@@ -393,11 +397,11 @@ class AckCountingPublisher implements Publisher {
     }
     // A PubAck is small JSON: `{"stream":...}` when stored, `{"error":...}` when not. The first
     // key tells them apart without parsing (byte 2 is its first letter).
-    if (data[2] === 0x73 /* s */) {
+    if (data[2] === 0x73 /* s */ && entry.onStored === undefined) {
       this.#settle(seq);
       return;
     }
-    let ack: { error?: { code?: number; err_code?: number; description?: string } };
+    let ack: { seq?: number; error?: { code?: number; err_code?: number; description?: string } };
     try {
       ack = JSON.parse(decoder.decode(data));
     } catch (cause) {
@@ -409,6 +413,10 @@ class AckCountingPublisher implements Publisher {
       const e = ack.error;
       this.#fail(seq, entry, `rejected by JetStream: ${e.description ?? "error"} (code ${e.code}, err_code ${e.err_code})`);
       return;
+    }
+    if (entry.onStored) {
+      if (typeof ack.seq !== "number") return this.#fail(seq, entry, `an ack without a stream sequence: ${decoder.decode(data)}`);
+      entry.onStored(ack.seq);
     }
     this.#settle(seq);
   }

@@ -91,6 +91,7 @@ export type Step =
     readonly input: string;
     readonly stream: string;
     readonly subject: string;
+    readonly batched: boolean;
   }
   | {
     readonly kind: "process";
@@ -121,6 +122,12 @@ export interface StreamSinkOptions {
   readonly stream: string;
   /** Subject to publish to; default `<stream>.<step id>`. */
   readonly subject?: string;
+  /**
+   * Send the records in batches, many to a message (JSON Lines; read them with `recordsOf`), not
+   * one message each: for a stream of a source's events (map, filter), not of a keyed step's rows.
+   * JetStream then stores one message per batch, which is what bounds a busy sink.
+   */
+  readonly batched?: boolean;
 }
 
 export interface SourceOptions<T, I> {
@@ -519,7 +526,7 @@ export class Pipeline {
         return stream(id);
       },
       toStream(id, options) {
-        add({ kind: "stream", id, input, stream: options.stream, subject: options.subject ?? `${options.stream}.${id}` });
+        add(streamSink(id, input, options));
       },
     } as Stream<T>;
   }
@@ -728,10 +735,15 @@ export class Pipeline {
         return { name, bucket: tableBucket(name) };
       },
       toStream: (id: string, options: StreamSinkOptions) => {
-        this.#add({ kind: "stream", id, input, stream: options.stream, subject: options.subject ?? `${options.stream}.${id}` });
+        this.#add(streamSink(id, input, options));
       },
     } as Changelog<R>;
   }
+}
+
+function streamSink(id: string, input: string, options: StreamSinkOptions): Step {
+  const { stream, subject = `${stream}.${id}`, batched = false } = options;
+  return { kind: "stream", id, input, stream, subject, batched };
 }
 
 function keyOf<T>(by: string | ((value: T) => Key)): (value: unknown) => Key {

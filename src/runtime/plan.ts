@@ -19,6 +19,7 @@ import { windowOperator } from "../../actors/window.ts";
 import { ConfigError } from "../errors.ts";
 import { type Key, keyHash, partitionOf } from "../pipeline/partition.ts";
 import type { Pipeline, Step } from "../pipeline/pipeline.ts";
+import type { StreamSinkPlan } from "../../actors/operator-actor.ts";
 
 export interface ActorPlan {
   readonly step: string;
@@ -26,7 +27,7 @@ export interface ActorPlan {
   /** A new operator instance (one per actor: an operator may keep timers beside its state). */
   readonly createOperator: () => Operator;
   readonly tables: readonly string[];
-  readonly streams: readonly { readonly id: string; readonly subject: string }[];
+  readonly streams: readonly StreamSinkPlan[];
   /** Sources whose events reach this step. */
   readonly sources: readonly string[];
   /** A windowed step: its table rows are keyed `<key>|<windowStart>`. */
@@ -169,6 +170,21 @@ export function compile(pipeline: Pipeline): Plan {
     if (step.kind === "source" || step.kind === "late" || edges.has(step.id)) return [step.id];
     return sourceOf(step.input);
   };
+  /**
+   * The stream sinks of keyed step `id`, which its own actors feed. They send a record per message:
+   * a keyed step also emits outside of its inputs (timers), where no input range holds the output.
+   */
+  const streamSinksOf = (id: string): StreamSinkPlan[] =>
+    (children.get(id) ?? []).flatMap((s) => {
+      if (s.kind !== "stream") return [];
+      if (s.batched) {
+        throw new ConfigError({
+          message: `stream sink "${s.id}" is batched, but reads the outputs of keyed step "${id}"`,
+          hint: "batch the records of a source's events (map, filter), or drop batched: true",
+        });
+      }
+      return [{ id: s.id, stream: s.stream, subject: s.subject }];
+    });
   /** The edge source reading the outputs of keyed step `id`. */
   const edgeSource = (id: string, updating: boolean): SourcePlan => ({
     id,
@@ -219,7 +235,7 @@ export function compile(pipeline: Pipeline): Plan {
       });
     } else if (step.kind === "aggregate") {
       const sinks = children.get(step.id) ?? [];
-      const streams = sinks.flatMap((s) => (s.kind === "stream" ? [{ id: s.id, subject: s.subject }] : []));
+      const streams = streamSinksOf(step.id);
       const stepTables = sinks.flatMap((s) => (s.kind === "table" ? [s.table] : []));
       const input = steps.get(step.input)!;
       const edge = edges.has(step.id) ? { id: step.id, ...edgeStream(pipeline.id, step.id) } : undefined;
@@ -245,9 +261,7 @@ export function compile(pipeline: Pipeline): Plan {
       if (lateEdge) sources.push(edgeSource(lateEdge.id, false));
     } else if (step.kind === "streamJoin") {
       const left = step.input;
-      const streams = (children.get(step.id) ?? []).flatMap((
-        s,
-      ) => (s.kind === "stream" ? [{ id: s.id, subject: s.subject }] : []));
+      const streams = streamSinksOf(step.id);
       const edge = edges.has(step.id) ? { id: step.id, ...edgeStream(pipeline.id, step.id) } : undefined;
       const { join: kind, combine, outer } = step;
       actors.push({
@@ -271,7 +285,7 @@ export function compile(pipeline: Pipeline): Plan {
           ? () => processOperator(processLogic(step.machine, { processingTime: step.processingTime, input: step.machineInput }))
           : () => dedupOperator(step.withinMs),
         tables: sinks.flatMap((s) => (s.kind === "table" ? [s.table] : [])),
-        streams: sinks.flatMap((s) => (s.kind === "stream" ? [{ id: s.id, subject: s.subject }] : [])),
+        streams: streamSinksOf(step.id),
         sources: sourceOf(step.input),
         windowed: false,
         ...(edge ? { edge } : {}),
@@ -283,7 +297,7 @@ export function compile(pipeline: Pipeline): Plan {
         partitions: 1,
         createOperator: () => streamSinkOperator,
         tables: [],
-        streams: [{ id: step.id, subject: step.subject }],
+        streams: [{ id: step.id, stream: step.stream, subject: step.subject, ...(step.batched ? { batched: true } : {}) }],
         sources: sourceOf(step.input),
         windowed: false,
       });

@@ -26,6 +26,7 @@ import type { LifecycleState } from "../../actors/lifecycle.ts";
 import { TableFlusher } from "../../actors/table-flush.ts";
 import { ensureSideStreams, publishSideOutput } from "../log/side-outputs.ts";
 import { createPublisher, type Publisher } from "../log/publisher.ts";
+import { natsOutputLog } from "../log/record-batch.ts";
 import { ensureStream, lastSequence } from "../log/streams.ts";
 import { checkSourceStream, defaultMaxBatch, type Reader, type SourceMessage, startReader } from "../log/reader.ts";
 import type { Pipeline } from "../pipeline/pipeline.ts";
@@ -181,6 +182,7 @@ export class Worker {
     });
     this.#flusher = tableFlusher;
     const sourceStreams = Object.fromEntries(this.plan.sources.map((s) => [s.id, s.stream]));
+    const outputLog = natsOutputLog(this.nc);
     for (const plan of this.plan.actors) {
       const group: RunningActor[] = [];
       for (let partition = 0; partition < plan.partitions; partition++) {
@@ -197,6 +199,7 @@ export class Worker {
           clock,
           tables: plan.tables,
           streams: plan.streams,
+          outputLog,
           ...(plan.edge ? { edge: { id: plan.edge.id, subject: plan.edge.subject } } : {}),
           ...(plan.lateEdge ? { lateEdge: { id: plan.lateEdge.id, subject: plan.lateEdge.subject } } : {}),
           sourceStreams,

@@ -50,6 +50,11 @@ export interface Manifest {
   readonly committedAt: number;
   /** Operator counters that must survive restarts (dead letters, ...). */
   readonly counters: Readonly<Record<string, number>>;
+  /**
+   * Per batched stream sink (actors/batched-sink.ts): the stream sequence from which its batches
+   * may hold outputs of inputs after `positions`; a recovery reads them back from there.
+   */
+  readonly outputs?: Readonly<Record<string, number>>;
 }
 
 export interface RecoveredChunk {

@@ -14,6 +14,7 @@
  *   });
  * });
  */
+import { recordsOf } from "../../src/log/record-batch.ts";
 import { existsSync, readdirSync } from "node:fs";
 import { afterAll, beforeAll, expect } from "vitest";
 import { jetstream } from "@nats-io/jetstream";
@@ -111,19 +112,24 @@ export async function waitFor(
   throw new Error(`waitFor: ${message} not met within ${timeoutMs} ms${detail}`, { cause: lastError });
 }
 
-/** Every message of a stream, each decoded from JSON, in stream order (an ordered consumer). */
+/**
+ * Every record of a stream, decoded from JSON, in stream order (an ordered consumer): a message's
+ * one record, or each of a record batch's (src/log/record-batch.ts).
+ */
 export async function readStreamJson<T>(nc: NatsConnection, stream: string): Promise<T[]> {
   const consumer = await jetstream(nc).consumers.get(stream);
   const held = (await consumer.info(true)).num_pending;
   if (held === 0) return [];
   const out: T[] = [];
+  let read = 0;
   const messages = await consumer.consume();
   for await (const m of messages) {
-    out.push(m.json<T>());
+    for (const record of recordsOf(m.data, m.headers)) out.push(record as T);
+    read++;
     if (m.info.pending === 0) break;
   }
   await messages.close();
   // Everything the stream held when reading began, and (messages arriving meanwhile aside) no more.
-  expect(out.length, `messages read from ${stream}`).toBeGreaterThanOrEqual(held);
+  expect(read, `messages read from ${stream}`).toBeGreaterThanOrEqual(held);
   return out;
 }

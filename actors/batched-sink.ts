@@ -1,0 +1,107 @@
+/**
+ * A stream sink that sends its records in batches (src/log/record-batch.ts): the outputs of a range
+ * of input sequences in one message. An actor opens a range where its input batch starts, adds each
+ * output with the sequence of the input it came from, and closes the range where the input batch
+ * ends (or earlier, once a batch holds `maxBatchBytes`).
+ *
+ * Exactly once: a checkpoint records from which stream sequence the sink's batches are not yet
+ * covered by it (after the last batch acknowledged before the checkpoint's cut); a recovery reads
+ * the ranges published from there on and drops the outputs of the inputs they cover while the
+ * actor replays them.
+ *
+ * @example
+ * const sink = new BatchedSink(publisher, "shop/large-orders/orders", { id: "large-orders", stream: "large_orders", subject: "large_orders.large-orders" });
+ * await sink.recover(outputLog, manifest.outputs?.["large-orders"]);
+ * sink.open(101); sink.add(101, '{"orderId":"o-101"}'); sink.close(180);
+ */
+import type { Publisher } from "../src/log/publisher.ts";
+import { batchMsgId, type InputRange, type OutputLog, recordCountHeader } from "../src/log/record-batch.ts";
+
+const encoder = new TextEncoder();
+
+/** A batch is closed early once it holds this many bytes (nats-server's max_payload is 1 MiB). */
+export const maxBatchBytes = 256 * 1024;
+
+/** A batch on its way: the stream sequence JetStream stored it under, once acknowledged. */
+interface Sent {
+  stored: number | undefined;
+}
+
+export class BatchedSink {
+  #lines: string[] = [];
+  #bytes = 0;
+  #from = 0;
+  /** Ranges published after the last checkpoint, found by the recovery; ascending by `from`. */
+  #covered: readonly InputRange[] = [];
+  #next = 0; // the first of #covered that may still hold an input to come
+  #last: Sent | undefined;
+  /** The stream sequence a recovery reads back from (recorded by each checkpoint). */
+  readFrom = 0;
+
+  constructor(
+    readonly publisher: Publisher,
+    /** `<pipeline>/<sink>/<source>`: the Nats-Msg-Ids of this sink's batches start with it. */
+    readonly prefix: string,
+    readonly sink: { readonly id: string; readonly stream: string; readonly subject: string },
+  ) {}
+
+  /**
+   * Read back what was published after the checkpoint (from stream sequence `from`; undefined: the
+   * sink is new, start at the stream's end). What this process published before is awaited
+   * first, so the read sees all of it.
+   */
+  async recover(log: OutputLog, from: number | undefined): Promise<void> {
+    await this.publisher.flush().catch(() => undefined); // a failure was the failed actor's to report
+    const { stream, subject } = this.sink;
+    this.readFrom = from ?? (await log.end(stream, subject));
+    this.#covered = await log.ranges(stream, subject, this.readFrom, this.prefix);
+    this.#next = 0;
+    this.#lines = [];
+    this.#bytes = 0;
+    this.#last = undefined;
+  }
+
+  /** A range of inputs starts at sequence `from`. */
+  open(from: number): void {
+    if (this.#lines.length === 0) this.#from = from;
+  }
+
+  /** An output of the input at `seq`, as JSON; dropped if a batch published before the recovery holds it. */
+  add(seq: number, json: string): void {
+    const covered = this.#covered;
+    while (this.#next < covered.length && covered[this.#next]!.to < seq) this.#next++;
+    const range = covered[this.#next];
+    if (range && range.from <= seq) return;
+    this.#lines.push(json);
+    this.#bytes += json.length + 1;
+  }
+
+  /** The batch is at its size limit: close it after the current input. */
+  get full(): boolean {
+    return this.#bytes >= maxBatchBytes;
+  }
+
+  /** The range ends at sequence `to` (included): publish its outputs, if any, as one batch. */
+  close(to: number): void {
+    const lines = this.#lines;
+    if (lines.length === 0) return;
+    const sent: Sent = { stored: undefined };
+    this.publisher.publish(this.sink.subject, encoder.encode(lines.join("\n")), {
+      msgId: batchMsgId(this.prefix, { from: this.#from, to }),
+      headers: { [recordCountHeader]: String(lines.length) },
+      onStored: (seq) => (sent.stored = seq),
+    });
+    this.#last = sent;
+    this.#lines = [];
+    this.#bytes = 0;
+  }
+
+  /**
+   * A checkpoint's cut: returns what its manifest records once every batch published so far is
+   * acknowledged (call it after the checkpoint's flush): the sequence after the last of them.
+   */
+  cut(): () => number {
+    const last = this.#last;
+    return () => (this.readFrom = last?.stored === undefined ? this.readFrom : last.stored + 1);
+  }
+}

@@ -27,6 +27,8 @@ import { EventTimers } from "./timers.ts";
 export interface AggregateOptions {
   /** Whether a stream sink or a later step reads this step's updates (rows are built only then). */
   readonly emits: boolean;
+  /** Whether a later step reads them, retracting a row's previous version (built only then). */
+  readonly retracts?: boolean;
   /** Drop a key this long (event time) after its last event. */
   readonly ttlMs?: number | undefined;
   /** The input is a changelog: records may be retractions. */
@@ -35,6 +37,7 @@ export interface AggregateOptions {
 
 export function aggregateOperator(aggregate: CompiledAggregate<unknown>, options: AggregateOptions): Operator {
   const { emits, ttlMs } = options;
+  const retracts = options.retracts ?? false;
   if (options.updating) {
     return {
       apply(ctx, rec) {
@@ -51,7 +54,7 @@ export function aggregateOperator(aggregate: CompiledAggregate<unknown>, options
             `${ctx.source}/${rec.seq}${rec.retract ? "-" : "+"}`,
             after && aggregate.row(rec.key, after),
             rec.time,
-            before && aggregate.row(rec.key, before),
+            retracts && before ? aggregate.row(rec.key, before) : undefined,
           );
         }
       },
@@ -70,7 +73,7 @@ export function aggregateOperator(aggregate: CompiledAggregate<unknown>, options
             `${ctx.source}/${rec.seq}`,
             aggregate.row(rec.key, after),
             rec.time,
-            before && aggregate.row(rec.key, before),
+            retracts && before ? aggregate.row(rec.key, before) : undefined,
           );
         }
       },
@@ -96,7 +99,7 @@ export function aggregateOperator(aggregate: CompiledAggregate<unknown>, options
           `${ctx.source}/${rec.seq}`,
           aggregate.row(rec.key, state),
           rec.time,
-          before && aggregate.row(rec.key, before[0]),
+          retracts && before ? aggregate.row(rec.key, before[0]) : undefined,
         );
       }
     },
@@ -108,7 +111,7 @@ export function aggregateOperator(aggregate: CompiledAggregate<unknown>, options
         if (!entry || entry[1] + ttlMs > wm) continue;
         ctx.state.delete(key, hash);
         // The steps that read this one see the row leave.
-        if (emits) ctx.emit(`ttl/${key}/${entry[1]}`, undefined, entry[1] + ttlMs, aggregate.row(key, entry[0]));
+        if (retracts) ctx.emit(`ttl/${key}/${entry[1]}`, undefined, entry[1] + ttlMs, aggregate.row(key, entry[0]));
       }
     },
     restore(state: KeyedState<unknown>) {

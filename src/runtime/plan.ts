@@ -249,7 +249,13 @@ export function compile(pipeline: Pipeline): Plan {
         createOperator: input.kind === "window"
           ? () =>
             windowOperator(step.aggregate, { ...input.window, allowedLatenessMs: input.allowedLatenessMs, emit: input.emit })
-          : () => aggregateOperator(step.aggregate, { emits, ttlMs: step.ttlMs, updating: updatingInput }),
+          : () =>
+            aggregateOperator(step.aggregate, {
+              emits,
+              retracts: edge !== undefined,
+              ttlMs: step.ttlMs,
+              updating: updatingInput,
+            }),
         tables: stepTables,
         streams,
         sources: sourceOf(input.kind === "window" ? input.input : step.input),

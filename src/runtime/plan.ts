@@ -185,6 +185,25 @@ export function compile(pipeline: Pipeline): Plan {
       }
       return [{ id: s.id, stream: s.stream, subject: s.subject }];
     });
+  /**
+   * The actors of keyed step `step`, one per partition: its sinks are its table and stream steps,
+   * and when later steps read its outputs, they go to its edge, which becomes a source.
+   */
+  const addKeyedActor = (
+    step: Step,
+    plan: Pick<ActorPlan, "createOperator" | "sources" | "windowed" | "lateEdge">,
+  ): void => {
+    const edge = edges.has(step.id) ? { id: step.id, ...edgeStream(pipeline.id, step.id) } : undefined;
+    actors.push({
+      step: step.id,
+      partitions: pipeline.partitions,
+      tables: (children.get(step.id) ?? []).flatMap((s) => (s.kind === "table" ? [s.table] : [])),
+      streams: streamSinksOf(step.id),
+      ...plan,
+      ...(edge ? { edge } : {}),
+    });
+    if (edge) sources.push(edgeSource(step.id, updating(step)));
+  };
   /** The edge source reading the outputs of keyed step `id`. */
   const edgeSource = (id: string, updating: boolean): SourcePlan => ({
     id,
@@ -234,69 +253,42 @@ export function compile(pipeline: Pipeline): Plan {
         },
       });
     } else if (step.kind === "aggregate") {
-      const sinks = children.get(step.id) ?? [];
-      const streams = streamSinksOf(step.id);
-      const stepTables = sinks.flatMap((s) => (s.kind === "table" ? [s.table] : []));
       const input = steps.get(step.input)!;
-      const edge = edges.has(step.id) ? { id: step.id, ...edgeStream(pipeline.id, step.id) } : undefined;
-      const emits = streams.length > 0 || edge !== undefined;
-      const late = sinks.find((s) => s.kind === "late");
+      const late = (children.get(step.id) ?? []).find((s) => s.kind === "late");
       const lateEdge = late ? { id: late.id, ...edgeStream(pipeline.id, late.id) } : undefined;
+      const emits = streamSinksOf(step.id).length > 0 || edges.has(step.id);
       const updatingInput = input.kind === "keyBy" && updating(steps.get(input.input)!);
-      actors.push({
-        step: step.id,
-        partitions: pipeline.partitions,
+      addKeyedActor(step, {
         createOperator: input.kind === "window"
           ? () =>
             windowOperator(step.aggregate, { ...input.window, allowedLatenessMs: input.allowedLatenessMs, emit: input.emit })
           : () =>
             aggregateOperator(step.aggregate, {
               emits,
-              retracts: edge !== undefined,
+              retracts: edges.has(step.id),
               ttlMs: step.ttlMs,
               updating: updatingInput,
             }),
-        tables: stepTables,
-        streams,
         sources: sourceOf(input.kind === "window" ? input.input : step.input),
         windowed: input.kind === "window",
-        ...(edge ? { edge } : {}),
         ...(lateEdge ? { lateEdge } : {}),
       });
-      if (edge) sources.push(edgeSource(step.id, updating(step)));
       if (lateEdge) sources.push(edgeSource(lateEdge.id, false));
     } else if (step.kind === "streamJoin") {
-      const left = step.input;
-      const streams = streamSinksOf(step.id);
-      const edge = edges.has(step.id) ? { id: step.id, ...edgeStream(pipeline.id, step.id) } : undefined;
-      const { join: kind, combine, outer } = step;
-      actors.push({
-        step: step.id,
-        partitions: pipeline.partitions,
+      const { input: left, join: kind, combine, outer } = step;
+      addKeyedActor(step, {
         createOperator: () => joinOperator({ kind, left, combine, outer }),
-        tables: [],
-        streams,
         sources: [...new Set([...sourceOf(step.input), ...sourceOf(step.other)])],
         windowed: false,
-        ...(edge ? { edge } : {}),
       });
-      if (edge) sources.push(edgeSource(step.id, false));
     } else if (step.kind === "process" || step.kind === "dedup") {
-      const sinks = children.get(step.id) ?? [];
-      const edge = edges.has(step.id) ? { id: step.id, ...edgeStream(pipeline.id, step.id) } : undefined;
-      actors.push({
-        step: step.id,
-        partitions: pipeline.partitions,
+      addKeyedActor(step, {
         createOperator: step.kind === "process"
           ? () => processOperator(processLogic(step.machine, { processingTime: step.processingTime, input: step.machineInput }))
           : () => dedupOperator(step.withinMs),
-        tables: sinks.flatMap((s) => (s.kind === "table" ? [s.table] : [])),
-        streams: streamSinksOf(step.id),
         sources: sourceOf(step.input),
         windowed: false,
-        ...(edge ? { edge } : {}),
       });
-      if (edge) sources.push(edgeSource(step.id, false));
     } else if (step.kind === "stream" && !keyedStep(steps.get(step.input)!)) {
       actors.push({
         step: step.id,

@@ -143,24 +143,26 @@ export class OperatorCore implements ActorCore {
       },
       now: () => options.clock.now(),
       emit: (id, output, time, before) => {
-        if (output !== undefined && streams.length > 0) {
-          const bytes = encoder.encode(JSON.stringify(output));
+        // The output's JSON once, for every sink and the edge envelope.
+        const json = output === undefined ? undefined : JSON.stringify(output);
+        if (json !== undefined && streams.length > 0) {
+          const bytes = encoder.encode(json);
           for (const sink of streams) {
             publisher.publish(sink.subject, bytes, { msgId: `${pipelineId}/${sink.id}/${id}` });
             this.metrics.outputs++;
           }
         }
-        if (output !== undefined && this.#batched.length > 0) {
-          const json = JSON.stringify(output);
+        if (json !== undefined && this.#batched.length > 0) {
           for (const sink of this.#batched) sink.add(this.#applying, json);
           this.metrics.outputs += this.#batched.length;
         }
         const edge = options.edge;
         if (edge) {
-          const envelope: EdgeEnvelope = { p: options.partition, w: finite(this.#edgeWatermark), t: finite(time ?? Number.NaN) };
-          if (output !== undefined) envelope.v = output;
-          if (before !== undefined) envelope.b = before;
-          publisher.publish(edge.subject, encoder.encode(JSON.stringify(envelope)), { msgId: `${pipelineId}/${edge.id}/${id}` });
+          // An EdgeEnvelope, written out around the output's JSON.
+          let envelope = `{"p":${options.partition},"w":${finite(this.#edgeWatermark)},"t":${finite(time ?? Number.NaN)}`;
+          if (json !== undefined) envelope += `,"v":${json}`;
+          if (before !== undefined) envelope += `,"b":${JSON.stringify(before)}`;
+          publisher.publish(edge.subject, encoder.encode(envelope + "}"), { msgId: `${pipelineId}/${edge.id}/${id}` });
           this.metrics.outputs++;
         }
       },

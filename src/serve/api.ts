@@ -206,10 +206,12 @@ export function createQueryApi(catalog: Pick<Catalog, "get" | "names">, options:
     const bad = unknownParams(c, []);
     if (bad) return bad;
     const key = c.req.param("key");
-    const row = replica.get(key);
+    const row = replica.getJson(key); // as written: the row is not parsed and encoded again
     if (row === undefined) return fail(c, 404, "row_not_found", `table "${replica.name}" has no row with key "${key}"`);
     const partition = replica.partitionOf(key);
-    return c.json({ key, row, reflects: partition === undefined ? replica.reflects() : replica.reflectsPartition(partition) });
+    const reflects = partition === undefined ? replica.reflects() : replica.reflectsPartition(partition);
+    c.header("Content-Type", "application/json");
+    return c.body(`{"key":${JSON.stringify(key)},"row":${row},"reflects":${JSON.stringify(reflects)}}`);
   });
 
   app.get("/tables/:name/rows/:key/top", (c) => {
@@ -305,11 +307,11 @@ export function createQueryApi(catalog: Pick<Catalog, "get" | "names">, options:
         notify();
       };
       // Subscribing and reading the log's position happen in one turn: no change falls between.
-      const unsubscribe = replica.subscribe((changes, first) => {
-        changes.forEach((change, i) => {
-          const logged = { seq: first + i, change };
-          if (wanted(logged)) queue.push(logged);
-        });
+      // A change is filtered by its key and parsed only when this client is sent it.
+      const unsubscribe = replica.subscribe((first, count) => {
+        for (let seq = first; seq < first + count; seq++) {
+          if (key === undefined || String(log.keyOf(seq)) === key) queue.push({ seq, change: log.change(seq) });
+        }
         if (queue.length > maxQueued) overflow = true;
         if (queue.length > 0) notify();
       });

@@ -263,6 +263,8 @@ function followProbe(http: string, onCount: (count: number, now: number) => void
 interface ClientSelf {
   readonly sendLagP99Ms: number;
   readonly sendLagMaxMs: number;
+  readonly fromSendP50Ms: number;
+  readonly fromSendP99Ms: number;
   readonly loopDelayP99Ms: number;
   readonly loopDelayMaxMs: number;
   readonly gcMs: number;

@@ -154,13 +154,15 @@ export async function servingCases(o: ServingOptions): Promise<Record<string, Ca
         requests: queries.sent,
         errors: queries.errors,
         ...(queries.errors > 0 ? { errorKinds: { ...queries.statuses, unanswered: queries.unanswered } } : {}),
+        client: queries.client,
         requestsPerSec: o.queryRate,
         seconds: o.seconds,
         target: `p99 < 5 ms: ${p99 < 5 ? "met" : "MISSED"}`,
         note:
-          `GET /tables/${TABLE}/rows/<key> from a second process (node:http keep-alive), open loop: latency from the scheduled send time; eddy serve beside eddy run, which ingests; ${ingestNote}`,
+          `GET /tables/${TABLE}/rows/<key> from a second process (keep-alive sockets), open loop: latency from the scheduled send time (client: how late the client itself sent, its event loop delay and GC); eddy serve beside eddy run, which ingests; ${ingestNote}`,
       };
       log(`query-latency: p50 ${round(p50, 3)} ms, p99 ${round(p99, 3)} ms (${queries.sent} requests, ${queries.errors} errors)`);
+      log(`query-latency: the client itself: ${JSON.stringify(queries.client)}`);
     }
     for (const [name, child] of [["run", eddy], ["serve", service]] as const) {
       const code = await child.stop();
@@ -257,12 +259,26 @@ function followProbe(http: string, onCount: (count: number, now: number) => void
   return { ready: readyPromise, stop: () => abort.abort() };
 }
 
+/** How the load client measured itself (scripts/bench-query-client.ts): its own delays count as latency. */
+interface ClientSelf {
+  readonly sendLagP99Ms: number;
+  readonly sendLagMaxMs: number;
+  readonly fromSendP50Ms: number;
+  readonly fromSendP99Ms: number;
+  readonly loopDelayP99Ms: number;
+  readonly loopDelayMaxMs: number;
+  readonly gcMs: number;
+  readonly gcMaxMs: number;
+}
+
 /** scripts/bench-query-client.ts in its own process. */
 function queryClient(http: string, rate: number, seconds: number, log: (line: string) => void) {
   const argv = ["--import", "tsx", join(root, "scripts", "bench-query-client.ts")];
   argv.push("--url", http, "--table", TABLE, "--keys", String(KEYS), "--rate", String(rate), "--seconds", String(seconds));
   log(`query-latency: node ${argv.join(" ").replace(root + "/", "")}`);
-  return new Promise<{ latenciesMs: number[]; errors: number; unanswered: number; statuses: object; sent: number }>(
+  return new Promise<
+    { latenciesMs: number[]; errors: number; unanswered: number; statuses: object; sent: number; client: ClientSelf }
+  >(
     (resolve, reject) => {
       const child = spawn(process.execPath, argv, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
       let out = "";

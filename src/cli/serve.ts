@@ -108,7 +108,7 @@ export function queryApi(platform: Platform, nc: NatsConnection, options: QueryA
     });
     const listener = yield* Effect.acquireRelease(
       Effect.tryPromise({
-        try: () => platform.listen(api.fetch, { port: options.port, hostname: options.host }),
+        try: () => platform.listen(api.fetch, { port: options.port, hostname: options.host, shortcut: api.shortcut }),
         catch: (e) =>
           new ConfigError({
             message: `cannot listen on ${options.host}:${options.port}: ${(e as Error).message ?? e}`,

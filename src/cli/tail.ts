@@ -80,8 +80,10 @@ export async function tail(platform: Platform, { flags, positionals }: Parsed): 
           for (const { key: k, row } of replica.range({ limit: Number.POSITIVE_INFINITY }).rows) current(k, row);
         }
       }
-      replica.subscribe((changes) => {
-        for (const change of changes) if (wanted(change.key)) print(change);
+      replica.subscribe((first, count) => {
+        for (let seq = first; seq < first + count; seq++) {
+          if (wanted(replica.changes.keyOf(seq))) print(replica.changes.change(seq));
+        }
       });
       const ended = await Promise.race([shutdown.then(() => false), replica.ended.then(() => true)]);
       if (ended) {

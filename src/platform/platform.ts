@@ -10,11 +10,20 @@ import type { NatsServer, NatsServerOptions } from "./nats-server.ts";
 /** A Web-standard request handler, e.g. a Hono app's `fetch`. */
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
 
+/**
+ * Answers a server may give without the fetch handler, with the same bytes: the JSON body of a
+ * 200 for a request, or undefined to leave the request to the fetch handler. `url` is the path
+ * and query as sent. The query API's row reads are answered this way on Node, without Web
+ * Request and Response objects (a platform may ignore it: the fetch handler answers the same).
+ */
+export type Shortcut = (method: string, url: string, authorization: string | undefined) => string | undefined;
+
 export interface ListenOptions {
   /** 0 picks a free port. */
   readonly port: number;
   /** Default 127.0.0.1. */
   readonly hostname?: string;
+  readonly shortcut?: Shortcut;
 }
 
 export interface HttpListener {

@@ -6,12 +6,21 @@
  * numbering starts again), so an id from another epoch, or one older than the ring, cannot be
  * resumed from and the client is sent a full snapshot instead.
  *
+ * The ring holds a change as its fields in arrays, and a row as where it is written (a page and
+ * a row of it, src/state/table.ts), not parsed: a busy table changes thousands of rows a second,
+ * and objects kept for a second are what a young-generation collection copies. `change(seq)`
+ * makes the RowChange when a client is sent it.
+ *
  * @example
  * const log = new ChangeLog("lq3k9x", 10_000);
- * log.append(changes); // returns the sequence of the first
+ * log.append("upsert", "store-1", 0, page.checkpoint, page.at, page, 0); // returns its sequence
+ * log.keyOf(42); // "store-1": filter without parsing
+ * log.change(42); // { op: "upsert", key: "store-1", row: {...}, partition: 0, checkpoint, at }
  * const resumed = log.resume("lq3k9x.41"); // the changes after 41, or undefined: send a snapshot
  * log.eventId(42); // "lq3k9x.42"
  */
+import type { Key } from "../pipeline/partition.ts";
+import { type PageLines, pageRow } from "../state/table.ts";
 import type { RowChange } from "./replica.ts";
 
 export interface LoggedChange {
@@ -20,7 +29,13 @@ export interface LoggedChange {
 }
 
 export class ChangeLog {
-  readonly #ring: (RowChange | undefined)[];
+  readonly #keys: Key[];
+  /** The page holding the new row of an upsert; undefined for a delete. */
+  readonly #pages: (PageLines | undefined)[];
+  readonly #rows: Int32Array;
+  readonly #partitions: Int32Array;
+  readonly #checkpoints: Float64Array;
+  readonly #ats: Float64Array;
   /** Sequence of the last change appended (0: none yet). */
   #last = 0;
 
@@ -28,7 +43,13 @@ export class ChangeLog {
     readonly epoch: string,
     readonly capacity: number,
   ) {
-    this.#ring = new Array<RowChange | undefined>(Math.max(1, capacity));
+    const size = Math.max(1, capacity);
+    this.#keys = new Array<Key>(size).fill("");
+    this.#pages = new Array<PageLines | undefined>(size).fill(undefined);
+    this.#rows = new Int32Array(size);
+    this.#partitions = new Int32Array(size);
+    this.#checkpoints = new Float64Array(size);
+    this.#ats = new Float64Array(size);
   }
 
   /** The sequence of the last change (0 before any). */
@@ -38,14 +59,54 @@ export class ChangeLog {
 
   /** The lowest sequence still held. */
   get oldest(): number {
-    return Math.max(1, this.#last - this.#ring.length + 1);
+    return Math.max(1, this.#last - this.#keys.length + 1);
   }
 
-  /** Number the changes and keep them; returns the sequence of the first. */
-  append(changes: readonly RowChange[]): number {
-    const first = this.#last + 1;
-    for (const change of changes) this.#ring[++this.#last % this.#ring.length] = change;
-    return first;
+  /**
+   * Number a change and keep it: an upsert of `key` to row `row` of `page`, or a delete of `key`.
+   * Returns its sequence.
+   */
+  append(
+    op: RowChange["op"],
+    key: Key,
+    partition: number,
+    checkpoint: number,
+    at: number,
+    page?: PageLines,
+    row = -1,
+  ): number {
+    const slot = ++this.#last % this.#keys.length;
+    this.#keys[slot] = key;
+    this.#pages[slot] = op === "upsert" ? page : undefined;
+    this.#rows[slot] = op === "upsert" ? row : -1;
+    this.#partitions[slot] = partition;
+    this.#checkpoints[slot] = checkpoint;
+    this.#ats[slot] = at;
+    return this.#last;
+  }
+
+  /** Whether `seq` is still held. */
+  holds(seq: number): boolean {
+    return seq >= this.oldest && seq <= this.#last;
+  }
+
+  /** The key a held change is about. */
+  keyOf(seq: number): Key {
+    return this.#keys[seq % this.#keys.length]!;
+  }
+
+  /** A held change, its row parsed. */
+  change(seq: number): RowChange {
+    const slot = seq % this.#keys.length;
+    const key = this.#keys[slot]!;
+    const page = this.#pages[slot];
+    const row = this.#rows[slot]!;
+    const partition = this.#partitions[slot]!;
+    const checkpoint = this.#checkpoints[slot]!;
+    const at = this.#ats[slot]!;
+    return row < 0
+      ? { op: "delete", key, partition, checkpoint, at }
+      : { op: "upsert", key, row: pageRow(page!, row), partition, checkpoint, at };
   }
 
   /** The event id of a sequence. */
@@ -65,7 +126,7 @@ export class ChangeLog {
     const after = Number(text);
     if (after > this.#last || after + 1 < this.oldest) return undefined;
     const out: LoggedChange[] = [];
-    for (let seq = after + 1; seq <= this.#last; seq++) out.push({ seq, change: this.#ring[seq % this.#ring.length]! });
+    for (let seq = after + 1; seq <= this.#last; seq++) out.push({ seq, change: this.change(seq) });
     return out;
   }
 }

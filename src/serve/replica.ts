@@ -1,16 +1,21 @@
 /**
  * An in-memory replica of one result table, kept current by a KV watch on its bucket: a read never
- * waits on NATS. The bucket holds pages (src/state/table.ts); the replica keeps the decoded pages
- * of each partition, applies the rows of the partition's current layout, and keeps them indexed by
- * key (a Map) and in key order (a sorted array, for ranges and pages).
+ * waits on NATS. The bucket holds pages (src/state/table.ts); the replica keeps the pages of each
+ * partition as bytes, applies the rows of the partition's current layout, and keeps them indexed by
+ * key (a Map from key to a row of a page) and in key order (a sorted array, for ranges and pages).
+ * A row is parsed when it is read; a row read as JSON (`getJson`) is the bytes the writer wrote.
  *
  * A busy table rewrites nearly every page at each flush with a few rows changed: a new version of
- * a page is decoded from the previous one (only changed row lines are parsed, `decodePageFrom`)
- * and compared row by row, and the watch applies entries in slices of about a millisecond, letting
- * the event loop turn between them, so a query never waits for a whole burst of pages.
+ * a page is compared with the previous one row by row, as bytes (`decodePageFrom` parses only its
+ * header and new keys), and the watch applies entries in slices of about a millisecond, letting
+ * the event loop turn between them, so a query never waits for a whole burst of pages. Nothing a
+ * flush makes outlives the next one but the pages themselves (off the JavaScript heap): the
+ * replica's young-generation collections have next to nothing to copy, and pause queries for
+ * less.
  *
- * The pure part, `ReplicaState`, applies bucket entries and returns the row changes they make; the
- * shell, `TableReplica`, feeds it from `kv.watch()` and tells subscribers about the changes.
+ * The pure part, `ReplicaState`, applies bucket entries and logs the row changes they make (its
+ * ChangeLog); the shell, `TableReplica`, feeds it from `kv.watch()` and tells subscribers about
+ * the changes.
  *
  * Key order is the order of the keys' string forms by UTF-16 code units (a number key 42 is
  * looked up and ordered as "42").
@@ -24,7 +29,7 @@
  * const replica = await TableReplica.open(nc, "revenue_by_store");
  * replica.get("store-1"); // { key: "store-1", orders: 12, ... } or undefined, from memory
  * replica.range({ from: "store-1", limit: 10 }).rows;
- * const stop = replica.subscribe((changes) => console.log(changes));
+ * const stop = replica.subscribe((first, count) => console.log(replica.changes.change(first)));
  */
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { KV } from "@nats-io/kv";
@@ -39,7 +44,10 @@ import {
   decodePageFrom,
   openTable,
   type PageLines,
+  pageRow,
+  pageRowJson,
   parseEntryKey,
+  sameRow,
   type TableMeta,
 } from "../state/table.ts";
 
@@ -90,15 +98,17 @@ export interface RangeResult {
   readonly next: string | undefined;
 }
 
+/** Where a key's row is: row `row` of `page` (repointed in place when a new version of the page comes). */
 interface Held {
   readonly key: Key;
-  readonly row: unknown;
-  readonly partition: number;
+  page: PageLines;
+  row: number;
+  partition: number;
 }
 
 interface PartitionState {
   chunkBits: number | undefined;
-  /** Decoded pages of every layout seen, by `<chunkBits>.<chunk>`, with their row lines. */
+  /** Pages of every layout seen, by `<chunkBits>.<chunk>`. */
   readonly pages: Map<string, PageLines>;
   checkpoint: number | null;
   at: number | null;
@@ -108,7 +118,11 @@ interface PartitionState {
 /** Above this many key additions or removals in one entry, the key order is rebuilt, not spliced. */
 const spliceLimit = 64;
 
-/** The replica's pure core: bucket entries in, row changes out. */
+/**
+ * The replica's pure core: bucket entries in, row changes out, into its change log (`changes`).
+ * Rows are kept as where they are written (a row of a page, src/state/table.ts) and parsed when
+ * read; a row whose bytes did not change is not a change.
+ */
 export class ReplicaState {
   meta: TableMeta | undefined;
   lastUpdate: number | null = null;
@@ -117,112 +131,140 @@ export class ReplicaState {
   /** Keys in order, or undefined when it must be rebuilt before the next ordered read. */
   #sorted: string[] | undefined = [];
 
+  constructor(readonly changes: ChangeLog = new ChangeLog("", 10_000)) {}
+
   get size(): number {
     return this.#rows.size;
   }
 
-  /** Apply one bucket entry (a PUT with its value, or a DEL/PURGE); return the row changes. */
-  apply(key: string, operation: "PUT" | "DEL" | "PURGE", value: Uint8Array, now: number): RowChange[] {
+  /**
+   * Apply one bucket entry (a PUT with its value, or a DEL/PURGE); returns how many row changes
+   * it made, appended to `changes` (the last ones there).
+   */
+  apply(key: string, operation: "PUT" | "DEL" | "PURGE", value: Uint8Array, now: number): number {
     const entry = parseEntryKey(key);
-    if (!entry) return [];
+    if (!entry) return 0;
     this.lastUpdate = now;
     if (entry.kind === "meta") {
       if (operation === "PUT") this.meta = decodeMeta(value);
-      return [];
+      return 0;
     }
     const part = this.#partition(entry.partition);
     part.lastUpdate = now;
     if (entry.kind === "index") {
       const bits = operation === "PUT" ? decodeIndex(value).chunkBits : undefined;
-      return bits === part.chunkBits ? [] : this.#relayout(entry.partition, part, bits);
+      return bits === part.chunkBits ? 0 : this.#relayout(entry.partition, part, bits);
     }
     const pageId = `${entry.chunkBits}.${entry.chunk}`;
     const previous = part.pages.get(pageId);
     const page = operation === "PUT" ? decodePageFrom(value, previous) : undefined;
     if (page) part.pages.set(pageId, page);
     else part.pages.delete(pageId);
-    if (entry.chunkBits !== part.chunkBits) return []; // a page of a layout not (or no longer) current
+    if (entry.chunkBits !== part.chunkBits) return 0; // a page of a layout not (or no longer) current
     if (page) {
       part.checkpoint = page.checkpoint;
       part.at = page.at;
     }
     const meta = page ?? previous;
-    return this.#replace(entry.partition, previous?.rows ?? [], page?.rows ?? [], meta?.checkpoint ?? 0, meta?.at ?? 0);
+    return this.#replace(entry.partition, previous ? [previous] : [], page ? [page] : [], meta?.checkpoint ?? 0, meta?.at ?? 0);
   }
 
   /** A partition's page layout changed: its rows become those of the new layout's pages. */
-  #relayout(partition: number, part: PartitionState, bits: number | undefined): RowChange[] {
-    const before = this.#layoutRows(part, part.chunkBits);
+  #relayout(partition: number, part: PartitionState, bits: number | undefined): number {
+    const before = this.#layoutPages(part, part.chunkBits);
     part.chunkBits = bits;
     for (const id of [...part.pages.keys()]) if (Number(id.split(".")[0]) !== bits) part.pages.delete(id);
     let newest: PageLines | undefined;
     for (const page of part.pages.values()) if (!newest || page.checkpoint > newest.checkpoint) newest = page;
     part.checkpoint = newest?.checkpoint ?? null;
     part.at = newest?.at ?? null;
-    return this.#replace(partition, before, this.#layoutRows(part, bits), newest?.checkpoint ?? 0, newest?.at ?? 0);
+    return this.#replace(partition, before, this.#layoutPages(part, bits), newest?.checkpoint ?? 0, newest?.at ?? 0);
   }
 
-  #layoutRows(part: PartitionState, bits: number | undefined): (readonly [Key, unknown])[] {
+  #layoutPages(part: PartitionState, bits: number | undefined): PageLines[] {
     if (bits === undefined) return [];
-    const rows: (readonly [Key, unknown])[] = [];
-    for (const [id, page] of part.pages) if (Number(id.split(".")[0]) === bits) rows.push(...page.rows);
-    return rows;
+    const pages: PageLines[] = [];
+    for (const [id, page] of part.pages) if (Number(id.split(".")[0]) === bits) pages.push(page);
+    return pages;
   }
 
-  /** Replace rows `before` by rows `after` (of one partition); return what changed. */
+  /** Replace the rows of pages `before` by those of pages `after` (of one partition); returns how many changed. */
   #replace(
     partition: number,
-    before: readonly (readonly [Key, unknown])[],
-    after: readonly (readonly [Key, unknown])[],
+    before: readonly PageLines[],
+    after: readonly PageLines[],
     checkpoint: number,
     at: number,
-  ): RowChange[] {
-    const changes: RowChange[] = [];
-    if (sameKeys(before, after)) {
+  ): number {
+    if (before.length === 1 && after.length === 1 && sameKeys(before[0]!.keys, after[0]!.keys)) {
       // A page rewritten with the same keys in the same order (a busy table, between layout
       // changes): compare row by row; no key is added or removed.
-      for (const [key, row] of after) {
-        const held = this.#rows.get(String(key));
-        if (held && sameJson(held.row, row)) continue;
-        if (!held) return this.#replaceKeys(partition, before, after, checkpoint, at, changes);
-        this.#rows.set(String(key), { key, row, partition });
-        changes.push({ op: "upsert", key, row, partition, checkpoint, at });
+      const page = after[0]!;
+      let changed = 0;
+      for (let r = 0; r < page.keys.length; r++) {
+        const held = this.#rows.get(String(page.keys[r]));
+        if (!held) return changed + this.#replaceKeys(partition, before, after, checkpoint, at);
+        if (!sameRow(held.page, held.row, page, r)) {
+          this.changes.append("upsert", held.key, partition, checkpoint, at, page, r);
+          changed++;
+        }
+        held.page = page;
+        held.row = r;
+        held.partition = partition;
       }
-      return changes;
+      return changed;
     }
-    return this.#replaceKeys(partition, before, after, checkpoint, at, changes);
+    return this.#replaceKeys(partition, before, after, checkpoint, at);
   }
 
-  /** `#replace` when keys may come and go (continuing after `changes`, already applied). */
+  /** `#replace` when keys may come and go. */
   #replaceKeys(
     partition: number,
-    before: readonly (readonly [Key, unknown])[],
-    after: readonly (readonly [Key, unknown])[],
+    before: readonly PageLines[],
+    after: readonly PageLines[],
     checkpoint: number,
     at: number,
-    changes: RowChange[],
-  ): RowChange[] {
+  ): number {
+    let changed = 0;
     const added: string[] = [];
     const kept = new Set<string>();
-    for (const [key, row] of after) {
-      const id = String(key);
-      kept.add(id);
-      const held = this.#rows.get(id);
-      if (held && sameJson(held.row, row)) continue;
-      if (!held) added.push(id);
-      this.#rows.set(id, { key, row, partition });
-      changes.push({ op: "upsert", key, row, partition, checkpoint, at });
+    for (const page of after) {
+      for (let r = 0; r < page.keys.length; r++) {
+        const key = page.keys[r]!;
+        const id = String(key);
+        kept.add(id);
+        const held = this.#rows.get(id);
+        if (held && sameRow(held.page, held.row, page, r)) {
+          held.page = page;
+          held.row = r;
+          held.partition = partition;
+          continue;
+        }
+        if (held) {
+          held.page = page;
+          held.row = r;
+          held.partition = partition;
+        } else {
+          added.push(id);
+          this.#rows.set(id, { key, page, row: r, partition });
+        }
+        this.changes.append("upsert", key, partition, checkpoint, at, page, r);
+        changed++;
+      }
     }
     const removed: string[] = [];
-    for (const [key] of before) {
-      const id = String(key);
-      if (kept.has(id) || this.#rows.get(id)?.partition !== partition) continue;
-      this.#rows.delete(id);
-      removed.push(id);
-      changes.push({ op: "delete", key, partition, checkpoint, at });
+    for (const page of before) {
+      for (const key of page.keys) {
+        const id = String(key);
+        if (kept.has(id) || this.#rows.get(id)?.partition !== partition) continue;
+        this.#rows.delete(id);
+        removed.push(id);
+        this.changes.append("delete", key, partition, checkpoint, at);
+        changed++;
+      }
     }
     this.#reorder(added, removed);
-    return changes;
+    return changed;
   }
 
   #reorder(added: readonly string[], removed: readonly string[]): void {
@@ -251,12 +293,19 @@ export class ReplicaState {
   }
 
   get(key: string): unknown {
-    return this.#rows.get(key)?.row;
+    const held = this.#rows.get(key);
+    return held && pageRow(held.page, held.row);
+  }
+
+  /** A row as JSON text, as the writer wrote it (what `get` parses), or undefined. */
+  getJson(key: string): string | undefined {
+    const held = this.#rows.get(key);
+    return held && pageRowJson(held.page, held.row);
   }
 
   /** Every row, in key order. */
   rows(): unknown[] {
-    return this.#order().map((id) => this.#rows.get(id)!.row);
+    return this.#order().map((id) => this.get(id));
   }
 
   range({ from, to, after, limit }: RangeQuery): RangeResult {
@@ -268,7 +317,7 @@ export class ReplicaState {
     const rows: { key: Key; row: unknown }[] = [];
     for (let i = lo; i < end; i++) {
       const held = this.#rows.get(order[i]!)!;
-      rows.push({ key: held.key, row: held.row });
+      rows.push({ key: held.key, row: pageRow(held.page, held.row) });
     }
     return { rows, next: end < hi && end > lo ? order[end - 1] : undefined };
   }
@@ -314,15 +363,15 @@ let opened = 0;
  * the bucket's contents as of opening; after that it follows every update.
  */
 export class TableReplica {
-  readonly #state = new ReplicaState();
-  readonly #listeners = new Set<(changes: readonly RowChange[], firstSeq: number) => void>();
+  readonly #state: ReplicaState;
+  readonly #listeners = new Set<(firstSeq: number, count: number) => void>();
   #stop: (() => void) | undefined;
   #ended = false;
   #resolveEnded!: () => void;
   /** Resolves when the watch ends (closed, or the bucket went away). */
   readonly ended = new Promise<void>((resolve) => (this.#resolveEnded = resolve));
 
-  /** The changes applied since the replica was read in full, numbered (Last-Event-ID resumes). */
+  /** The changes applied, numbered (Last-Event-ID resumes); listeners are told of those after opening. */
   readonly changes: ChangeLog;
 
   private constructor(
@@ -332,6 +381,7 @@ export class TableReplica {
     changeLogSize: number,
   ) {
     this.changes = new ChangeLog(`${clock.now().toString(36)}${(opened++).toString(36)}`, changeLogSize);
+    this.#state = new ReplicaState(this.changes);
   }
 
   static async open(nc: NatsConnection, name: string, options: ReplicaOptions = {}): Promise<TableReplica> {
@@ -357,10 +407,10 @@ export class TableReplica {
       try {
         // A request waits for at most about one slice of applying entries, however many arrived.
         for await (const entry of inSlices(iter, this.clock, sliceMs)) {
-          const changes = this.#state.apply(entry.key, entry.operation, entry.value, this.clock.now());
-          if (live && changes.length > 0) {
-            const first = this.changes.append(changes);
-            for (const listener of this.#listeners) listener(changes, first);
+          const count = this.#state.apply(entry.key, entry.operation, entry.value, this.clock.now());
+          if (live && count > 0) {
+            const first = this.changes.last - count + 1;
+            for (const listener of this.#listeners) listener(first, count);
           }
           if (!live && (entry.delta === 0 || entry.revision >= newest)) {
             live = true;
@@ -397,6 +447,11 @@ export class TableReplica {
     return this.#state.get(String(key));
   }
 
+  /** One row by key as JSON text, as written (`get` parses it), or undefined. */
+  getJson(key: Key): string | undefined {
+    return this.#state.getJson(String(key));
+  }
+
   /** Every row, in key order. */
   rows(): unknown[] {
     return this.#state.rows();
@@ -419,10 +474,11 @@ export class TableReplica {
   }
 
   /**
-   * Be told of row changes as they are applied, with the change log sequence of the first (the
-   * others follow it); returns the unsubscribe function.
+   * Be told of row changes as they are applied: `count` changes from change log sequence
+   * `firstSeq` on (read them with `changes.keyOf` and `changes.change`); returns the unsubscribe
+   * function.
    */
-  subscribe(listener: (changes: readonly RowChange[], firstSeq: number) => void): () => void {
+  subscribe(listener: (firstSeq: number, count: number) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
@@ -456,27 +512,9 @@ function upperBound(sorted: readonly string[], id: string): number {
 }
 
 /** The same keys in the same order. */
-function sameKeys(a: readonly (readonly [Key, unknown])[], b: readonly (readonly [Key, unknown])[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i]![0] !== b[i]![0]) return false;
-  return true;
-}
-
-/** Equality of two values decoded from JSON (without allocating: it runs for every row of a page). */
-function sameJson(a: unknown, b: unknown): boolean {
+function sameKeys(a: readonly Key[], b: readonly Key[]): boolean {
   if (a === b) return true;
-  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
-  if (Array.isArray(a)) {
-    if (!Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (!sameJson(a[i], b[i])) return false;
-    return true;
-  }
-  if (Array.isArray(b)) return false;
-  let count = 0;
-  for (const k in a) {
-    if (!Object.hasOwn(b, k) || !sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
-    count++;
-  }
-  for (const _ in b) count--;
-  return count === 0;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -66,18 +66,27 @@ export function decodePage(bytes: Uint8Array): Page {
 }
 
 /**
- * A page with its bytes and where each of their lines starts, for `decodePageFrom` (absent for a
- * page in one line). The bytes are a copy (off the JavaScript heap), not strings per line: a
- * replica keeps every page's last version, and strings that survive until the next version were
- * most of what its young-generation collections copied.
+ * A page as a replica keeps it: its bytes, where each of their lines starts, and the key of each
+ * row, but not the rows themselves, which are parsed when read (`pageRow`). The bytes are a copy,
+ * off the JavaScript heap: a busy table rewrites every page at each flush with a few rows changed,
+ * and parsed rows, which live until their key changes again, were what a replica's young-generation
+ * collections copied (2 MB at each, 7-16 ms).
  */
-export interface PageLines extends Page {
-  readonly bytes?: Uint8Array;
-  /** `starts[i]`: where line `i` starts; the last entry is past the end (bytes.length + 1). */
-  readonly starts?: Int32Array;
+export interface PageLines {
+  /** Clock time of the checkpoint that wrote the page. */
+  readonly at: number;
+  readonly checkpoint: number;
+  readonly bytes: Uint8Array;
+  /** `starts[i]`: where line `i` starts (line 0 is the header, row `r` is line `r + 1`); the last entry is past the end. */
+  readonly starts: Int32Array;
+  /** The key of each row, in the page's order (the previous version's array when they are the same). */
+  readonly keys: readonly Key[];
 }
 
 const NEWLINE = 10;
+const QUOTE = 34;
+const BACKSLASH = 92;
+const COMMA = 44;
 
 function lineStarts(bytes: Uint8Array): Int32Array {
   let n = 1;
@@ -89,45 +98,74 @@ function lineStarts(bytes: Uint8Array): Int32Array {
   return starts;
 }
 
-/** Whether line `i` of `a` has the same bytes as line `j` of `b`. */
-function sameLine(a: Uint8Array, as: Int32Array, i: number, b: Uint8Array, bs: Int32Array, j: number): boolean {
-  const from = as[i]!;
-  const length = as[i + 1]! - from;
-  const other = bs[j]!;
-  if (bs[j + 1]! - other !== length) return false;
-  for (let k = 0; k < length - 1; k++) if (a[from + k] !== b[other + k]) return false;
+/** Where the key of the row line starting at `from` (`[<key>,<row>]`) ends. */
+function keyEnd(bytes: Uint8Array, from: number): number {
+  let at = from + 1;
+  if (bytes[at] !== QUOTE) return bytes.indexOf(COMMA, at); // a number
+  for (at++; bytes[at] !== QUOTE; at++) if (bytes[at] === BACKSLASH) at++;
+  return at + 1;
+}
+
+/** Whether bytes `a[from, to)` equal `b[other, other + to - from)`. */
+function sameBytes(a: Uint8Array, from: number, to: number, b: Uint8Array, other: number): boolean {
+  for (let k = 0; k < to - from; k++) if (a[from + k] !== b[other + k]) return false;
   return true;
 }
 
+/** Where row `r`'s JSON ends in its line (before `]`, and `,` on every row line but the last). */
+function rowEnd(page: PageLines, r: number): number {
+  return page.starts[r + 2]! - (r === page.keys.length - 1 ? 2 : 3);
+}
+
+/** Row `r` of a page as JSON text, as the writer wrote it (JSON.stringify). */
+export function pageRowJson(page: PageLines, r: number): string {
+  const from = keyEnd(page.bytes, page.starts[r + 1]!) + 1;
+  return decoder.decode(page.bytes.subarray(from, rowEnd(page, r)));
+}
+
+/** Row `r` of a page, parsed. */
+export function pageRow(page: PageLines, r: number): unknown {
+  return JSON.parse(pageRowJson(page, r));
+}
+
+/** Whether row `r` of `a` and row `s` of `b` were written as the same bytes (key and row). */
+export function sameRow(a: PageLines, r: number, b: PageLines, s: number): boolean {
+  const from = a.starts[r + 1]!;
+  const to = rowEnd(a, r);
+  const other = b.starts[s + 1]!;
+  return rowEnd(b, s) - other === to - from && sameBytes(a.bytes, from, to, b.bytes, other);
+}
+
 /**
- * Decode a page, reusing the decoded rows of its previous version where a row's line is unchanged
- * (the same bytes at the same place, as a writer that rewrites a page in its rows' order puts it):
- * a page rewritten with a few changed rows costs a byte comparison per row and a parse per
- * changed one. Rows reused are the previous version's objects. A page in one line (no row lines)
- * is parsed whole.
+ * Decode a page for a replica, reusing the keys of its previous version where a row's key is
+ * written the same (a writer rewrites a page in its rows' order): a page rewritten with a few
+ * changed rows costs a byte comparison per row, and nothing is parsed but its header and new keys;
+ * its keys are the previous version's array when none changed.
+ * A page in one line (written before pages had row lines) is parsed whole and laid out in lines.
  */
 export function decodePageFrom(data: Uint8Array, previous?: PageLines): PageLines {
   const starts = lineStarts(data);
   const last = starts.length - 2; // the index of the last line
   const line = (i: number) => decoder.decode(data.subarray(starts[i]!, starts[i + 1]! - 1));
-  if (last < 1 || line(last) !== "]}" || !line(0).endsWith('"rows":[')) return JSON.parse(decoder.decode(data)) as Page;
+  if (last < 1 || line(last) !== "]}" || !line(0).endsWith('"rows":[')) return decodePageFrom(encodePage(decodePage(data)));
   const bytes = data.slice(); // a copy: `data` may be a view of a whole socket read
-  const before = previous?.bytes;
-  const beforeStarts = previous?.starts;
-  if (!before || !beforeStarts) return { ...(JSON.parse(decoder.decode(bytes)) as Page), bytes, starts }; // one parse beats one per line
   const { at, checkpoint } = JSON.parse(line(0) + "]}") as Page;
-  const rows: (readonly [Key, unknown])[] = [];
-  const beforeLast = beforeStarts.length - 2;
+  // The previous version's keys (the array itself while every key is the same), else new ones.
+  let keys: Key[] | undefined = previous && previous.keys.length === last - 1 ? undefined : [];
   for (let i = 1; i < last; i++) {
-    // Lines compare with their "," (every row's but the last): a row that moves to the end is parsed.
-    if (i < beforeLast && sameLine(bytes, starts, i, before, beforeStarts, i)) {
-      rows.push(previous!.rows[i - 1]!);
-    } else {
-      const text = line(i);
-      rows.push(JSON.parse(i < last - 1 ? text.slice(0, -1) : text) as [Key, unknown]);
+    const from = starts[i]!;
+    const end = keyEnd(bytes, from);
+    if (previous && i < previous.starts.length - 2) {
+      const other = previous.starts[i]!;
+      if (keyEnd(previous.bytes, other) - other === end - from && sameBytes(bytes, from, end, previous.bytes, other)) {
+        keys?.push(previous.keys[i - 1]!);
+        continue;
+      }
     }
+    keys ??= previous!.keys.slice(0, i - 1);
+    keys.push(JSON.parse(decoder.decode(bytes.subarray(from + 1, end))) as Key);
   }
-  return { at, checkpoint, rows, bytes, starts };
+  return { at, checkpoint, bytes, starts, keys: keys ?? previous!.keys };
 }
 
 /** A partition's page layout, the value of `i.<partition>`. */

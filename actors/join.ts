@@ -15,9 +15,10 @@
  *
  * Left outer joins (interval, window, as-of) emit an unmatched left event with `undefined` once
  * the watermark shows no partner can come. An output's id is `<left seq>/<right seq>` (or
- * `<left seq>/-`: unmatched, or a semi join's): deterministic, so a replay's outputs are deduplicated. Its event time is the
- * later of the two (a window's end - 1 for window joins). Events older than the watermark, which
- * could have missed partners already emitted, go to the late-events stream.
+ * `<left seq>/-`: unmatched, or a semi join's): deterministic, so a replay's outputs are
+ * deduplicated. Its event time is the later of the two (a window's end - 1 for window joins).
+ * Events older than the watermark, which could have missed partners already emitted, go to the
+ * late-events stream.
  *
  * @example
  * auctions.keyBy("by-seller", "seller")

@@ -7,15 +7,18 @@
  * - interval: pairs whose times satisfy `left.time + lowerMs <= right.time <= left.time + upperMs`;
  *   an event is kept until the watermark says no partner can come any more;
  * - window: pairs that fall in the same tumbling window, emitted when the watermark closes it;
+ *   or, as a semi join, each left event that has a partner in its window, once: of the right
+ *   side only the window's first event is kept, without its value;
  * - as-of (temporal): each left event with the right side's latest version at or before its
  *   time, emitted when the watermark passes the left event's time (the right side's versions up
  *   to then are known).
  *
  * Left outer joins (interval, window, as-of) emit an unmatched left event with `undefined` once
  * the watermark shows no partner can come. An output's id is `<left seq>/<right seq>` (or
- * `<left seq>/-`): deterministic, so a replay's outputs are deduplicated. Its event time is the
- * later of the two (a window's end - 1 for window joins). Events older than the watermark, which
- * could have missed partners already emitted, go to the late-events stream.
+ * `<left seq>/-`: unmatched, or a semi join's): deterministic, so a replay's outputs are
+ * deduplicated. Its event time is the later of the two (a window's end - 1 for window joins).
+ * Events older than the watermark, which could have missed partners already emitted, go to the
+ * late-events stream.
  *
  * @example
  * auctions.keyBy("by-seller", "seller")
@@ -161,7 +164,7 @@ export function joinOperator(options: JoinOptions): Operator {
     }
 
     case "window": {
-      const size = kind.size;
+      const { size, semi } = kind;
       return {
         apply(ctx, rec) {
           needTime(rec);
@@ -169,7 +172,9 @@ export function joinOperator(options: JoinOptions): Operator {
           if (start + size <= ctx.watermark) return late(ctx, rec, "its window was joined and closed");
           const windows = (ctx.state.get(rec.key, rec.hash) as Windowed | undefined) ?? {};
           const sides = windows[start] ?? none;
-          const held: Held = [rec.seq, rec.time, rec.value, 0];
+          // A semi join knows all it needs of the right side from its first event in the window.
+          if (semi && rec.via !== left && sides.r.length > 0) return;
+          const held: Held = [rec.seq, rec.time, semi && rec.via !== left ? null : rec.value, 0];
           const next = rec.via === left ? { l: [...sides.l, held], r: sides.r } : { l: sides.l, r: [...sides.r, held] };
           ctx.state.set(rec.key, rec.hash, { ...windows, [start]: next });
           timers.add(start + size, rec.key);
@@ -185,6 +190,10 @@ export function joinOperator(options: JoinOptions): Operator {
               const end = Number(s) + size;
               if (end > wm) continue;
               for (const l of sides.l) {
+                if (semi) {
+                  if (sides.r.length > 0) out(ctx, l, undefined, end - 1);
+                  continue;
+                }
                 for (const r of sides.r) out(ctx, l, r, end - 1);
                 if (outer && sides.r.length === 0) out(ctx, l, undefined, end - 1);
               }

@@ -12,7 +12,9 @@
  * `nexmark_pa` instead: only the persons and auctions of the first `--nexmark-join-events`
  * (default 2,500,000) generated events, seed 1 (the same events as a full stream of that size
  * holds, with the same msg ids), so that they read ~200,000 events rather than ~24,000 and their
- * figure is not a measure of Worker.start and the first checkpoint.
+ * figure is not a measure of Worker.start and the first checkpoint. Their read ceiling is measured
+ * on that stream (`nexmark-ceiling-pa`: the same bare consumer over the persons and auctions, whose
+ * JSON is larger than a bid's), and is the denominator of their share of the ceiling.
  *
  * Next to each: the published open-source Flink figure per core (in-job generator, no
  * deserialization) and the targets: at least 60% of the read ceiling for q0, q1, q2 (and q8), at
@@ -130,6 +132,15 @@ export async function benchNexmark(
       } generated Nexmark events to ${joinStream} in ${((performance.now() - t1) / 1000).toFixed(1)} s`,
     );
     joinExpected = expectedOutputs(published, maxDisorderMs(joinConfig), false);
+    cases["nexmark-ceiling-pa"] = {
+      ...(await readCeiling(b.nc, {
+        stream: joinStream,
+        last: await lastSequence(b.nc, joinStream),
+        serverPid: b.serverPid,
+        log: b.log,
+      })),
+      note: `ordered consumer over ${joinStream} (persons and auctions only: what q3 and q8 read), JSON.parse only`,
+    };
   }
   const jsm = await jetstreamManager(b.nc);
   for (const q of queries) {
@@ -242,45 +253,60 @@ function expectedOutputs(generated: Iterable<NexmarkEvent>, bound: number, withB
   return { q0: bids, q1: bids, q2: selected, q3, q4: categories.size, q5: closed(hopping), q7: closed(tumbling), q8 };
 }
 
+/** The read ceiling a query is held to: that of the events it reads (q3 and q8: `nexmark_pa`). */
+function ceilingCase(q: QueryName): string {
+  return reads[q].includes("bid") ? "nexmark-ceiling" : "nexmark-ceiling-pa";
+}
+
 /** The Nexmark section of RESULTS.md, from the cases measured so far. */
 export function nexmarkReport(
   cases: Readonly<Record<string, { eventsPerSec?: number; peakRssMb?: number; eddyReaderEventsPerSec?: number }>>,
 ): string[] {
-  const ceiling = cases["nexmark-ceiling"]?.eventsPerSec;
+  const bidCeiling = cases["nexmark-ceiling"]?.eventsPerSec;
+  const paCeiling = cases["nexmark-ceiling-pa"]?.eventsPerSec;
   const eddyReader = cases["nexmark-ceiling"]?.eddyReaderEventsPerSec;
+  const cell = (v: number | undefined, digits = 0) =>
+    v === undefined ? "" : v.toLocaleString("en", { maximumFractionDigits: digits, minimumFractionDigits: digits });
   const rows = nexmarkQueries.flatMap((q) => {
     const c = cases[`nexmark-${q}`];
     if (!c?.eventsPerSec) return [];
     const eps = c.eventsPerSec;
     const flink = flinkPerCore[q];
+    const own = ceilingCase(q);
+    const ceiling = cases[own]?.eventsPerSec;
     const ofCeiling = ceiling ? eps / ceiling : undefined;
+    // Beside a ceiling of other events, the bids' too (what the table compared with before).
+    const ofBids = own !== "nexmark-ceiling" && bidCeiling ? eps / bidCeiling : undefined;
     const ofFlink = flink ? eps / flink : undefined;
     const target = ceilingBound.has(q)
       ? `≥ ${CEILING_TARGET} of ceiling: ${ofCeiling === undefined ? "?" : ofCeiling >= CEILING_TARGET ? "met" : "MISSED"}`
       : flink === undefined
       ? "none set"
       : `≥ Flink per core: ${ofFlink === undefined ? "?" : ofFlink >= 1 ? "met" : "MISSED"}`;
-    const cell = (v: number | undefined, digits = 0) =>
-      v === undefined ? "" : v.toLocaleString("en", { maximumFractionDigits: digits, minimumFractionDigits: digits });
     return [
-      `| ${q} | ${cell(eps)} | ${cell(ceiling)} | ${cell(ofCeiling, 2)} | ${cell(flink)} | ${cell(ofFlink, 2)} | ${
-        cell(c.peakRssMb, 1)
-      } | ${target} |`,
+      `| ${q} | ${cell(eps)} | ${reads[q].join("+")} | ${cell(ceiling)} | ${cell(ofCeiling, 2)} | ${cell(ofBids, 2)} | ${
+        cell(flink)
+      } | ${cell(ofFlink, 2)} | ${cell(c.peakRssMb, 1)} | ${target} |`,
     ];
   });
   if (rows.length === 0) return [];
   return [
     "## Nexmark",
     "",
-    "Events read per second by each query's Eddy pipeline (one Node process, checkpoints on; the kinds of event it reads: bids, or persons and auctions for q3 and q8, auctions and bids for q4), next to the read ceiling of the bids measured in the same run and open-source Flink's published per-core figure." +
+    "Events read per second by each query's Eddy pipeline (one Node process, checkpoints on; the kinds of event it reads: bids, or persons and auctions for q3 and q8, auctions and bids for q4), next to the read ceiling of what it reads, measured in the same run, and open-source Flink's published per-core figure. " +
+    `The ceiling of a query reading bids is that of the bids (${
+      cell(bidCeiling)
+    } events/s); of q3 and q8, which read persons and auctions (larger JSON: ~200 and ~500 bytes to a bid's ~100), that of stream \`${joinStream}\` (${
+      cell(paCeiling)
+    } events/s): the target's denominator is the ceiling of what the query reads; the share of the bids' ceiling is shown beside it.` +
     (eddyReader
       ? ` The ceiling is the client's ordered consumer loop; Eddy's own reader with the same JSON.parse read ${
         Math.round(eddyReader).toLocaleString("en")
-      } bids/s in the same run (${ceiling ? (eddyReader / ceiling).toFixed(2) : "?"} of the ceiling).`
+      } bids/s in the same run (${bidCeiling ? (eddyReader / bidCeiling).toFixed(2) : "?"} of the bids' ceiling).`
       : ""),
     "",
-    "| query | Eddy events/s | read ceiling | of ceiling | Flink per core | of Flink | peak RSS MB | target |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    "| query | Eddy events/s | reads | read ceiling | of ceiling | of bids' ceiling | Flink per core | of Flink | peak RSS MB | target |",
+    "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ...rows,
     "",
   ];

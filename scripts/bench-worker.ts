@@ -105,19 +105,30 @@ let lastProgress = { at: performance.now(), position: 0 };
 let lastPoll = performance.now();
 let maxLoopLagMs = 0;
 const js = jetstream(nc);
-// A query that reads more than the bids (a join) is done when every source and edge is committed.
+// A query that reads more than the bids (a join) has processed its input when every source and
+// edge is processed to its end, and is done when every one is committed there (worker.lag(), with
+// the processed positions beside the committed ones).
 const readsMore = query !== undefined && pipelineUnderTest.steps.some((s) => s.kind === "source" && s.id !== "bids");
+let allProcessed = false;
 let allCommitted = false;
 const lagPoll = readsMore
   ? setInterval(() => {
-    void worker.lag().then((lag) => (allCommitted = Object.values(lag).every((n) => n === 0)), () => undefined);
+    const ends = Promise.all(worker.plan.sources.map(async (s) => [s.id, await lastSequence(nc, s.stream, s.subject)] as const));
+    void ends.then((sources) => {
+      const position = (id: string) => {
+        const fed = new Set(worker.plan.actors.filter((a) => a.sources.includes(id)).map((a) => a.step));
+        return Math.min(...worker.status().filter((a) => fed.has(a.step)).map((a) => a.positions[id] ?? 0));
+      };
+      allProcessed ||= sources.every(([id, end]) => position(id) >= end);
+      allCommitted = sources.every(([id, end]) => worker.committedPosition(id) >= end);
+    }, () => undefined);
   }, 20)
   : undefined;
 await until(
   () => {
     const now = performance.now();
     const position = processed();
-    if (processedMs === undefined && position >= last) processedMs = now - t0;
+    if (processedMs === undefined && (readsMore ? allProcessed : position >= last)) processedMs = now - t0;
     // A long gap since the previous poll is this event loop being busy (GC, a checkpoint's
     // serialisation), not a stalled reader: start the stall clock again.
     const lag = now - lastPoll;

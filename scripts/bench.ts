@@ -11,9 +11,9 @@
  *   core-aggregate-100-keys  the same over a stream with 100 keys, where table upserts coalesce
  *   state-1m-keys    peak RSS of a worker holding 1,000,000 keys of aggregate state (child process)
  *   nexmark-q0 ... nexmark-q8  the Nexmark queries over generated events, beside the read ceiling of
- *                    their bids and Flink's per-core figures (scripts/bench-nexmark.ts; `--cases nexmark`
- *                    runs them all, and only with `--cases`; q3 and q8 read the persons and auctions
- *                    of `--nexmark-join-events` generated events)
+ *                    what they read and Flink's per-core figures (scripts/bench-nexmark.ts; `--cases nexmark`
+ *                    runs them all, `--cases nexmark-q8` one, and only with `--cases`; q3 and q8 read the
+ *                    persons and auctions of `--nexmark-join-events` generated events)
  *   restart-1m-keys  a new worker on that state: the time until it processes again, i.e. the next
  *                    events are folded into the recovered state (committedMs, the first commit
  *                    after, which rewrites the whole state, is reported beside it) (child process)

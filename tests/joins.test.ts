@@ -1,13 +1,14 @@
 /**
  * Joins of two keyed streams (actors/join.ts), each kind against a direct computation over the
  * same events: regular (every pair), interval, window and as-of (temporal), inner and left
- * outer. Two sources with their own watermarks: the join's is the lower one. A stop and restart
+ * outer, and the semi window join. Two sources with their own watermarks: the join's is the lower one. A stop and restart
  * in the middle of an interval join changes nothing.
  */
 import { describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Schema } from "effect";
+import { evaluate } from "../src/oracle/batch.ts";
 import { type KeyedStream, pipeline } from "../src/pipeline/pipeline.ts";
 import { Worker } from "../src/runtime/worker.ts";
 import { readStreamJson, useNatsServer, waitFor } from "./support/nats.ts";
@@ -120,6 +121,22 @@ describe("joins of two keyed streams", () => {
     });
     expect(expected.filter((e) => e.b === null).length).toBeGreaterThan(0);
     expect(sorted(out)).toEqual(sorted(expected));
+  });
+
+  it("window, semi: each event with a partner in its closed 5 s window, once", { timeout: 60_000 }, async () => {
+    const nc = await nats.connect();
+    const p = joined("semi", (l, r) => l.windowJoin("j", r, { size: 5_000, kind: "semi" }, (x) => ({ a: x.id, b: null })));
+    const out = await run(nc, p, a, b);
+    const start = (t: number) => Math.floor(t / 5_000) * 5_000;
+    const expected = a.filter((x) => start(x.t) + 5_000 <= low && b.some((y) => y.k === x.k && start(y.t) === start(x.t))).map((
+      x,
+    ) => ({ a: x.id, b: null }));
+    // Most have several partners, and come out once all the same; some have none.
+    expect(expected.length).toBeGreaterThan(300);
+    expect(expected.length).toBeLessThan(a.filter((x) => start(x.t) + 5_000 <= low).length);
+    expect(sorted(out)).toEqual(sorted(expected));
+    // The batch oracle's definition agrees.
+    expect(sorted(evaluate(p, { a, b }).streams.out as Pair[])).toEqual(sorted(expected));
   });
 
   it("as-of: each event with the other side's latest version at or before its time", { timeout: 60_000 }, async () => {

@@ -329,6 +329,10 @@ function streamJoin(step: Extract<Step, { kind: "streamJoin" }>, left: Output, r
         const start = Math.floor(l.time / join.size) * join.size;
         if (start + join.size > watermark) break;
         const matched = partners.filter((r) => Math.floor(r.time / join.size) * join.size === start);
+        if (join.semi) {
+          if (matched.length > 0) out(l, undefined, start + join.size - 1);
+          break;
+        }
         for (const r of matched) out(l, r, start + join.size - 1);
         if (matched.length === 0 && step.outer) out(l, undefined, start + join.size - 1);
         break;

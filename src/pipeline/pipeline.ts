@@ -109,7 +109,8 @@ export type Step =
 export type JoinKind =
   | { readonly type: "regular"; readonly ttlMs?: number | undefined }
   | { readonly type: "interval"; readonly lowerMs: number; readonly upperMs: number }
-  | { readonly type: "window"; readonly size: number }
+  /** `semi`: each left event with a partner in its window, once, without the partner. */
+  | { readonly type: "window"; readonly size: number; readonly semi?: true }
   | { readonly type: "asOf" };
 
 export interface PipelineOptions {
@@ -259,6 +260,22 @@ export interface KeyedStream<T, K extends Key> {
     other: KeyedStream<U, K>,
     window: { readonly size: number } & OuterJoin,
     combine: (left: T, right: U | undefined) => R,
+  ): Stream<R>;
+  /**
+   * A semi join: each event of this stream that has a partner in `other` in its window, once
+   * however many partners it has, when the watermark closes the window. The join keeps only that
+   * a key's window has a partner, not `other`'s events (as SQL's `WHERE EXISTS`, or a join with
+   * `other` grouped by key and window first).
+   *
+   * @example
+   * persons.keyBy("by-id", "id")
+   *   .windowJoin("sellers", auctions.keyBy("by-seller", "seller"), { size: 10_000, kind: "semi" }, (p) => p.name);
+   */
+  windowJoin<U, R>(
+    id: string,
+    other: KeyedStream<U, K>,
+    window: { readonly size: number; readonly kind: "semi" },
+    combine: (left: T) => R,
   ): Stream<R>;
   /**
    * A temporal join: each event with `other`'s latest event (version) at or before its time, once
@@ -575,7 +592,14 @@ export class Pipeline {
       intervalJoin: (id: string, other: Other, b: { lowerMs: number; upperMs: number; kind?: string }, combine: Combine) =>
         this.#join(id, input, other, { type: "interval", lowerMs: b.lowerMs, upperMs: b.upperMs }, combine, outer(b)),
       windowJoin: (id: string, other: Other, w: { size: number; kind?: string }, combine: Combine) =>
-        this.#join(id, input, other, { type: "window", size: w.size }, combine, outer(w)),
+        this.#join(
+          id,
+          input,
+          other,
+          { type: "window", size: w.size, ...(w.kind === "semi" ? { semi: true } : {}) },
+          combine,
+          outer(w),
+        ),
       asOfJoin: (id: string, other: Other, combine: Combine, options?: OuterJoin) =>
         this.#join(id, input, other, { type: "asOf" }, combine, outer(options)),
       aggregate: <S extends AggregateSpec<T>>(

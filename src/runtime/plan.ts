@@ -84,9 +84,11 @@ const decoder = new TextDecoder();
 /**
  * For a schema that is a struct of plain fields (strings, numbers, booleans, literals, and
  * refinements of those such as `Schema.Int`, none optional, no index signatures): a check that
- * returns what effect's decoding returns (a new object with the struct's fields, in its order,
+ * returns what effect's decoding returns (an object with the struct's fields, in its order,
  * without the others), or undefined when the value does not pass, so that effect's decoding runs
- * and says why. Effect's interpreter costs a few µs per event; this costs a few hundred ns.
+ * and says why. Effect's interpreter costs a few µs per event; this costs a few hundred ns. A
+ * parsed event that has exactly the struct's fields, in its order (what a producer writing the
+ * type sends), is returned itself: it is already that object, and a copy per event is garbage.
  * Any other schema: undefined (effect decodes every event).
  */
 function plainStruct(ast: SchemaAST.AST): ((json: unknown) => Record<string, unknown> | undefined) | undefined {
@@ -97,9 +99,7 @@ function plainStruct(ast: SchemaAST.AST): ((json: unknown) => Record<string, unk
     if (p.isOptional || typeof p.name !== "string" || !check) return undefined;
     fields.push({ name: p.name, check });
   }
-  return (json) => {
-    if (typeof json !== "object" || json === null || Array.isArray(json)) return undefined;
-    const input = json as Record<string, unknown>;
+  const copy = (input: Record<string, unknown>): Record<string, unknown> | undefined => {
     const out: Record<string, unknown> = {};
     for (const { name, check } of fields) {
       const v = input[name];
@@ -107,6 +107,18 @@ function plainStruct(ast: SchemaAST.AST): ((json: unknown) => Record<string, unk
       out[name] = v;
     }
     return out;
+  };
+  return (json) => {
+    if (typeof json !== "object" || json === null || Array.isArray(json)) return undefined;
+    const input = json as Record<string, unknown>;
+    let n = 0;
+    for (const name in input) {
+      if (fields[n]?.name !== name) return copy(input);
+      n++;
+    }
+    if (n !== fields.length) return copy(input);
+    for (const { name, check } of fields) if (!check(input[name])) return undefined;
+    return input;
   };
 }
 

@@ -22,13 +22,13 @@ import type { Key } from "../src/pipeline/partition.ts";
 import { tableBucket } from "../src/pipeline/pipeline.ts";
 import { type Clock, nextTurn } from "../src/runtime/clock.ts";
 import { type CheckpointSlots, type CheckpointStore, type Manifest, maxChunkBytes } from "../src/state/checkpoint.ts";
-import { encodeChunk } from "../src/state/keyed-state.ts";
+import { encodeChunk, KeyedState } from "../src/state/keyed-state.ts";
 import { encodePage, indexKey, pageKey } from "../src/state/table.ts";
 import { type ActorCore, type LifecycleState, operatorLifecycle } from "./lifecycle.ts";
 import { BatchedSink } from "./batched-sink.ts";
 import type { Batch, Operator, OperatorContext, Rec } from "./operator.ts";
 import { RecentInputs } from "./recent-inputs.ts";
-import { type TableFlusher, TableTrackedState } from "./table-flush.ts";
+import type { TableFlusher } from "./table-flush.ts";
 
 const encoder = new TextEncoder();
 
@@ -82,7 +82,7 @@ export interface OperatorMetrics {
 
 /** The work behind an operator actor's lifecycle. */
 export class OperatorCore implements ActorCore {
-  state: TableTrackedState<unknown>;
+  state: KeyedState<unknown>;
   /** Per source, the last sequence folded into `state` (ahead of the committed manifest). */
   positions: Record<string, number> = {};
   /** Per source, its watermark as of `positions`. */
@@ -117,7 +117,7 @@ export class OperatorCore implements ActorCore {
   readonly #tableBuckets: string[];
   readonly #edgeSubjects: string[];
   /** Table rows kept by an operator that owns them (key to row key to row), and their layout. */
-  #rows: TableTrackedState<Record<string, unknown>> | undefined;
+  #rows: KeyedState<Record<string, unknown>> | undefined;
   #rowBits: number | undefined;
 
   constructor(readonly options: OperatorActorOptions) {
@@ -200,8 +200,8 @@ export class OperatorCore implements ActorCore {
     options.tableFlusher?.add(this);
   }
 
-  #newState(chunkBits: number): TableTrackedState<unknown> {
-    return new TableTrackedState<unknown>(chunkBits, undefined, undefined, this.options.operator.stateLayout);
+  #newState(chunkBits: number): KeyedState<unknown> {
+    return new KeyedState<unknown>(chunkBits, undefined, undefined, this.options.operator.stateLayout);
   }
 
   /**
@@ -244,7 +244,7 @@ export class OperatorCore implements ActorCore {
     await this.#recoverBatchedSinks();
     if (this.options.operator.ownsRows && this.#tableBuckets.length > 0) {
       const written = await store.readTablePages(this.#tableBuckets[0]!, partition);
-      const rows = new TableTrackedState<Record<string, unknown>>(written?.chunkBits ?? 0);
+      const rows = new KeyedState<Record<string, unknown>>(written?.chunkBits ?? 0);
       for (const [index, page] of written?.pages ?? []) {
         const chunk = new Map<Key, Record<string, unknown>>();
         for (const [rowKey, row] of page.rows) {

@@ -27,26 +27,7 @@
  * flusher.add(core); // an OperatorCore: core.flushTables() each round
  * flusher.stop();
  */
-import type { Key } from "../src/pipeline/partition.ts";
-import { chunkOf } from "../src/pipeline/partition.ts";
 import { type Clock, nextTurn } from "../src/runtime/clock.ts";
-import { KeyedState } from "../src/state/keyed-state.ts";
-
-/** Keyed state that also remembers which chunks changed since the last table write. */
-export class TableTrackedState<S> extends KeyedState<S> {
-  /** Chunk indexes (under the current chunk bits) changed since `tableChanged` was last cleared. */
-  readonly tableChanged = new Set<number>();
-
-  override set(key: Key, hash: number, value: S): void {
-    super.set(key, hash, value);
-    this.tableChanged.add(chunkOf(hash, this.chunkBits));
-  }
-
-  override delete(key: Key, hash: number): void {
-    super.delete(key, hash);
-    this.tableChanged.add(chunkOf(hash, this.chunkBits));
-  }
-}
 
 export interface TableFlushOptions {
   /** Flush changed table pages this often, in ms; 0: only at checkpoints. Default 100. */

@@ -173,6 +173,12 @@ export class KeyedState<S> {
   #shared = new Set<number>();
   #bits: number;
   #size = 0;
+  /**
+   * Chunks (under the current chunk bits) changed since their table pages were last written: a
+   * table flush (actors/table-flush.ts) writes those pages and takes them out; a checkpoint,
+   * which writes the pages of every chunk it writes, clears it.
+   */
+  readonly tableChanged = new Set<number>();
 
   constructor(
     chunkBits = 0,
@@ -227,6 +233,7 @@ export class KeyedState<S> {
     this.#size += chunk.size - before;
     (this.#changes[index] ??= new Map()).set(key, value);
     this.#dirty.add(index);
+    this.tableChanged.add(index);
   }
 
   /** Mark every chunk changed and due for a base: the next snapshot holds the whole state. */
@@ -243,6 +250,7 @@ export class KeyedState<S> {
       this.#size--;
       (this.#changes[index] ??= new Map()).set(key, removed);
       this.#dirty.add(index);
+      this.tableChanged.add(index);
     }
   }
 

@@ -446,32 +446,27 @@ export class OperatorCore implements ActorCore {
       return true;
     };
     // The pages left over wait for the next round (they stay marked changed).
-    const full = () => publisher.pendingBytes > maxFlushBytes;
+    const flushChanged = <S>(state: KeyedState<S>, rowsOf: (entries: ReadonlyMap<Key, S>) => [Key, unknown][]) => {
+      for (const index of state.tableChanged) {
+        if (publisher.pendingBytes > maxFlushBytes) return;
+        const entries = state.chunkEntries(index);
+        // A chunk that outgrew its page waits for the checkpoint, which splits it first.
+        if (entries.size > state.maxChunkKeys) continue;
+        if (write(state.chunkBits, index, rowsOf(entries))) state.tableChanged.delete(index);
+      }
+    };
     if (operator.ownsRows) {
       const owned = this.#rows;
-      if (!owned || owned.chunkBits !== this.#rowBits) return;
-      for (const index of owned.tableChanged) {
-        if (full()) return;
-        const entries = owned.chunkEntries(index);
-        // A chunk that outgrew its page waits for the checkpoint, which splits it first.
-        if (entries.size > owned.maxChunkKeys) continue;
-        const rows: [Key, unknown][] = [];
-        for (const byRowKey of entries.values()) rows.push(...Object.entries(byRowKey));
-        if (write(owned.chunkBits, index, rows)) owned.tableChanged.delete(index);
-      }
-      return;
-    }
-    const state = this.state;
-    if (state.chunkBits !== committed.chunkBits) return;
-    for (const index of state.tableChanged) {
-      if (full()) return;
-      const entries = state.chunkEntries(index);
-      if (entries.size > state.maxChunkKeys) continue;
-      const rows: [Key, unknown][] = [];
-      for (const [k, s] of entries) rows.push([k, operator.row(k, s)]);
-      if (write(state.chunkBits, index, rows)) state.tableChanged.delete(index);
-    }
+      if (owned && owned.chunkBits === this.#rowBits) flushChanged(owned, ownedRows);
+    } else if (this.state.chunkBits === committed.chunkBits) flushChanged(this.state, this.#stateRows);
   }
+
+  /** The table rows of a chunk of state: each key's row, by the operator. */
+  readonly #stateRows = (entries: ReadonlyMap<Key, unknown>): [Key, unknown][] => {
+    const rows: [Key, unknown][] = [];
+    for (const [k, s] of entries) rows.push([k, this.options.operator.row(k, s)]);
+    return rows;
+  };
   // ---- end of table flushes ----
 
   async #checkpoint(): Promise<void> {
@@ -533,9 +528,7 @@ export class OperatorCore implements ActorCore {
       const encoded = encodeChunk(chunk);
       let page: Uint8Array | undefined;
       if (this.#tableBuckets.length > 0 && !operator.ownsRows) {
-        const rows: [Key, unknown][] = [];
-        for (const [k, state] of chunk.entries) rows.push([k, operator.row(k, state)]);
-        page = encodePage({ at: started, checkpoint, rows });
+        page = encodePage({ at: started, checkpoint, rows: this.#stateRows(chunk.entries) });
       }
       if (Math.max(encoded.length, page?.length ?? 0) > maxChunkBytes && chunk.entries.size > 1) {
         // A chunk too large in bytes for one message (few keys with large values): give this
@@ -569,9 +562,7 @@ export class OperatorCore implements ActorCore {
     }
     // Pages of rows the operator keeps itself, by their own layout.
     for (const chunk of rowChunks) {
-      const rows: [Key, unknown][] = [];
-      for (const byRowKey of chunk.entries.values()) rows.push(...Object.entries(byRowKey));
-      const page = encodePage({ at: started, checkpoint, rows });
+      const page = encodePage({ at: started, checkpoint, rows: ownedRows(chunk.entries) });
       for (const bucket of this.#tableBuckets) {
         publisher.publish(kvSubject(bucket, pageKey(partition, rowBits!, chunk.index)), page);
       }
@@ -640,6 +631,13 @@ export interface EdgeEnvelope {
 }
 
 const finite = (n: number): number | null => (Number.isFinite(n) ? n : null);
+
+/** The table rows of a chunk of rows an operator keeps itself (key to row key to row): each row under its row key. */
+function ownedRows(entries: ReadonlyMap<Key, Record<string, unknown>>): [Key, unknown][] {
+  const rows: [Key, unknown][] = [];
+  for (const byRowKey of entries.values()) rows.push(...Object.entries(byRowKey));
+  return rows;
+}
 
 /** How often a busy edge carries watermark news. */
 const edgeWatermarkMs = 20;

@@ -272,8 +272,8 @@ export class OperatorCore implements ActorCore {
     if (!outputLog) throw new Error(`step "${step}" has a batched stream sink and no output log`);
     const manifest = this.#manifest!;
     for (const sink of this.#batched) await sink.recover(outputLog, manifest.outputs?.[sink.sink.id]);
-    const outputs = Object.fromEntries(this.#batched.map((sink) => [sink.sink.id, sink.readFrom]));
     if (this.#batched.every((sink) => manifest.outputs?.[sink.sink.id] !== undefined)) return;
+    const outputs = Object.fromEntries(this.#batched.map((sink) => [sink.sink.id, sink.readFrom]));
     const next: Manifest = { ...manifest, outputs: { ...manifest.outputs, ...outputs } };
     this.#revision = await store.commit(step, partition, next, this.#revision);
     this.#manifest = next;
@@ -436,13 +436,13 @@ export class OperatorCore implements ActorCore {
       this.#flushWaits = true;
       return;
     }
-    const { publisher, partition, operator, clock } = this.options;
+    const { publisher, operator, clock } = this.options;
     const page = { at: clock.now(), checkpoint: committed.checkpoint + 1 };
     // A page too large in bytes for one message waits for the checkpoint, which splits its chunk.
     const write = (bits: number, index: number, rows: [Key, unknown][]): boolean => {
       const bytes = encodePage({ ...page, rows });
       if (bytes.length > maxChunkBytes) return false;
-      for (const bucket of this.#tableBuckets) publisher.publish(kvSubject(bucket, pageKey(partition, bits, index)), bytes);
+      this.#publishPage(bits, index, bytes);
       return true;
     };
     // The pages left over wait for the next round (they stay marked changed).
@@ -459,6 +459,13 @@ export class OperatorCore implements ActorCore {
       const owned = this.#rows;
       if (owned && owned.chunkBits === this.#rowBits) flushChanged(owned, ownedRows);
     } else if (this.state.chunkBits === committed.chunkBits) flushChanged(this.state, this.#stateRows);
+  }
+
+  /** Publish a table page to each of the step's table buckets; returns the bytes that makes. */
+  #publishPage(bits: number, index: number, page: Uint8Array): number {
+    const { publisher, partition } = this.options;
+    for (const bucket of this.#tableBuckets) publisher.publish(kvSubject(bucket, pageKey(partition, bits, index)), page);
+    return page.length * this.#tableBuckets.length;
   }
 
   /** The table rows of a chunk of state: each key's row, by the operator. */
@@ -548,13 +555,7 @@ export class OperatorCore implements ActorCore {
         chunkKeys[chunk.index] = key;
         delete deltas[chunk.index];
       }
-      let written = encoded.length;
-      if (page) {
-        for (const bucket of this.#tableBuckets) {
-          publisher.publish(kvSubject(bucket, pageKey(partition, chunkBits, chunk.index)), page);
-        }
-        written += page.length * this.#tableBuckets.length;
-      }
+      const written = encoded.length + (page ? this.#publishPage(chunkBits, chunk.index, page) : 0);
       bytes += written;
       state.release(chunk);
       await bound(written);
@@ -562,13 +563,14 @@ export class OperatorCore implements ActorCore {
     }
     // Pages of rows the operator keeps itself, by their own layout.
     for (const chunk of rowChunks) {
-      const page = encodePage({ at: started, checkpoint, rows: ownedRows(chunk.entries) });
-      for (const bucket of this.#tableBuckets) {
-        publisher.publish(kvSubject(bucket, pageKey(partition, rowBits!, chunk.index)), page);
-      }
-      bytes += page.length * this.#tableBuckets.length;
+      const written = this.#publishPage(
+        rowBits!,
+        chunk.index,
+        encodePage({ at: started, checkpoint, rows: ownedRows(chunk.entries) }),
+      );
+      bytes += written;
       rowState!.release(chunk);
-      await bound(page.length * this.#tableBuckets.length);
+      await bound(written);
       await nextTurn();
     }
     const relayout = rewriteAll || chunkBits !== committed.chunkBits;

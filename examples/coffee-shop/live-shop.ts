@@ -16,10 +16,10 @@
  * await shop.ready; // streams exist, pending lifecycles recovered
  * await shop.stop();
  */
-import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
+import { DeliverPolicy } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { publishAll } from "../../src/log/publisher.ts";
-import { ensureStream } from "../../src/log/streams.ts";
+import { ensureStream, readStream } from "../../src/log/streams.ts";
 import { type Clock, systemClock } from "../../src/runtime/clock.ts";
 import {
   generateOrders,
@@ -123,20 +123,11 @@ export function openShop(nc: NatsConnection, opts: LiveShopOptions): LiveShop {
  * store time) whose event time is at or after `since` (the shop's clock, which a test may drive).
  */
 async function recentOrders(nc: NatsConnection, stream: string, since: number): Promise<Order[]> {
-  const js = jetstream(nc);
-  const consumer = await js.consumers.get(stream, {
-    deliver_policy: DeliverPolicy.StartTime,
-    opt_start_time: new Date(Date.now() - lifecycleSpanMs).toISOString(),
-  });
-  const info = await consumer.info(true);
-  if (info.num_pending === 0) return [];
   const orders: Order[] = [];
-  const messages = await consumer.consume();
-  for await (const m of messages) {
+  const storedSince = new Date(Date.now() - lifecycleSpanMs).toISOString();
+  await readStream(nc, stream, { deliver_policy: DeliverPolicy.StartTime, opt_start_time: storedSince }, (m) => {
     const order = m.json<Order>();
     if (order.ts >= since) orders.push(order);
-    if (m.info.pending === 0) break;
-  }
-  await messages.close();
+  });
   return orders;
 }

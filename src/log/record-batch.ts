@@ -17,9 +17,9 @@
  * @example
  * const records = recordsOf(msg.data, msg.headers); // a batch's records, or the one record of a plain message
  */
-import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
+import { DeliverPolicy } from "@nats-io/jetstream";
 import type { MsgHdrs, NatsConnection } from "@nats-io/nats-core";
-import { lastSequence } from "./streams.ts";
+import { lastSequence, readStream } from "./streams.ts";
 
 /** The header that marks a record batch and counts its records. */
 export const recordCountHeader = "Eddy-Records";
@@ -69,25 +69,17 @@ export function natsOutputLog(nc: NatsConnection): OutputLog {
   return {
     end: async (stream, subject) => (await lastSequence(nc, stream, subject)) + 1,
     async ranges(stream, subject, from, prefix) {
-      const last = await lastSequence(nc, stream, subject);
-      if (last < from) return [];
-      const consumer = await jetstream(nc).consumers.get(stream, {
+      const found: InputRange[] = [];
+      const options = {
         filter_subjects: subject,
         deliver_policy: DeliverPolicy.StartSequence,
         opt_start_seq: from,
         headers_only: true,
+      };
+      await readStream(nc, stream, options, (m) => {
+        const range = rangeOf(m.headers?.get("Nats-Msg-Id") ?? "", prefix);
+        if (range) found.push(range);
       });
-      const found: InputRange[] = [];
-      const messages = await consumer.consume();
-      try {
-        for await (const m of messages) {
-          const range = rangeOf(m.headers?.get("Nats-Msg-Id") ?? "", prefix);
-          if (range) found.push(range);
-          if (m.seq >= last) break;
-        }
-      } finally {
-        await messages.close();
-      }
       return found.sort((a, b) => a.from - b.from);
     },
   };

@@ -12,9 +12,10 @@
  * const letters = await readDeadLetters(nc, "coffee-shop");
  * const late = await readLateEvents(nc, "coffee-shop");
  */
-import { jetstream, type JetStreamManager } from "@nats-io/jetstream";
+import type { JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Publisher } from "./publisher.ts";
+import { readStream } from "./streams.ts";
 
 export type SideOutput = "dlq" | "late";
 
@@ -71,12 +72,8 @@ export async function readSideOutput(
   pipelineId: string,
   kind: SideOutput,
 ): Promise<(SetAside & { seq: number })[]> {
-  const consumer = await jetstream(nc).consumers.get(sideStream(kind, pipelineId));
-  const total = (await consumer.info(true)).num_pending;
   const out: (SetAside & { seq: number })[] = [];
-  if (total === 0) return out;
-  const messages = await consumer.consume();
-  for await (const m of messages) {
+  await readStream(nc, sideStream(kind, pipelineId), {}, (m) => {
     const h = m.headers;
     out.push({
       seq: m.seq,
@@ -87,9 +84,7 @@ export async function readSideOutput(
       reason: h?.get("Eddy-Reason") ?? "",
       data: m.data,
     });
-    if (m.info.pending === 0) break;
-  }
-  await messages.close();
+  });
   return out;
 }
 

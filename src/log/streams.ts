@@ -2,12 +2,20 @@
  * Event streams Eddy's examples and workers create when missing: file storage, a 10-minute
  * duplicate window (so a message published again under the same Nats-Msg-Id is stored once), and
  * the subjects given. An existing stream is left as it is. And where a stream (or one subject of
- * it) ends: `lastSequence`.
+ * it) ends: `lastSequence`; and what it holds, read once through: `readStream`.
  *
  * @example
  * await ensureStream(nc, "orders", ["orders.>"]);
  */
-import { JetStreamApiCodes, JetStreamApiError, jetstreamManager, StorageType } from "@nats-io/jetstream";
+import {
+  jetstream,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  jetstreamManager,
+  type JsMsg,
+  type OrderedConsumerOptions,
+  StorageType,
+} from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { StreamError } from "../errors.ts";
 
@@ -56,4 +64,31 @@ export async function lastSequence(nc: NatsConnection, stream: string, subject?:
     if (e instanceof JetStreamApiError && e.code === JetStreamApiCodes.NoMessageFound) return 0;
     throw new StreamError({ stream, message: `cannot read the last message on ${subject}: ${String(e)}`, hint: "", cause: e });
   }
+}
+
+/**
+ * Hand each message `stream` holds now (as `options` select them: a subject filter, a start
+ * sequence or time, headers only) to `each`, in order, through an ordered consumer; messages
+ * stored meanwhile may come too. Resolves with how many it handed over.
+ */
+export async function readStream(
+  nc: NatsConnection,
+  stream: string,
+  options: Partial<OrderedConsumerOptions>,
+  each: (m: JsMsg) => void,
+): Promise<number> {
+  const consumer = await jetstream(nc).consumers.get(stream, options);
+  if ((await consumer.info(true)).num_pending === 0) return 0;
+  let read = 0;
+  const messages = await consumer.consume();
+  try {
+    for await (const m of messages) {
+      each(m);
+      read++;
+      if (m.info.pending === 0) break;
+    }
+  } finally {
+    await messages.close();
+  }
+  return read;
 }

@@ -196,54 +196,24 @@ export class ReplicaState {
     checkpoint: number,
     at: number,
   ): number {
-    if (before.length === 1 && after.length === 1 && sameKeys(before[0]!.keys, after[0]!.keys)) {
-      // A page rewritten with the same keys in the same order (a busy table, between layout
-      // changes): compare row by row; no key is added or removed.
-      const page = after[0]!;
-      let changed = 0;
-      for (let r = 0; r < page.keys.length; r++) {
-        const held = this.#rows.get(String(page.keys[r]));
-        if (!held) return changed + this.#replaceKeys(partition, before, after, checkpoint, at);
-        if (!sameRow(held.page, held.row, page, r)) {
-          this.changes.append("upsert", held.key, partition, checkpoint, at, page, r);
-          changed++;
-        }
-        held.page = page;
-        held.row = r;
-        held.partition = partition;
-      }
-      return changed;
-    }
-    return this.#replaceKeys(partition, before, after, checkpoint, at);
-  }
-
-  /** `#replace` when keys may come and go. */
-  #replaceKeys(
-    partition: number,
-    before: readonly PageLines[],
-    after: readonly PageLines[],
-    checkpoint: number,
-    at: number,
-  ): number {
+    // A page rewritten with the same keys in the same order (a busy table, between layout
+    // changes) loses none of them: no need to track which keys it kept.
+    const sameKeyset = before.length === 1 && after.length === 1 && sameKeys(before[0]!.keys, after[0]!.keys);
+    const kept = sameKeyset ? undefined : new Set<string>();
     let changed = 0;
     const added: string[] = [];
-    const kept = new Set<string>();
     for (const page of after) {
       for (let r = 0; r < page.keys.length; r++) {
         const key = page.keys[r]!;
         const id = String(key);
-        kept.add(id);
+        kept?.add(id);
         const held = this.#rows.get(id);
-        if (held && sameRow(held.page, held.row, page, r)) {
-          held.page = page;
-          held.row = r;
-          held.partition = partition;
-          continue;
-        }
         if (held) {
+          const same = sameRow(held.page, held.row, page, r);
           held.page = page;
           held.row = r;
           held.partition = partition;
+          if (same) continue;
         } else {
           added.push(id);
           this.#rows.set(id, { key, page, row: r, partition });
@@ -253,10 +223,10 @@ export class ReplicaState {
       }
     }
     const removed: string[] = [];
-    for (const page of before) {
+    for (const page of kept ? before : []) {
       for (const key of page.keys) {
         const id = String(key);
-        if (kept.has(id) || this.#rows.get(id)?.partition !== partition) continue;
+        if (kept?.has(id) || this.#rows.get(id)?.partition !== partition) continue;
         this.#rows.delete(id);
         removed.push(id);
         this.changes.append("delete", key, partition, checkpoint, at);

@@ -14,11 +14,12 @@
  *   });
  * });
  */
-import { recordsOf } from "../../src/log/record-batch.ts";
 import { existsSync, readdirSync } from "node:fs";
 import { afterAll, beforeAll, expect } from "vitest";
-import { jetstream } from "@nats-io/jetstream";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { connect as natsConnect, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
+import { recordsOf } from "../../src/log/record-batch.ts";
+import { readStream } from "../../src/log/streams.ts";
 import { type NatsServer, type NatsServerOptions, startNatsServer } from "../../src/platform/nats-server.ts";
 
 export interface NatsServerFixture {
@@ -117,18 +118,11 @@ export async function waitFor(
  * one record, or each of a record batch's (src/log/record-batch.ts).
  */
 export async function readStreamJson<T>(nc: NatsConnection, stream: string): Promise<T[]> {
-  const consumer = await jetstream(nc).consumers.get(stream);
-  const held = (await consumer.info(true)).num_pending;
-  if (held === 0) return [];
+  const held = (await (await jetstreamManager(nc)).streams.info(stream)).state.messages;
   const out: T[] = [];
-  let read = 0;
-  const messages = await consumer.consume();
-  for await (const m of messages) {
+  const read = await readStream(nc, stream, {}, (m) => {
     for (const record of recordsOf(m.data, m.headers)) out.push(record as T);
-    read++;
-    if (m.info.pending === 0) break;
-  }
-  await messages.close();
+  });
   // Everything the stream held when reading began, and (messages arriving meanwhile aside) no more.
   expect(read, `messages read from ${stream}`).toBeGreaterThanOrEqual(held);
   return out;

@@ -1,7 +1,10 @@
 /**
  * The lifecycle every operator actor shares, as an XState v5 machine: starting, recovering,
  * running, checkpointing, draining, stopped, and failed with restart after an exponential
- * backoff. The machine governs only the lifecycle; records are folded by plain synchronous code
+ * backoff. A running actor checkpoints every `checkpointMs`, after `checkpointEvents` events, and
+ * when its input pauses for `idleCheckpointMs` with events not yet checkpointed: a partition that
+ * went quiet (a replay caught up, a burst ended) commits what it did then, not up to an interval
+ * later. The machine governs only the lifecycle; records are folded by plain synchronous code
  * (`ActorCore.process`), one batch per event, so a send costs microseconds per batch, not per
  * record. Timers (checkpoint interval, backoff, and the tick of a core that keeps processing-time
  * timers) run on the clock given to `createActor`.
@@ -24,6 +27,8 @@ export interface ActorCore {
   checkpoint(): Promise<void>;
   /** Events processed since the last checkpoint began. */
   readonly eventsSinceCheckpoint: number;
+  /** How long ago (ms, by the core's clock) the core last processed a batch. */
+  pausedMs(): number;
   /** Processing time moved on: fire what is due. Synchronous. Called every `tickMs` while running. */
   tick?(): void;
 }
@@ -34,6 +39,8 @@ export interface LifecycleInput {
   readonly checkpointMs: number;
   /** ... and as soon as this many events were processed since the last one. */
   readonly checkpointEvents: number;
+  /** ... and when no batch came for this long while events wait for a checkpoint. Absent or Infinity: never. */
+  readonly idleCheckpointMs?: number;
   /** First restart delay after a failure; doubles per attempt up to `maxBackoffMs`. */
   readonly backoffMs?: number;
   readonly maxBackoffMs?: number;
@@ -45,7 +52,8 @@ export type LifecycleEvent =
   | { type: "batch"; batch: Batch }
   | { type: "checkpoint" }
   | { type: "stop" }
-  | { type: "tick" };
+  | { type: "tick" }
+  | { type: "pause" };
 
 export const operatorLifecycle = setup({
   types: {
@@ -54,6 +62,7 @@ export const operatorLifecycle = setup({
       core: ActorCore;
       checkpointMs: number;
       checkpointEvents: number;
+      idleCheckpointMs: number | undefined;
       backoffMs: number;
       maxBackoffMs: number;
       attempt: number;
@@ -74,6 +83,8 @@ export const operatorLifecycle = setup({
   guards: {
     checkpointDue: ({ context }) => context.core.eventsSinceCheckpoint >= context.checkpointEvents,
     stopRequested: ({ context }) => context.stopRequested,
+    inputPaused: ({ context: { core, idleCheckpointMs } }) =>
+      core.eventsSinceCheckpoint > 0 && core.pausedMs() >= idleCheckpointMs!,
   },
   actions: {
     process: ({ context, event }) => {
@@ -88,6 +99,13 @@ export const operatorLifecycle = setup({
       enqueue.cancel("tick");
       enqueue.raise({ type: "tick" }, { delay: context.tickMs, id: "tick" });
     }),
+    /** The next look at whether the input paused: when it will have, if events wait, else in a while. */
+    schedulePauseCheck: enqueueActions(({ context: { core, idleCheckpointMs }, enqueue }) => {
+      if (idleCheckpointMs === undefined || !Number.isFinite(idleCheckpointMs)) return;
+      const paused = core.eventsSinceCheckpoint > 0 ? core.pausedMs() : 0;
+      enqueue.cancel("pause");
+      enqueue.raise({ type: "pause" }, { delay: Math.max(1, idleCheckpointMs - paused), id: "pause" });
+    }),
   },
 }).createMachine({
   id: "operator",
@@ -96,6 +114,7 @@ export const operatorLifecycle = setup({
     core: input.core,
     checkpointMs: input.checkpointMs,
     checkpointEvents: input.checkpointEvents,
+    idleCheckpointMs: input.idleCheckpointMs,
     backoffMs: input.backoffMs ?? 200,
     maxBackoffMs: input.maxBackoffMs ?? 10_000,
     attempt: 0,
@@ -115,6 +134,7 @@ export const operatorLifecycle = setup({
       on: { stop: { actions: assign({ stopRequested: true }) } },
     },
     running: {
+      entry: "schedulePauseCheck",
       always: [
         { guard: "stopRequested", target: "draining" },
         { guard: "checkpointDue", target: "checkpointing" },
@@ -123,6 +143,7 @@ export const operatorLifecycle = setup({
       on: {
         batch: { actions: "process" },
         tick: { actions: ["tick", "scheduleTick"] },
+        pause: [{ guard: "inputPaused", target: "checkpointing" }, { actions: "schedulePauseCheck" }],
         checkpoint: "checkpointing",
         stop: "draining",
       },

@@ -61,6 +61,8 @@ export interface OperatorActorOptions {
   readonly slots?: CheckpointSlots;
   readonly checkpointMs?: number;
   readonly checkpointEvents?: number;
+  /** Checkpoint when no batch came for this long (default: a quarter of `checkpointMs`). */
+  readonly idleCheckpointMs?: number;
   readonly backoffMs?: number;
   /** How often an operator with processing-time timers (`onTime`) gets a tick. Default 100 ms. */
   readonly tickMs?: number;
@@ -88,6 +90,7 @@ export class OperatorCore implements ActorCore {
   /** Per source, its watermark as of `positions`. */
   watermarks: Record<string, number> = {};
   eventsSinceCheckpoint = 0;
+  #lastInputAt = Number.NEGATIVE_INFINITY;
   /** The last input records applied (references), for inspection. */
   readonly recent: RecentInputs;
   readonly metrics: OperatorMetrics = {
@@ -282,6 +285,7 @@ export class OperatorCore implements ActorCore {
   process(batch: Batch): void {
     if (batch.idle) return this.#setIdle(batch.source, true);
     this.#setIdle(batch.source, false);
+    this.#lastInputAt = this.options.clock.now();
     const applied = this.positions[batch.source] ?? 0;
     if (batch.upTo <= applied) return;
     this.#source = batch.source;
@@ -347,6 +351,10 @@ export class OperatorCore implements ActorCore {
     }
   }
 
+  pausedMs(): number {
+    return this.options.clock.now() - this.#lastInputAt;
+  }
+
   /** Processing time moved on: let the operator fire its processing-time timers. */
   tick(): void {
     const { operator, clock } = this.options;
@@ -359,8 +367,9 @@ export class OperatorCore implements ActorCore {
   #advanceTo(source: string, watermark: number): void {
     const before = this.watermarks[source] ?? Number.NEGATIVE_INFINITY;
     if (watermark <= before) return;
-    const low = this.watermark;
     this.watermarks[source] = watermark;
+    // The floor is the watermark as last computed: at worst behind, and then one call too many.
+    const low = this.#floor;
     if (this.watermark > low) this.options.operator.advance!(this.#ctx);
   }
 
@@ -663,6 +672,7 @@ export function startOperatorActor(options: OperatorActorOptions): { core: Opera
       core,
       checkpointMs: options.checkpointMs ?? 1000,
       checkpointEvents: options.checkpointEvents ?? 100_000,
+      idleCheckpointMs: options.idleCheckpointMs ?? (options.checkpointMs ?? 1000) / 4,
       ...(options.backoffMs === undefined ? {} : { backoffMs: options.backoffMs }),
       ...(options.operator.onTime ? { tickMs: options.tickMs ?? 100 } : {}),
     },

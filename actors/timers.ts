@@ -10,6 +10,8 @@
  */
 import type { Key } from "../src/pipeline/partition.ts";
 
+const none: readonly Key[] = Object.freeze([]);
+
 export class EventTimers {
   readonly #due = new Map<number, Set<Key>>();
   /** The times in `#due`, as a binary min-heap: finding what is due never scans every timer. */
@@ -24,8 +26,13 @@ export class EventTimers {
     keys.add(key);
   }
 
-  /** The keys of every timer at or before `watermark`, earliest first; those timers are removed. */
-  takeDue(watermark: number): Key[] {
+  /**
+   * The keys of every timer at or before `watermark`, earliest first; those timers are removed.
+   * Asked at nearly every event (the watermark moves with event time), and nothing is due at most
+   * of them: then no array is made.
+   */
+  takeDue(watermark: number): readonly Key[] {
+    if (!(this.#times[0]! <= watermark)) return none;
     const keys: Key[] = [];
     while (this.#times.length > 0 && this.#times[0]! <= watermark) {
       const at = this.#pop();

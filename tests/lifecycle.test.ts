@@ -1,21 +1,23 @@
 /**
  * The operator lifecycle machine, driven by a manual clock and a scripted core (no server):
- * recovery, checkpoints by time and by event count, failure with exponential backoff and
- * restart, and draining on stop.
+ * recovery, checkpoints by time, by event count and when the input pauses, failure with
+ * exponential backoff and restart, and draining on stop.
  */
 import { describe, expect, it } from "vitest";
 import { createActor } from "xstate";
 import type { ActorCore } from "../actors/lifecycle.ts";
 import { operatorLifecycle } from "../actors/lifecycle.ts";
 import type { Batch } from "../actors/operator.ts";
-import { manualClock } from "../src/runtime/clock.ts";
+import { type Clock, manualClock } from "../src/runtime/clock.ts";
 
 /** A core whose async steps resolve when the test says so. */
-function scriptedCore() {
+function scriptedCore(clock: Clock) {
   const log: string[] = [];
   const pending: { what: string; resolve: () => void; reject: (e: Error) => void }[] = [];
+  let lastInputAt = Number.NEGATIVE_INFINITY;
   const core: ActorCore & { eventsSinceCheckpoint: number } = {
     eventsSinceCheckpoint: 0,
+    pausedMs: () => clock.now() - lastInputAt,
     recover: () => new Promise((resolve, reject) => (log.push("recover"), pending.push({ what: "recover", resolve, reject }))),
     checkpoint: () => {
       core.eventsSinceCheckpoint = 0;
@@ -23,6 +25,7 @@ function scriptedCore() {
     },
     process: (batch: Batch) => {
       log.push(`process ${batch.upTo}`);
+      lastInputAt = clock.now();
       core.eventsSinceCheckpoint += batch.records.length;
     },
   };
@@ -57,7 +60,7 @@ const batch = (upTo: number, n: number): Batch => ({
 describe("operator lifecycle", () => {
   it("recovers, runs, checkpoints on time and on event count, drains on stop", async () => {
     const clock = manualClock();
-    const { core, log, settle } = scriptedCore();
+    const { core, log, settle } = scriptedCore(clock);
     const actor = createActor(operatorLifecycle, { input: { core, checkpointMs: 1000, checkpointEvents: 10 }, clock });
     actor.start();
     expect(actor.getSnapshot().value).toBe("recovering");
@@ -85,9 +88,51 @@ describe("operator lifecycle", () => {
     expect(log).toEqual(["recover", "process 5", "checkpoint", "process 7", "process 20", "checkpoint", "checkpoint"]);
   });
 
+  it("checkpoints when its input paused for idleCheckpointMs with events waiting, and only then", async () => {
+    const clock = manualClock();
+    const { core, log, settle } = scriptedCore(clock);
+    const actor = createActor(operatorLifecycle, {
+      input: { core, checkpointMs: 10_000, checkpointEvents: 1000, idleCheckpointMs: 100 },
+      clock,
+    });
+    actor.start();
+    await settle("recover");
+    clock.advance(500); // nothing processed: no checkpoint however long the pause
+    expect(actor.getSnapshot().value).toBe("running");
+
+    // Batches 60 ms apart keep it running; 100 ms after the last one it checkpoints.
+    for (let i = 1; i <= 5; i++) {
+      actor.send({ type: "batch", batch: batch(i, 1) });
+      clock.advance(60);
+      expect(actor.getSnapshot().value).toBe("running");
+    }
+    clock.advance(39);
+    expect(actor.getSnapshot().value).toBe("running");
+    clock.advance(1);
+    expect(actor.getSnapshot().value).toBe("checkpointing");
+    await settle("checkpoint");
+    clock.advance(1000); // everything is checkpointed: the pause goes on without another
+    expect(actor.getSnapshot().value).toBe("running");
+    expect(log).toEqual(["recover", "process 1", "process 2", "process 3", "process 4", "process 5", "checkpoint"]);
+
+    // Infinity: only the interval.
+    const quiet = scriptedCore(clock);
+    const other = createActor(operatorLifecycle, {
+      input: { core: quiet.core, checkpointMs: 10_000, checkpointEvents: 1000, idleCheckpointMs: Number.POSITIVE_INFINITY },
+      clock,
+    });
+    other.start();
+    await quiet.settle("recover");
+    other.send({ type: "batch", batch: batch(1, 1) });
+    clock.advance(9_999);
+    expect(other.getSnapshot().value).toBe("running");
+    clock.advance(1);
+    expect(other.getSnapshot().value).toBe("checkpointing");
+  });
+
   it("fails, backs off exponentially, and restarts by recovering", async () => {
     const clock = manualClock();
-    const { core, log, settle } = scriptedCore();
+    const { core, log, settle } = scriptedCore(clock);
     const actor = createActor(operatorLifecycle, {
       input: { core, checkpointMs: 1000, checkpointEvents: 1000, backoffMs: 100, maxBackoffMs: 300 },
       clock,
@@ -122,7 +167,7 @@ describe("operator lifecycle", () => {
 
   it("ticks a core with processing-time timers every tickMs of its clock, while running or checkpointing", async () => {
     const clock = manualClock();
-    const { core, settle } = scriptedCore();
+    const { core, settle } = scriptedCore(clock);
     const ticks: number[] = [];
     const actor = createActor(operatorLifecycle, {
       input: { core: { ...core, tick: () => ticks.push(clock.now()) }, checkpointMs: 1000, checkpointEvents: 1000, tickMs: 100 },

@@ -40,8 +40,13 @@ export interface WorkerOptions {
   readonly clock?: Clock;
   /** Checkpoint every this many ms (default 1000) ... */
   readonly checkpointMs?: number;
-  /** ... or after this many events per actor (default 100,000), whichever comes first. */
+  /** ... or after this many events per actor (default 100,000), whichever comes first ... */
   readonly checkpointEvents?: number;
+  /**
+   * ... or when an actor's input paused this long with events not yet checkpointed (default: a
+   * quarter of `checkpointMs`; Infinity: never).
+   */
+  readonly idleCheckpointMs?: number;
   /**
    * Write changed result-table pages this often between checkpoints, in ms (default 100; 0: only
    * at checkpoints). Tables may run ahead of the committed checkpoint; state does not.
@@ -205,6 +210,7 @@ export class Worker {
           sourceStreams,
           ...(this.options.checkpointMs === undefined ? {} : { checkpointMs: this.options.checkpointMs }),
           ...(this.options.checkpointEvents === undefined ? {} : { checkpointEvents: this.options.checkpointEvents }),
+          ...(this.options.idleCheckpointMs === undefined ? {} : { idleCheckpointMs: this.options.idleCheckpointMs }),
           ...(this.options.backoffMs === undefined ? {} : { backoffMs: this.options.backoffMs }),
           ...(this.options.tickMs === undefined ? {} : { tickMs: this.options.tickMs }),
           ...(this.options.recentInputs === undefined ? {} : { recentInputs: this.options.recentInputs }),

@@ -3,7 +3,9 @@
  *
  *   query-latency  p50/p99 of query-API reads of one row, at `--query-rate` requests/s (default 500)
  *                  from a second process (scripts/bench-query-client.ts, open loop: latency counts
- *                  from when a request was due), while the pipeline ingests `--ingest-rate` events/s
+ *                  from when a request was due), while the pipeline ingests `--ingest-rate` events/s;
+ *                  beside it the floor: the same client against a bare node:http server answering
+ *                  the same bytes (scripts/bench-bare-server.ts), under the same ingest
  *   freshness      time from an event's publish to its effect being visible through the API: probe
  *                  events (one in 200) raise the count of row "probe"; a Server-Sent Events client
  *                  of `/tables/<t>/changes?key=probe` sees the count reach each probe's number
@@ -32,6 +34,7 @@ const KEYS = 10_000;
 const PROBE_KEY = "probe";
 const PROBE_EVERY = 200;
 const WARMUP_MS = 3000;
+const floorSeconds = 10;
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 /** The pipeline `eddy run scripts/bench-serving.ts --export servingPipeline` runs. */
@@ -113,6 +116,9 @@ export async function servingCases(o: ServingOptions): Promise<Record<string, Ca
     bar.done();
     const measuredSecs = (performance.now() - measuredT0) / 1000;
     const ingested = sent - sentAtStart;
+    const measureUntil = probesAt.length; // probes of the measured phase (the floor's phase follows)
+    const queries = client ? await client : undefined;
+    const floor = queries ? await floorOf(http, o.queryRate, log) : undefined;
     stopIngest = true;
     await ingest;
     await publisher.close();
@@ -120,12 +126,11 @@ export async function servingCases(o: ServingOptions): Promise<Record<string, Ca
     const deadline = performance.now() + 10_000;
     while (seen.size < lastProbe && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     follow.stop();
-    const queries = client ? await client : undefined;
 
     const cases: Record<string, CaseResult> = {};
     const ingestNote = `${Math.round(ingested / measuredSecs).toLocaleString("en")} events/s ingested while measured`;
     if (o.wanted.has("freshness")) {
-      const samples = [...seen.entries()].filter(([n]) => n >= measureFrom).map(([, ms]) => ms);
+      const samples = [...seen.entries()].filter(([n]) => n >= measureFrom && n < measureUntil).map(([, ms]) => ms);
       const missing = lastProbe - seen.size;
       const { p50, p99, max } = percentiles(samples);
       cases.freshness = {
@@ -155,6 +160,7 @@ export async function servingCases(o: ServingOptions): Promise<Record<string, Ca
         errors: queries.errors,
         ...(queries.errors > 0 ? { errorKinds: { ...queries.statuses, unanswered: queries.unanswered } } : {}),
         client: queries.client,
+        ...(floor ? { floor } : {}),
         requestsPerSec: o.queryRate,
         seconds: o.seconds,
         target: `p99 < 5 ms: ${p99 < 5 ? "met" : "MISSED"}`,
@@ -163,6 +169,7 @@ export async function servingCases(o: ServingOptions): Promise<Record<string, Ca
       };
       log(`query-latency: p50 ${round(p50, 3)} ms, p99 ${round(p99, 3)} ms (${queries.sent} requests, ${queries.errors} errors)`);
       log(`query-latency: the client itself: ${JSON.stringify(queries.client)}`);
+      if (floor) log(`query-latency: the floor (a bare server, the same client and ingest): ${JSON.stringify(floor)}`);
     }
     for (const [name, child] of [["run", eddy], ["serve", service]] as const) {
       const code = await child.stop();
@@ -181,14 +188,29 @@ function percentiles(values: number[]): { p50: number; p99: number; max: number 
   return { p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1]! };
 }
 
-/**
- * An `eddy` command as a child process; `ready` resolves when it logs `readyEvent`, with the URL
- * that line names (`http` or `url`), if any.
- */
+/** An `eddy` command as a child process (`startChild`). */
 function startEddy(args: string[], readyEvent: string, natsUrl: string, log: (line: string) => void) {
   const argv = [join(root, "bin", "eddy.js"), ...args, "--nats", natsUrl, "--log-format", "json"];
+  return startChild(`eddy ${args[0]}`, argv, readyEvent, log);
+}
+
+/**
+ * A node child process that logs JSON lines on stderr; `ready` resolves when it logs
+ * `readyEvent`, with the URL that line names (`http` or `url`), if any.
+ */
+function startChild(
+  name: string,
+  argv: string[],
+  readyEvent: string,
+  log: (line: string) => void,
+  env?: Record<string, string>,
+) {
   log(`serving: node ${argv.join(" ").replace(root + "/", "")}`);
-  const child = spawn(process.execPath, argv, { cwd: root, stdio: ["ignore", "inherit", "pipe"] });
+  const child = spawn(process.execPath, argv, {
+    cwd: root,
+    stdio: ["ignore", "inherit", "pipe"],
+    ...(env ? { env: { ...process.env, ...env } } : {}),
+  });
   const exited = new Promise<number>((done) => child.on("exit", (code, signal) => done(code ?? (signal ? 128 : -1))));
   let buffered = "";
   const http = new Promise<string>((resolve, reject) => {
@@ -201,13 +223,13 @@ function startEddy(args: string[], readyEvent: string, natsUrl: string, log: (li
         try {
           const record = JSON.parse(line) as { event?: string; http?: string; url?: string };
           if (record.event === readyEvent) resolve(record.http ?? record.url ?? "");
-          else if (record.event !== "reading") log(`serving: eddy ${args[0]}: ${line}`);
+          else if (record.event !== "reading") log(`serving: ${name}: ${line}`);
         } catch {
-          log(`serving: eddy ${args[0]}: ${line}`);
+          log(`serving: ${name}: ${line}`);
         }
       }
     });
-    void exited.then((code) => reject(new Error(`eddy ${args[0]} exited with ${code} before it was ready`)));
+    void exited.then((code) => reject(new Error(`${name} exited with ${code} before it was ready`)));
   });
   let stopping: Promise<number> | undefined;
   return {
@@ -257,6 +279,24 @@ function followProbe(http: string, onCount: (count: number, now: number) => void
     }
   })().catch(() => ready());
   return { ready: readyPromise, stop: () => abort.abort() };
+}
+
+/**
+ * The floor: the same client at the same rate, for `floorSeconds`, against a bare node:http server
+ * (scripts/bench-bare-server.ts) answering every request with a real row answer's bytes, while
+ * the pipeline still ingests and `eddy serve` still follows the table.
+ */
+async function floorOf(http: string, rate: number, log: (line: string) => void) {
+  const body = await fetch(`${http}/tables/${TABLE}/rows/k-1`).then((r) => r.text());
+  const argv = ["--import", "tsx", join(root, "scripts", "bench-bare-server.ts")];
+  const bare = startChild("bare server", argv, "serving", log, { BARE_BODY: body });
+  try {
+    const queries = await queryClient(await bare.ready, rate, floorSeconds, log);
+    const { p50, p99, max } = percentiles(queries.latenciesMs);
+    return { p50Ms: round(p50, 3), p99Ms: round(p99, 3), maxMs: round(max, 3), errors: queries.errors, seconds: floorSeconds };
+  } finally {
+    await bare.stop();
+  }
 }
 
 /** How the load client measured itself (scripts/bench-query-client.ts): its own delays count as latency. */

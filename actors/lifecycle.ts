@@ -15,7 +15,7 @@
  * actor.send({ type: "batch", batch });
  */
 import { assertEvent, assign, enqueueActions, fromPromise, setup } from "xstate";
-import type { Batch } from "./operator.ts";
+import type { Batch, Rec } from "./operator.ts";
 
 /** The work behind the lifecycle: what an operator actor does in each state. */
 export interface ActorCore {
@@ -32,6 +32,8 @@ export interface ActorCore {
   /** Processing time moved on: fire what is due. Synchronous. Called every `tickMs` while running. */
   tick?(): void;
 }
+
+const noRecords: readonly Rec[] = Object.freeze([]);
 
 export interface LifecycleInput {
   readonly core: ActorCore;
@@ -87,9 +89,17 @@ export const operatorLifecycle = setup({
       core.eventsSinceCheckpoint > 0 && core.pausedMs() >= idleCheckpointMs!,
   },
   actions: {
+    /**
+     * Fold the batch, then let its records go: the event that carried them outlives this
+     * action inside XState for a while, and a batch holds thousands of decoded events, which
+     * would then live through young-generation collections and be copied and promoted. Measured
+     * on Nexmark q8 (npm run bench, --trace-gc-nvp): 99 MB promoted over the run with the records
+     * kept, 14 MB without.
+     */
     process: ({ context, event }) => {
       assertEvent(event, "batch");
       context.core.process(event.batch);
+      event.batch.records = noRecords;
     },
     recordError: assign({ error: ({ event }) => (event as { error?: unknown }).error }),
     tick: ({ context }) => context.core.tick?.(),

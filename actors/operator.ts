@@ -41,7 +41,8 @@ export interface Rec {
  */
 export interface Batch {
   readonly source: string;
-  readonly records: readonly Rec[];
+  /** Let go (emptied) once the batch is processed: see `process` in lifecycle.ts. */
+  records: readonly Rec[];
   readonly upTo: number;
   /** The source's watermark after `upTo` (-Infinity without event time). */
   readonly watermark: number;

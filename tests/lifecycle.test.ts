@@ -68,7 +68,9 @@ describe("operator lifecycle", () => {
     await settle("recover");
     expect(actor.getSnapshot().value).toBe("running");
 
-    actor.send({ type: "batch", batch: batch(5, 5) });
+    const five = batch(5, 5);
+    actor.send({ type: "batch", batch: five });
+    expect(five.records).toEqual([]); // folded, then let go: nothing the machine keeps holds them
     clock.advance(999);
     expect(actor.getSnapshot().value).toBe("running");
     clock.advance(1);

@@ -56,6 +56,28 @@ describe("keyed aggregation into result tables", () => {
     expect(rows.every((r) => r.text.length === 5_000 && r.text[0] === r.key.slice(5).slice(-1))).toBe(true);
   });
 
+  it("checkpoints once its input pauses, long before the interval", { timeout: 60_000 }, async () => {
+    const nc = await nats.connect();
+    const Reading = Schema.Struct({ k: Schema.String, v: Schema.Number });
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: "readings", subjects: ["readings"] });
+    const p = pipeline("readings", { partitions: 2 });
+    p.source("readings", { stream: "readings", schema: Reading })
+      .keyBy("by-k", "k")
+      .aggregate("sums", (a) => ({ total: a.sum("v") }))
+      .toTable("readings_sums");
+    // An interval of an hour and no count: only a pause can commit within the test.
+    const worker = await Worker.start(nc, p, { checkpointMs: 3_600_000, checkpointEvents: 1e9, idleCheckpointMs: 100 });
+    const publisher = createPublisher(nc);
+    const encoder = new TextEncoder();
+    for (let i = 0; i < 50; i++) publisher.publish("readings", encoder.encode(JSON.stringify({ k: `k-${i % 7}`, v: i })));
+    await publisher.close();
+    await waitFor(() => worker.committedPosition("readings") >= 50, { timeoutMs: 20_000, message: "committed after the pause" });
+    await worker.stop();
+    const [committed] = await readCommitted(nc, "readings");
+    expect(committed!.manifest.positions.readings).toBe(50);
+  });
+
   it("computes revenue per store and per item exactly", { timeout: 60_000 }, async () => {
     const nc = await nats.connect();
     const count = 20_000;

@@ -4,7 +4,8 @@
  * backoff. A running actor checkpoints every `checkpointMs`, after `checkpointEvents` events, and
  * when its input pauses for `idleCheckpointMs` with events not yet checkpointed: a partition that
  * went quiet (a replay caught up, a burst ended) commits what it did then, not up to an interval
- * later. The machine governs only the lifecycle; records are folded by plain synchronous code
+ * later. Such a checkpoint waits until a quarter of `checkpointMs` has passed since the last one
+ * began, so that a trickle of events (one every pause or so) does not checkpoint each one. The machine governs only the lifecycle; records are folded by plain synchronous code
  * (`ActorCore.process`), one batch per event, so a send costs microseconds per batch, not per
  * record. Timers (checkpoint interval, backoff, and the tick of a core that keeps processing-time
  * timers) run on the clock given to `createActor`.
@@ -29,6 +30,8 @@ export interface ActorCore {
   readonly eventsSinceCheckpoint: number;
   /** How long ago (ms, by the core's clock) the core last processed a batch. */
   pausedMs(): number;
+  /** How long ago (ms, by the core's clock) its last checkpoint began; Infinity before the first. */
+  checkpointAgeMs(): number;
   /** Processing time moved on: fire what is due. Synchronous. Called every `tickMs` while running. */
   tick?(): void;
 }
@@ -85,8 +88,8 @@ export const operatorLifecycle = setup({
   guards: {
     checkpointDue: ({ context }) => context.core.eventsSinceCheckpoint >= context.checkpointEvents,
     stopRequested: ({ context }) => context.stopRequested,
-    inputPaused: ({ context: { core, idleCheckpointMs } }) =>
-      core.eventsSinceCheckpoint > 0 && core.pausedMs() >= idleCheckpointMs!,
+    inputPaused: ({ context: { core, idleCheckpointMs, checkpointMs } }) =>
+      core.eventsSinceCheckpoint > 0 && core.pausedMs() >= idleCheckpointMs! && core.checkpointAgeMs() >= checkpointMs / 4,
   },
   actions: {
     /**
@@ -110,12 +113,18 @@ export const operatorLifecycle = setup({
       enqueue.cancel("tick");
       enqueue.raise({ type: "tick" }, { delay: context.tickMs, id: "tick" });
     }),
-    /** The next look at whether the input paused: when it will have, if events wait, else in a while. */
-    schedulePauseCheck: enqueueActions(({ context: { core, idleCheckpointMs }, enqueue }) => {
+    /**
+     * The next look at whether the input paused: when it will have and the last checkpoint will
+     * be old enough, if events wait, else in a while.
+     */
+    schedulePauseCheck: enqueueActions(({ context: { core, idleCheckpointMs, checkpointMs }, enqueue }) => {
       if (idleCheckpointMs === undefined || !Number.isFinite(idleCheckpointMs)) return;
-      const paused = core.eventsSinceCheckpoint > 0 ? core.pausedMs() : 0;
+      const waiting = core.eventsSinceCheckpoint > 0;
+      const delay = waiting
+        ? Math.max(1, idleCheckpointMs - core.pausedMs(), checkpointMs / 4 - core.checkpointAgeMs())
+        : idleCheckpointMs;
       enqueue.cancel("pause");
-      enqueue.raise({ type: "pause" }, { delay: Math.max(1, idleCheckpointMs - paused), id: "pause" });
+      enqueue.raise({ type: "pause" }, { delay, id: "pause" });
     }),
   },
 }).createMachine({

@@ -61,7 +61,7 @@ export interface OperatorActorOptions {
   readonly slots?: CheckpointSlots;
   readonly checkpointMs?: number;
   readonly checkpointEvents?: number;
-  /** Checkpoint when no batch came for this long (default: a quarter of `checkpointMs`). */
+  /** Checkpoint when no batch came for this long (default: a tenth of `checkpointMs`). */
   readonly idleCheckpointMs?: number;
   readonly backoffMs?: number;
   /** How often an operator with processing-time timers (`onTime`) gets a tick. Default 100 ms. */
@@ -91,6 +91,7 @@ export class OperatorCore implements ActorCore {
   watermarks: Record<string, number> = {};
   eventsSinceCheckpoint = 0;
   #lastInputAt = Number.NEGATIVE_INFINITY;
+  #checkpointAt = Number.NEGATIVE_INFINITY;
   /** The last input records applied (references), for inspection. */
   readonly recent: RecentInputs;
   readonly metrics: OperatorMetrics = {
@@ -355,6 +356,10 @@ export class OperatorCore implements ActorCore {
     return this.options.clock.now() - this.#lastInputAt;
   }
 
+  checkpointAgeMs(): number {
+    return this.options.clock.now() - this.#checkpointAt;
+  }
+
   /** Processing time moved on: let the operator fire its processing-time timers. */
   tick(): void {
     const { operator, clock } = this.options;
@@ -404,6 +409,7 @@ export class OperatorCore implements ActorCore {
   }
 
   async checkpoint(): Promise<void> {
+    this.#checkpointAt = this.options.clock.now();
     if (!this.#positionsChanged && !this.#rewriteAll) return;
     const slots = this.options.slots;
     if (!slots) return this.#checkpointFlagged();
@@ -672,7 +678,7 @@ export function startOperatorActor(options: OperatorActorOptions): { core: Opera
       core,
       checkpointMs: options.checkpointMs ?? 1000,
       checkpointEvents: options.checkpointEvents ?? 100_000,
-      idleCheckpointMs: options.idleCheckpointMs ?? (options.checkpointMs ?? 1000) / 4,
+      idleCheckpointMs: options.idleCheckpointMs ?? (options.checkpointMs ?? 1000) / 10,
       ...(options.backoffMs === undefined ? {} : { backoffMs: options.backoffMs }),
       ...(options.operator.onTime ? { tickMs: options.tickMs ?? 100 } : {}),
     },

@@ -15,12 +15,15 @@ function scriptedCore(clock: Clock) {
   const log: string[] = [];
   const pending: { what: string; resolve: () => void; reject: (e: Error) => void }[] = [];
   let lastInputAt = Number.NEGATIVE_INFINITY;
+  let checkpointAt = Number.NEGATIVE_INFINITY;
   const core: ActorCore & { eventsSinceCheckpoint: number } = {
     eventsSinceCheckpoint: 0,
     pausedMs: () => clock.now() - lastInputAt,
+    checkpointAgeMs: () => clock.now() - checkpointAt,
     recover: () => new Promise((resolve, reject) => (log.push("recover"), pending.push({ what: "recover", resolve, reject }))),
     checkpoint: () => {
       core.eventsSinceCheckpoint = 0;
+      checkpointAt = clock.now();
       return new Promise((resolve, reject) => (log.push("checkpoint"), pending.push({ what: "checkpoint", resolve, reject })));
     },
     process: (batch: Batch) => {
@@ -90,7 +93,7 @@ describe("operator lifecycle", () => {
     expect(log).toEqual(["recover", "process 5", "checkpoint", "process 7", "process 20", "checkpoint", "checkpoint"]);
   });
 
-  it("checkpoints when its input paused for idleCheckpointMs with events waiting, and only then", async () => {
+  it("checkpoints when its input paused for idleCheckpointMs with events waiting, a quarter interval after the last", async () => {
     const clock = manualClock();
     const { core, log, settle } = scriptedCore(clock);
     const actor = createActor(operatorLifecycle, {
@@ -116,6 +119,15 @@ describe("operator lifecycle", () => {
     clock.advance(1000); // everything is checkpointed: the pause goes on without another
     expect(actor.getSnapshot().value).toBe("running");
     expect(log).toEqual(["recover", "process 1", "process 2", "process 3", "process 4", "process 5", "checkpoint"]);
+
+    // A trickle: the next pause checkpoints no sooner than 2,500 ms (a quarter of the interval)
+    // after the last checkpoint began (at 840): at 3340, not 100 ms after this batch.
+    actor.send({ type: "batch", batch: batch(6, 1) }); // at 1840
+    clock.advance(1499);
+    expect(actor.getSnapshot().value).toBe("running");
+    clock.advance(1);
+    expect(actor.getSnapshot().value).toBe("checkpointing");
+    await settle("checkpoint");
 
     // Infinity: only the interval.
     const quiet = scriptedCore(clock);

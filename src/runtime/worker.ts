@@ -43,8 +43,9 @@ export interface WorkerOptions {
   /** ... or after this many events per actor (default 100,000), whichever comes first ... */
   readonly checkpointEvents?: number;
   /**
-   * ... or when an actor's input paused this long with events not yet checkpointed (default: a
-   * quarter of `checkpointMs`; Infinity: never).
+   * ... or when an actor's input paused this long with events not yet checkpointed, once a
+   * quarter of `checkpointMs` passed since its last checkpoint began (default: a tenth of
+   * `checkpointMs`; Infinity: never).
    */
   readonly idleCheckpointMs?: number;
   /**

@@ -36,8 +36,6 @@ export interface ActorCore {
   tick?(): void;
 }
 
-const noRecords: readonly Rec[] = Object.freeze([]);
-
 export interface LifecycleInput {
   readonly core: ActorCore;
   /** Checkpoint at least this often while running. */
@@ -59,6 +57,9 @@ export type LifecycleEvent =
   | { type: "stop" }
   | { type: "tick" }
   | { type: "pause" };
+
+/** What a folded batch holds afterwards (`process`). */
+const noRecords: readonly Rec[] = Object.freeze([]);
 
 export const operatorLifecycle = setup({
   types: {

@@ -194,7 +194,6 @@ async function recordCount(nc: NatsConnection, stream: string): Promise<number> 
  * What each query must produce over the generated events: messages, or closed windows. Without
  * `withBids` (a stream of persons and auctions only), only q3's and q8's figures mean anything.
  */
-
 function expectedOutputs(generated: Iterable<NexmarkEvent>, bound: number, withBids: boolean): Record<QueryName, number> {
   let bids = 0;
   let selected = 0;

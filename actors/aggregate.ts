@@ -19,7 +19,7 @@
  * const op = aggregateOperator(compileAggregate({ n: a.count(), qty: a.sum("qty") }), { emits: false });
  */
 import type { CompiledAggregate } from "../src/pipeline/aggregate.ts";
-import { keyHash } from "../src/pipeline/partition.ts";
+import { keyHash } from "../src/core/partition.ts";
 import type { KeyedState, NumericLayout } from "../src/state/keyed-state.ts";
 import type { Operator } from "./operator.ts";
 import { EventTimers } from "./timers.ts";

@@ -13,7 +13,7 @@
  * clicks.keyBy("by-click-id", "clickId").dedup("once", { withinMs: 60_000 })
  *   .toStream("unique-clicks", { stream: "unique_clicks" });
  */
-import { keyHash } from "../src/pipeline/partition.ts";
+import { keyHash } from "../src/core/partition.ts";
 import type { KeyedState } from "../src/state/keyed-state.ts";
 import type { Operator } from "./operator.ts";
 import { EventTimers } from "./timers.ts";

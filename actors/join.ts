@@ -24,7 +24,7 @@
  * auctions.keyBy("by-seller", "seller")
  *   .intervalJoin("new-sellers", persons.keyBy("by-person", "id"), { lowerMs: -10_000, upperMs: 0 }, (a, p) => ({ ...a, name: p.name }));
  */
-import { type Key, keyHash } from "../src/pipeline/partition.ts";
+import { type Key, keyHash } from "../src/core/partition.ts";
 import type { JoinKind } from "../src/pipeline/pipeline.ts";
 import type { KeyedState } from "../src/state/keyed-state.ts";
 import type { Operator, OperatorContext, Rec } from "./operator.ts";

@@ -16,11 +16,10 @@
  */
 import { type Actor, createActor } from "xstate";
 import { publishSideOutput } from "../src/log/side-outputs.ts";
-import { kvSubject, type Publisher } from "../src/log/publisher.ts";
+import { type Publisher } from "../src/log/publisher.ts";
 import type { OutputLog } from "../src/log/record-batch.ts";
-import type { Key } from "../src/pipeline/partition.ts";
-import { tableBucket } from "../src/pipeline/pipeline.ts";
-import { type Clock, nextTurn } from "../src/runtime/clock.ts";
+import type { Key } from "../src/core/partition.ts";
+import { type Clock, nextTurn } from "../src/core/clock.ts";
 import { type CheckpointSlots, type CheckpointStore, type Manifest, maxChunkBytes } from "../src/state/checkpoint.ts";
 import { encodeChunk, KeyedState } from "../src/state/keyed-state.ts";
 import { encodePage, indexKey, pageKey } from "../src/state/table.ts";
@@ -29,6 +28,7 @@ import { BatchedSink } from "./batched-sink.ts";
 import type { Batch, Operator, OperatorContext, Rec } from "./operator.ts";
 import { RecentInputs } from "./recent-inputs.ts";
 import type { TableFlusher } from "./table-flush.ts";
+import { kvSubject, tableBucket } from "../src/core/names.ts";
 
 const encoder = new TextEncoder();
 

@@ -12,7 +12,7 @@
  *   row: (key, n) => ({ key, n }),
  * };
  */
-import type { Key } from "../src/pipeline/partition.ts";
+import type { Key } from "../src/core/partition.ts";
 import type { KeyedState, NumericLayout } from "../src/state/keyed-state.ts";
 
 /**

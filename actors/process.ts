@@ -38,8 +38,8 @@
  * const op = processOperator(processLogic(orderMachine, { processingTime: ["remindAfter"] }));
  */
 import { type AnyActorScope, type AnyMachineSnapshot, type AnyStateMachine, createActor, type EventObject } from "xstate";
-import type { Key } from "../src/pipeline/partition.ts";
-import { keyHash } from "../src/pipeline/partition.ts";
+import type { Key } from "../src/core/partition.ts";
+import { keyHash } from "../src/core/partition.ts";
 import type { KeyedState } from "../src/state/keyed-state.ts";
 import type { Operator, OperatorContext } from "./operator.ts";
 import { EventTimers } from "./timers.ts";

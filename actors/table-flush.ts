@@ -27,7 +27,7 @@
  * flusher.add(core); // an OperatorCore: core.flushTables() each round
  * flusher.stop();
  */
-import { type Clock, nextTurn } from "../src/runtime/clock.ts";
+import { type Clock, nextTurn } from "../src/core/clock.ts";
 
 export interface TableFlushOptions {
   /** Flush changed table pages this often, in ms; 0: only at checkpoints. Default 100. */

@@ -8,7 +8,7 @@
  * timers.add(60_000, "store-1");
  * timers.takeDue(60_000); // ["store-1"]
  */
-import type { Key } from "../src/pipeline/partition.ts";
+import type { Key } from "../src/core/partition.ts";
 
 const none: readonly Key[] = Object.freeze([]);
 

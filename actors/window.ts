@@ -22,7 +22,7 @@
  *   .toStream("revenue-per-minute-out", { stream: "revenue_per_minute" });
  */
 import type { CompiledAggregate } from "../src/pipeline/aggregate.ts";
-import { type Key, keyHash } from "../src/pipeline/partition.ts";
+import { type Key, keyHash } from "../src/core/partition.ts";
 import type { KeyedState } from "../src/state/keyed-state.ts";
 import { windowRowKey } from "../src/state/table.ts";
 import type { Operator, OperatorContext } from "./operator.ts";

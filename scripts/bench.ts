@@ -37,12 +37,12 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
 import { startNatsServer } from "../src/platform/nats-server.ts";
-import { tableBucket } from "../src/pipeline/pipeline.ts";
 import { readRow, readTable } from "../src/state/table.ts";
 import { progress } from "../src/cli/progress.ts";
 import { servingCases } from "./bench-serving.ts";
 import { benchNexmark, nexmarkReport, nexmarkWanted } from "./bench-nexmark.ts";
 import { cpuSeconds, ensureStream, expectedRow, keyOf, publishEvents, readCeiling, round, vmHwmMb } from "./bench-common.ts";
+import { tableBucket } from "../src/core/names.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Options

@@ -13,8 +13,9 @@
 import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { createPublisher, kvSubject } from "../src/log/publisher.ts";
+import { createPublisher } from "../src/log/publisher.ts";
 import { startNatsServer } from "../src/platform/nats-server.ts";
+import { kvSubject } from "../src/core/names.ts";
 
 const count = Number(process.argv[2] ?? 100_000);
 const rounds = Number(process.argv[3] ?? 3);

@@ -8,7 +8,8 @@
  *   .aggregate("revenue", (a) => ({ n: a.count() })).toTable("revenue_by_store");
  * const worker = await Worker.start(nc, p);
  */
-export { Pipeline, pipeline, tableBucket } from "./pipeline/pipeline.ts";
+export { Pipeline, pipeline } from "./pipeline/pipeline.ts";
+export { tableBucket } from "./core/names.ts";
 export type {
   Changelog,
   KeyedStream,
@@ -23,17 +24,17 @@ export type {
   Table,
 } from "./pipeline/pipeline.ts";
 export type { Aggregate, AggregateRow, Aggregates, AggregateSpec, NumberOf, NumericField } from "./pipeline/aggregate.ts";
-export { keyHash, partitionOf } from "./pipeline/partition.ts";
-export type { Key } from "./pipeline/partition.ts";
+export { keyHash, partitionOf } from "./core/partition.ts";
+export type { Key } from "./core/partition.ts";
 export { Worker } from "./runtime/worker.ts";
 export type { ActorStatus, WorkerOptions } from "./runtime/worker.ts";
-export { manualClock, systemClock } from "./runtime/clock.ts";
-export type { Clock, ManualClock } from "./runtime/clock.ts";
+export { manualClock, systemClock } from "./core/clock.ts";
+export type { Clock, ManualClock } from "./core/clock.ts";
 export { connectNats } from "./log/connection.ts";
 export { readDeadLetters, readLateEvents } from "./log/side-outputs.ts";
 export { listTables, readRow, readTable } from "./state/table.ts";
 export { readCommitted } from "./state/checkpoint.ts";
-export { ConfigError, ConnectionError, FencedError, PublishError, StateStoreError, StreamError } from "./errors.ts";
+export { ConfigError, ConnectionError, FencedError, PublishError, StateStoreError, StreamError } from "./core/errors.ts";
 export { Catalog } from "./serve/catalog.ts";
 export { TableReplica } from "./serve/replica.ts";
 export { createQueryApi } from "./serve/api.ts";

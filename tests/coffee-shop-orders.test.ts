@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { generateOrders, maxDisorderMs, menu, Order, publishOrders } from "../examples/coffee-shop/orders.ts";
-import { manualClock } from "../src/runtime/clock.ts";
+import { manualClock } from "../src/core/clock.ts";
 import { useNatsServer } from "./support/nats.ts";
 
 describe("generateOrders", () => {

@@ -16,7 +16,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { coffeeShop } from "../examples/coffee-shop/pipeline.ts";
 import { defaultStartTime, publishOrders, publishOrderStatus } from "../examples/coffee-shop/orders.ts";
 import { readSideOutput } from "../src/log/side-outputs.ts";
-import { keyHash, partitionOf } from "../src/pipeline/partition.ts";
+import { keyHash, partitionOf } from "../src/core/partition.ts";
 import { listenNode } from "../src/platform/http-node.ts";
 import type { HttpListener } from "../src/platform/platform.ts";
 import { Worker } from "../src/runtime/worker.ts";

@@ -8,7 +8,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { generateOrders, menu, mulberry32, publishOrders } from "../examples/coffee-shop/orders.ts";
 import { coffeeShop } from "../examples/coffee-shop/pipeline.ts";
 import { evaluate } from "../src/oracle/batch.ts";
-import { type Clock, systemClock } from "../src/runtime/clock.ts";
+import { type Clock, systemClock } from "../src/core/clock.ts";
 import { listTables, readTable } from "../src/state/table.ts";
 import { type CategoryRow, expectedTables, type ItemRow, type StoreRow } from "./support/coffee-shop-oracle.ts";
 import { readStreamJson, useNatsServer, waitFor } from "./support/nats.ts";

@@ -7,7 +7,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { chunkOf, type Key, keyHash } from "../src/pipeline/partition.ts";
+import { chunkOf, type Key, keyHash } from "../src/core/partition.ts";
 import { type ChunkSnapshot, encodeChunk, KeyedState, type NumericLayout } from "../src/state/keyed-state.ts";
 
 const decode = (bytes: Uint8Array) => JSON.parse(new TextDecoder().decode(bytes)) as unknown;

@@ -8,7 +8,7 @@ import { createActor } from "xstate";
 import type { ActorCore } from "../actors/lifecycle.ts";
 import { operatorLifecycle } from "../actors/lifecycle.ts";
 import type { Batch } from "../actors/operator.ts";
-import { type Clock, manualClock } from "../src/runtime/clock.ts";
+import { type Clock, manualClock } from "../src/core/clock.ts";
 
 /** A core whose async steps resolve when the test says so. */
 function scriptedCore(clock: Clock) {

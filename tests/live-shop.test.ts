@@ -8,7 +8,7 @@
 import { describe, expect, it } from "vitest";
 import { openShop } from "../examples/coffee-shop/live-shop.ts";
 import { lifecycleOf, lifecycleSpanMs, type Order, type OrderStatus } from "../examples/coffee-shop/orders.ts";
-import { manualClock } from "../src/runtime/clock.ts";
+import { manualClock } from "../src/core/clock.ts";
 import { readStreamJson, useNatsServer, waitFor } from "./support/nats.ts";
 
 const id = (e: OrderStatus) => `${e.orderId}/${e.type}`;

@@ -3,9 +3,9 @@
  * environment, then whether stderr is a terminal; bad values say what is accepted.
  */
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "../src/errors.ts";
+import { ConfigError } from "../src/core/errors.ts";
 import { commandLogger, createLogger, humanLine, jsonLine, logSettings } from "../src/observe/logger.ts";
-import { manualClock } from "../src/runtime/clock.ts";
+import { manualClock } from "../src/core/clock.ts";
 
 const at = Date.UTC(2026, 0, 2, 3, 4, 5, 67);
 

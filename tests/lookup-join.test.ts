@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { Schema } from "effect";
-import { StreamError } from "../src/errors.ts";
+import { StreamError } from "../src/core/errors.ts";
 import { pipeline } from "../src/pipeline/pipeline.ts";
 import { Worker } from "../src/runtime/worker.ts";
 import { readTable } from "../src/state/table.ts";

@@ -6,7 +6,7 @@ import { describe, expect, expectTypeOf, it } from "vitest";
 import { Schema } from "effect";
 import { Order } from "../examples/coffee-shop/orders.ts";
 import { pipeline, type Table } from "../src/pipeline/pipeline.ts";
-import { ConfigError } from "../src/errors.ts";
+import { ConfigError } from "../src/core/errors.ts";
 
 describe("composition API types", () => {
   it("infers the key type and the row type", () => {

@@ -17,7 +17,7 @@ import { generateOrderStatus, Order, OrderStatus, publishOrderStatus } from "../
 import { EVENT_TIME, PROCESSING_TIME, processLogic, type ProcessState, receive } from "../actors/process.ts";
 import { evaluate } from "../src/oracle/batch.ts";
 import { pipeline } from "../src/pipeline/pipeline.ts";
-import { manualClock } from "../src/runtime/clock.ts";
+import { manualClock } from "../src/core/clock.ts";
 import { readDeadLetters } from "../src/log/side-outputs.ts";
 import { Worker } from "../src/runtime/worker.ts";
 import { readTable } from "../src/state/table.ts";

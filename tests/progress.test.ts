@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { duration, progress, render } from "../src/cli/progress.ts";
-import { manualClock } from "../src/runtime/clock.ts";
+import { manualClock } from "../src/core/clock.ts";
 
 describe("progress", () => {
   it("renders a bar with percentage, counts, rate and ETA", () => {

@@ -10,10 +10,11 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { createPublisher, kvSubject, type PublishOptions } from "../src/log/publisher.ts";
-import { PublishError } from "../src/errors.ts";
-import { manualClock } from "../src/runtime/clock.ts";
+import { createPublisher, type PublishOptions } from "../src/log/publisher.ts";
+import { PublishError } from "../src/core/errors.ts";
+import { manualClock } from "../src/core/clock.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
+import { kvSubject } from "../src/core/names.ts";
 
 const enc = new TextEncoder();
 

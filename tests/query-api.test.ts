@@ -9,8 +9,7 @@ import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { coffeeShop } from "../examples/coffee-shop/pipeline.ts";
 import { publishOrders } from "../examples/coffee-shop/orders.ts";
-import { keyHash, partitionOf } from "../src/pipeline/partition.ts";
-import { tableBucket } from "../src/pipeline/pipeline.ts";
+import { keyHash, partitionOf } from "../src/core/partition.ts";
 import { listenNode } from "../src/platform/http-node.ts";
 import type { HttpListener } from "../src/platform/platform.ts";
 import { Worker } from "../src/runtime/worker.ts";
@@ -19,6 +18,7 @@ import { Catalog } from "../src/serve/catalog.ts";
 import { ChangeLog } from "../src/serve/change-log.ts";
 import { createTable, decodePageFrom, encodePage, indexKey, pageKey, readRow, readTable } from "../src/state/table.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
+import { tableBucket } from "../src/core/names.ts";
 
 type StoreRow = { key: string; orders: number; revenue: number };
 type TopRow = { key: string; top: { key: string; weight: number }[]; windowStart: number; windowEnd: number };

@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { Worker } from "../src/runtime/worker.ts";
 import { TableFlusher } from "../actors/table-flush.ts";
-import { manualClock, systemClock } from "../src/runtime/clock.ts";
+import { manualClock, systemClock } from "../src/core/clock.ts";
 import { TableReplica } from "../src/serve/replica.ts";
 import { benchPipeline, ensureStream, eventBytes, expectedRow, publishEvents } from "../scripts/bench-common.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";

@@ -5,9 +5,9 @@
  */
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import type { Key } from "../src/pipeline/partition.ts";
+import type { Key } from "../src/core/partition.ts";
 import { ReplicaState } from "../src/serve/replica.ts";
-import { inSlices, manualClock, systemClock } from "../src/runtime/clock.ts";
+import { inSlices, manualClock, systemClock } from "../src/core/clock.ts";
 import {
   decodePage,
   decodePageFrom,

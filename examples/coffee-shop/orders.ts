@@ -24,7 +24,7 @@ import { Schema } from "effect";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { ensureStream } from "../../src/log/streams.ts";
-import { keyHash } from "../../src/pipeline/partition.ts";
+import { keyHash } from "../../src/core/partition.ts";
 import { type Outgoing, publishAll, type PublishAllOptions } from "../../src/log/publisher.ts";
 
 export const Order = Schema.Struct({

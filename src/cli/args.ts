@@ -6,7 +6,7 @@
  * @example
  * const { flags } = parseArgs(devCommand, ["--rate", "200"]); // flags.rate === 200
  */
-import { ConfigError } from "../errors.ts";
+import { ConfigError } from "../core/errors.ts";
 
 export interface FlagSpec {
   readonly type: "string" | "number" | "boolean";

@@ -3,7 +3,7 @@
  * so a typo fails at once instead of after minutes of setup. It starts its own nats-server and
  * writes bench/results.json and bench/RESULTS.md, replacing only the cases it measured.
  */
-import { ConfigError } from "../errors.ts";
+import { ConfigError } from "../core/errors.ts";
 import type { Platform } from "../platform/platform.ts";
 import type { CommandSpec, Parsed } from "./args.ts";
 

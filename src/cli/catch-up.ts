@@ -10,7 +10,7 @@
  */
 import { lastSequence } from "../log/streams.ts";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { type Clock, systemClock } from "../runtime/clock.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
 import type { Worker } from "../runtime/worker.ts";
 import { progress } from "./progress.ts";
 

@@ -11,7 +11,7 @@ import { coffeeShop } from "../../examples/coffee-shop/pipeline.ts";
 import { openShop } from "../../examples/coffee-shop/live-shop.ts";
 import { commandLogger, logFlags, type Logger } from "../observe/logger.ts";
 import type { Platform } from "../platform/platform.ts";
-import { systemClock } from "../runtime/clock.ts";
+import { systemClock } from "../core/clock.ts";
 import { Worker } from "../runtime/worker.ts";
 import { readTable } from "../state/table.ts";
 import type { CommandSpec, Parsed } from "./args.ts";

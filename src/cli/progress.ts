@@ -8,7 +8,7 @@
  * bar.update(25_000); // [#####...............]  25%  25,000/100,000 orders  12,500/s  ETA 6 s
  * bar.done();
  */
-import { type Clock, systemClock } from "../runtime/clock.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
 
 export interface ProgressOptions {
   readonly label: string;

@@ -2,7 +2,7 @@
  * `eddy query <table> [key]`: print a result table's rows (or one row) as JSON lines; with no
  * table, list the tables.
  */
-import { ConfigError } from "../errors.ts";
+import { ConfigError } from "../core/errors.ts";
 import type { Platform } from "../platform/platform.ts";
 import { listTables, readRow, readTable } from "../state/table.ts";
 import type { CommandSpec, Parsed } from "./args.ts";

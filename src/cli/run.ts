@@ -4,7 +4,7 @@
  * serves the query API, /metrics, /healthz and /readyz (src/serve/api.ts).
  */
 import { Effect } from "effect";
-import { ConfigError } from "../errors.ts";
+import { ConfigError } from "../core/errors.ts";
 import { commandLogger, logFlags } from "../observe/logger.ts";
 import { Pipeline } from "../pipeline/pipeline.ts";
 import type { Platform } from "../platform/platform.ts";

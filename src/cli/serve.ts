@@ -4,7 +4,7 @@
  */
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Effect } from "effect";
-import { ConfigError } from "../errors.ts";
+import { ConfigError } from "../core/errors.ts";
 import { commandLogger, logFlags } from "../observe/logger.ts";
 import type { Platform } from "../platform/platform.ts";
 import type { Worker } from "../runtime/worker.ts";

@@ -5,12 +5,12 @@
  * Works whether or not a worker is running.
  */
 import { jetstreamManager } from "@nats-io/jetstream";
-import { edgeStream } from "../runtime/plan.ts";
-import { ConfigError } from "../errors.ts";
+import { ConfigError } from "../core/errors.ts";
 import type { Platform } from "../platform/platform.ts";
 import { readCommitted } from "../state/checkpoint.ts";
 import type { CommandSpec, Parsed } from "./args.ts";
 import { natsFlags, withNats } from "./target.ts";
+import { edgeStream } from "../core/names.ts";
 
 export const statusCommand: CommandSpec = {
   name: "status",

@@ -4,10 +4,10 @@
  * the query API serves from), until Ctrl-C or SIGTERM (exit 0). JSON lines, or aligned human
  * lines when stdout is a terminal (`--format` to choose).
  */
-import { ConfigError } from "../errors.ts";
-import type { Key } from "../pipeline/partition.ts";
+import { ConfigError } from "../core/errors.ts";
+import type { Key } from "../core/partition.ts";
 import type { Platform } from "../platform/platform.ts";
-import { systemClock } from "../runtime/clock.ts";
+import { systemClock } from "../core/clock.ts";
 import { type RowChange, TableReplica } from "../serve/replica.ts";
 import type { CommandSpec, Parsed } from "./args.ts";
 import { natsFlags, withNats } from "./target.ts";

@@ -5,7 +5,7 @@
  */
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Effect, Schedule } from "effect";
-import { ConfigError, ConnectionError } from "../errors.ts";
+import { ConfigError, ConnectionError } from "../core/errors.ts";
 import { connectNats } from "../log/connection.ts";
 import type { Platform } from "../platform/platform.ts";
 import type { Parsed } from "./args.ts";

@@ -8,7 +8,7 @@
  */
 import { credsAuthenticator, type NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
-import { ConnectionError } from "../errors.ts";
+import { ConnectionError } from "../core/errors.ts";
 
 export interface NatsTarget {
   readonly url: string;

@@ -44,9 +44,9 @@
  */
 import { nuid } from "@nats-io/nats-core";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
-import { PublishError, StateStoreError } from "../errors.ts";
-import { systemClock } from "../runtime/clock.ts";
-import type { Clock } from "../runtime/clock.ts";
+import { PublishError } from "../core/errors.ts";
+import { systemClock } from "../core/clock.ts";
+import type { Clock } from "../core/clock.ts";
 
 export interface PublisherOptions {
   /** How long to wait for an ack before re-publishing. Default 5000. */
@@ -140,20 +140,6 @@ export async function publishAll(
     await publisher.close(); // flushes: resolves once every message is acknowledged
   }
   return published;
-}
-
-/** The subject a KV put to `bucket`/`key` is published on; `kv.get(key)` reads what lands there. */
-export function kvSubject(bucket: string, key: string): string {
-  if (!/^[-\w]+$/.test(bucket)) {
-    throw new StateStoreError({ key, message: `invalid KV bucket name "${bucket}": use letters, digits, - and _` });
-  }
-  if (!/^[-/=.\w]+$/.test(key) || key.startsWith(".") || key.endsWith(".")) {
-    throw new StateStoreError({
-      key,
-      message: `invalid KV key "${key}": use letters, digits and - / _ = . (not at either end)`,
-    });
-  }
-  return `$KV.${bucket}.${key}`;
 }
 
 export function createPublisher(nc: NatsConnection, opts: PublisherOptions = {}): Publisher {

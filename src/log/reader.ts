@@ -28,8 +28,8 @@
  */
 import { AckPolicy, DeliverPolicy, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import { type Msg, type NatsConnection, nuid, type Subscription } from "@nats-io/nats-core";
-import { StreamError } from "../errors.ts";
-import { systemClock } from "../runtime/clock.ts";
+import { StreamError } from "../core/errors.ts";
+import { systemClock } from "../core/clock.ts";
 
 export interface SourceMessage {
   readonly seq: number;

@@ -16,16 +16,7 @@ import type { JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Publisher } from "./publisher.ts";
 import { readStream } from "./streams.ts";
-
-export type SideOutput = "dlq" | "late";
-
-export function sideStream(kind: SideOutput, pipelineId: string): string {
-  return `eddy-${kind}-${pipelineId}`;
-}
-
-function sideSubject(kind: SideOutput, pipelineId: string, step: string): string {
-  return `eddy.${kind}.${pipelineId}.${step}`;
-}
+import { type SideOutput, sideStream, sideSubject, sideSubjects } from "../core/names.ts";
 
 export async function ensureSideStreams(jsm: JetStreamManager, pipelineId: string): Promise<void> {
   for (const kind of ["dlq", "late"] as const) {
@@ -35,7 +26,7 @@ export async function ensureSideStreams(jsm: JetStreamManager, pipelineId: strin
     } catch {
       await jsm.streams.add({
         name,
-        subjects: [`eddy.${kind}.${pipelineId}.>`],
+        subjects: [sideSubjects(kind, pipelineId)],
         storage: "file",
         duplicate_window: 10 * 60 * 1e9,
       });

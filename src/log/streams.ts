@@ -17,7 +17,7 @@ import {
   StorageType,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { StreamError } from "../errors.ts";
+import { StreamError } from "../core/errors.ts";
 
 /** How long JetStream remembers a Nats-Msg-Id, in nanoseconds. */
 export const duplicateWindowNs = 10 * 60 * 1_000_000_000;

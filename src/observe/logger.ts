@@ -11,8 +11,8 @@
  * // 12:00:01.234 INFO  running pipeline=coffee-shop http=http://127.0.0.1:8080
  * const worker = await Worker.start(nc, p, { log: log.sink("info") });
  */
-import { ConfigError } from "../errors.ts";
-import { type Clock, systemClock } from "../runtime/clock.ts";
+import { ConfigError } from "../core/errors.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
 
 export const logLevels = ["debug", "info", "warn", "error"] as const;
 export type LogLevel = (typeof logLevels)[number];

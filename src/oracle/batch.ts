@@ -26,7 +26,7 @@
  */
 import { Either, Schema } from "effect";
 import { EVENT_TIME, fire, processLogic, processRow, type ProcessState, receive } from "../../actors/process.ts";
-import type { Key } from "../pipeline/partition.ts";
+import type { Key } from "../core/partition.ts";
 import type { Pipeline, Step } from "../pipeline/pipeline.ts";
 import { windowRowKey } from "../state/table.ts";
 

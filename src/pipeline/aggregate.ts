@@ -12,7 +12,7 @@
  * }));
  */
 
-import { ConfigError } from "../errors.ts";
+import { ConfigError } from "../core/errors.ts";
 import type { NumericLayout } from "../state/keyed-state.ts";
 
 /** The numeric fields of T, by name: `a.sum("qty")` compiles only if `qty` is a number. */

@@ -13,7 +13,7 @@
  */
 import type { Schema } from "effect";
 import type { AnyStateMachine, ContextFrom, EmittedFrom, EventFromLogic, InputFrom, StateMachine, StateValueFrom } from "xstate";
-import { ConfigError } from "../errors.ts";
+import { ConfigError } from "../core/errors.ts";
 import {
   type AggregateRow,
   type Aggregates,
@@ -22,7 +22,8 @@ import {
   compileAggregate,
   type CompiledAggregate,
 } from "./aggregate.ts";
-import type { Key } from "./partition.ts";
+import type { Key } from "../core/partition.ts";
+import { tableBucket } from "../core/names.ts";
 
 /** A step of the compiled graph. `input` names the step it reads from. */
 export type Step =
@@ -419,11 +420,6 @@ export interface Table<R> {
 }
 
 const idPattern = /^[A-Za-z0-9_-]+$/;
-
-/** The KV bucket holding result table `name`. */
-export function tableBucket(name: string): string {
-  return `eddy-table-${name}`;
-}
 
 /** A pipeline: an id (it names the pipeline's state bucket) and its steps. */
 export class Pipeline {

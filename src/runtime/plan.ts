@@ -16,10 +16,11 @@ import type { Operator, Rec } from "../../actors/operator.ts";
 import { processLogic, processOperator } from "../../actors/process.ts";
 import { streamSinkOperator } from "../../actors/stream-sink.ts";
 import { windowOperator } from "../../actors/window.ts";
-import { ConfigError } from "../errors.ts";
-import { type Key, keyHash, partitionOf } from "../pipeline/partition.ts";
+import { ConfigError } from "../core/errors.ts";
+import { type Key, keyHash, partitionOf } from "../core/partition.ts";
 import type { Pipeline, Step } from "../pipeline/pipeline.ts";
 import type { StreamSinkPlan } from "../../actors/operator-actor.ts";
+import { edgeStream } from "../core/names.ts";
 
 export interface ActorPlan {
   readonly step: string;
@@ -59,11 +60,6 @@ export interface SourcePlan {
 export interface Change {
   readonly before: unknown;
   readonly after: unknown;
-}
-
-/** The internal stream behind the edge out of `step`. */
-export function edgeStream(pipelineId: string, step: string): { stream: string; subject: string } {
-  return { stream: `eddy-edge-${pipelineId}-${step}`, subject: `eddy.edge.${pipelineId}.${step}` };
 }
 
 export interface Plan {

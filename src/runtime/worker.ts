@@ -33,7 +33,7 @@ import type { Pipeline } from "../pipeline/pipeline.ts";
 import { CheckpointSlots, CheckpointStore } from "../state/checkpoint.ts";
 import { LookupReplica } from "../state/lookup.ts";
 import { createTable } from "../state/table.ts";
-import { type Clock, systemClock } from "./clock.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
 import { buildRouter, compile, type Plan, type RoutedEvent, type SourcePlan } from "./plan.ts";
 
 export interface WorkerOptions {

@@ -65,7 +65,7 @@ import { streamSSE } from "hono/streaming";
 import { matchedRoutes } from "hono/route";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Shortcut } from "../platform/platform.ts";
-import { type Clock, systemClock } from "../runtime/clock.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
 import { actorDetail, actorsView, type ServedWorker } from "./actors.ts";
 import type { Catalog } from "./catalog.ts";
 import type { LoggedChange } from "./change-log.ts";

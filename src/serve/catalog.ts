@@ -10,7 +10,7 @@
  * await catalog.close();
  */
 import type { NatsConnection } from "@nats-io/nats-core";
-import { type Clock, systemClock } from "../runtime/clock.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
 import { listTables } from "../state/table.ts";
 import { TableReplica } from "./replica.ts";
 

@@ -19,7 +19,7 @@
  * const resumed = log.resume("lq3k9x.41"); // the changes after 41, or undefined: send a snapshot
  * log.eventId(42); // "lq3k9x.42"
  */
-import type { Key } from "../pipeline/partition.ts";
+import type { Key } from "../core/partition.ts";
 import { type PageLines, pageRow } from "../state/table.ts";
 import type { RowChange } from "./replica.ts";
 

@@ -25,7 +25,7 @@
  */
 import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import type { LifecycleState } from "../../actors/lifecycle.ts";
-import { type Clock, systemClock } from "../runtime/clock.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
 import type { Worker } from "../runtime/worker.ts";
 import type { Catalog } from "./catalog.ts";
 

@@ -33,10 +33,9 @@
  */
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { KV } from "@nats-io/kv";
-import { type Key, keyHash, partitionOf } from "../pipeline/partition.ts";
-import { tableBucket } from "../pipeline/pipeline.ts";
+import { type Key, keyHash, partitionOf } from "../core/partition.ts";
 import { newestRevision } from "../state/bucket.ts";
-import { type Clock, inSlices, systemClock } from "../runtime/clock.ts";
+import { type Clock, inSlices, systemClock } from "../core/clock.ts";
 import { ChangeLog } from "./change-log.ts";
 import {
   decodeIndex,
@@ -50,6 +49,7 @@ import {
   sameRow,
   type TableMeta,
 } from "../state/table.ts";
+import { tableBucket } from "../core/names.ts";
 
 export interface RowChange {
   readonly op: "upsert" | "delete";

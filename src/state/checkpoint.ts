@@ -23,10 +23,12 @@
 import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { type KV, Kvm } from "@nats-io/kv";
-import { FencedError, StateStoreError } from "../errors.ts";
-import { kvSubject, type Publisher } from "../log/publisher.ts";
+import { FencedError, StateStoreError } from "../core/errors.ts";
+import { type Publisher } from "../log/publisher.ts";
 import { readPartitionPages } from "./table.ts";
 import { keysOf } from "./bucket.ts";
+import { kvSubject } from "../core/names.ts";
+import { stateBucket } from "../core/names.ts";
 
 export interface Manifest {
   readonly version: 1;
@@ -74,11 +76,6 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 /** nats-server's default max_payload is 1 MiB. */
 export const maxChunkBytes = 1024 * 1024 - 4096;
-
-/** The KV bucket holding a pipeline's operator state. */
-export function stateBucket(pipelineId: string): string {
-  return `eddy-state-${pipelineId}`;
-}
 
 export class CheckpointStore {
   private constructor(

@@ -33,7 +33,7 @@
  * const [delta] = state.snapshotDirty(); // ... changes: Map { "store-2" => 5 } (a delta)
  * encodeChunk(delta); // Uint8Array of [["store-2",5]]
  */
-import { chunkOf, type Key, keyHash } from "../pipeline/partition.ts";
+import { chunkOf, type Key, keyHash } from "../core/partition.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

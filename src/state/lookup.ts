@@ -14,7 +14,7 @@
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Either, ParseResult, Schema } from "effect";
-import { StreamError } from "../errors.ts";
+import { StreamError } from "../core/errors.ts";
 import { newestRevision } from "./bucket.ts";
 
 const decoder = new TextDecoder();

@@ -24,10 +24,10 @@
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
-import { ConfigError, StateStoreError } from "../errors.ts";
-import { chunkOf, type Key, keyHash, partitionOf } from "../pipeline/partition.ts";
-import { tableBucket } from "../pipeline/pipeline.ts";
+import { ConfigError, StateStoreError } from "../core/errors.ts";
+import { chunkOf, type Key, keyHash, partitionOf } from "../core/partition.ts";
 import { keysOf, newestRevision } from "./bucket.ts";
+import { tableBucket, tableOfBucket } from "../core/names.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -302,7 +302,8 @@ export function rowsOf<R>(entries: ReadonlyMap<string, Uint8Array>): R[] {
 export async function listTables(nc: NatsConnection): Promise<string[]> {
   const names: string[] = [];
   for await (const status of new Kvm(nc).list()) {
-    if (status.bucket.startsWith("eddy-table-")) names.push(status.bucket.slice("eddy-table-".length));
+    const table = tableOfBucket(status.bucket);
+    if (table !== undefined) names.push(table);
   }
   return names.sort();
 }

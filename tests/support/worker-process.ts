@@ -14,8 +14,9 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { coffeeShop } from "../../examples/coffee-shop/pipeline.ts";
 import type { Pipeline } from "../../src/pipeline/pipeline.ts";
-import { compile, edgeStream } from "../../src/runtime/plan.ts";
+import { compile } from "../../src/runtime/plan.ts";
 import { readCommitted } from "../../src/state/checkpoint.ts";
+import { edgeStream } from "../../src/core/names.ts";
 
 export interface WorkerProcess {
   readonly pid: number;

@@ -22,7 +22,7 @@ import type { Key } from "../src/core/partition.ts";
 import { type Clock, nextTurn } from "../src/core/clock.ts";
 import { type CheckpointSlots, type CheckpointStore, type Manifest, maxChunkBytes } from "../src/state/checkpoint.ts";
 import { encodeChunk, KeyedState } from "../src/state/keyed-state.ts";
-import { encodePage, indexKey, pageKey } from "../src/state/table.ts";
+import { encodePage, indexKey, pageKey } from "../src/state/table-page.ts";
 import { type ActorCore, type LifecycleState, operatorLifecycle } from "./lifecycle.ts";
 import { BatchedSink } from "./batched-sink.ts";
 import type { Batch, Operator, OperatorContext, Rec } from "./operator.ts";

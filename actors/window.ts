@@ -24,7 +24,7 @@
 import type { CompiledAggregate } from "../src/pipeline/aggregate.ts";
 import { type Key, keyHash } from "../src/core/partition.ts";
 import type { KeyedState } from "../src/state/keyed-state.ts";
-import { windowRowKey } from "../src/state/table.ts";
+import { windowRowKey } from "../src/state/table-page.ts";
 import type { Operator, OperatorContext } from "./operator.ts";
 import { EventTimers } from "./timers.ts";
 

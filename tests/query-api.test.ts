@@ -16,7 +16,8 @@ import { Worker } from "../src/runtime/worker.ts";
 import { createQueryApi, type QueryApi } from "../src/serve/api.ts";
 import { Catalog } from "../src/serve/catalog.ts";
 import { ChangeLog } from "../src/serve/change-log.ts";
-import { createTable, decodePageFrom, encodePage, indexKey, pageKey, readRow, readTable } from "../src/state/table.ts";
+import { createTable, readRow, readTable } from "../src/state/table.ts";
+import { decodePageFrom, encodePage, indexKey, pageKey } from "../src/state/table-page.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
 import { tableBucket } from "../src/core/names.ts";
 

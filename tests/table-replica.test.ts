@@ -8,6 +8,7 @@ import fc from "fast-check";
 import type { Key } from "../src/core/partition.ts";
 import { ReplicaState } from "../src/serve/replica.ts";
 import { inSlices, manualClock, systemClock } from "../src/core/clock.ts";
+import { rowsOf } from "../src/state/table.ts";
 import {
   decodePage,
   decodePageFrom,
@@ -17,9 +18,8 @@ import {
   type PageLines,
   pageRow,
   pageRowJson,
-  rowsOf,
   sameRow,
-} from "../src/state/table.ts";
+} from "../src/state/table-page.ts";
 
 const encoder = new TextEncoder();
 const index = (chunkBits: number) => encoder.encode(JSON.stringify({ chunkBits }));

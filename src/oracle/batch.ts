@@ -28,7 +28,7 @@ import { Either, Schema } from "effect";
 import { EVENT_TIME, fire, processLogic, processRow, type ProcessState, receive } from "../../actors/process.ts";
 import type { Key } from "../core/partition.ts";
 import type { Pipeline, Step } from "../pipeline/pipeline.ts";
-import { windowRowKey } from "../state/table.ts";
+import { windowRowKey } from "../state/table-page.ts";
 
 export interface BatchResult {
   /** Result tables: their rows (for windowed steps, one per emitted window). */

@@ -20,7 +20,7 @@
  * log.eventId(42); // "lq3k9x.42"
  */
 import type { Key } from "../core/partition.ts";
-import { type PageLines, pageRow } from "../state/table.ts";
+import { type PageLines, pageRow } from "../state/table-page.ts";
 import type { RowChange } from "./replica.ts";
 
 export interface LoggedChange {

@@ -37,18 +37,18 @@ import { type Key, keyHash, partitionOf } from "../core/partition.ts";
 import { newestRevision } from "../state/bucket.ts";
 import { type Clock, inSlices, systemClock } from "../core/clock.ts";
 import { ChangeLog } from "./change-log.ts";
+import { openTable } from "../state/table.ts";
 import {
   decodeIndex,
   decodeMeta,
   decodePageFrom,
-  openTable,
   type PageLines,
   pageRow,
   pageRowJson,
   parseEntryKey,
   sameRow,
   type TableMeta,
-} from "../state/table.ts";
+} from "../state/table-page.ts";
 import { tableBucket } from "../core/names.ts";
 
 export interface RowChange {

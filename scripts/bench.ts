@@ -18,6 +18,8 @@
  *                    events are folded into the recovered state (committedMs, the first commit
  *                    after, which rewrites the whole state, is reported beside it) (child process)
  *   query-latency, freshness   the query API of `eddy run` under load (scripts/bench-serving.ts)
+ *   publisher-internal-vs-public  the Publisher over nc.publish beside the protocol-frame writer it
+ *                    replaced (scripts/bench-publisher.ts): acked messages/s and the ratio, 3 rounds
  *
  * Writes bench/results.json (merging into its `cases`: only the ids measured now are replaced)
  * and bench/RESULTS.md.
@@ -25,7 +27,7 @@
  *   npx tsx scripts/bench.ts [--events 1000000] [--keys 100000] [--state-keys 1000000]
  *     [--peer-events 10000] [--peer-seconds 20] [--serving-seconds 20] [--query-rate 500] [--ingest-rate 10000]
  *     [--nexmark-events 300000] [--nexmark-join-events 2500000]
- *     [--cases ceiling,peer,core-aggregate,core-aggregate-100-keys,state,restart,query-latency,freshness,nexmark]
+ *     [--cases ceiling,peer,core-aggregate,core-aggregate-100-keys,state,restart,query-latency,freshness,nexmark,publisher-internal-vs-public]
  *     [--cpu-prof]   (workers write .cpuprofile files to bench/profiles/)  [--verbose]  (print each worker RESULT)
  */
 import { spawn } from "node:child_process";
@@ -41,6 +43,7 @@ import { readRow, readTable } from "../src/state/table.ts";
 import { progress } from "../src/cli/progress.ts";
 import { servingCases } from "./bench-serving.ts";
 import { benchNexmark, nexmarkReport, nexmarkWanted } from "./bench-nexmark.ts";
+import { benchPublisherWires } from "./bench-publisher.ts";
 import { cpuSeconds, ensureStream, expectedRow, keyOf, publishEvents, readCeiling, round, vmHwmMb } from "./bench-common.ts";
 import { tableBucket } from "../src/core/names.ts";
 
@@ -73,7 +76,8 @@ const NEXMARK_JOIN_EVENTS = num("nexmark-join-events", 2_500_000);
 const RESTART_EVENTS = 10;
 const CPU_PROF = flags.has("cpu-prof");
 const wanted = new Set((
-  flags.get("cases") ?? "ceiling,peer,core-aggregate,core-aggregate-100-keys,state,restart,query-latency,freshness,nexmark"
+  flags.get("cases") ??
+    "ceiling,peer,core-aggregate,core-aggregate-100-keys,state,restart,query-latency,freshness,nexmark,publisher-internal-vs-public"
 ).split(","));
 if (wanted.has("restart")) wanted.add("state"); // the restart runs on the state case's checkpoints
 
@@ -328,6 +332,10 @@ try {
         log,
       }),
     );
+  }
+  if (wanted.has("publisher-internal-vs-public")) {
+    log("publisher-internal-vs-public: the Publisher over the protocol-frame writer and over nc.publish, interleaved");
+    cases["publisher-internal-vs-public"] = await benchPublisherWires(nc, { rounds: 3, small: 100_000, large: 1_500, log });
   }
   const nexmark = nexmarkWanted(wanted);
   if (nexmark.length > 0) {
@@ -598,6 +606,13 @@ function writeResults(): void {
     ratios.push(
       `query-latency p99 ${query} ms (target < 5: ${query < 5 ? "met" : "MISSED"})` +
         (floor === undefined ? "" : `; a bare server's p99, same client and load: ${floor} ms`),
+    );
+  }
+  const wires = all["publisher-internal-vs-public"] as Record<string, { medianRatio?: number }> | undefined;
+  if (wires) {
+    ratios.push(
+      `publisher internal/public (median of 3): small with msg id ${wires["small-msg-id"]?.medianRatio}, ` +
+        `100 KB KV puts ${wires["kv-100kb"]?.medianRatio}, small without headers ${wires["small-no-hdr"]?.medianRatio}`,
     );
   }
   const fresh = all.freshness?.p99Ms;

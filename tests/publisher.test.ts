@@ -1,19 +1,24 @@
 /**
  * The ack-counting Publisher against a real nats-server: every message acknowledged, duplicates
  * dropped by msg id, rejections and missing streams surfaced through flush(), overdue acks
- * re-published, KV puts readable by the KV client; the frames it writes itself carry subjects,
- * headers and payloads (UTF-8, empty, larger than its buffer) as the server stores them, and what
- * nc.publish would refuse it refuses too.
+ * re-published, KV puts readable by the KV client; subjects, headers and payloads (UTF-8, empty,
+ * larger than 64 KiB) stored as sent, counted in nc.stats(), refused as nc.publish refuses them, and
+ * headers refused on a server without header support; across a SIGKILL and restart of the server,
+ * every message stored exactly once.
  */
-import { beforeAll, describe, expect, it } from "vitest";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { createPublisher, type PublishOptions } from "../src/log/publisher.ts";
 import { PublishError } from "../src/core/errors.ts";
 import { manualClock } from "../src/core/clock.ts";
-import { useNatsServer, waitFor } from "./support/nats.ts";
+import { readStreamJson, useNatsServer, waitFor } from "./support/nats.ts";
+import { type NatsServer, startNatsServer } from "../src/platform/nats-server.ts";
 import { kvSubject } from "../src/core/names.ts";
 
 const enc = new TextEncoder();
@@ -184,10 +189,32 @@ describe("Publisher", () => {
     expect(() => publisher.publish("back.a", enc.encode("x"))).toThrow(PublishError);
   });
 
-  it("writes frames the server stores as sent: headers, msg ids, UTF-8, empty and large payloads", async () => {
+  it("counts what it sends in nc.stats(): a message and its header and payload bytes each", async () => {
+    await addStream("STATS", ["stats.>"]);
+    const own = await nats.connect();
+    const publisher = createPublisher(own);
+    const before = own.stats();
+    let bytes = 0;
+    for (let i = 0; i < 1000; i++) {
+      const data = enc.encode(`{"n":${i}}`);
+      bytes += data.length;
+      publisher.publish(`stats.${i % 3}`, data, i % 2 === 0 ? { msgId: `s-${i}` } : undefined);
+    }
+    await publisher.flush();
+    const after = own.stats();
+    expect(after.outMsgs - before.outMsgs).toBe(1000); // no re-publish: every ack came in time
+    // Payloads, plus a header block for each of the 500 messages with a msg id.
+    const withId = enc.encode("NATS/1.0\r\nNats-Msg-Id: s-0\r\n\r\n").length;
+    expect(after.outBytes - before.outBytes).toBeGreaterThanOrEqual(bytes + 500 * withId);
+    expect(after.outBytes - before.outBytes).toBeLessThan(bytes + 500 * (withId + 3));
+    expect(await messages("STATS")).toBe(1000);
+    await publisher.close();
+  });
+
+  it("writes messages the server stores as sent: headers, msg ids, UTF-8, empty and large payloads", async () => {
     await addStream("FRAMES", ["frames.>"]);
     const publisher = createPublisher(nc);
-    const big = new Uint8Array(200 * 1024).map((_, i) => i % 251);
+    const big = new Uint8Array(200 * 1024).map((_, i) => i % 251); // larger than the connection's 32 KiB flush threshold
     const sent: { subject: string; data: Uint8Array; opts: PublishOptions | undefined }[] = [
       { subject: "frames.a", data: enc.encode("plain"), opts: undefined },
       { subject: "frames.b", data: enc.encode('{"name":"Zoë ☕ 𝄞"}'), opts: { msgId: "id-é-1" } },
@@ -227,5 +254,99 @@ describe("Publisher", () => {
     expect(await messages("REFUSE")).toBe(1);
     await own.close();
     expect(() => publisher.publish("refuse.a", enc.encode("x"))).toThrow(/connection is closed/);
+  });
+});
+
+describe("Publisher on a server without header support", () => {
+  const configDir = mkdtempSync(join(tmpdir(), "eddy-no-headers-"));
+  const config = join(configDir, "nats.conf");
+  writeFileSync(config, "no_header_support: true\n");
+  const nats = useNatsServer({ extraArgs: ["-c", config] });
+  afterAll(() => rmSync(configDir, { recursive: true, force: true }));
+
+  it("refuses a msg id or headers at once with a PublishError, and publishes without them", async () => {
+    const nc = await nats.connect();
+    expect(nc.info?.headers).toBeFalsy();
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: "PLAIN", subjects: ["plain.>"] });
+    const publisher = createPublisher(nc);
+    const refused = (() => {
+      try {
+        publisher.publish("plain.a", enc.encode("x"), { msgId: "p-1" });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(refused).toBeInstanceOf(PublishError);
+    expect((refused as PublishError).subject).toBe("plain.a");
+    expect((refused as PublishError).message).toMatch(/does not support headers/);
+    expect(() => publisher.publish("plain.a", enc.encode("x"), { headers: { "X-Eddy": "1" } })).toThrow(
+      /does not support headers/,
+    );
+    expect(publisher.pending).toBe(0);
+    publisher.publish("plain.a", enc.encode("no headers"));
+    await publisher.flush();
+    expect((await jsm.streams.info("PLAIN")).state.messages).toBe(1);
+    expect(nc.isClosed()).toBe(false); // nothing the server would have closed the connection for was sent
+    await publisher.close();
+  });
+});
+
+describe("Publisher across a nats-server restart", () => {
+  const storeDir = mkdtempSync(join(tmpdir(), "eddy-publisher-restart-"));
+  const servers: NatsServer[] = [];
+  afterAll(async () => {
+    for (const s of servers) await s.stop();
+    rmSync(storeDir, { recursive: true, force: true });
+  });
+
+  it("stores every message exactly once through a SIGKILL and restart mid-stream", { timeout: 120_000 }, async () => {
+    const first = await startNatsServer({ storeDir });
+    servers.push(first);
+    const nc = await connect({ servers: first.url, noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.add({ name: "RESTART", subjects: ["restart.>"], duplicate_window: 600_000_000_000 }); // file storage
+      const publisher = createPublisher(nc, { ackTimeoutMs: 1_000, retries: 60 });
+      const total = 30_000;
+      const outBefore = nc.stats().outMsgs;
+      let restarted: Promise<void> | undefined;
+      let pendingAtKill = 0;
+      for (let i = 0; i < total; i++) {
+        publisher.publish(`restart.${i % 4}`, enc.encode(JSON.stringify({ n: i })), { msgId: `restart-${i}` });
+        if (i % 500 !== 499) continue;
+        if (i === total / 2 - 1) {
+          pendingAtKill = publisher.pending; // at least the 500 just written: no ack can arrive before we yield
+          first.kill("SIGKILL");
+          restarted = (async () => {
+            await first.exited;
+            servers.push(await startNatsServer({ storeDir, port: first.port }));
+          })();
+        }
+        // A high mark: publishing goes on into the dead connection for a while before it waits.
+        await publisher.whenPendingBelow(6_000);
+      }
+      await restarted;
+      await publisher.flush();
+      expect(pendingAtKill).toBeGreaterThanOrEqual(500);
+      expect(publisher.pending).toBe(0);
+      expect(nc.stats().outMsgs - outBefore).toBeGreaterThanOrEqual(total);
+
+      let stored: { n: number }[] = [];
+      await waitFor(async () => ((stored = await readStreamJson<{ n: number }>(nc, "RESTART")), true), {
+        timeoutMs: 20_000,
+        message: "the stream readable after the restart",
+      });
+      const seen = new Map<number, number>();
+      for (const { n } of stored) seen.set(n, (seen.get(n) ?? 0) + 1);
+      const missing = Array.from({ length: total }, (_, n) => n).filter((n) => !seen.has(n));
+      const twice = [...seen].filter(([, c]) => c > 1).map(([n]) => n);
+      expect({ missing: missing.slice(0, 10), twice: twice.slice(0, 10) }).toEqual({ missing: [], twice: [] });
+      expect(stored.length).toBe(total);
+      expect((await jsm.streams.info("RESTART")).state.messages).toBe(total);
+      await publisher.close();
+    } finally {
+      await nc.close();
+    }
   });
 });

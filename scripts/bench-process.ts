@@ -20,7 +20,7 @@
  *                    value's `{ id }`s looked up by hand (what process.ts did before)
  * Every variant must give the same outputs and states; the script fails otherwise.
  *
- *   npx tsx scripts/bench-process.ts [--orders 72500] [--reps 3]
+ *   npx tsx scripts/bench-process.ts [--orders 72500] [--reps 3] [--cases process-fold,process-restore]
  */
 import { type AnyStateMachine, createActor, initialTransition, transition } from "xstate";
 import { orderMachine } from "../examples/coffee-shop/order-lifecycle.ts";
@@ -32,6 +32,7 @@ const flags = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) flags.set(process.argv[i]!.replace(/^--/, ""), process.argv[i + 1] ?? "");
 const orders = Number(flags.get("orders") ?? 72_500);
 const reps = Number(flags.get("reps") ?? 3);
+const only = flags.get("cases")?.split(",");
 const maxOutOfOrderMs = 2_000;
 /** Events a variant runs before the next one takes its turn. */
 const slice = 2_000;
@@ -193,6 +194,7 @@ const rates: Record<string, Record<string, number[]>> = {};
 let failed = false;
 for (let rep = 0; rep < reps; rep++) {
   for (const [id, c] of Object.entries(cases)) {
+    if (only && !only.includes(id)) continue;
     const runs = new Map(c.variants.map((v) => [v, c.start(logicOf(v, orderMachine))]));
     const ms = new Map(c.variants.map((v) => [v, 0]));
     // Interleaved a slice at a time, the variants' order rotating, so a busy moment of this

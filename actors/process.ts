@@ -34,6 +34,23 @@
  * ids. Processing time is not part of the log: across a crash (not a graceful stop) a
  * processing-time timer may fire at a different point of the replay.
  *
+ * What of XState this leans on beyond its documented use, and why xstate is pinned to one exact
+ * version in package.json (tests/process-xstate.test.ts fails when any of it changes):
+ *
+ * - an actor scope of our own (`self`, `system`, `actionExecutor`, ...: the shape of XState's
+ *   internal `createInertActorScope`), built once per `processLogic` and passed to the machine's
+ *   `getInitialSnapshot` and `transition`. It is what `initialTransition` and `transition` do,
+ *   minus building a scope (an actor, which computes the initial state once more, and its system)
+ *   on every call: the public functions ran the order lifecycle at 0.4 times the events/s
+ *   (scripts/bench-process.ts);
+ * - `machine.restoreSnapshot(persisted, scope)` (public, but given that scope) to read a persisted
+ *   snapshot back: `createActor(machine, { snapshot })` does the same through an actor, at about
+ *   0.6 times the events/s of a restore-heavy fold;
+ * - the action objects the scope's `actionExecutor` receives: `type` (`xstate.emit`,
+ *   `xstate.raise`, `xstate.cancel`, ...) and `params` (`event`; `id`, `delay`; `sendId`), as
+ *   `transition` returns them. Which `after` timers run on the clock is read from the public
+ *   `StateNode.after` (each delay and its `eventType`, the id of its raise).
+ *
  * @example
  * const op = processOperator(processLogic(orderMachine, { processingTime: ["remindAfter"] }));
  */
@@ -66,6 +83,8 @@ export interface ProcessLogic {
   readonly machine: AnyStateMachine;
   /** Delays that run on the clock: `after` transitions with these names, delayed `raise`s with these ids. */
   readonly processingTime: ReadonlySet<string>;
+  /** The ids of the delayed events that run on the clock: the named raises', and the `after` timers' of the named delays. */
+  readonly onClock: ReadonlySet<string>;
   /** The machine's input for a new key. */
   readonly input: ((key: Key, event: unknown) => unknown) | undefined;
   /** Resolved snapshots by the persisted object they were read from (values are never changed in place). */
@@ -74,8 +93,11 @@ export interface ProcessLogic {
   readonly initial: (input: unknown) => [AnyMachineSnapshot, ExecutableAction[]];
   /** XState's `transition`: the next snapshot and its actions, none of them run. */
   readonly transition: (snapshot: AnyMachineSnapshot, event: EventObject) => [AnyMachineSnapshot, ExecutableAction[]];
+  /** XState's restore of a persisted snapshot (`getPersistedSnapshot`, read back from JSON). */
+  readonly restore: (persisted: Record<string, unknown>) => AnyMachineSnapshot;
 }
 
+/** An action XState returned, not run: its type (`xstate.emit`, `xstate.raise`, ...) and params. */
 interface ExecutableAction {
   readonly type: string;
   readonly params?: unknown;
@@ -87,8 +109,8 @@ export function processLogic(
 ): ProcessLogic {
   // XState's pure `transition(machine, snapshot, event)` is `machine.transition(snapshot, event,
   // scope)` with an inert actor scope that collects the actions instead of running them; it builds
-  // that scope (an actor and its system) on every call, which costs about 5 times the transition
-  // itself. Here the scope is built once per operator instance.
+  // that scope (an actor and its system) on every call, `initialTransition` too (see the module's
+  // opening comment for what that costs). Here the scope is built once.
   const self = createActor(machine);
   let actions: ExecutableAction[] = [];
   const scope = {
@@ -107,14 +129,35 @@ export function processLogic(
     const snapshot = next();
     return [snapshot, actions];
   };
+  const processingTime = new Set(options.processingTime ?? []);
   return {
     machine,
-    processingTime: new Set(options.processingTime ?? []),
+    processingTime,
+    onClock: new Set([...processingTime, ...afterIds(machine, processingTime)]),
     input: options.input,
     resolved: new WeakMap(),
     initial: (input) => collect(() => machine.getInitialSnapshot(scope, input)),
     transition: (snapshot, event) => collect(() => machine.transition(snapshot, event, scope)),
+    // What `createActor(machine, { snapshot })` does with a persisted snapshot, without the actor;
+    // the scope is only used for the children, which a process step's machines do not have.
+    restore: (persisted) => machine.restoreSnapshot(persisted as Parameters<AnyStateMachine["restoreSnapshot"]>[0], scope),
   };
+}
+
+/**
+ * The ids of the delayed events of the `after` transitions whose delay is named in `delays`, from
+ * the machine's state nodes (`after` lists each delay with its `eventType`, the id XState gives its
+ * delayed raise and cancel).
+ */
+function afterIds(machine: AnyStateMachine, delays: ReadonlySet<string>): string[] {
+  const ids: string[] = [];
+  if (delays.size === 0) return ids;
+  const visit = (node: AnyStateMachine["root"]) => {
+    for (const t of node.after) if (delays.has(String(t.delay))) ids.push(t.eventType);
+    for (const child of Object.values(node.states)) visit(child);
+  };
+  visit(machine.root);
+  return ids;
 }
 
 /** The times a transition happens at: event time (base of event-time timers) and processing time. */
@@ -168,14 +211,7 @@ export function dueTimer(state: ProcessState, watermark: number, now: number | u
 function resolve(logic: ProcessLogic, state: ProcessState): AnyMachineSnapshot {
   const cached = logic.resolved.get(state.snapshot);
   if (cached) return cached;
-  const persisted = state.snapshot as { historyValue?: Record<string, { id: string }[]> };
-  // The persisted history names states by id: make them state nodes again.
-  const historyValue = Object.fromEntries(
-    Object.entries(persisted.historyValue ?? {}).map(([k, nodes]) => [k, nodes.map((n) => logic.machine.getStateNodeById(n.id))]),
-  );
-  const snapshot = logic.machine.resolveState(
-    { ...state.snapshot, historyValue } as Parameters<AnyStateMachine["resolveState"]>[0],
-  );
+  const snapshot = logic.restore(state.snapshot);
   logic.resolved.set(state.snapshot, snapshot);
   return snapshot;
 }
@@ -199,7 +235,7 @@ function settle(
       case "xstate.raise": {
         const { event, id, delay } = action.params as { event: EventObject; id?: string; delay?: number };
         if (typeof delay !== "number") break; // raised at once: XState handled it within the transition
-        const onClock = isProcessingTime(logic, id);
+        const onClock = id !== undefined && logic.onClock.has(id);
         const base = onClock ? at.now : at.eventTime;
         if (!onClock && !Number.isFinite(base)) {
           throw new Error(
@@ -233,15 +269,6 @@ function settle(
   const persisted = logic.machine.getPersistedSnapshot(snapshot) as Record<string, unknown>;
   logic.resolved.set(persisted, snapshot);
   return { state: { snapshot: persisted, timers, born: before.born, next }, emitted };
-}
-
-/** An `after` timer's id is `xstate.after.<delay>.<state id>`; a delayed `raise` has its own id. */
-function isProcessingTime(logic: ProcessLogic, id: string | undefined): boolean {
-  if (id === undefined || logic.processingTime.size === 0) return false;
-  if (logic.processingTime.has(id)) return true;
-  if (!id.startsWith("xstate.after.")) return false;
-  const delay = id.slice("xstate.after.".length, id.indexOf(".", "xstate.after.".length));
-  return logic.processingTime.has(delay);
 }
 
 function message(error: unknown): string {

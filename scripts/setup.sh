@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare a checkout of Eddy for development: Node >= 20, npm dependencies (with the deno and
-# esbuild binaries their install scripts fetch), nats-server 2.9 (Debian package
+# esbuild binaries their install scripts fetch), the console pages (scripts/build-pages.ts), nats-server 2.9 (Debian package
 # `nats-server`) and chromium (Debian package `chromium`, for the dashboard's browser test). Idempotent: safe to run again; it says what it does and skips what is done.
 # Usage: scripts/setup.sh   (from any directory; also `npm run setup`)
 set -euo pipefail
@@ -32,6 +32,11 @@ if ! node_modules/.bin/deno --version >/dev/null 2>&1 || ! node_modules/.bin/esb
   npm rebuild deno esbuild
 fi
 say "deno $(node_modules/.bin/deno --version | head -n1 | cut -d' ' -f2), esbuild $(node_modules/.bin/esbuild --version) ok"
+
+# The console pages (the coffee-shop dashboard, the overview): browser code bundled by esbuild into
+# generated modules (gitignored) that the server imports. npm ci builds them too (the `prepare`
+# script); build them again here, so edited browser code is never served stale. Well under a second.
+say "console pages: $(node_modules/.bin/tsx scripts/build-pages.ts)"
 
 # 3. nats-server. Debian installs it in /usr/sbin, which is not on every user's PATH.
 nats_server=$(command -v nats-server || true)

@@ -12,6 +12,7 @@ export { Pipeline, pipeline } from "./pipeline/pipeline.ts";
 export { tableBucket } from "./core/names.ts";
 export type {
   Changelog,
+  Dashboard,
   KeyedStream,
   KeyField,
   PipelineOptions,

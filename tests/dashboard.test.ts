@@ -4,9 +4,12 @@
  * playwright-core. What the page shows must equal the result tables (read independently with
  * readTable) and follow them as more orders arrive, the orders in progress (the order lifecycle
  * steps) included; selecting an operator actor shows a sample of its keyed state and its recent
- * inputs. A screenshot is saved and its path printed.
+ * inputs. A screenshot is saved and its path printed. The page is the pipeline's own
+ * (`coffeeShop().dashboard`, built from examples/coffee-shop/dashboard/); without one, `GET /`
+ * serves the overview, which lists the tables and the actors. The generated page modules must be
+ * what scripts/build-pages.ts builds from their sources now.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -23,6 +26,7 @@ import { Worker } from "../src/runtime/worker.ts";
 import { createQueryApi, type QueryApi } from "../src/serve/api.ts";
 import { Catalog } from "../src/serve/catalog.ts";
 import { readTable } from "../src/state/table.ts";
+import { generatedModule, pages } from "../scripts/build-pages.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
 
 const chromiumPath = "/usr/bin/chromium";
@@ -195,10 +199,11 @@ describe("the coffee-shop dashboard in chromium", () => {
     };
     await js.publish("orders.store-2", JSON.stringify(lateOrder));
     await js.publish("orders.store-1", "this is not an order");
-    worker = await Worker.start(nc, coffeeShop({ partitions, orderStatus: "order_status" }), { checkpointMs: 100 });
+    const shop = coffeeShop({ partitions, orderStatus: "order_status" });
+    worker = await Worker.start(nc, shop, { checkpointMs: 100 });
     await caughtUp();
     catalog = await Catalog.open(nc, { refreshMs: 0 });
-    api = createQueryApi(catalog, { worker, lagRefreshMs: 200 });
+    api = createQueryApi(catalog, { worker, lagRefreshMs: 200, ...(shop.dashboard ? { dashboard: shop.dashboard } : {}) });
     listener = await listenNode(api.fetch, { port: 0 });
     userDataDir = mkdtempSync(join(tmpdir(), "eddy-chromium-"));
     context = await chromium.launchPersistentContext(userDataDir, {
@@ -283,6 +288,77 @@ describe("the coffee-shop dashboard in chromium", () => {
       message: "the processed count follows the stream",
     });
   });
+
+  it("serves the generated page modules as scripts/build-pages.ts builds them from their sources now", async () => {
+    expect(pages.length).toBe(2);
+    for (const source of pages) {
+      const fresh = await generatedModule(source);
+      const onDisk = readFileSync(join(process.cwd(), source.out), "utf8");
+      expect(onDisk === fresh, `${source.out} is stale: run \`npm run pages\``).toBe(true);
+    }
+    expect(coffeeShop().dashboard?.html).toContain("<title>Eddy · coffee shop</title>");
+    expect(coffeeShop().dashboard?.html).not.toMatch(/<script [^>]*src=|<link [^>]*href=/); // everything inline
+  });
+
+  it(
+    "serves the overview without a dashboard: the tables with row counts and links, and the actors",
+    { timeout: 60_000 },
+    async () => {
+      const plain = createQueryApi(catalog, { worker, lagRefreshMs: 200 });
+      const bare = createQueryApi(catalog, {}); // `eddy serve`: no worker in the process
+      const plainListener = await listenNode(plain.fetch, { port: 0 });
+      const bareListener = await listenNode(bare.fetch, { port: 0 });
+      const overview = await context.newPage();
+      const errors: string[] = [];
+      overview.on("pageerror", (error) => errors.push(error.message));
+      type Listed = { name: string; rows: number; href: string }[];
+      const listed = () =>
+        overview.locator("#tables tr[data-table]").evaluateAll((rows) =>
+          rows.map((r) => ({
+            name: r.getAttribute("data-table")!,
+            rows: Number(r.querySelector("[data-field=rows]")!.getAttribute("data-value")),
+            href: r.querySelector("a")!.getAttribute("href")!,
+          }))
+        ) as Promise<Listed>;
+      const want = () => catalog.names().map((name) => ({ name, rows: catalog.get(name)!.size, href: `/tables/${name}/rows` }));
+      try {
+        const response = await overview.goto(plainListener.url);
+        expect(response?.status()).toBe(200);
+        expect(await overview.title()).toBe("Eddy");
+        await waitFor(async () => {
+          expect(await listed()).toEqual(want());
+          return true;
+        }, { timeoutMs: 10_000, intervalMs: 250, message: "the overview lists every table with its row count" });
+        expect((await listed()).length).toBeGreaterThanOrEqual(9);
+        const revenue = (await listed()).find((t) => t.name === "revenue_by_store")!;
+        expect(revenue.rows).toBe(5);
+        const rows = (await (await fetch(`${plainListener.url}${revenue.href}`)).json()) as { rows: unknown[] };
+        expect(rows.rows.length).toBe(5); // the link answers the table's rows
+        await waitFor(async () => (await overview.locator("#actors tr[data-actor]").count()) === worker.status().length, {
+          timeoutMs: 10_000,
+          message: "the overview lists every operator actor",
+        });
+        expect(await overview.locator("#pipeline").textContent()).toBe("coffee-shop");
+        mkdirSync("test-results", { recursive: true });
+        await overview.screenshot({ path: join(process.cwd(), "test-results", "overview.png"), fullPage: true });
+
+        await overview.goto(bareListener.url);
+        await waitFor(async () => (await listed()).length === catalog.names().length, {
+          timeoutMs: 10_000,
+          message: "the overview without a worker lists the tables",
+        });
+        expect(await overview.locator("#actors-section").isHidden()).toBe(true);
+        expect(await overview.locator("#pipeline").textContent()).toBe("no worker runs in this service");
+        expect(errors).toEqual([]);
+      } finally {
+        await overview.close();
+        plain.close();
+        bare.close();
+        await plainListener.close();
+        await bareListener.close();
+      }
+    },
+  );
 
   it("serves the actors as JSON, with the query API's error shape", async () => {
     const get = async (path: string) => {

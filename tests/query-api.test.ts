@@ -13,7 +13,7 @@ import { keyHash, partitionOf } from "../src/core/partition.ts";
 import { listenNode } from "../src/platform/http-node.ts";
 import type { HttpListener } from "../src/platform/platform.ts";
 import { Worker } from "../src/runtime/worker.ts";
-import { createQueryApi, type QueryApi } from "../src/serve/api.ts";
+import { createQueryApi, overviewPage, type QueryApi } from "../src/serve/api.ts";
 import { Catalog } from "../src/serve/catalog.ts";
 import { ChangeLog } from "../src/serve/change-log.ts";
 import { createTable, readRow, readTable } from "../src/state/table.ts";
@@ -240,6 +240,27 @@ describe("query API over a live pipeline", () => {
     });
     expect(preflight.status).toBe(204);
     expect(preflight.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("authorization");
+  });
+
+  it("serves at / the dashboard it is given, else the overview page", async () => {
+    const overview = await get("/");
+    expect(overview.status).toBe(200);
+    expect(overview.headers.get("content-type")).toContain("text/html");
+    expect(overview.headers.get("cache-control")).toBe("no-store");
+    const html = await overview.text();
+    expect(html).toContain("<title>Eddy</title>");
+    expect(html).toBe(overviewPage.html);
+    const script = html.split('<script type="module">')[1]?.split("</script>")[0] ?? "";
+    expect(script).toContain("/tables"); // the bundle inline, reading /tables
+
+    const dashboard = { html: "<!doctype html><title>Mine</title><p>the pipeline's own page</p>" };
+    const own = createQueryApi(catalog, { dashboard, token: "s3cret" });
+    const ask = (path: string) => own.fetch(new Request(`http://eddy${path}`));
+    expect((await ask("/")).status).toBe(401); // a page names tables and steps: the token guards it too
+    const page = await ask("/?access_token=s3cret");
+    expect(page.status).toBe(200);
+    expect(await page.text()).toBe(dashboard.html);
+    expect(coffeeShop().dashboard?.html).toContain("<title>Eddy · coffee shop</title>");
   });
 
   it("requires the bearer token when one is set", async () => {

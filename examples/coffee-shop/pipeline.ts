@@ -7,13 +7,15 @@
  * one-minute window (by the order's own time) in the `revenue_per_store_minute` table (and the
  * `revenue_per_minute` stream), orders too late for their minute per store (`late_orders`), and
  * the top 5 items per store over 5 minutes, every minute. With `orderStatus`, it also follows each
- * order through its lifecycle (order-lifecycle.ts: open orders, time to serve per store).
+ * order through its lifecycle (order-lifecycle.ts: open orders, time to serve per store). It carries
+ * its dashboard (dashboard/), which `eddy dev` and `eddy run --port` serve at `/`.
  *
  * @example
  * const worker = await Worker.start(nc, coffeeShop());
  * await readTable(nc, "revenue_by_store"); // [{ key: "store-1", orders: 42, revenue: 311.5, ... }]
  */
-import { type Pipeline, pipeline } from "../../src/pipeline/pipeline.ts";
+import { type Dashboard, type Pipeline, pipeline } from "../../src/pipeline/pipeline.ts";
+import { html } from "./dashboard.generated.ts";
 import { addOrderLifecycle } from "./order-lifecycle.ts";
 import { MenuItem, Order } from "./orders.ts";
 
@@ -29,8 +31,11 @@ export interface CoffeeShopOptions {
   readonly orderStatus?: string;
 }
 
+/** The coffee-shop dashboard (browser code in dashboard/, built by scripts/build-pages.ts). */
+export const coffeeShopDashboard: Dashboard = { html };
+
 export function coffeeShop(options: CoffeeShopOptions = {}): Pipeline {
-  const p = pipeline(options.id ?? "coffee-shop", { partitions: options.partitions ?? 4 });
+  const p = pipeline(options.id ?? "coffee-shop", { partitions: options.partitions ?? 4, dashboard: coffeeShopDashboard });
   const menu = p.lookup("menu", { bucket: "menu", schema: MenuItem });
   const orders = p
     .source("orders", { stream: options.stream ?? "orders", schema: Order, eventTime: (o) => o.ts, maxOutOfOrderMs: 2_000 })

@@ -2,7 +2,8 @@
  * `eddy dev`: the coffee-shop demo in one command. Without NATS_URL it starts a local
  * nats-server (JetStream on, a free port, its store under .eddy/ in this directory), opens the
  * live coffee shop (orders at a steady rate, and each order's lifecycle as it falls due), runs the
- * coffee-shop pipeline with the order lifecycle and logs where to look (src/observe/logger.ts: human on a terminal, JSON lines otherwise).
+ * coffee-shop pipeline with the order lifecycle, serves the query API with the pipeline's dashboard
+ * at `/`, and logs where to look (src/observe/logger.ts: human on a terminal, JSON lines otherwise).
  * Ctrl-C or SIGTERM checkpoints, stops the server and exits 0.
  */
 import type { NatsConnection } from "@nats-io/nats-core";
@@ -81,6 +82,7 @@ export async function dev(platform: Platform, { flags }: Parsed): Promise<number
           host: "127.0.0.1",
           refreshMs: 2000,
           worker,
+          ...(pipeline.dashboard ? { dashboard: pipeline.dashboard } : {}),
         });
         logger.info("running", {
           pipeline: pipeline.id,

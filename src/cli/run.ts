@@ -1,7 +1,8 @@
 /**
  * `eddy run <module>`: run a pipeline defined in a TypeScript module as a service beside NATS,
  * until SIGINT or SIGTERM, which checkpoint and stop it cleanly. With `--port`, the same process
- * serves the query API, /metrics, /healthz and /readyz (src/serve/api.ts).
+ * serves the query API, /metrics, /healthz and /readyz (src/serve/api.ts), and at `/` the pipeline's
+ * dashboard (`pipeline(id, { dashboard })`), or the overview page when it has none.
  */
 import { Effect } from "effect";
 import { ConfigError } from "../core/errors.ts";
@@ -106,6 +107,7 @@ export async function run(platform: Platform, { flags, positionals }: Parsed): P
             host: flags.host as string,
             refreshMs: 5000,
             worker,
+            ...(pipeline.dashboard ? { dashboard: pipeline.dashboard } : {}),
             log,
             ...(token ? { token } : {}),
           });

@@ -1,11 +1,13 @@
 /**
  * `eddy serve`: the query API (src/serve/api.ts) over replicas of every result table on the
- * server, until SIGINT or SIGTERM. Tables created later are picked up every `--refresh-ms`.
+ * server, until SIGINT or SIGTERM. Tables created later are picked up every `--refresh-ms`. With no
+ * pipeline in the process, `/` serves the overview page (the tables, linking to their rows).
  */
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Effect } from "effect";
 import { ConfigError } from "../core/errors.ts";
 import { commandLogger, logFlags } from "../observe/logger.ts";
+import type { Dashboard } from "../pipeline/pipeline.ts";
 import type { Platform } from "../platform/platform.ts";
 import type { Worker } from "../runtime/worker.ts";
 import { createQueryApi } from "../serve/api.ts";
@@ -81,6 +83,8 @@ export interface QueryApiResourceOptions {
   readonly log?: (event: string, fields: Record<string, unknown>) => void;
   /** The worker in this process (`eddy run --port`, `eddy dev`): its actors in /metrics and /readyz. */
   readonly worker?: Worker;
+  /** The page at `/`: the running pipeline's (`Pipeline.dashboard`); default the overview. */
+  readonly dashboard?: Dashboard;
 }
 
 /**
@@ -105,6 +109,7 @@ export function queryApi(platform: Platform, nc: NatsConnection, options: QueryA
       ...(options.token ? { token: options.token } : {}),
       ...(options.origins ? { cors: options.origins.includes("*") ? "*" : [...options.origins] } : {}),
       ...(options.worker ? { worker: options.worker } : {}),
+      ...(options.dashboard ? { dashboard: options.dashboard } : {}),
     });
     const listener = yield* Effect.acquireRelease(
       Effect.tryPromise({

@@ -117,6 +117,21 @@ export type JoinKind =
 export interface PipelineOptions {
   /** Partitions of every keyed step (fixed for the life of the pipeline's state). Default 8. */
   readonly partitions?: number;
+  /** The pipeline's console page, served at `GET /` beside it (`eddy run --port`, `eddy dev`). */
+  readonly dashboard?: Dashboard;
+}
+
+/**
+ * A console page: one HTML document with its stylesheet and script inline, which reads the query
+ * API (src/serve/api.ts) from the browser and fetches nothing from elsewhere. Built from browser
+ * code by scripts/build-pages.ts, which writes it as a module exporting `html`.
+ *
+ * @example
+ * import { html } from "./dashboard.generated.ts";
+ * const p = pipeline("coffee-shop", { dashboard: { html } });
+ */
+export interface Dashboard {
+  readonly html: string;
 }
 
 /** Where a sink to a JetStream stream writes. Eddy creates the stream when it is missing. */
@@ -425,6 +440,8 @@ const idPattern = /^[A-Za-z0-9_-]+$/;
 export class Pipeline {
   readonly #steps = new Map<string, Step>();
   readonly partitions: number;
+  /** Its console page, if it has one (PipelineOptions.dashboard). */
+  readonly dashboard: Dashboard | undefined;
 
   constructor(
     readonly id: string,
@@ -432,6 +449,7 @@ export class Pipeline {
   ) {
     checkId("pipeline", id);
     this.partitions = options.partitions ?? 8;
+    this.dashboard = options.dashboard;
     if (!Number.isInteger(this.partitions) || this.partitions < 1 || this.partitions > 4096) {
       throw new ConfigError({
         message: `pipeline "${id}": partitions must be an integer from 1 to 4096, got ${options.partitions}`,

@@ -33,8 +33,11 @@
  *   keyed state with their values, default 20) and `recent` (its last input records, oldest first)
  * - 404 `not_found` on both when the service runs no worker (`eddy serve`)
  *
- * `GET /`: the coffee-shop dashboard, an HTML page that reads the endpoints above
- * (src/serve/dashboard.ts).
+ * `GET /`: a console page, HTML that reads the endpoints above from the browser: `options.dashboard`
+ * (the pipeline's own, e.g. the coffee shop's: `eddy run --port` and `eddy dev` pass the running
+ * pipeline's), else the overview (src/serve/console/overview/: the tables with their row counts,
+ * linking to their rows, and the worker's operator actors). Pages are built from browser code by
+ * scripts/build-pages.ts into modules, so serving one reads no file.
  *
  * `reflects` of a table: `{ checkpoint, at, lastUpdate, partitions: [{ partition, checkpoint, at,
  * lastUpdate }] }` where checkpoint and at are the lowest over partitions (src/serve/replica.ts).
@@ -65,11 +68,12 @@ import { streamSSE } from "hono/streaming";
 import { matchedRoutes } from "hono/route";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Shortcut } from "../platform/platform.ts";
+import type { Dashboard } from "../pipeline/pipeline.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import { actorDetail, actorsView, type ServedWorker } from "./actors.ts";
 import type { Catalog } from "./catalog.ts";
 import type { LoggedChange } from "./change-log.ts";
-import { dashboardPage } from "./dashboard.ts";
+import { html as overviewHtml } from "./overview.generated.ts";
 import { ApiMetrics, prometheusContentType } from "./metrics.ts";
 import type { TableReplica } from "./replica.ts";
 import { rankedRow, rankOrder } from "./top-n.ts";
@@ -84,11 +88,16 @@ export interface QueryApiOptions {
   readonly keepAliveMs?: number;
   /** Changes buffered per SSE client before it is cut off (default 10000). */
   readonly maxQueuedChanges?: number;
-  /** The worker in this process, if any: its actors in /metrics, /readyz, /actors and the dashboard. */
+  /** The worker in this process, if any: its actors in /metrics, /readyz, /actors and the pages at `/`. */
   readonly worker?: ServedWorker;
   /** How often to poll source streams' last sequence for the lag metric (default 5000; 0: never). */
   readonly lagRefreshMs?: number;
+  /** The page served at `GET /` (the pipeline's: `Pipeline.dashboard`); default the overview. */
+  readonly dashboard?: Dashboard;
 }
+
+/** The page `GET /` serves when no dashboard is given: the tables, and the worker's actors. */
+export const overviewPage: Dashboard = { html: overviewHtml };
 
 export interface QueryApi {
   readonly app: Hono;
@@ -402,9 +411,10 @@ export function createQueryApi(catalog: Pick<Catalog, "get" | "names">, options:
     return c.json(detail);
   });
 
+  const page = (options.dashboard ?? overviewPage).html;
   app.get("/", (c) => {
     c.header("Cache-Control", "no-store");
-    return c.html(dashboardPage);
+    return c.html(page);
   });
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));

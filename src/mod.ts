@@ -1,20 +1,31 @@
 /**
- * Eddy's public surface, listed by name.
+ * Eddy's public surface, listed by name: what the package `@eddy/eddy` exports (npm: dist/src/mod.js
+ * and its .d.ts; JSR and Deno: this file). Everything a user calls or names is here; every type
+ * reachable from these signatures is exported too (tests/package.test.ts checks), except the
+ * internals it lists there.
  *
  * @example
- * import { pipeline, Worker, readTable } from "eddy";
+ * import { connectNats, pipeline, readTable, Worker } from "@eddy/eddy";
  * const p = pipeline("shop");
  * p.source("orders", { stream: "orders", schema: Order }).keyBy("by-store", "store")
  *   .aggregate("revenue", (a) => ({ n: a.count() })).toTable("revenue_by_store");
+ * const nc = await connectNats({ url: "nats://127.0.0.1:4222" });
  * const worker = await Worker.start(nc, p);
+ * console.log(await readTable(nc, "revenue_by_store"));
  */
+
+// Composing a pipeline.
 export { Pipeline, pipeline } from "./pipeline/pipeline.ts";
-export { tableBucket } from "./core/names.ts";
 export type {
   Changelog,
   Dashboard,
+  DelayOf,
+  EventsOf,
+  JoinOptions,
   KeyedStream,
   KeyField,
+  Lookup,
+  OuterJoin,
   PipelineOptions,
   Processed,
   ProcessOptions,
@@ -23,20 +34,59 @@ export type {
   Stream,
   StreamSinkOptions,
   Table,
+  UpdatingKeyedStream,
+  WindowChangelog,
+  WindowedStream,
+  WindowRow,
+  WindowSpec,
 } from "./pipeline/pipeline.ts";
-export type { Aggregate, AggregateRow, Aggregates, AggregateSpec, NumberOf, NumericField } from "./pipeline/aggregate.ts";
+export type {
+  Aggregate,
+  AggregateRow,
+  Aggregates,
+  AggregateSpec,
+  AnyAggregate,
+  KeyOf,
+  NumberOf,
+  NumericField,
+} from "./pipeline/aggregate.ts";
 export { keyHash, partitionOf } from "./core/partition.ts";
 export type { Key } from "./core/partition.ts";
+
+// Running it.
 export { Worker } from "./runtime/worker.ts";
-export type { ActorStatus, WorkerOptions } from "./runtime/worker.ts";
+export type { ActorInspection, ActorStatus, WorkerOptions } from "./runtime/worker.ts";
+export type { LifecycleState } from "../actors/lifecycle.ts";
 export { manualClock, systemClock } from "./core/clock.ts";
 export type { Clock, ManualClock } from "./core/clock.ts";
-export { connectNats } from "./log/connection.ts";
-export { readDeadLetters, readLateEvents } from "./log/side-outputs.ts";
-export { listTables, readRow, readTable } from "./state/table.ts";
-export { readCommitted } from "./state/checkpoint.ts";
 export { ConfigError, ConnectionError, FencedError, PublishError, StateStoreError, StreamError } from "./core/errors.ts";
+
+// The log: connecting, source streams, publishing events, reading what Eddy set aside.
+export { connectNats } from "./log/connection.ts";
+export type { NatsTarget } from "./log/connection.ts";
+export { ensureStream, readStream } from "./log/streams.ts";
+export { publishAll } from "./log/publisher.ts";
+export type { Outgoing, PublishAllOptions } from "./log/publisher.ts";
+export { recordCountHeader, recordsOf } from "./log/record-batch.ts";
+export { readDeadLetters, readLateEvents } from "./log/side-outputs.ts";
+export type { SetAside } from "./log/side-outputs.ts";
+
+// Result tables and checkpoints, read from KV.
+export { tableBucket } from "./core/names.ts";
+export { listTables, readRow, readTable } from "./state/table.ts";
+export type { TableMeta } from "./state/table-page.ts";
+export { readCommitted } from "./state/checkpoint.ts";
+export type { CommittedPartition, Manifest } from "./state/checkpoint.ts";
+
+// Serving result tables from memory: the query API.
 export { Catalog } from "./serve/catalog.ts";
+export type { CatalogOptions } from "./serve/catalog.ts";
 export { TableReplica } from "./serve/replica.ts";
+export type { PartitionReflects, RangeQuery, RangeResult, ReplicaOptions, RowChange, TableReflects } from "./serve/replica.ts";
 export { createQueryApi } from "./serve/api.ts";
 export type { QueryApi, QueryApiOptions } from "./serve/api.ts";
+export type { ServedWorker } from "./serve/actors.ts";
+
+// Testing a pipeline: the batch oracle (the same definition over in-memory arrays).
+export { evaluate } from "./oracle/batch.ts";
+export type { BatchResult } from "./oracle/batch.ts";

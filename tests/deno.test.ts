@@ -1,5 +1,7 @@
 /**
- * Eddy on Deno: `deno check` accepts src/ and actors/, and the coffee-shop pipeline, run under Deno
+ * Eddy on Deno: `deno check` accepts src/, actors/ and examples/ (which import `@eddy/eddy`, mapped
+ * to src/mod.ts in deno.json), `deno publish --dry-run` accepts the JSR package (deno.json's name,
+ * version, `exports` and `publish.include`; it runs offline), and the coffee-shop pipeline, run under Deno
  * through the `eddy` command (src/platform/deno-main.ts), computes the same result tables, row for
  * row, as the same pipeline run under Node over the same orders.
  *
@@ -78,11 +80,22 @@ describe("Deno", () => {
     for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   });
 
-  it("deno check passes on src/ and actors/", async () => {
-    const check = spawnDeno(["check", "--cached-only", "src/", "actors/"]);
+  it("deno check passes on src/, actors/ and examples/", async () => {
+    const check = spawnDeno(["check", "--cached-only", "src/", "actors/", "examples/"]);
     children.push(check.child);
     const { code } = await check.exited;
     expect(code, check.output()).toBe(0);
+  }, 60_000);
+
+  it("deno publish --dry-run accepts the JSR package", async () => {
+    // --allow-slow-types: JSR's fast check cannot infer the classes that extend effect's
+    // Data.TaggedError (src/core/errors.ts), so the package would ship without generated .d.ts.
+    const publish = spawnDeno(["publish", "--dry-run", "--allow-dirty", "--allow-slow-types"]);
+    children.push(publish.child);
+    const { code } = await publish.exited;
+    expect(code, publish.output()).toBe(0);
+    expect(publish.output()).toContain("Simulating publish of @eddy/eddy@0.1.0");
+    expect(publish.output()).toContain("Dry run complete");
   }, 60_000);
 
   it("runs the coffee-shop pipeline under Deno with the same result tables as under Node", async () => {

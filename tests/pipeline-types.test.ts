@@ -5,8 +5,7 @@
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { Schema } from "effect";
 import { Order } from "../examples/coffee-shop/orders.ts";
-import { pipeline, type Table } from "../src/pipeline/pipeline.ts";
-import { ConfigError } from "../src/core/errors.ts";
+import { ConfigError, pipeline, type Table } from "@eddy/eddy"; // the public entry, as users import it
 
 describe("composition API types", () => {
   it("infers the key type and the row type", () => {

@@ -18,9 +18,7 @@
  */
 import { DeliverPolicy } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { publishAll } from "../../src/log/publisher.ts";
-import { ensureStream, readStream } from "../../src/log/streams.ts";
-import { type Clock, systemClock } from "../../src/core/clock.ts";
+import { type Clock, ensureStream, publishAll, readStream, systemClock } from "@eddy/eddy";
 import {
   generateOrders,
   lifecycleOf,

@@ -16,7 +16,7 @@
  * await readTable(nc, "open_orders"); // [{ key: "o-1-998", state: "brewing", context: { store: "store-2", ... } }, ...]
  */
 import { assign, emit, setup } from "xstate";
-import { type Pipeline, pipeline } from "../../src/pipeline/pipeline.ts";
+import { type Pipeline, pipeline } from "@eddy/eddy";
 import { OrderStatus } from "./orders.ts";
 
 /** How long a placed order may wait to be brewed before it counts as abandoned. */

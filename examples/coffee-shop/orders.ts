@@ -23,9 +23,7 @@
 import { Schema } from "effect";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { ensureStream } from "../../src/log/streams.ts";
-import { keyHash } from "../../src/core/partition.ts";
-import { type Outgoing, publishAll, type PublishAllOptions } from "../../src/log/publisher.ts";
+import { ensureStream, keyHash, type Outgoing, publishAll, type PublishAllOptions } from "@eddy/eddy";
 
 export const Order = Schema.Struct({
   orderId: Schema.String,

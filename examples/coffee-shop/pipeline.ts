@@ -14,7 +14,7 @@
  * const worker = await Worker.start(nc, coffeeShop());
  * await readTable(nc, "revenue_by_store"); // [{ key: "store-1", orders: 42, revenue: 311.5, ... }]
  */
-import { type Dashboard, type Pipeline, pipeline } from "../../src/pipeline/pipeline.ts";
+import { type Dashboard, type Pipeline, pipeline } from "@eddy/eddy";
 import { html } from "./dashboard.generated.ts";
 import { addOrderLifecycle } from "./order-lifecycle.ts";
 import { MenuItem, Order } from "./orders.ts";

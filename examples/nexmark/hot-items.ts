@@ -16,7 +16,7 @@
  *   .aggregate("hot", () => ({ hottest: hotItems<Bid>((b) => b.auction) }));
  * // rows: { key: 0, windowStart, windowEnd, hottest: { items: [1100], count: 412 } }
  */
-import type { Aggregate } from "../../src/pipeline/aggregate.ts";
+import type { Aggregate } from "@eddy/eddy";
 
 const BUCKETS = 64;
 

@@ -20,8 +20,7 @@
  * // then e.g. Worker.start(nc, q1())
  */
 import type { NatsConnection } from "@nats-io/nats-core";
-import { ensureStream } from "../../src/log/streams.ts";
-import { publishAll, type PublishAllOptions } from "../../src/log/publisher.ts";
+import { ensureStream, publishAll, type PublishAllOptions } from "@eddy/eddy";
 import type { NexmarkEvent, NexmarkEventType } from "./events.ts";
 import { generateNexmark, type NexmarkConfig } from "./generator.ts";
 

@@ -32,7 +32,7 @@
  * const worker = await Worker.start(nc, q5());
  * // ... once worker.committedPosition("bids") reaches the last bid: readTable(nc, "nexmark_q5")
  */
-import { type Pipeline, pipeline, type Stream } from "../../src/pipeline/pipeline.ts";
+import { type Pipeline, pipeline, type Stream } from "@eddy/eddy";
 import type { Schema } from "effect";
 import { Auction, Bid, type NexmarkEventType, Person } from "./events.ts";
 import { maxAuctionMs, maxDisorderMs } from "./generator.ts";

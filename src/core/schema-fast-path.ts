@@ -179,34 +179,36 @@ function fieldCheck(field: PlainField): (v: unknown) => boolean {
  */
 export function samplesOf(field: PlainField): unknown[] {
   const fits = fieldCheck(field);
-  const candidates: unknown[] = field.values ? [...field.values] : (field.type === "string"
-    ? ["a", "", "store-1", "Z 9", "é", "0", "true", "x".repeat(64)]
-    : field.type === "boolean"
-    ? [true, false]
-    : [
-      field.minimum,
-      field.maximum,
-      field.exclusiveMinimum + 1,
-      field.exclusiveMaximum - 1,
-      field.exclusiveMinimum + 0.5,
-      field.exclusiveMaximum - 0.5,
-      1,
-      0,
-      -1,
-      2,
-      13,
-      100,
-      0.5,
-      3.75,
-      -2.25,
-      65_536,
-      1_704_096_000_000,
-      -1e6,
-      2 ** 31,
-      Number.MAX_SAFE_INTEGER,
-      1e21,
-      1e-7,
-    ]);
+  const candidates: unknown[] = field.values
+    ? [...field.values]
+    : (field.type === "string"
+      ? ["a", "", "store-1", "Z 9", "é", "0", "true", "x".repeat(64)]
+      : field.type === "boolean"
+      ? [true, false]
+      : [
+        field.minimum,
+        field.maximum,
+        field.exclusiveMinimum + 1,
+        field.exclusiveMaximum - 1,
+        field.exclusiveMinimum + 0.5,
+        field.exclusiveMaximum - 0.5,
+        1,
+        0,
+        -1,
+        2,
+        13,
+        100,
+        0.5,
+        3.75,
+        -2.25,
+        65_536,
+        1_704_096_000_000,
+        -1e6,
+        2 ** 31,
+        Number.MAX_SAFE_INTEGER,
+        1e21,
+        1e-7,
+      ]);
   return [...new Set(candidates.filter(fits))];
 }
 

@@ -162,7 +162,8 @@ function asyncReason(what: string): string {
 export function formatIssues(issues: readonly StandardSchemaV1.Issue[]): string {
   const shown = issues.slice(0, 5).map((issue) => {
     const path = (issue.path ?? []).map((p) => String(typeof p === "object" ? p.key : p)).join(".");
-    return path ? `${path}: ${issue.message}` : issue.message;
+    // Some libraries (arktype) name the path in the message already.
+    return path && !issue.message.startsWith(path) ? `${path}: ${issue.message}` : issue.message;
   });
   return issues.length > 5 ? `${shown.join("; ")}; and ${issues.length - 5} more` : shown.join("; ");
 }

@@ -26,6 +26,7 @@ export type {
 export type { Aggregate, AggregateRow, Aggregates, AggregateSpec, NumberOf, NumericField } from "./pipeline/aggregate.ts";
 export { keyHash, partitionOf } from "./core/partition.ts";
 export type { Key } from "./core/partition.ts";
+export type { EventSchema } from "./core/schema.ts";
 export { Worker } from "./runtime/worker.ts";
 export type { ActorStatus, WorkerOptions } from "./runtime/worker.ts";
 export { manualClock, systemClock } from "./core/clock.ts";

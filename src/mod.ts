@@ -52,6 +52,7 @@ export type {
 } from "./pipeline/aggregate.ts";
 export { keyHash, partitionOf } from "./core/partition.ts";
 export type { Key } from "./core/partition.ts";
+export type { EventSchema } from "./core/schema.ts";
 
 // Running it.
 export { Worker } from "./runtime/worker.ts";

@@ -1,12 +1,14 @@
 /**
  * Joining a stream with a lookup table (a KV bucket kept in memory): inner joins drop events
- * without a match, left joins keep them; a table value that does not match its schema is left
- * out and reported; a missing bucket is a clear error.
+ * without a match, left joins keep them; a table's schema may be any Standard Schema (here effect
+ * and zod); a table value that does not match it is left out and reported with the schema's
+ * issues; a missing bucket is a clear error.
  */
 import { describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { Schema } from "effect";
+import { z } from "zod";
 import { StreamError } from "../src/core/errors.ts";
 import { pipeline } from "../src/pipeline/pipeline.ts";
 import { Worker } from "../src/runtime/worker.ts";
@@ -15,10 +17,16 @@ import { useNatsServer, waitFor } from "./support/nats.ts";
 
 const Sale = Schema.Struct({ sku: Schema.String, qty: Schema.Number });
 const Product = Schema.Struct({ brand: Schema.String });
+const ZodProduct = z.object({ brand: z.string() });
+/** Each kind of join, with the table's schema in a library of its own, and how it reports `{ label }`. */
+const joins = [
+  { kind: "inner", schema: Product, invalid: "brand: is missing" },
+  { kind: "left", schema: ZodProduct, invalid: "brand: Invalid input: expected string, received undefined" },
+] as const;
 
-function sales(id: string, kind: "inner" | "left") {
+function sales(id: string, kind: "inner" | "left", schema: typeof Product | typeof ZodProduct) {
   const p = pipeline(id, { partitions: 2 });
-  const products = p.lookup("products", { bucket: "products", schema: Product });
+  const products = p.lookup("products", { bucket: "products", schema });
   const sold = p.source("sales", { stream: "sales", schema: Sale });
   const joined = kind === "inner"
     ? sold.join("with-product", products, "sku", (s, m) => ({ ...s, brand: m.brand }))
@@ -47,9 +55,9 @@ describe("lookup joins", () => {
         0,
       );
 
-    for (const kind of ["inner", "left"] as const) {
+    for (const { kind, schema, invalid } of joins) {
       const log: { event: string; fields: Record<string, unknown> }[] = [];
-      const worker = await Worker.start(nc, sales(kind, kind), {
+      const worker = await Worker.start(nc, sales(kind, kind, schema), {
         checkpointMs: 50,
         log: (event, fields) => log.push({ event, fields }),
       });
@@ -62,7 +70,12 @@ describe("lookup joins", () => {
         ...(kind === "left" ? ([["unknown", qty((s) => s === "zz" || s === "bad")]] as const) : []),
       ]);
       expect(rows).toEqual(expected);
-      expect(log.find((l) => l.event === "lookup-value-invalid")?.fields).toMatchObject({ lookup: "products", key: "bad" });
+      expect(log.find((l) => l.event === "lookup-value-invalid")?.fields).toEqual({
+        lookup: "products",
+        bucket: "products",
+        key: "bad",
+        reason: `does not match the schema of lookup table "products": ${invalid}`,
+      });
     }
   });
 

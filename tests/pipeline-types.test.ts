@@ -1,11 +1,18 @@
 /**
  * The composition API's types: the key type and the aggregate's row type are inferred from the
- * source schema, and a wrong field name is a compile error (checked by `tsc` in `npm test`).
+ * source schema (an effect Schema or any Standard Schema: zod, valibot, arktype; the events are the
+ * schema's output type), and a wrong field name is a compile error (checked by `tsc` in `npm test`).
  */
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { Schema } from "effect";
+import { type } from "arktype";
+import * as v from "valibot";
+import { z } from "zod";
 import { Order } from "../examples/coffee-shop/orders.ts";
-import { ConfigError, pipeline, type Table } from "@eddy/eddy"; // the public entry, as users import it
+import { ConfigError, pipeline, type Stream, type Table } from "@eddy/eddy"; // the public entry, as users import it
+
+/** The events of a stream. */
+type EventOf<S> = S extends Stream<infer T> ? T : never;
 
 describe("composition API types", () => {
   it("infers the key type and the row type", () => {
@@ -70,6 +77,52 @@ describe("composition API types", () => {
     const Point = Schema.Struct({ x: Schema.Number, tags: Schema.Array(Schema.String) });
     // @ts-expect-error: an array is not a key
     p.source("points", { stream: "points", schema: Point }).keyBy("g", "tags");
+  });
+
+  it("types streams from Standard Schemas by their output type", () => {
+    const p = pipeline("types-standard");
+    const zodOrders = p.source("zod-orders", {
+      stream: "orders",
+      schema: z.object({ store: z.string(), qty: z.int(), price: z.string().transform(Number), ts: z.number() }),
+      eventTime: (o) => o.ts,
+    });
+    expectTypeOf<EventOf<typeof zodOrders>>().toEqualTypeOf<{ store: string; qty: number; price: number; ts: number }>();
+    zodOrders.keyBy("z1", "store").aggregate("z2", (a) => ({ revenue: a.sum("price"), n: a.count() })).toTable("types_zod");
+    // @ts-expect-error: there is no field "shop"
+    zodOrders.keyBy("z3", "shop");
+    // @ts-expect-error: "store" is not numeric, so it cannot be summed
+    zodOrders.keyBy("z4", "qty").aggregate("z5", (a) => ({ x: a.sum("store") }));
+
+    const valibotOrders = p.source("valibot-orders", {
+      stream: "orders",
+      schema: v.object({ store: v.string(), qty: v.pipe(v.number(), v.integer()), tags: v.array(v.string()) }),
+    });
+    expectTypeOf<EventOf<typeof valibotOrders>>().toEqualTypeOf<{ store: string; qty: number; tags: string[] }>();
+    const byStore = valibotOrders.keyBy("v1", "store");
+    // @ts-expect-error: no field "price"
+    byStore.aggregate("v2", (a) => ({ x: a.max("price") }));
+    // @ts-expect-error: an array is not a key
+    valibotOrders.keyBy("v3", "tags");
+
+    const arkOrders = p.source("ark-orders", { stream: "orders", schema: type({ store: "string", qty: "number" }) });
+    expectTypeOf(arkOrders.keyBy("a1", "store").aggregate("a2", (a) => ({ qty: a.sum("qty") })).toTable("types_ark").row)
+      .toEqualTypeOf<
+        ({ readonly key: string } & { readonly qty: number }) | undefined
+      >();
+    // @ts-expect-error: the field is "qty", not "quantity"
+    arkOrders.keyBy("a3", "quantity");
+
+    const effectStandard = p.source("effect-std", { stream: "orders", schema: Schema.standardSchemaV1(Order) });
+    expectTypeOf<EventOf<typeof effectStandard>>().toEqualTypeOf<Order>();
+
+    const products = p.lookup("products", { bucket: "products", schema: z.object({ brand: z.string() }) });
+    zodOrders.join("with-brand", products, "store", (o, m) => {
+      expectTypeOf(m).toEqualTypeOf<{ brand: string }>();
+      // @ts-expect-error: the lookup's values have no "label"
+      return { ...o, label: m.label };
+    });
+    // @ts-expect-error: not a schema (and a ConfigError when the types are bypassed)
+    expect(() => p.source("not-a-schema", { stream: "orders", schema: { parse: (x: unknown) => x } })).toThrow(ConfigError);
   });
 
   it("types windowed rows and requires event time for windows", () => {

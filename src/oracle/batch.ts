@@ -24,7 +24,7 @@
  * run's own business; their tables are evaluated), the TTL of a regular join, and processing-time
  * timers (there is no clock here: they never fire).
  */
-import { Either, Schema } from "effect";
+import { Either } from "effect";
 import { EVENT_TIME, fire, processLogic, processRow, type ProcessState, receive } from "../../actors/process.ts";
 import type { Key } from "../core/partition.ts";
 import type { Pipeline, Step } from "../pipeline/pipeline.ts";
@@ -181,11 +181,10 @@ export function evaluate(
 
 /** Decode a source's events and give each its time and the watermark before it. */
 function source(step: Extract<Step, { kind: "source" }>, raw: readonly unknown[], result: BatchResult): Output {
-  const decode = Schema.decodeUnknownEither(step.schema);
   let maxTime = Number.NEGATIVE_INFINITY;
   const items: Item[] = [];
   raw.forEach((event, index) => {
-    const decoded = decode(event);
+    const decoded = step.schema.decode(event);
     if (Either.isLeft(decoded)) {
       result.deadLetters.push({ step: step.id, source: step.id, index, reason: "schema" });
       return;

@@ -11,7 +11,6 @@
  *   .aggregate("revenue-by-store", (a) => ({ orders: a.count(), revenue: a.sum("qty") }))
  *   .toTable("revenue_by_store");
  */
-import type { Schema } from "effect";
 import type { AnyStateMachine, ContextFrom, EmittedFrom, EventFromLogic, InputFrom, StateMachine, StateValueFrom } from "xstate";
 import { ConfigError } from "../core/errors.ts";
 import {
@@ -24,6 +23,7 @@ import {
 } from "./aggregate.ts";
 import type { Key } from "../core/partition.ts";
 import { tableBucket } from "../core/names.ts";
+import { type EventSchema, SchemaDecoder } from "../core/schema.ts";
 
 /** A step of the compiled graph. `input` names the step it reads from. */
 export type Step =
@@ -32,7 +32,8 @@ export type Step =
     readonly id: string;
     readonly stream: string;
     readonly subject: string | undefined;
-    readonly schema: Schema.Schema<unknown, unknown>;
+    /** The source's schema, ready to decode its events. */
+    readonly schema: SchemaDecoder;
     readonly eventTime: ((value: unknown) => number) | undefined;
     readonly maxOutOfOrderMs: number;
     readonly idleTimeoutMs: number | undefined;
@@ -43,7 +44,8 @@ export type Step =
     readonly kind: "lookup";
     readonly id: string;
     readonly bucket: string;
-    readonly schema: Schema.Schema<unknown, unknown>;
+    /** The table's schema, ready to decode its values. */
+    readonly schema: SchemaDecoder;
   }
   | {
     readonly kind: "join";
@@ -147,13 +149,18 @@ export interface StreamSinkOptions {
   readonly batched?: boolean;
 }
 
-export interface SourceOptions<T, I> {
+export interface SourceOptions<T> {
   /** The JetStream stream to read (it belongs to the user and must exist). */
   readonly stream: string;
   /** Optional subject filter within the stream, e.g. `orders.>`. */
   readonly subject?: string;
-  /** Each event is JSON decoded with this effect Schema; failures go to the dead-letter stream. */
-  readonly schema: Schema.Schema<T, I>;
+  /**
+   * Each event is JSON decoded with this schema: any Standard Schema v1 (zod, valibot, arktype,
+   * `Schema.standardSchemaV1(...)`) or an effect Schema; the stream's events are its output type.
+   * Failures go to the dead-letter stream with the schema's issues. Its `validate` must be
+   * synchronous.
+   */
+  readonly schema: EventSchema<T>;
   /** The event's time (epoch ms): needed by windows. */
   readonly eventTime?: (value: T) => number;
   /**
@@ -468,7 +475,7 @@ export class Pipeline {
     return step;
   }
 
-  source<T, I>(id: string, options: SourceOptions<T, I>): Stream<T> {
+  source<T>(id: string, options: SourceOptions<T>): Stream<T> {
     const lateness = options.maxOutOfOrderMs ?? 0;
     if (options.idleTimeoutMs !== undefined && !(options.idleTimeoutMs > 0)) {
       throw new ConfigError({
@@ -487,7 +494,7 @@ export class Pipeline {
       id,
       stream: options.stream,
       subject: options.subject,
-      schema: options.schema as unknown as Schema.Schema<unknown, unknown>,
+      schema: SchemaDecoder.of(`source "${id}"`, options.schema) as SchemaDecoder,
       eventTime: options.eventTime as ((value: unknown) => number) | undefined,
       maxOutOfOrderMs: lateness,
       idleTimeoutMs: options.idleTimeoutMs,
@@ -506,13 +513,16 @@ export class Pipeline {
     this.#steps.set(step.id, step);
   }
 
-  /** A lookup table: a KV bucket (key to JSON value, decoded with `schema`) that streams join with. */
-  lookup<V, I>(id: string, options: { readonly bucket: string; readonly schema: Schema.Schema<V, I> }): Lookup<V> {
+  /**
+   * A lookup table: a KV bucket (key to JSON value, decoded with `schema`: any Standard Schema v1,
+   * or an effect Schema) that streams join with.
+   */
+  lookup<V>(id: string, options: { readonly bucket: string; readonly schema: EventSchema<V> }): Lookup<V> {
     this.#add({
       kind: "lookup",
       id,
       bucket: options.bucket,
-      schema: options.schema as unknown as Schema.Schema<unknown, unknown>,
+      schema: SchemaDecoder.of(`lookup table "${id}"`, options.schema) as SchemaDecoder,
     });
     return { id, bucket: options.bucket };
   }

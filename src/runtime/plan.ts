@@ -8,7 +8,7 @@
  * const plan = compile(p);
  * const router = buildRouter(plan.sources[0], plan, { buffer, fail });
  */
-import { Either, Option, ParseResult, Schema, SchemaAST } from "effect";
+import { Either } from "effect";
 import { aggregateOperator } from "../../actors/aggregate.ts";
 import { dedupOperator } from "../../actors/dedup.ts";
 import { joinOperator } from "../../actors/join.ts";
@@ -21,6 +21,8 @@ import { type Key, keyHash, partitionOf } from "../core/partition.ts";
 import type { Pipeline, Step } from "../pipeline/pipeline.ts";
 import type { StreamSinkPlan } from "../../actors/operator-actor.ts";
 import { edgeStream } from "../core/names.ts";
+import type { SchemaDecoder } from "../core/schema.ts";
+import { sourceDecoder } from "./source-decoding.ts";
 
 export interface ActorPlan {
   readonly step: string;
@@ -70,75 +72,12 @@ export interface Plan {
   /** Streams Eddy writes to (created when missing). */
   readonly sinkStreams: readonly { readonly stream: string; readonly subject: string }[];
   /** Lookup tables the stateless chains join with. */
-  readonly lookups: readonly { readonly id: string; readonly bucket: string; readonly schema: Schema.Schema<unknown, unknown> }[];
+  readonly lookups: readonly { readonly id: string; readonly bucket: string; readonly schema: SchemaDecoder }[];
   readonly steps: ReadonlyMap<string, Step>;
   readonly children: ReadonlyMap<string, readonly Step[]>;
 }
 
 const decoder = new TextDecoder();
-
-/**
- * For a schema that is a struct of plain fields (strings, numbers, booleans, literals, and
- * refinements of those such as `Schema.Int`, none optional, no index signatures): a check that
- * returns what effect's decoding returns (an object with the struct's fields, in its order,
- * without the others), or undefined when the value does not pass, so that effect's decoding runs
- * and says why. Effect's interpreter costs a few µs per event; this costs a few hundred ns. A
- * parsed event that has exactly the struct's fields, in its order (what a producer writing the
- * type sends), is returned itself: it is already that object, and a copy per event is garbage.
- * Any other schema: undefined (effect decodes every event).
- */
-function plainStruct(ast: SchemaAST.AST): ((json: unknown) => Record<string, unknown> | undefined) | undefined {
-  if (ast._tag !== "TypeLiteral" || ast.indexSignatures.length > 0) return undefined;
-  const fields: { name: string; check: (v: unknown) => boolean }[] = [];
-  for (const p of ast.propertySignatures) {
-    const check = plainField(p.type);
-    if (p.isOptional || typeof p.name !== "string" || !check) return undefined;
-    fields.push({ name: p.name, check });
-  }
-  const copy = (input: Record<string, unknown>): Record<string, unknown> | undefined => {
-    const out: Record<string, unknown> = {};
-    for (const { name, check } of fields) {
-      const v = input[name];
-      if (!check(v)) return undefined;
-      out[name] = v;
-    }
-    return out;
-  };
-  return (json) => {
-    if (typeof json !== "object" || json === null || Array.isArray(json)) return undefined;
-    const input = json as Record<string, unknown>;
-    let n = 0;
-    for (const name in input) {
-      if (fields[n]?.name !== name) return copy(input);
-      n++;
-    }
-    if (n !== fields.length) return copy(input);
-    for (const { name, check } of fields) if (!check(input[name])) return undefined;
-    return input;
-  };
-}
-
-function plainField(ast: SchemaAST.AST): ((v: unknown) => boolean) | undefined {
-  switch (ast._tag) {
-    case "StringKeyword":
-      return (v) => typeof v === "string";
-    case "NumberKeyword":
-      return (v) => typeof v === "number";
-    case "BooleanKeyword":
-      return (v) => typeof v === "boolean";
-    case "Literal": {
-      const literal = ast.literal;
-      return (v) => v === literal;
-    }
-    case "Refinement": {
-      const from = plainField(ast.from);
-      if (!from) return undefined;
-      return (v) => from(v) && Option.isNone(ast.filter(v, SchemaAST.defaultParseOption, ast));
-    }
-    default:
-      return undefined;
-  }
-}
 
 export function compile(pipeline: Pipeline): Plan {
   const steps = new Map(pipeline.steps.map((s) => [s.id, s] as const));
@@ -236,8 +175,6 @@ export function compile(pipeline: Pipeline): Plan {
   const tables: string[] = [];
   for (const step of steps.values()) {
     if (step.kind === "source") {
-      const decode = Schema.decodeUnknownEither(step.schema, { errors: "first" });
-      const plain = plainStruct(step.schema.ast);
       sources.push({
         id: step.id,
         stream: step.stream,
@@ -245,20 +182,7 @@ export function compile(pipeline: Pipeline): Plan {
         eventTime: step.eventTime,
         maxOutOfOrderMs: step.maxOutOfOrderMs,
         idleTimeoutMs: step.idleTimeoutMs,
-        decode(data) {
-          let json: unknown;
-          try {
-            json = JSON.parse(decoder.decode(data));
-          } catch (error) {
-            return Either.left(`not JSON: ${(error as Error).message}`);
-          }
-          const fast = plain?.(json);
-          if (fast !== undefined) return Either.right(fast);
-          return Either.mapLeft(
-            decode(json),
-            (e) => `does not match the schema of source "${step.id}": ${ParseResult.TreeFormatter.formatErrorSync(e)}`,
-          );
-        },
+        decode: sourceDecoder(step),
       });
     } else if (step.kind === "aggregate") {
       const input = steps.get(step.input)!;

@@ -1,8 +1,9 @@
 /**
  * Lookup tables: a KV bucket the user keeps (the coffee shop's menu: item to category and
  * price), replicated in memory through a KV watch so that joining an event with it costs a Map
- * lookup. Each value is JSON decoded with the table's schema; a value that does not match is left
- * out of the replica and reported once.
+ * lookup. Each value is JSON decoded with the table's schema (any Standard Schema v1, or an effect
+ * Schema); a value that does not match is left out of the replica and reported once, with the
+ * schema's issues.
  *
  * A join with a lookup table sees the table as it is when the event is processed (Flink's
  * processing-time lookup join): a replay after a restart joins with the table as it is then.
@@ -13,8 +14,9 @@
  */
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { Either, ParseResult, Schema } from "effect";
+import { Either } from "effect";
 import { StreamError } from "../core/errors.ts";
+import { type EventSchema, SchemaDecoder } from "../core/schema.ts";
 import { newestRevision } from "./bucket.ts";
 
 const decoder = new TextDecoder();
@@ -27,12 +29,13 @@ export class LookupReplica<V> {
   private constructor(readonly bucket: string) {}
 
   /** Open a replica of `bucket`; resolves once its current contents are loaded. */
-  static async open<V, I>(
+  static async open<V>(
     nc: NatsConnection,
     bucket: string,
-    schema: Schema.Schema<V, I>,
+    schema: EventSchema<V> | SchemaDecoder<V>,
     onInvalid: (key: string, reason: string) => void = () => {},
   ): Promise<LookupReplica<V>> {
+    const values = SchemaDecoder.of(`lookup table "${bucket}"`, schema);
     let kv;
     try {
       kv = await new Kvm(nc).open(bucket, { bindOnly: true });
@@ -46,7 +49,6 @@ export class LookupReplica<V> {
       });
     }
     const replica = new LookupReplica<V>(bucket);
-    const decode = Schema.decodeUnknownEither(schema);
     const watch = await kv.watch();
     const newest = await newestRevision(nc, bucket);
     let loaded!: () => void;
@@ -65,10 +67,10 @@ export class LookupReplica<V> {
             replica.#values.delete(entry.key);
             continue;
           }
-          const value = decode(json);
+          const value = values.decode(json);
           if (Either.isRight(value)) replica.#values.set(entry.key, value.right);
           else {
-            onInvalid(entry.key, ParseResult.TreeFormatter.formatErrorSync(value.left));
+            onInvalid(entry.key, value.left);
             replica.#values.delete(entry.key);
           }
         } else replica.#values.delete(entry.key);

@@ -16,13 +16,15 @@
  *
  * @example
  * const a = aggregates<Order>();
- * const op = aggregateOperator(compileAggregate({ n: a.count(), qty: a.sum("qty") }), { emits: false });
+ * const spec = compileAggregate({ n: a.count(), qty: a.sum("qty") });
+ * const op = aggregateOperator(spec, { emits: false });
+ * const rows = aggregateRows(spec, {}); // its table rows, from state
  */
 import type { CompiledAggregate } from "../src/pipeline/aggregate.ts";
 import { keyHash } from "../src/core/partition.ts";
-import type { KeyedState, NumericLayout } from "../src/state/keyed-state.ts";
+import type { NumericLayout } from "../src/state/keyed-state.ts";
 import type { Operator } from "./operator.ts";
-import { EventTimers } from "./timers.ts";
+import type { TableRows } from "./table-writer.ts";
 
 export interface AggregateOptions {
   /** Whether a stream sink or a later step reads this step's updates (rows are built only then). */
@@ -35,13 +37,33 @@ export interface AggregateOptions {
   readonly updating?: boolean;
 }
 
-export function aggregateOperator(aggregate: CompiledAggregate<unknown>, options: AggregateOptions): Operator {
+/** An aggregate's state per key: its columns' state, and with a TTL the key's last event time too. */
+export type AggregateState = unknown[] | TimedState;
+type TimedState = readonly [state: unknown[], lastTime: number];
+
+/** An aggregate's output: a key's row. */
+export type AggregateRow = Record<string, unknown>;
+
+/** The table rows of an aggregate step: each key's row, from its state. */
+export function aggregateRows(
+  aggregate: CompiledAggregate<unknown>,
+  options: Pick<AggregateOptions, "ttlMs">,
+): TableRows<AggregateState, AggregateRow> {
+  if (options.ttlMs === undefined) return { of: "state", row: (key, state) => aggregate.row(key, state as unknown[]) };
+  return { of: "state", row: (key, state) => aggregate.row(key, (state as TimedState)[0]) };
+}
+
+export function aggregateOperator(
+  aggregate: CompiledAggregate<unknown>,
+  options: AggregateOptions,
+): Operator<AggregateState, AggregateRow> {
   const { emits, ttlMs } = options;
   const retracts = options.retracts ?? false;
+  const layout = aggregate.layout as NumericLayout<AggregateState> | undefined;
   if (options.updating) {
-    return {
+    const op: Operator<unknown[], AggregateRow> = {
       apply(ctx, rec) {
-        const before = ctx.state.get(rec.key, rec.hash) as unknown[] | undefined;
+        const before = ctx.state.get(rec.key, rec.hash);
         let after: unknown[] | undefined;
         if (rec.retract) {
           if (before === undefined) throw new Error(`a retraction for key ${JSON.stringify(rec.key)}, which holds no rows`);
@@ -50,74 +72,57 @@ export function aggregateOperator(aggregate: CompiledAggregate<unknown>, options
         if (after === undefined) ctx.state.delete(rec.key, rec.hash);
         else ctx.state.set(rec.key, rec.hash, after);
         if (emits) {
-          ctx.emit(
-            `${ctx.source}/${rec.seq}${rec.retract ? "-" : "+"}`,
-            after && aggregate.row(rec.key, after),
-            rec.time,
-            retracts && before ? aggregate.row(rec.key, before) : undefined,
-          );
+          const beforeRow = retracts && before ? aggregate.row(rec.key, before) : undefined;
+          ctx.emit(after && aggregate.row(rec.key, after), beforeRow === undefined ? undefined : { before: beforeRow });
         }
       },
-      row: (key, state) => aggregate.row(key, state as unknown[]),
-      stateLayout: aggregate.layout as NumericLayout<unknown> | undefined,
+      ...(layout ? { stateLayout: layout as NumericLayout<unknown[]> } : {}),
     };
+    return op as unknown as Operator<AggregateState, AggregateRow>;
   }
   if (ttlMs === undefined) {
-    return {
+    const op: Operator<unknown[], AggregateRow> = {
       apply(ctx, rec) {
-        const before = ctx.state.get(rec.key, rec.hash) as unknown[] | undefined;
+        const before = ctx.state.get(rec.key, rec.hash);
         const after = before === undefined ? aggregate.init(rec.value) : aggregate.add(before, rec.value);
         ctx.state.set(rec.key, rec.hash, after);
         if (emits) {
-          ctx.emit(
-            `${ctx.source}/${rec.seq}`,
-            aggregate.row(rec.key, after),
-            rec.time,
-            retracts && before ? aggregate.row(rec.key, before) : undefined,
-          );
+          const beforeRow = retracts && before ? aggregate.row(rec.key, before) : undefined;
+          ctx.emit(aggregate.row(rec.key, after), beforeRow === undefined ? undefined : { before: beforeRow });
         }
       },
-      row: (key, state) => aggregate.row(key, state as unknown[]),
-      stateLayout: aggregate.layout as NumericLayout<unknown> | undefined,
+      ...(layout ? { stateLayout: layout as NumericLayout<unknown[]> } : {}),
     };
+    return op as unknown as Operator<AggregateState, AggregateRow>;
   }
-  type Entry = readonly [state: unknown[], lastTime: number];
-  /** Keys to look at when they may have expired. */
-  const timers = new EventTimers();
-  return {
+  const op: Operator<TimedState, AggregateRow> = {
     apply(ctx, rec) {
       if (!Number.isFinite(rec.time)) {
         throw new Error(`event time ${rec.time} is not a number of milliseconds (state TTL needs event time)`);
       }
-      const before = ctx.state.get(rec.key, rec.hash) as Entry | undefined;
+      const before = ctx.state.get(rec.key, rec.hash);
       const state = before === undefined ? aggregate.init(rec.value) : aggregate.add(before[0], rec.value);
       const lastTime = Math.max(before?.[1] ?? Number.NEGATIVE_INFINITY, rec.time);
       ctx.state.set(rec.key, rec.hash, [state, lastTime]);
-      timers.add(lastTime + ttlMs, rec.key);
+      ctx.timers.at(rec.key, lastTime + ttlMs);
       if (emits) {
-        ctx.emit(
-          `${ctx.source}/${rec.seq}`,
-          aggregate.row(rec.key, state),
-          rec.time,
-          retracts && before ? aggregate.row(rec.key, before[0]) : undefined,
-        );
+        const beforeRow = retracts && before ? aggregate.row(rec.key, before[0]) : undefined;
+        ctx.emit(aggregate.row(rec.key, state), beforeRow === undefined ? undefined : { before: beforeRow });
       }
     },
-    advance(ctx) {
-      const wm = ctx.watermark;
-      for (const key of timers.takeDue(wm)) {
-        const hash = keyHash(key);
-        const entry = ctx.state.get(key, hash) as Entry | undefined;
-        if (!entry || entry[1] + ttlMs > wm) continue;
-        ctx.state.delete(key, hash);
-        // The steps that read this one see the row leave.
-        if (retracts) ctx.emit(`ttl/${key}/${entry[1]}`, undefined, entry[1] + ttlMs, aggregate.row(key, entry[0]));
-      }
+    onTimer(ctx, key, time) {
+      const hash = keyHash(key);
+      const entry = ctx.state.get(key, hash);
+      // Expired at `time` (not merely by the watermark, which may be further on: a later timer of
+      // the key would be the one to drop it then).
+      if (!entry || entry[1] + ttlMs > time) return;
+      ctx.state.delete(key, hash);
+      // The steps that read this one see the row leave.
+      if (retracts) ctx.emit(undefined, { before: aggregate.row(key, entry[0]), time: entry[1] + ttlMs });
     },
-    restore(state: KeyedState<unknown>) {
-      timers.clear();
-      for (const [key, entry] of state.entries()) timers.add((entry as Entry)[1] + ttlMs, key);
+    rearm(timers, key, entry) {
+      timers.at(key, entry[1] + ttlMs);
     },
-    row: (key, entry) => aggregate.row(key, (entry as Entry)[0]),
   };
+  return op as unknown as Operator<AggregateState, AggregateRow>;
 }

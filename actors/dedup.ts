@@ -6,45 +6,37 @@
  * bounded on an endless stream. Expiry follows the watermark, so a replay and the batch oracle
  * drop exactly what the first run dropped.
  *
- * Passing events go to the step's stream sinks and the steps that read it, with the id
- * `<source>/<seq>`, at their own event time.
+ * Passing events go to the step's stream sinks and the steps that read it, at their own event
+ * time.
  *
  * @example
  * clicks.keyBy("by-click-id", "clickId").dedup("once", { withinMs: 60_000 })
  *   .toStream("unique-clicks", { stream: "unique_clicks" });
  */
 import { keyHash } from "../src/core/partition.ts";
-import type { KeyedState } from "../src/state/keyed-state.ts";
 import type { Operator } from "./operator.ts";
-import { EventTimers } from "./timers.ts";
 
-export function dedupOperator(withinMs: number): Operator {
-  /** Keys to look at when they may have expired. */
-  const timers = new EventTimers();
+/** A key's state: the event time of the last event that passed. */
+export function dedupOperator(withinMs: number): Operator<number, unknown> {
   return {
     apply(ctx, rec) {
       if (!Number.isFinite(rec.time)) {
         throw new Error(`event time ${rec.time} is not a number of milliseconds (dedup needs event time)`);
       }
-      const last = ctx.state.get(rec.key, rec.hash) as number | undefined;
+      const last = ctx.state.get(rec.key, rec.hash);
       // A repeat, unless the key's state has expired (the watermark is withinMs past it).
       if (last !== undefined && last + withinMs > ctx.watermark && Math.abs(rec.time - last) < withinMs) return;
       ctx.state.set(rec.key, rec.hash, rec.time);
-      timers.add(rec.time + withinMs, rec.key);
-      ctx.emit(`${ctx.source}/${rec.seq}`, rec.value, rec.time);
+      ctx.timers.at(rec.key, rec.time + withinMs);
+      ctx.emit(rec.value);
     },
-    advance(ctx) {
-      const wm = ctx.watermark;
-      for (const key of timers.takeDue(wm)) {
-        const hash = keyHash(key);
-        const last = ctx.state.get(key, hash) as number | undefined;
-        if (last !== undefined && last + withinMs <= wm) ctx.state.delete(key, hash);
-      }
+    onTimer(ctx, key, time) {
+      const hash = keyHash(key);
+      const last = ctx.state.get(key, hash);
+      if (last !== undefined && last + withinMs <= time) ctx.state.delete(key, hash);
     },
-    restore(state: KeyedState<unknown>) {
-      timers.clear();
-      for (const [key, last] of state.entries()) timers.add((last as number) + withinMs, key);
+    rearm(timers, key, last) {
+      timers.at(key, last + withinMs);
     },
-    row: (key, last) => ({ key, lastPassed: last }),
   };
 }

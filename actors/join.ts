@@ -14,9 +14,9 @@
  *   to then are known).
  *
  * Left outer joins (interval, window, as-of) emit an unmatched left event with `undefined` once
- * the watermark shows no partner can come. An output's id is `<left seq>/<right seq>` (or
- * `<left seq>/-`: unmatched, or a semi join's): deterministic, so a replay's outputs are
- * deduplicated. Its event time is the later of the two (a window's end - 1 for window joins).
+ * the watermark shows no partner can come. An output is named by the pair of events it joins
+ * (`from`: the left and right sequences, or the left alone: unmatched, or a semi join's), so a
+ * replay that meets the two in another order names it the same. Its event time is the later of the two (a window's end - 1 for window joins).
  * Events older than the watermark, which could have missed partners already emitted, go to the
  * late-events stream.
  *
@@ -26,9 +26,7 @@
  */
 import { type Key, keyHash } from "../src/core/partition.ts";
 import type { JoinKind } from "../src/pipeline/pipeline.ts";
-import type { KeyedState } from "../src/state/keyed-state.ts";
 import type { Operator, OperatorContext, Rec } from "./operator.ts";
-import { EventTimers } from "./timers.ts";
 
 export interface JoinOptions {
   readonly kind: JoinKind;
@@ -45,15 +43,20 @@ type Held = readonly [seq: number, time: number, value: unknown, matched: 0 | 1]
 type Sides = { readonly l: readonly Held[]; readonly r: readonly Held[] };
 type Windowed = Readonly<Record<string, Sides>>;
 
+/** A join's state per key: both sides' events (for window joins, per window start). */
+export type JoinState = Sides | Windowed;
+
 const none: Sides = { l: [], r: [] };
 
-export function joinOperator(options: JoinOptions): Operator {
+type Ctx = OperatorContext<JoinState, unknown>;
+
+export function joinOperator(options: JoinOptions): Operator<JoinState, unknown> {
   const { kind, left, combine, outer } = options;
-  const timers = new EventTimers();
-  const out = (ctx: OperatorContext, l: Held, r: Held | undefined, time: number) =>
-    ctx.emit(`${l[0]}/${r ? r[0] : "-"}`, combine(l[2], r?.[2]), time);
+  /** An output of a pair (or of an unmatched left event): named by the two events, whoever came first. */
+  const out = (ctx: Ctx, l: Held, r: Held | undefined, time: number) =>
+    ctx.emit(combine(l[2], r?.[2]), { time, from: r ? [l[0], r[0]] : [l[0]] });
   const later = (a: number, b: number) => (a > b ? a : b);
-  const late = (ctx: OperatorContext, rec: Rec, why: string) =>
+  const late = (ctx: Ctx, rec: Rec, why: string) =>
     ctx.late(rec, `event time ${rec.time} is behind watermark ${ctx.watermark}: ${why}`);
   const needTime = (rec: Rec) => {
     if (!Number.isFinite(rec.time)) throw new Error(`event time ${rec.time} is not a number of milliseconds`);
@@ -75,28 +78,22 @@ export function joinOperator(options: JoinOptions): Operator {
             for (const l of sides.l) out(ctx, l, held, later(l[1], rec.time));
             ctx.state.set(rec.key, rec.hash, { l: sides.l, r: [...sides.r, held] });
           }
-          if (ttl !== undefined) timers.add(rec.time + ttl, rec.key);
+          if (ttl !== undefined) ctx.timers.at(rec.key, rec.time + ttl);
         },
-        advance(ctx) {
+        onTimer(ctx, key) {
           if (ttl === undefined) return;
           const wm = ctx.watermark;
-          for (const key of timers.takeDue(wm)) {
-            const hash = keyHash(key);
-            const sides = ctx.state.get(key, hash) as Sides | undefined;
-            if (!sides) continue;
-            const next = { l: expire(sides.l, wm), r: expire(sides.r, wm) };
-            if (next.l.length + next.r.length === 0) ctx.state.delete(key, hash);
-            else ctx.state.set(key, hash, next);
-          }
+          const hash = keyHash(key);
+          const sides = ctx.state.get(key, hash) as Sides | undefined;
+          if (!sides) return;
+          const next = { l: expire(sides.l, wm), r: expire(sides.r, wm) };
+          if (next.l.length + next.r.length === 0) ctx.state.delete(key, hash);
+          else ctx.state.set(key, hash, next);
         },
-        restore(state) {
-          timers.clear();
+        rearm(timers, key, sides) {
           if (ttl === undefined) return;
-          for (const [key, sides] of state.entries()) {
-            for (const h of [...(sides as Sides).l, ...(sides as Sides).r]) timers.add(h[1] + ttl, key);
-          }
+          for (const h of [...(sides as Sides).l, ...(sides as Sides).r]) timers.at(key, h[1] + ttl);
         },
-        row: (key, sides) => ({ key, ...(sides as Sides) }),
       };
     }
 
@@ -122,7 +119,7 @@ export function joinOperator(options: JoinOptions): Operator {
               }
             }
             ctx.state.set(rec.key, rec.hash, { l: [...sides.l, held()], r: sides.r });
-            timers.add(t + upperMs + 1, rec.key);
+            ctx.timers.at(rec.key, t + upperMs + 1);
           } else {
             const held: Held = [rec.seq, t, rec.value, 0];
             const l = sides.l.map((h) => {
@@ -131,33 +128,27 @@ export function joinOperator(options: JoinOptions): Operator {
               return h[3] ? h : ([h[0], h[1], h[2], 1] as Held);
             });
             ctx.state.set(rec.key, rec.hash, { l, r: [...sides.r, held] });
-            timers.add(t - lowerMs + 1, rec.key);
+            ctx.timers.at(rec.key, t - lowerMs + 1);
           }
         },
-        advance(ctx) {
+        onTimer(ctx, key) {
           const wm = ctx.watermark;
-          for (const key of timers.takeDue(wm)) {
-            const hash = keyHash(key);
-            const sides = ctx.state.get(key, hash) as Sides | undefined;
-            if (!sides) continue;
-            const l = sides.l.filter((h) => {
-              if (leftUntil(h) >= wm) return true;
-              if (outer && !h[3]) out(ctx, h, undefined, h[1]);
-              return false;
-            });
-            const r = sides.r.filter((h) => rightUntil(h) >= wm);
-            if (l.length + r.length === 0) ctx.state.delete(key, hash);
-            else if (l.length !== sides.l.length || r.length !== sides.r.length) ctx.state.set(key, hash, { l, r });
-          }
+          const hash = keyHash(key);
+          const sides = ctx.state.get(key, hash) as Sides | undefined;
+          if (!sides) return;
+          const l = sides.l.filter((h) => {
+            if (leftUntil(h) >= wm) return true;
+            if (outer && !h[3]) out(ctx, h, undefined, h[1]);
+            return false;
+          });
+          const r = sides.r.filter((h) => rightUntil(h) >= wm);
+          if (l.length + r.length === 0) ctx.state.delete(key, hash);
+          else if (l.length !== sides.l.length || r.length !== sides.r.length) ctx.state.set(key, hash, { l, r });
         },
-        restore(state) {
-          timers.clear();
-          for (const [key, sides] of state.entries()) {
-            for (const h of (sides as Sides).l) timers.add(leftUntil(h) + 1, key);
-            for (const h of (sides as Sides).r) timers.add(rightUntil(h) + 1, key);
-          }
+        rearm(timers, key, sides) {
+          for (const h of (sides as Sides).l) timers.at(key, leftUntil(h) + 1);
+          for (const h of (sides as Sides).r) timers.at(key, rightUntil(h) + 1);
         },
-        row: (key, sides) => ({ key, ...(sides as Sides) }),
         // An unmatched left event goes out once the watermark is past its time + upper.
         ...(outer ? { watermarkDelayMs: Math.max(0, upperMs + 1) } : {}),
       };
@@ -177,39 +168,33 @@ export function joinOperator(options: JoinOptions): Operator {
           const held: Held = [rec.seq, rec.time, semi && rec.via !== left ? null : rec.value, 0];
           const next = rec.via === left ? { l: [...sides.l, held], r: sides.r } : { l: sides.l, r: [...sides.r, held] };
           ctx.state.set(rec.key, rec.hash, { ...windows, [start]: next });
-          timers.add(start + size, rec.key);
+          ctx.timers.at(rec.key, start + size);
         },
-        advance(ctx) {
+        onTimer(ctx, key) {
           const wm = ctx.watermark;
-          for (const key of timers.takeDue(wm)) {
-            const hash = keyHash(key);
-            const windows = ctx.state.get(key, hash) as Windowed | undefined;
-            if (!windows) continue;
-            const next: Record<string, Sides> = { ...windows };
-            for (const [s, sides] of Object.entries(windows)) {
-              const end = Number(s) + size;
-              if (end > wm) continue;
-              for (const l of sides.l) {
-                if (semi) {
-                  if (sides.r.length > 0) out(ctx, l, undefined, end - 1);
-                  continue;
-                }
-                for (const r of sides.r) out(ctx, l, r, end - 1);
-                if (outer && sides.r.length === 0) out(ctx, l, undefined, end - 1);
+          const hash = keyHash(key);
+          const windows = ctx.state.get(key, hash) as Windowed | undefined;
+          if (!windows) return;
+          const next: Record<string, Sides> = { ...windows };
+          for (const [s, sides] of Object.entries(windows)) {
+            const end = Number(s) + size;
+            if (end > wm) continue;
+            for (const l of sides.l) {
+              if (semi) {
+                if (sides.r.length > 0) out(ctx, l, undefined, end - 1);
+                continue;
               }
-              delete next[s];
+              for (const r of sides.r) out(ctx, l, r, end - 1);
+              if (outer && sides.r.length === 0) out(ctx, l, undefined, end - 1);
             }
-            if (Object.keys(next).length === 0) ctx.state.delete(key, hash);
-            else ctx.state.set(key, hash, next);
+            delete next[s];
           }
+          if (Object.keys(next).length === 0) ctx.state.delete(key, hash);
+          else ctx.state.set(key, hash, next);
         },
-        restore(state) {
-          timers.clear();
-          for (const [key, windows] of state.entries()) {
-            for (const s of Object.keys(windows as Windowed)) timers.add(Number(s) + size, key);
-          }
+        rearm(timers, key, windows) {
+          for (const s of Object.keys(windows as Windowed)) timers.at(key, Number(s) + size);
         },
-        row: (key, windows) => ({ key, windows }),
       };
     }
 
@@ -218,7 +203,7 @@ export function joinOperator(options: JoinOptions): Operator {
        * Emit the left events the watermark passed (a right version at the watermark may still
        * come: it is not late), and keep the right versions still needed.
        */
-      const settle = (ctx: OperatorContext, key: Key, hash: number, sides: Sides) => {
+      const settle = (ctx: Ctx, key: Key, hash: number, sides: Sides) => {
         const wm = ctx.watermark;
         const due = sides.l.filter((h) => h[1] < wm);
         for (const l of due) {
@@ -245,22 +230,16 @@ export function joinOperator(options: JoinOptions): Operator {
           const held: Held = [rec.seq, rec.time, rec.value, 0];
           if (rec.via === left) ctx.state.set(rec.key, rec.hash, { l: [...sides.l, held], r: sides.r });
           else ctx.state.set(rec.key, rec.hash, { l: sides.l, r: [...sides.r, held] });
-          timers.add(rec.time + 1, rec.key);
+          ctx.timers.at(rec.key, rec.time + 1);
         },
-        advance(ctx) {
-          for (const key of timers.takeDue(ctx.watermark)) {
-            const hash = keyHash(key);
-            const sides = ctx.state.get(key, hash) as Sides | undefined;
-            if (sides) settle(ctx, key, hash, sides);
-          }
+        onTimer(ctx, key) {
+          const hash = keyHash(key);
+          const sides = ctx.state.get(key, hash) as Sides | undefined;
+          if (sides) settle(ctx, key, hash, sides);
         },
-        restore(state: KeyedState<unknown>) {
-          timers.clear();
-          for (const [key, sides] of state.entries()) {
-            for (const h of [...(sides as Sides).l, ...(sides as Sides).r]) timers.add(h[1] + 1, key);
-          }
+        rearm(timers, key, sides) {
+          for (const h of [...(sides as Sides).l, ...(sides as Sides).r]) timers.at(key, h[1] + 1);
         },
-        row: (key, sides) => ({ key, ...(sides as Sides) }),
       };
     }
   }

@@ -1,21 +1,24 @@
 /**
- * The lifecycle every operator actor shares, as an XState v5 machine: starting, recovering,
- * running, checkpointing, draining, stopped, and failed with restart after an exponential
- * backoff. A running actor checkpoints every `checkpointMs`, after `checkpointEvents` events, and
- * when its input pauses for `idleCheckpointMs` with events not yet checkpointed: a partition that
- * went quiet (a replay caught up, a burst ended) commits what it did then, not up to an interval
- * later. Such a checkpoint waits until a quarter of `checkpointMs` has passed since the last one
- * began, so that a trickle of events (one every pause or so) does not checkpoint each one. The machine governs only the lifecycle; records are folded by plain synchronous code
- * (`ActorCore.process`), one batch per event, so a send costs microseconds per batch, not per
- * record. Timers (checkpoint interval, backoff, and the tick of a core that keeps processing-time
- * timers) run on the clock given to `createActor`.
+ * The lifecycle every operator actor shares, as an XState v5 machine: recovering, running,
+ * checkpointing, draining, stopped, and failed with restart after an exponential backoff. The
+ * machine makes every decision of the lifecycle from its own state and context: when to
+ * checkpoint (every `checkpointMs`, after `checkpointEvents` events, and when its input pauses
+ * for `idleCheckpointMs` with events waiting, once a quarter of `checkpointMs` passed since the
+ * last checkpoint began: a partition that went quiet commits then, not up to an interval later,
+ * and a trickle of events is not checkpointed one by one), whether to stop after the checkpoint
+ * being written, and whether a table flush waits for it. Records are folded by plain synchronous
+ * code (`ActorCore.process`), one batch per event, so a send costs microseconds per batch, not
+ * per record. Timers (checkpoint interval, backoff, pause checks, and the tick of a core with
+ * processing-time timers) run on the clock given to `createActor`.
  *
  * @example
- * const actor = createActor(operatorLifecycle, { input: { core, checkpointMs: 1000, checkpointEvents: 100_000 }, clock });
+ * const actor = createActor(operatorLifecycle, { input: { core, clock, checkpointMs: 1000, checkpointEvents: 100_000 }, clock });
  * actor.start();
  * actor.send({ type: "batch", batch });
+ * lifecycleState(actor.getSnapshot()); // "running"
  */
-import { assertEvent, assign, enqueueActions, fromPromise, setup } from "xstate";
+import { assertEvent, assign, enqueueActions, fromPromise, setup, type SnapshotFrom, stateIn, type StateValueFrom } from "xstate";
+import type { Clock } from "../src/core/clock.ts";
 import type { Batch, Rec } from "./operator.ts";
 
 /** The work behind the lifecycle: what an operator actor does in each state. */
@@ -24,23 +27,23 @@ export interface ActorCore {
   recover(): Promise<void>;
   /** Fold a batch into state. Synchronous. */
   process(batch: Batch): void;
-  /** Make the current state and positions durable. Captures them before its first await. */
+  /** A source has been idle for its timeout. Synchronous. */
+  idle(source: string): void;
+  /** Make the current state and positions durable. Takes its cut before its first await. */
   checkpoint(): Promise<void>;
-  /** Events processed since the last checkpoint began. */
-  readonly eventsSinceCheckpoint: number;
-  /** How long ago (ms, by the core's clock) the core last processed a batch. */
-  pausedMs(): number;
-  /** How long ago (ms, by the core's clock) its last checkpoint began; Infinity before the first. */
-  checkpointAgeMs(): number;
+  /** Write the table pages changed since their last write. Synchronous. */
+  flushTables(): void;
   /** Processing time moved on: fire what is due. Synchronous. Called every `tickMs` while running. */
   tick?(): void;
 }
 
 export interface LifecycleInput {
   readonly core: ActorCore;
+  /** The clock the machine reads time from (the one given to `createActor`). */
+  readonly clock: Clock;
   /** Checkpoint at least this often while running. */
   readonly checkpointMs: number;
-  /** ... and as soon as this many events were processed since the last one. */
+  /** ... and as soon as this many events were processed since the last one began. */
   readonly checkpointEvents: number;
   /** ... and when no batch came for this long while events wait for a checkpoint. Absent or Infinity: never. */
   readonly idleCheckpointMs?: number;
@@ -53,12 +56,16 @@ export interface LifecycleInput {
 
 export type LifecycleEvent =
   | { type: "batch"; batch: Batch }
+  /** A source has been idle for its timeout (it no longer holds the watermark back). */
+  | { type: "idle"; source: string }
+  /** Write the table pages that changed (actors/table-flush.ts); only while running. */
+  | { type: "flush" }
   | { type: "checkpoint" }
   | { type: "stop" }
   | { type: "tick" }
   | { type: "pause" };
 
-/** What a folded batch holds afterwards (`process`). */
+/** What a folded batch holds afterwards (`fold`). */
 const noRecords: readonly Rec[] = Object.freeze([]);
 
 export const operatorLifecycle = setup({
@@ -66,15 +73,20 @@ export const operatorLifecycle = setup({
     input: {} as LifecycleInput,
     context: {} as {
       core: ActorCore;
+      clock: Clock;
       checkpointMs: number;
       checkpointEvents: number;
       idleCheckpointMs: number | undefined;
       backoffMs: number;
       maxBackoffMs: number;
+      tickMs: number | undefined;
       attempt: number;
       error: unknown;
-      stopRequested: boolean;
-      tickMs: number | undefined;
+      /** Events received since the last checkpoint began. */
+      uncheckpointed: number;
+      /** When the last batch came, and when the last checkpoint began (the clock's time). */
+      lastBatchAt: number;
+      checkpointAt: number;
     },
     events: {} as LifecycleEvent,
   },
@@ -87,12 +99,16 @@ export const operatorLifecycle = setup({
     backoff: ({ context }) => Math.min(context.maxBackoffMs, context.backoffMs * 2 ** context.attempt),
   },
   guards: {
-    checkpointDue: ({ context }) => context.core.eventsSinceCheckpoint >= context.checkpointEvents,
-    stopRequested: ({ context }) => context.stopRequested,
-    inputPaused: ({ context: { core, idleCheckpointMs, checkpointMs } }) =>
-      core.eventsSinceCheckpoint > 0 && core.pausedMs() >= idleCheckpointMs! && core.checkpointAgeMs() >= checkpointMs / 4,
+    checkpointDue: ({ context }) => context.uncheckpointed >= context.checkpointEvents,
+    inputPaused: ({ context: { clock, uncheckpointed, lastBatchAt, checkpointAt, idleCheckpointMs, checkpointMs } }) =>
+      uncheckpointed > 0 && clock.now() - lastBatchAt >= idleCheckpointMs! && clock.now() - checkpointAt >= checkpointMs / 4,
   },
   actions: {
+    /** Count the batch's events and note when it came (before it is folded and let go). */
+    count: assign(({ context, event }) => {
+      assertEvent(event, "batch");
+      return { uncheckpointed: context.uncheckpointed + event.batch.records.length, lastBatchAt: context.clock.now() };
+    }),
     /**
      * Fold the batch, then let its records go. In a worker, the event that carried them stays
      * reachable for a while after this action (through the actor machinery; measured, not
@@ -101,11 +117,18 @@ export const operatorLifecycle = setup({
      * were promoted. Measured on Nexmark q8 with --trace-gc-nvp: 99 MB promoted over the run
      * with the records kept, 46-51 MB without (14 MB without the join's state).
      */
-    process: ({ context, event }) => {
+    fold: ({ context, event }) => {
       assertEvent(event, "batch");
       context.core.process(event.batch);
       event.batch.records = noRecords;
     },
+    idle: ({ context, event }) => {
+      assertEvent(event, "idle");
+      context.core.idle(event.source);
+    },
+    flush: ({ context }) => context.core.flushTables(),
+    beginCheckpoint: assign({ uncheckpointed: 0, checkpointAt: ({ context }) => context.clock.now() }),
+    recovered: assign({ attempt: 0, error: undefined, uncheckpointed: 0 }),
     recordError: assign({ error: ({ event }) => (event as { error?: unknown }).error }),
     tick: ({ context }) => context.core.tick?.(),
     /** The next tick, one at a time (a tick left over from before a failure is replaced). */
@@ -118,11 +141,12 @@ export const operatorLifecycle = setup({
      * The next look at whether the input paused: when it will have and the last checkpoint will
      * be old enough, if events wait, else in a while.
      */
-    schedulePauseCheck: enqueueActions(({ context: { core, idleCheckpointMs, checkpointMs }, enqueue }) => {
+    schedulePauseCheck: enqueueActions(({ context, enqueue }) => {
+      const { clock, idleCheckpointMs, checkpointMs, uncheckpointed, lastBatchAt, checkpointAt } = context;
       if (idleCheckpointMs === undefined || !Number.isFinite(idleCheckpointMs)) return;
-      const waiting = core.eventsSinceCheckpoint > 0;
-      const delay = waiting
-        ? Math.max(1, idleCheckpointMs - core.pausedMs(), checkpointMs / 4 - core.checkpointAgeMs())
+      const now = clock.now();
+      const delay = uncheckpointed > 0
+        ? Math.max(1, idleCheckpointMs - (now - lastBatchAt), checkpointMs / 4 - (now - checkpointAt))
         : idleCheckpointMs;
       enqueue.cancel("pause");
       enqueue.raise({ type: "pause" }, { delay, id: "pause" });
@@ -130,39 +154,48 @@ export const operatorLifecycle = setup({
   },
 }).createMachine({
   id: "operator",
-  initial: "starting",
+  initial: "recovering",
   context: ({ input }) => ({
     core: input.core,
+    clock: input.clock,
     checkpointMs: input.checkpointMs,
     checkpointEvents: input.checkpointEvents,
     idleCheckpointMs: input.idleCheckpointMs,
     backoffMs: input.backoffMs ?? 200,
     maxBackoffMs: input.maxBackoffMs ?? 10_000,
+    tickMs: input.tickMs,
     attempt: 0,
     error: undefined,
-    stopRequested: false,
-    tickMs: input.tickMs,
+    uncheckpointed: 0,
+    lastBatchAt: Number.NEGATIVE_INFINITY,
+    checkpointAt: Number.NEGATIVE_INFINITY,
   }),
   states: {
-    starting: { always: "recovering" },
     recovering: {
+      initial: "loading",
+      states: {
+        loading: { on: { stop: "thenStop" } },
+        /** A stop came: once recovered, drain (a final checkpoint) instead of running. */
+        thenStop: {},
+      },
       invoke: {
         src: "recover",
         input: ({ context }) => context.core,
-        onDone: { target: "running", actions: [assign({ attempt: 0, error: undefined }), "scheduleTick"] },
+        onDone: [
+          { guard: stateIn({ recovering: "thenStop" }), target: "draining", actions: "recovered" },
+          { target: "running", actions: ["recovered", "scheduleTick"] },
+        ],
         onError: { target: "failed", actions: "recordError" },
       },
-      on: { stop: { actions: assign({ stopRequested: true }) } },
     },
     running: {
       entry: "schedulePauseCheck",
-      always: [
-        { guard: "stopRequested", target: "draining" },
-        { guard: "checkpointDue", target: "checkpointing" },
-      ],
+      always: { guard: "checkpointDue", target: "checkpointing" },
       after: { checkpointInterval: "checkpointing" },
       on: {
-        batch: { actions: "process" },
+        batch: { actions: ["count", "fold"] },
+        idle: { actions: "idle" },
+        flush: { actions: "flush" },
         tick: { actions: ["tick", "scheduleTick"] },
         pause: [{ guard: "inputPaused", target: "checkpointing" }, { actions: "schedulePauseCheck" }],
         checkpoint: "checkpointing",
@@ -170,19 +203,39 @@ export const operatorLifecycle = setup({
       },
     },
     checkpointing: {
+      entry: "beginCheckpoint",
+      type: "parallel",
+      states: {
+        /** What follows the checkpoint: running again, or (a stop came) draining. */
+        then: {
+          initial: "run",
+          states: { run: { on: { stop: "stop" } }, stop: {} },
+        },
+        /** Table flushes wait while a checkpoint writes pages (so pages never go back in time). */
+        tables: {
+          initial: "flushed",
+          states: { flushed: { on: { flush: "flushWaits" } }, flushWaits: {} },
+        },
+      },
       invoke: {
         src: "checkpoint",
         input: ({ context }) => context.core,
-        onDone: "running",
+        onDone: [
+          { guard: stateIn({ checkpointing: { then: "stop" } }), target: "draining" },
+          // A flush came meanwhile: flush now, not a round later.
+          { guard: stateIn({ checkpointing: { tables: "flushWaits" } }), target: "running", actions: "flush" },
+          { target: "running" },
+        ],
         onError: { target: "failed", actions: "recordError" },
       },
       on: {
-        batch: { actions: "process" },
+        batch: { actions: ["count", "fold"] },
+        idle: { actions: "idle" },
         tick: { actions: ["tick", "scheduleTick"] },
-        stop: { actions: assign({ stopRequested: true }) },
       },
     },
     draining: {
+      entry: "beginCheckpoint",
       invoke: {
         src: "checkpoint",
         input: ({ context }) => context.core,
@@ -198,4 +251,17 @@ export const operatorLifecycle = setup({
   },
 });
 
-export type LifecycleState = "starting" | "recovering" | "running" | "checkpointing" | "draining" | "failed" | "stopped";
+/** The top-level states of a state value (a parallel or compound state's value is an object). */
+type TopLevel<V> = V extends string ? V : keyof V & string;
+
+/** The lifecycle states, as status and metrics name them: derived from the machine. */
+export type LifecycleState = TopLevel<StateValueFrom<typeof operatorLifecycle>>;
+
+/** Every lifecycle state, in the machine's order. */
+export const lifecycleStates = Object.keys(operatorLifecycle.root.states) as LifecycleState[];
+
+/** The top-level lifecycle state of a snapshot. */
+export function lifecycleState(snapshot: SnapshotFrom<typeof operatorLifecycle>): LifecycleState {
+  const value = snapshot.value as string | Record<string, unknown>;
+  return (typeof value === "string" ? value : Object.keys(value)[0]!) as LifecycleState;
+}

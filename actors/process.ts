@@ -28,10 +28,8 @@
  *
  * Timers live in the key's state, so they are checkpointed with the snapshot and survive a
  * restart; the in-memory indexes of what is due when are rebuilt from the state in `restore`.
- * Outputs have deterministic ids: `<source>/<seq>/<i>` for what an event caused, and
- * `<source>/<seq>/t<n>/<i>` for what the key's n-th timer caused (`<source>/<seq>` names the
- * event that started the key's machine), so a replay from the last checkpoint publishes the same
- * ids. Processing time is not part of the log: across a crash (not a graceful stop) a
+ * Outputs are named by what caused them (the event, or the key's timer: actors/outputs.ts), so
+ * a replay from the last checkpoint publishes the same ids. Processing time is not part of the log: across a crash (not a graceful stop) a
  * processing-time timer may fire at a different point of the replay.
  *
  * What of XState this leans on beyond its documented use, and why xstate is pinned to one exact
@@ -57,9 +55,8 @@
 import { type AnyActorScope, type AnyMachineSnapshot, type AnyStateMachine, createActor, type EventObject } from "xstate";
 import type { Key } from "../src/core/partition.ts";
 import { keyHash } from "../src/core/partition.ts";
-import type { KeyedState } from "../src/state/keyed-state.ts";
-import type { Operator, OperatorContext } from "./operator.ts";
-import { EventTimers } from "./timers.ts";
+import type { Operator, OperatorContext, Timers } from "./operator.ts";
+import type { TableRows } from "./table-writer.ts";
 
 /** Which clock a timer runs on. */
 export const EVENT_TIME = 0;
@@ -73,8 +70,6 @@ export interface ProcessState {
   /** `machine.getPersistedSnapshot(...)`: JSON. */
   readonly snapshot: Record<string, unknown>;
   readonly timers: readonly Timer[];
-  /** `<source>/<seq>` of the event that started this machine: it prefixes its timers' output ids. */
-  readonly born: string;
   /** The number of the key's next timer. */
   readonly next: number;
 }
@@ -178,13 +173,12 @@ export function receive(
   key: Key,
   before: ProcessState | undefined,
   event: unknown,
-  cause: string,
   at: At,
 ): MachineStep {
   if (before === undefined) {
     const [initial, entry] = logic.initial(logic.input?.(key, event));
     const [snapshot, actions] = logic.transition(initial, event as EventObject);
-    return settle(logic, { snapshot: {}, timers: [], born: cause, next: 0 }, snapshot, [...entry, ...actions], at);
+    return settle(logic, { snapshot: {}, timers: [], next: 0 }, snapshot, [...entry, ...actions], at);
   }
   const [snapshot, actions] = logic.transition(resolve(logic, before), event as EventObject);
   return settle(logic, before, snapshot, actions, at);
@@ -268,7 +262,7 @@ function settle(
   if (snapshot.status === "done") return { state: undefined, emitted };
   const persisted = logic.machine.getPersistedSnapshot(snapshot) as Record<string, unknown>;
   logic.resolved.set(persisted, snapshot);
-  return { state: { snapshot: persisted, timers, born: before.born, next }, emitted };
+  return { state: { snapshot: persisted, timers, next }, emitted };
 }
 
 function message(error: unknown): string {
@@ -280,64 +274,64 @@ export function processRow(key: Key, state: ProcessState): { key: Key; state: un
   return { key, state: state.snapshot.value, context: state.snapshot.context };
 }
 
-export function processOperator(logic: ProcessLogic): Operator {
-  /** Keys to look at when the watermark, or the clock, reaches a time. */
-  const eventTimers = new EventTimers();
-  const clockTimers = new EventTimers();
-  const index = (key: Key, state: ProcessState) => {
-    for (const [, clock, due] of state.timers) (clock === EVENT_TIME ? eventTimers : clockTimers).add(due, key);
+/** A process step's table rows: each key's machine (its state value and context). */
+export const processRows: TableRows<ProcessState, EventObject> = { of: "state", row: processRow };
+
+export function processOperator(logic: ProcessLogic): Operator<ProcessState, EventObject> {
+  const index = (timers: Timers, key: Key, state: ProcessState) => {
+    for (const [, clock, due] of state.timers) {
+      if (clock === EVENT_TIME) timers.at(key, due);
+      else timers.atClock(key, due);
+    }
   };
-  const store = (ctx: OperatorContext, key: Key, hash: number, state: ProcessState | undefined) => {
+  type Ctx = OperatorContext<ProcessState, EventObject>;
+  const store = (ctx: Ctx, key: Key, hash: number, state: ProcessState | undefined) => {
     if (state === undefined) ctx.state.delete(key, hash);
     else {
       ctx.state.set(key, hash, state);
-      index(key, state);
+      index(ctx.timers, key, state);
     }
   };
-  /** Fire a key's due timers, earliest first, until none is due. */
-  const fireDue = (ctx: OperatorContext, key: Key, now: number | undefined) => {
+  /**
+   * Fire a key's timers due by `eventUpTo` (event time) or by `now` (the clock), earliest first,
+   * until none is due (one a timer sets meanwhile included).
+   */
+  const fireDue = (ctx: Ctx, key: Key, eventUpTo: number, now: number | undefined) => {
     const hash = keyHash(key);
     for (;;) {
-      const state = ctx.state.get(key, hash) as ProcessState | undefined;
-      const timer = state && dueTimer(state, ctx.watermark, now);
+      const state = ctx.state.get(key, hash);
+      const timer = state && dueTimer(state, eventUpTo, now);
       if (!timer) return;
       const onClock = timer[1] === PROCESSING_TIME;
       const at = { eventTime: onClock ? ctx.watermark : timer[2], now: now ?? ctx.now() };
-      const id = `${state.born}/t${timer[0]}`;
       let step: MachineStep;
       try {
         step = fire(logic, state, timer, at);
       } catch (error) {
         // The timer is dropped: a dead letter with its event, the machine stays where it was.
-        ctx.fail(id, timer[4], `timer ${timer[3]} of key ${JSON.stringify(key)} threw: ${message(error)}`);
+        ctx.fail(timer[4], `timer ${timer[3]} of key ${JSON.stringify(key)} threw: ${message(error)}`);
         store(ctx, key, hash, { ...state, timers: state.timers.filter((t) => t !== timer) });
         continue;
       }
-      step.emitted.forEach((event, i) => ctx.emit(`${id}/${i}`, event, at.eventTime));
+      for (const event of step.emitted) ctx.emit(event, { time: at.eventTime });
       store(ctx, key, hash, step.state);
     }
   };
   return {
     apply(ctx, rec) {
-      const before = ctx.state.get(rec.key, rec.hash) as ProcessState | undefined;
-      const cause = `${ctx.source}/${rec.seq}`;
-      const step = receive(logic, rec.key, before, rec.value, cause, { eventTime: rec.time, now: ctx.now() });
-      step.emitted.forEach((event, i) => ctx.emit(`${cause}/${i}`, event, rec.time));
+      const before = ctx.state.get(rec.key, rec.hash);
+      const step = receive(logic, rec.key, before, rec.value, { eventTime: rec.time, now: ctx.now() });
+      for (const event of step.emitted) ctx.emit(event);
       store(ctx, rec.key, rec.hash, step.state);
       // A timer the event set behind the watermark is due at once.
-      fireDue(ctx, rec.key, undefined);
+      fireDue(ctx, rec.key, ctx.watermark, undefined);
     },
-    advance(ctx) {
-      for (const key of new Set(eventTimers.takeDue(ctx.watermark))) fireDue(ctx, key, undefined);
+    onTimer(ctx, key, time) {
+      fireDue(ctx, key, time, undefined);
     },
-    onTime(ctx, now) {
-      for (const key of new Set(clockTimers.takeDue(now))) fireDue(ctx, key, now);
+    onClock(ctx, key, time) {
+      fireDue(ctx, key, Number.NEGATIVE_INFINITY, time);
     },
-    restore(state: KeyedState<unknown>) {
-      eventTimers.clear();
-      clockTimers.clear();
-      for (const [key, value] of state.entries()) index(key, value as ProcessState);
-    },
-    row: (key, state) => processRow(key, state as ProcessState),
+    rearm: index,
   };
 }

@@ -8,9 +8,8 @@
  */
 import type { Operator } from "./operator.ts";
 
-export const streamSinkOperator: Operator = {
+export const streamSinkOperator: Operator<never, unknown> = {
   apply(ctx, rec) {
-    ctx.emit(`${ctx.source}/${rec.seq}`, rec.value);
+    ctx.emit(rec.value);
   },
-  row: (_key, state) => state,
 };

@@ -11,8 +11,8 @@
  * recovery rewrites every page.
  *
  * The cost is bounded: one flusher per worker runs every actor's flush in a round (an actor's pages
- * are encoded and published at once, never interleaved with its checkpoint's page writes, so a
- * table never goes back; between actors the event loop turns once `sliceMs` have passed, so reading
+ * are encoded and published at once; its lifecycle machine holds a flush back while a checkpoint
+ * writes pages, so a table never goes back; between actors the event loop turns once `sliceMs` have passed, so reading
  * is not held up for a whole round), and waits at least `round duration / budget` before the next
  * round, so flushing takes at most `budget` (default 25%) of the worker's time, however large the
  * table. Its memory is bounded too: an actor writes no more pages while the publisher holds more
@@ -24,7 +24,7 @@
  *
  * @example
  * const flusher = new TableFlusher(systemClock, { intervalMs: 100 });
- * flusher.add(core); // an OperatorCore: core.flushTables() each round
+ * flusher.add({ flush: () => actor.send({ type: "flush" }) }); // each round, an operator actor's flush
  * flusher.stop();
  */
 import { type Clock, nextTurn } from "../src/core/clock.ts";
@@ -47,7 +47,7 @@ export class TableFlusher {
   readonly intervalMs: number;
   readonly budget: number;
   readonly sliceMs: number;
-  readonly #cores = new Set<{ flushTables(): void }>();
+  readonly #targets = new Set<{ flush(): void }>();
   #timer: unknown;
   #stopped = false;
   #rounds = 0;
@@ -60,9 +60,13 @@ export class TableFlusher {
     this.#catchingUp = options.catchingUp ?? (() => false);
   }
 
-  add(core: { flushTables(): void }): void {
-    this.#cores.add(core);
+  add(target: { flush(): void }): void {
+    this.#targets.add(target);
     if (this.#timer === undefined) this.#schedule(this.intervalMs);
+  }
+
+  remove(target: { flush(): void }): void {
+    this.#targets.delete(target);
   }
 
   #schedule(ms: number): void {
@@ -76,28 +80,19 @@ export class TableFlusher {
     let sliceStart = this.clock.now();
     // A round may stop early when too many bytes are unacknowledged: start with a different
     // actor each round, so that none waits behind the others for ever.
-    const cores = [...this.#cores];
-    const first = this.#rounds++ % cores.length;
-    for (let i = 0; i < cores.length; i++) {
+    const targets = [...this.#targets];
+    const first = this.#rounds++ % Math.max(1, targets.length);
+    for (let i = 0; i < targets.length; i++) {
       if (this.clock.now() - sliceStart >= this.sliceMs) {
         took += this.clock.now() - sliceStart;
         await nextTurn();
         if (this.#stopped) return;
         sliceStart = this.clock.now();
       }
-      cores[(first + i) % cores.length]!.flushTables();
+      targets[(first + i) % targets.length]!.flush();
     }
     took += this.clock.now() - sliceStart;
     this.#schedule(Math.max(this.intervalMs, took / this.budget - took));
-  }
-
-  /**
-   * Flush one actor now, outside the rounds (one whose flush a round found checkpointing: it
-   * would otherwise wait a whole interval after its checkpoint), unless the worker catches up.
-   */
-  flushNow(core: { flushTables(): void }): void {
-    if (this.#stopped || this.intervalMs <= 0 || this.#catchingUp()) return;
-    core.flushTables();
   }
 
   stop(): void {

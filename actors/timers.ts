@@ -1,16 +1,14 @@
 /**
- * Event-time timers of an operator: which keys to look at when the watermark reaches a time.
- * Kept in memory beside the keyed state and derived from it after a recovery (an operator's
- * `restore`), so they need no checkpoint of their own.
+ * The timers of an operator actor: which keys to look at when the watermark (or the clock)
+ * reaches a time. Kept in memory beside the keyed state and derived from it after a recovery (an
+ * operator's `rearm`), so they need no checkpoint of their own.
  *
  * @example
  * const timers = new EventTimers();
  * timers.add(60_000, "store-1");
- * timers.takeDue(60_000); // ["store-1"]
+ * timers.fireDue(60_000, (at, key) => console.log(at, key)); // 60000 store-1
  */
 import type { Key } from "../src/core/partition.ts";
-
-const none: readonly Key[] = Object.freeze([]);
 
 export class EventTimers {
   readonly #due = new Map<number, Set<Key>>();
@@ -27,19 +25,18 @@ export class EventTimers {
   }
 
   /**
-   * The keys of every timer at or before `watermark`, earliest first; those timers are removed.
-   * Asked at nearly every event (the watermark moves with event time), and nothing is due at most
-   * of them: then no array is made.
+   * Fire every timer at or before `upTo`, earliest first (keys of one time in the order they were
+   * set), each once, and remove it; a timer set meanwhile at or before `upTo` fires in this call
+   * too. Asked at nearly every event (the watermark moves with event time), and nothing is due at
+   * most of them: then it costs one comparison.
    */
-  takeDue(watermark: number): readonly Key[] {
-    if (!(this.#times[0]! <= watermark)) return none;
-    const keys: Key[] = [];
-    while (this.#times.length > 0 && this.#times[0]! <= watermark) {
+  fireDue(upTo: number, fire: (at: number, key: Key) => void): void {
+    while (this.#times[0]! <= upTo) {
       const at = this.#pop();
-      keys.push(...this.#due.get(at)!);
+      const keys = this.#due.get(at)!;
       this.#due.delete(at);
+      for (const key of keys) fire(at, key);
     }
-    return keys;
   }
 
   clear(): void {

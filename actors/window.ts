@@ -8,12 +8,13 @@
  * watermark passes its end plus the allowed lateness, so state stays bounded on an endless
  * stream.
  *
- * Emitted rows also go to the step's result tables, keyed `<key>|<windowStart>`; the operator
- * keeps them itself (they outlive the window's state), in pages like any table.
+ * Emitted rows are also the step's table rows, keyed `<key>|<windowStart>` (`windowRows`): they
+ * outlive the window's state.
  *
- * Timers are derived from state (and rebuilt from it after a recovery); the watermark that fires
- * them is part of the checkpoint, so after a restart nothing fires twice (the Nats-Msg-Id of a
- * window's n-th emission is `<key>/<start>/<n>`) and nothing is missed.
+ * Timers (at each window's end, and its end plus the allowed lateness) are derived from state (and
+ * set again after a recovery); the watermark that fires them is part of the checkpoint, so after a
+ * restart nothing fires twice (a window closed by the timer at its end is named by it) and nothing
+ * is missed.
  *
  * @example
  * orders.keyBy("by-store", "store")
@@ -23,10 +24,9 @@
  */
 import type { CompiledAggregate } from "../src/pipeline/aggregate.ts";
 import { type Key, keyHash } from "../src/core/partition.ts";
-import type { KeyedState } from "../src/state/keyed-state.ts";
 import { windowRowKey } from "../src/state/table-page.ts";
-import type { Operator, OperatorContext } from "./operator.ts";
-import { EventTimers } from "./timers.ts";
+import type { Operator, OperatorContext, Timers } from "./operator.ts";
+import type { TableRows } from "./table-writer.ts";
 
 export type WindowOptions =
   & (
@@ -43,51 +43,37 @@ export type WindowOptions =
   };
 
 /** A key's windows: window start to [aggregate state, emissions so far, window end, closed]. */
-type Windows = Record<string, Window>;
+export type Windows = Record<string, Window>;
 type Window = readonly [state: unknown[], emitted: number, end: number, closed?: 0 | 1];
 
-export function windowOperator(aggregate: CompiledAggregate<unknown>, options: WindowOptions): Operator {
+/** A window's row: the aggregate's columns and the window. */
+export type WindowRow = Record<string, unknown> & { readonly windowStart: number; readonly windowEnd: number };
+
+/** A windowed step's table rows: its emitted rows, each under `<key>|<windowStart>`. */
+export const windowRows: TableRows<Windows, WindowRow> = {
+  of: "outputs",
+  rowKey: (key, row) => windowRowKey(key, row.windowStart),
+};
+
+export function windowOperator(aggregate: CompiledAggregate<unknown>, options: WindowOptions): Operator<Windows, WindowRow> {
   const lateness = options.allowedLatenessMs;
   const gap = "gap" in options ? options.gap : 0;
   const size = "size" in options ? options.size : 0;
   const slide = "slide" in options ? options.slide : 0;
   const updates = options.emit === "updates";
-  /** Keys to look at when a window ends, and when its allowed lateness is over. */
-  const timers = new EventTimers();
-  const schedule = (key: Key, end: number) => {
-    timers.add(end, key);
-    if (lateness > 0) timers.add(end + lateness, key);
+  /** Look at a key when its window ends, and when its allowed lateness is over. */
+  const schedule = (timers: Timers, key: Key, end: number) => {
+    timers.at(key, end);
+    if (lateness > 0) timers.at(key, end + lateness);
   };
-  const emit = (ctx: OperatorContext, key: Key, hash: number, start: number, [state, n, end]: Window) => {
-    const row = {
+  const emit = (ctx: OperatorContext<Windows, WindowRow>, key: Key, start: number, [state, , end]: Window, final: boolean) => {
+    const row: WindowRow = {
       ...aggregate.row(key, state),
       windowStart: start,
       windowEnd: end,
-      ...(updates ? { final: end <= ctx.watermark } : {}),
+      ...(updates ? { final } : {}),
     };
-    ctx.emit(`${key}/${start}/${n}`, row, end - 1);
-    ctx.putRow(key, hash, windowRowKey(key, start), row);
-  };
-  /** Emit what the watermark closed and drop what it expired, for one key. */
-  const visit = (ctx: OperatorContext, key: Key) => {
-    const hash = keyHash(key);
-    const windows = ctx.state.get(key, hash) as Windows | undefined;
-    if (!windows) return;
-    const wm = ctx.watermark;
-    let next: Windows | undefined;
-    for (const [s, window] of Object.entries(windows)) {
-      const [state, emitted, end, closed] = window;
-      if (end > wm) continue;
-      next ??= { ...windows };
-      if (!closed) {
-        emit(ctx, key, hash, Number(s), window);
-        next[s] = [state, emitted + 1, end, 1];
-      }
-      if (end + lateness <= wm) delete next[s];
-    }
-    if (!next) return;
-    if (Object.keys(next).length === 0) ctx.state.delete(key, hash);
-    else ctx.state.set(key, hash, next);
+    ctx.emit(row, { time: end - 1 });
   };
 
   return {
@@ -95,7 +81,7 @@ export function windowOperator(aggregate: CompiledAggregate<unknown>, options: W
       const t = rec.time;
       if (!Number.isFinite(t)) throw new Error(`event time ${rec.time} is not a number of milliseconds`);
       const wm = ctx.watermark;
-      const windows = ctx.state.get(rec.key, rec.hash) as Windows | undefined;
+      const windows = ctx.state.get(rec.key, rec.hash);
       const next: Windows = { ...windows };
       /** Put the event's fold into window `start`, unless that window is closed for good. */
       const place = (start: number, end: number, state: unknown[], emitted: number, isNew: boolean): boolean => {
@@ -104,10 +90,10 @@ export function windowOperator(aggregate: CompiledAggregate<unknown>, options: W
         if (closed || updates) {
           // Late within the allowed lateness (the window closed already), or an early update:
           // send the window's new row now.
-          emit(ctx, rec.key, rec.hash, start, [state, emitted, end]);
+          emit(ctx, rec.key, start, [state, emitted, end], closed);
           emitted++;
         }
-        if (isNew) schedule(rec.key, end);
+        if (isNew) schedule(ctx.timers, rec.key, end);
         next[start] = [state, emitted, end, closed ? 1 : 0];
         return true;
       };
@@ -149,16 +135,28 @@ export function windowOperator(aggregate: CompiledAggregate<unknown>, options: W
       }
       ctx.state.set(rec.key, rec.hash, next);
     },
-    advance(ctx) {
-      for (const key of timers.takeDue(ctx.watermark)) visit(ctx, key);
-    },
-    restore(state: KeyedState<unknown>) {
-      timers.clear();
-      for (const [key, windows] of state.entries()) {
-        for (const [, , end] of Object.values(windows as Windows)) schedule(key, end);
+    /** Emit the windows of `key` that `time` closed, and drop those it expired. */
+    onTimer(ctx, key, time) {
+      const hash = keyHash(key);
+      const windows = ctx.state.get(key, hash);
+      if (!windows) return;
+      let next: Windows | undefined;
+      for (const [s, window] of Object.entries(windows)) {
+        const [state, emitted, end, closed] = window;
+        if (end > time) continue;
+        next ??= { ...windows };
+        if (!closed) {
+          emit(ctx, key, Number(s), window, true);
+          next[s] = [state, emitted + 1, end, 1];
+        }
+        if (end + lateness <= time) delete next[s];
       }
+      if (!next) return;
+      if (Object.keys(next).length === 0) ctx.state.delete(key, hash);
+      else ctx.state.set(key, hash, next);
     },
-    row: (key, windows) => ({ key, windows }),
-    ownsRows: true,
+    rearm(timers, key, windows) {
+      for (const [, , end] of Object.values(windows)) schedule(timers, key, end);
+    },
   };
 }

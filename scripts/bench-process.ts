@@ -120,11 +120,11 @@ function fold(logic: ProcessLogic, events: readonly OrderStatus[]): Run {
       for (let i = from; i < to; i++) {
         const e = events[i]!;
         watermark = Math.max(watermark, e.ts - maxOutOfOrderMs);
-        const step = receive(logic, e.orderId, states.get(e.orderId), e, `s/${i}`, { eventTime: e.ts, now: 0 });
+        const step = receive(logic, e.orderId, states.get(e.orderId), e, { eventTime: e.ts, now: 0 });
         emitted += step.emitted.length;
         store(e.orderId, step.state);
         fireDue(e.orderId);
-        for (const key of new Set(timers.takeDue(watermark))) fireDue(key as string);
+        timers.fireDue(watermark, (_at, key) => fireDue(key as string));
       }
     },
     outcome: () => ({ events: events.length, fired, emitted, digest: JSON.stringify([...states]) }),
@@ -142,7 +142,7 @@ function restoredInputs(logic: ProcessLogic, events: readonly OrderStatus[]): Re
     const e = events[i]!;
     const before = states.get(e.orderId);
     if (before) out.push([e.orderId, JSON.stringify(before), e]);
-    const step = receive(logic, e.orderId, before, e, `s/${i}`, { eventTime: e.ts, now: 0 });
+    const step = receive(logic, e.orderId, before, e, { eventTime: e.ts, now: 0 });
     if (step.state) states.set(e.orderId, step.state);
     else states.delete(e.orderId);
   }
@@ -158,7 +158,7 @@ function restoreEach(logic: ProcessLogic, inputs: readonly Restored[]): Run {
     advance(from, to) {
       for (let i = from; i < to; i++) {
         const [key, , event] = inputs[i]!;
-        const step = receive(logic, key, parsed[i], event, `s/${i}`, { eventTime: event.ts, now: 0 });
+        const step = receive(logic, key, parsed[i], event, { eventTime: event.ts, now: 0 });
         emitted += step.emitted.length;
         if (i % 997 === 0) sample.push(step.state?.snapshot ?? null);
       }

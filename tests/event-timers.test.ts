@@ -1,6 +1,6 @@
 /**
- * Event-time timers (actors/timers.ts): whatever the order timers are added in, `takeDue` returns
- * the keys of exactly the timers at or before the watermark, earliest first, once each, as a
+ * Event-time timers (actors/timers.ts): whatever the order timers are added in, `fireDue` fires
+ * exactly the timers at or before the watermark, earliest first, once each, as a
  * plain list sorted by time would.
  */
 import { describe, expect, it } from "vitest";
@@ -29,13 +29,30 @@ describe("event-time timers", () => {
             }
             const due = model.filter((t) => t.at <= op.take);
             model = model.filter((t) => t.at > op.take);
-            const taken = timers.takeDue(op.take);
+            const fired: { at: number; key: string | number }[] = [];
+            timers.fireDue(op.take, (at, key) => fired.push({ at, key }));
             // Earliest first; keys of the same time in the order they were added.
-            expect(taken).toEqual([...due].sort((x, y) => x.at - y.at).map((t) => t.key));
+            expect(fired).toEqual([...due].sort((x, y) => x.at - y.at));
           }
         },
       ),
       { numRuns: 300 },
     );
+  });
+
+  it("fires a timer set while firing, when it is due by then", () => {
+    const timers = new EventTimers();
+    timers.add(10, "a");
+    const fired: string[] = [];
+    timers.fireDue(20, (at, key) => {
+      fired.push(`${key}@${at}`);
+      if (at === 10) {
+        timers.add(15, "b"); // due: fires in this call
+        timers.add(25, "c"); // not yet
+      }
+    });
+    expect(fired).toEqual(["a@10", "b@15"]);
+    timers.fireDue(30, (at, key) => fired.push(`${key}@${at}`));
+    expect(fired).toEqual(["a@10", "b@15", "c@25"]);
   });
 });

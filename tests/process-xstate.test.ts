@@ -224,7 +224,7 @@ describe("the process step's XState paths", () => {
       "tick",
       "xstate.after.250.timers.waiting",
     ]);
-    const { state } = receive(logic, "k", undefined, { type: "pause" }, "s/1", { eventTime: 10_000, now: 900_000 });
+    const { state } = receive(logic, "k", undefined, { type: "pause" }, { eventTime: 10_000, now: 900_000 });
     expect(state!.timers.map((t) => [t[1], t[2], t[3]]).sort()).toEqual([
       [EVENT_TIME, 10_250, "xstate.after.250.timers.waiting"],
       [PROCESSING_TIME, 901_000, "xstate.after.wait.timers.waiting"],
@@ -237,7 +237,7 @@ describe("the process step's XState paths", () => {
       initial: "a",
       states: { a: { initial: "b", states: { b: { after: { "1.5s": "c" } }, c: {} } } },
     });
-    const { state } = receive(processLogic(m, { processingTime: ["1.5s"] }), "k", undefined, { type: "go" }, "s/1", {
+    const { state } = receive(processLogic(m, { processingTime: ["1.5s"] }), "k", undefined, { type: "go" }, {
       eventTime: 0,
       now: 100,
     });

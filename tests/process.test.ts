@@ -272,7 +272,7 @@ describe("process steps, without a server", () => {
     for (const type of ["next", "pause", "resume"] as const) {
       // Each step from the JSON of the last, as after a restart.
       const before = state && JSON.parse(JSON.stringify(state));
-      ({ state, emitted } = receive(processLogic(player), "k", before, { type, ts: 0 }, "s/1", at));
+      ({ state, emitted } = receive(processLogic(player), "k", before, { type, ts: 0 }, at));
     }
     // Back to where it paused (entering "two" again counts a track).
     expect(state!.snapshot.value).toEqual({ playing: "two" });
@@ -291,7 +291,7 @@ describe("process steps, without a server", () => {
       let next;
       [next, actions] = transition(orderMachine, expected, event);
       expected = next;
-      const step = receive(logic, event.orderId, state, event, "s/1", { eventTime: event.ts, now: 0 });
+      const step = receive(logic, event.orderId, state, event, { eventTime: event.ts, now: 0 });
       state = step.state;
       expect(step.emitted).toEqual(
         actions.filter((a) => (a.type as string) === "xstate.emit").map((a) => (a.params as { event: unknown }).event),
@@ -308,7 +308,7 @@ describe("process steps, without a server", () => {
         go: { actions: [raise({ type: "remind" }, { delay: 300, id: "remind" }), raise({ type: "later" }, { delay: 200 })] },
       },
     });
-    const { state } = receive(processLogic(m, { processingTime: ["remind"] }), "k", undefined, { type: "go" }, "s/1", {
+    const { state } = receive(processLogic(m, { processingTime: ["remind"] }), "k", undefined, { type: "go" }, {
       eventTime: 1_000,
       now: 50_000,
     });

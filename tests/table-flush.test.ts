@@ -19,7 +19,7 @@ describe("table flush", () => {
     const clock = manualClock();
     const flusher = new TableFlusher(clock, { intervalMs: 100 });
     const calls: string[] = [];
-    for (const name of ["a", "b", "c"]) flusher.add({ flushTables: () => calls.push(name) });
+    for (const name of ["a", "b", "c"]) flusher.add({ flush: () => calls.push(name) });
     clock.advance(300);
     flusher.stop();
     expect(calls.join("")).toBe("abcbcacab");
@@ -85,7 +85,7 @@ describe("table flush", () => {
         let timerAfter: number | undefined;
         for (let i = 0; i < 3; i++) {
           flusher.add({
-            flushTables() {
+            flush() {
               if (flushed === 0) setTimeout(() => (timerAfter ??= flushed), 0);
               const until = performance.now() + 3;
               while (performance.now() < until);
@@ -105,18 +105,19 @@ describe("table flush", () => {
     expect(whole).toEqual({ flushed: 3, timerAfter: undefined });
   });
 
-  it("flushes an actor at once when its checkpoint ended, unless the worker catches up or stopped", () => {
+  it("skips its rounds while the worker catches up, and flushes nothing once stopped", () => {
     let catchingUp = true;
-    const flusher = new TableFlusher(manualClock(0), { intervalMs: 100, catchingUp: () => catchingUp });
+    const clock = manualClock(0);
+    const flusher = new TableFlusher(clock, { intervalMs: 100, catchingUp: () => catchingUp });
     let flushed = 0;
-    const core = { flushTables: () => void flushed++ };
-    flusher.flushNow(core);
+    flusher.add({ flush: () => void flushed++ });
+    clock.advance(300);
     expect(flushed).toBe(0);
     catchingUp = false;
-    flusher.flushNow(core);
+    clock.advance(100);
     expect(flushed).toBe(1);
     flusher.stop();
-    flusher.flushNow(core);
+    clock.advance(300);
     expect(flushed).toBe(1);
   });
 });

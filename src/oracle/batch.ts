@@ -393,7 +393,12 @@ function process(step: Extract<Step, { kind: "process" }>, input: Output, result
         next = fire(logic, state, timer, { eventTime: timer[2], now: 0 });
       } catch (error) {
         // The timer is dropped, the machine stays where it was.
-        result.deadLetters.push({ step: step.id, source: `${state.born}/t${timer[0]}`, index: -1, reason: String(error) });
+        result.deadLetters.push({
+          step: step.id,
+          source: `@${timer[2]}/${JSON.stringify(key)}`,
+          index: -1,
+          reason: String(error),
+        });
         store(key, { ...state, timers: state.timers.filter((t) => t !== timer) });
         continue;
       }
@@ -406,7 +411,7 @@ function process(step: Extract<Step, { kind: "process" }>, input: Output, result
     fireUpTo(key, item.watermark);
     let after;
     try {
-      after = receive(logic, key, states.get(key), item.value, `${item.source}/${item.index}`, { eventTime: item.time, now: 0 });
+      after = receive(logic, key, states.get(key), item.value, { eventTime: item.time, now: 0 });
     } catch (error) {
       result.deadLetters.push({ step: step.id, source: item.source, index: item.index, reason: String(error) });
       continue;

@@ -9,17 +9,19 @@
  * const router = buildRouter(plan.sources[0], plan, { buffer, fail });
  */
 import { Either } from "effect";
-import { aggregateOperator } from "../../actors/aggregate.ts";
+import { aggregateOperator, aggregateRows } from "../../actors/aggregate.ts";
 import { dedupOperator } from "../../actors/dedup.ts";
+import type { EdgePlan } from "../../actors/edge-output.ts";
 import { joinOperator } from "../../actors/join.ts";
-import type { Operator, Rec } from "../../actors/operator.ts";
-import { processLogic, processOperator } from "../../actors/process.ts";
+import type { AnyOperator, Rec } from "../../actors/operator.ts";
+import type { StreamSinkPlan } from "../../actors/outputs.ts";
+import { processLogic, processOperator, processRows } from "../../actors/process.ts";
 import { streamSinkOperator } from "../../actors/stream-sink.ts";
-import { windowOperator } from "../../actors/window.ts";
+import type { TableRows } from "../../actors/table-writer.ts";
+import { windowOperator, windowRows } from "../../actors/window.ts";
 import { ConfigError } from "../core/errors.ts";
 import { type Key, keyHash, partitionOf } from "../core/partition.ts";
 import type { Pipeline, Step } from "../pipeline/pipeline.ts";
-import type { StreamSinkPlan } from "../../actors/operator-actor.ts";
 import { edgeStream } from "../core/names.ts";
 import type { SchemaDecoder } from "../core/schema.ts";
 import { sourceDecoder } from "./source-decoding.ts";
@@ -28,17 +30,20 @@ export interface ActorPlan {
   readonly step: string;
   readonly partitions: number;
   /** A new operator instance (one per actor: an operator may keep timers beside its state). */
-  readonly createOperator: () => Operator;
+  readonly createOperator: () => AnyOperator;
   readonly tables: readonly string[];
+  /** Where its table rows come from (when it has tables). */
+  // deno-lint-ignore no-explicit-any
+  readonly rows?: TableRows<any, any>;
   readonly streams: readonly StreamSinkPlan[];
   /** Sources whose events reach this step. */
   readonly sources: readonly string[];
   /** A windowed step: its table rows are keyed `<key>|<windowStart>`. */
   readonly windowed: boolean;
   /** Later steps read this one: its outputs go to the edge stream `edge.stream`. */
-  readonly edge?: { readonly id: string; readonly stream: string; readonly subject: string };
+  readonly edge?: EdgePlan & { readonly stream: string };
   /** Later steps read the events this (windowed) step found late: its `late` step's edge. */
-  readonly lateEdge?: { readonly id: string; readonly stream: string; readonly subject: string };
+  readonly lateEdge?: EdgePlan & { readonly stream: string };
 }
 
 export interface SourcePlan {
@@ -138,7 +143,7 @@ export function compile(pipeline: Pipeline): Plan {
    */
   const addKeyedActor = (
     step: Step,
-    plan: Pick<ActorPlan, "createOperator" | "sources" | "windowed" | "lateEdge">,
+    plan: Pick<ActorPlan, "createOperator" | "rows" | "sources" | "windowed" | "lateEdge">,
   ): void => {
     const edge = edges.has(step.id) ? { id: step.id, ...edgeStream(pipeline.id, step.id) } : undefined;
     actors.push({
@@ -201,6 +206,7 @@ export function compile(pipeline: Pipeline): Plan {
               ttlMs: step.ttlMs,
               updating: updatingInput,
             }),
+        rows: input.kind === "window" ? windowRows : aggregateRows(step.aggregate, { ttlMs: step.ttlMs }),
         sources: sourceOf(input.kind === "window" ? input.input : step.input),
         windowed: input.kind === "window",
         ...(lateEdge ? { lateEdge } : {}),
@@ -218,6 +224,7 @@ export function compile(pipeline: Pipeline): Plan {
         createOperator: step.kind === "process"
           ? () => processOperator(processLogic(step.machine, { processingTime: step.processingTime, input: step.machineInput }))
           : () => dedupOperator(step.withinMs),
+        ...(step.kind === "process" ? { rows: processRows } : {}),
         sources: sourceOf(step.input),
         windowed: false,
       });

@@ -24,7 +24,7 @@
  * metrics.close();
  */
 import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
-import type { LifecycleState } from "../../actors/lifecycle.ts";
+import { lifecycleStates } from "../../actors/lifecycle.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import type { Worker } from "../runtime/worker.ts";
 import type { Catalog } from "./catalog.ts";
@@ -48,16 +48,6 @@ export const queryDurationBuckets = [
   1,
   2.5,
 ] as const;
-
-const lifecycleStates: readonly LifecycleState[] = [
-  "starting",
-  "recovering",
-  "running",
-  "checkpointing",
-  "draining",
-  "failed",
-  "stopped",
-];
 
 /** What metrics read from a worker. */
 export type MetricsWorker = Pick<Worker, "status" | "sourceDeadLetters" | "pipeline" | "plan" | "nc">;

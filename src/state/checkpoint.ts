@@ -25,7 +25,6 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { type KV, Kvm } from "@nats-io/kv";
 import { FencedError, StateStoreError } from "../core/errors.ts";
 import { type Publisher } from "../log/publisher.ts";
-import { readPartitionPages } from "./table.ts";
 import { keysOf } from "./bucket.ts";
 import { kvSubject } from "../core/names.ts";
 import { stateBucket } from "../core/names.ts";
@@ -79,7 +78,7 @@ export const maxChunkBytes = 1024 * 1024 - 4096;
 
 export class CheckpointStore {
   private constructor(
-    private readonly nc: NatsConnection,
+    readonly nc: NatsConnection,
     private readonly kv: KV,
     private readonly jsm: JetStreamManager,
     private readonly publisher: Publisher,
@@ -189,40 +188,15 @@ export class CheckpointStore {
 
   /**
    * Remove chunk keys no manifest can name any more: those of generations before the current one
-   * (call only after a commit that rewrote every chunk), and those of other chunk counts, with
-   * the table pages of other chunk counts.
+   * (call only after a commit that rewrote every chunk), and those of other chunk counts.
    */
-  async collectGarbage(
-    step: string,
-    partition: number,
-    manifest: Manifest,
-    previousBits: number,
-    tableBuckets: readonly string[],
-  ): Promise<void> {
-    const filters: [bucket: string, filter: string][] = [];
-    for (let g = manifest.oldestGeneration; g < manifest.generation; g++) {
-      filters.push([this.bucket, `${step}.${partition}.g${g}.>`]);
+  async collectGarbage(step: string, partition: number, manifest: Manifest, previousBits: number): Promise<void> {
+    const filters: string[] = [];
+    for (let g = manifest.oldestGeneration; g < manifest.generation; g++) filters.push(`${step}.${partition}.g${g}.>`);
+    if (previousBits !== manifest.chunkBits) filters.push(`${step}.${partition}.g${manifest.generation}.b${previousBits}.>`);
+    for (const filter of filters) {
+      await this.jsm.streams.purge(`KV_${this.bucket}`, { filter: `$KV.${this.bucket}.${filter}` });
     }
-    if (previousBits !== manifest.chunkBits) {
-      filters.push([this.bucket, `${step}.${partition}.g${manifest.generation}.b${previousBits}.>`]);
-      // Table pages of the previous layout (readers skip them once the new index is written).
-      for (const bucket of tableBuckets) filters.push([bucket, `p.${partition}.${previousBits}.>`]);
-    }
-    for (const [bucket, filter] of filters) {
-      await this.jsm.streams.purge(`KV_${bucket}`, { filter: `$KV.${bucket}.${filter}` });
-    }
-  }
-
-  /** Remove a partition's table pages of layout `chunkBits` (after a newer layout's index is committed). */
-  async purgeTablePages(buckets: readonly string[], partition: number, chunkBits: number): Promise<void> {
-    for (const bucket of buckets) {
-      await this.jsm.streams.purge(`KV_${bucket}`, { filter: `$KV.${bucket}.p.${partition}.${chunkBits}.>` });
-    }
-  }
-
-  /** The pages a partition wrote to a table, in their current layout (for operators that own their rows). */
-  async readTablePages(bucket: string, partition: number) {
-    return readPartitionPages(this.nc, bucket, partition);
   }
 
   async #get(key: string): Promise<{ value: Uint8Array; revision: number } | null> {

@@ -12,7 +12,7 @@
  */
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import { ConfigError, StateStoreError } from "../core/errors.ts";
 import type { Key } from "../core/partition.ts";
 import { tableBucket, tableOfBucket } from "../core/names.ts";
@@ -98,6 +98,12 @@ export async function readPartitionPages(
     }),
   );
   return { chunkBits: index.chunkBits, pages };
+}
+
+/** Remove a partition's pages of layout `chunkBits` from a table bucket (a newer layout's index is written). */
+export async function purgePages(nc: NatsConnection, bucket: string, partition: number, chunkBits: number): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.purge(`KV_${bucket}`, { filter: `$KV.${bucket}.${layoutPages(partition, chunkBits)}` });
 }
 
 /** Every row of the table: a snapshot through a KV watch of the last values. */

@@ -1,0 +1,191 @@
+/**
+ * Where an operator actor's outputs go, and under which ids. An output goes to the step's stream
+ * sinks (a message each, or many to a message for a batched sink: actors/batched-sink.ts), to its
+ * edge (actors/edge-output.ts) and, for a step whose table rows are its outputs, to its table
+ * (actors/table-writer.ts); its JSON is made once for all of them.
+ *
+ * Output ids are the framework's, deterministic, so a replay from the last checkpoint sends the
+ * same outputs under the same Nats-Msg-Ids and the server drops them. An output is named by its
+ * cause, then its place among the outputs of that cause (`/<n>` from the second on):
+ * - a record being applied: `<source>/<seq>`, or `<source>/<seq>-` for a retraction;
+ * - a timer firing: `@<time>/<key as JSON>` (event time), `@p<time>/<key as JSON>` (the clock);
+ * - the held inputs it pairs (a join): `<left seq>+<right seq>`, or `<left seq>+-` unmatched.
+ * Step ids never hold `@` or `+`, and a key's JSON ends where it ends, so no two causes meet.
+ *
+ * @example
+ * const outputs = new Outputs(publisher, { pipelineId: "shop", streams: [sink], edge, tables });
+ * outputs.forRecord("orders", rec);
+ * outputs.emit({ store: "s1", n: 3 }, undefined, rec.time); // id "orders/42"
+ */
+import type { Key } from "../src/core/partition.ts";
+import { keyHash } from "../src/core/partition.ts";
+import type { Publisher } from "../src/log/publisher.ts";
+import type { OutputLog } from "../src/log/record-batch.ts";
+import type { Manifest } from "../src/state/checkpoint.ts";
+import { BatchedSink } from "./batched-sink.ts";
+import type { EdgeOutput } from "./edge-output.ts";
+import type { EmitOptions, Rec } from "./operator.ts";
+import type { TableWriter } from "./table-writer.ts";
+
+/** A stream sink of a step: its step id, stream and subject; batched: records in batches (actors/batched-sink.ts). */
+export interface StreamSinkPlan {
+  readonly id: string;
+  readonly stream: string;
+  readonly subject: string;
+  readonly batched?: boolean;
+}
+
+export interface OutputsOptions {
+  readonly pipelineId: string;
+  readonly streams: readonly StreamSinkPlan[];
+  /** The source whose inputs a batched sink's batches name (a batched sink reads one source). */
+  readonly source?: string | undefined;
+}
+
+const encoder = new TextEncoder();
+
+/** What caused the outputs being emitted now. */
+const RECORD = 0;
+const TIMER = 1;
+const CLOCK = 2;
+
+export class Outputs<Out> {
+  /** Messages sent (a stream sink's, a batch's share, an edge's). */
+  count = 0;
+  readonly #streams: readonly StreamSinkPlan[];
+  readonly batched: readonly BatchedSink[];
+  readonly #pipelineId: string;
+  // The cause, and how many outputs it had so far.
+  #kind = RECORD;
+  #source = "";
+  #rec: Rec | undefined;
+  #key: Key = 0;
+  #time = 0;
+  #cause: string | undefined;
+  #n = 0;
+
+  constructor(
+    readonly publisher: Publisher,
+    options: OutputsOptions,
+    readonly edge: EdgeOutput,
+    readonly tables: TableWriter<unknown, Out> | undefined,
+  ) {
+    const { pipelineId, streams, source } = options;
+    this.#pipelineId = pipelineId;
+    this.#streams = streams.filter((s) => !s.batched);
+    this.batched = streams.flatMap((s) => (s.batched ? [new BatchedSink(publisher, `${pipelineId}/${s.id}/${source}`, s)] : []));
+  }
+
+  /** Outputs from here on are caused by `rec` of `source`. */
+  forRecord(source: string, rec: Rec): void {
+    this.#kind = RECORD;
+    this.#source = source;
+    this.#rec = rec;
+    this.#cause = undefined;
+    this.#n = 0;
+  }
+
+  /** Outputs from here on are caused by the timer of `key` at `time` (`clock`: a processing-time timer). */
+  forTimer(key: Key, time: number, clock: boolean): void {
+    const kind = clock ? CLOCK : TIMER;
+    // The same timer again (set again while it fired): its outputs go on counting.
+    if (this.#kind === kind && this.#key === key && this.#time === time && this.#cause !== undefined) return;
+    this.#kind = kind;
+    this.#key = key;
+    this.#time = time;
+    this.#cause = undefined;
+    this.#n = 0;
+    this.#rec = undefined;
+  }
+
+  /** The id of the cause at hand (a dead letter of a timer is named by it). */
+  get cause(): string {
+    if (this.#cause !== undefined) return this.#cause;
+    if (this.#kind === RECORD) {
+      const rec = this.#rec!;
+      return this.#cause = `${this.#source}/${rec.seq}${rec.retract ? "-" : ""}`;
+    }
+    return this.#cause = `@${this.#kind === CLOCK ? "p" : ""}${this.#time}/${JSON.stringify(this.#key)}`;
+  }
+
+  #nextId(from: EmitOptions<Out>["from"]): string {
+    if (from) return `${from[0]}+${from[1] ?? "-"}`;
+    const n = this.#n++;
+    return n === 0 ? this.cause : `${this.cause}/${n}`;
+  }
+
+  /** The key of the cause at hand (for rows kept from outputs). */
+  #causeKey(): [Key, number] {
+    const rec = this.#rec;
+    return rec ? [rec.key, rec.hash] : [this.#key, keyHash(this.#key)];
+  }
+
+  /** Send an output (undefined: the row is gone, `before` says which) at event time `time`. */
+  emit(output: Out | undefined, before: Out | undefined, time: number, from?: EmitOptions<Out>["from"]): void {
+    const json = output === undefined ? undefined : JSON.stringify(output);
+    const streams = this.#streams;
+    const edge = this.edge.active;
+    const id = streams.length > 0 || edge ? this.#nextId(from) : "";
+    if (json !== undefined && streams.length > 0) {
+      const bytes = encoder.encode(json);
+      for (const sink of streams) {
+        this.publisher.publish(sink.subject, bytes, { msgId: `${this.#pipelineId}/${sink.id}/${id}` });
+        this.count++;
+      }
+    }
+    if (json !== undefined && this.batched.length > 0) {
+      const seq = this.#rec?.seq ?? 0;
+      for (const sink of this.batched) sink.add(seq, json);
+      this.count += this.batched.length;
+    }
+    if (edge) {
+      this.edge.send(id, json, time, before === undefined ? undefined : JSON.stringify(before));
+      this.count++;
+    }
+    if (output !== undefined && this.tables) {
+      const [key, hash] = this.#causeKey();
+      this.tables.put(key, hash, output);
+    }
+  }
+
+  // ---- Batched sinks: a batch per input range ----
+
+  /** A batch of records begins after `applied`. */
+  open(applied: number): void {
+    for (const sink of this.batched) sink.open(applied + 1);
+  }
+
+  /** After the record at `seq`: close a batch that is full. */
+  afterRecord(seq: number): void {
+    for (const sink of this.batched) {
+      if (!sink.full) continue;
+      sink.close(seq);
+      sink.open(seq + 1);
+    }
+  }
+
+  /** The batch of records ended at `upTo`. */
+  close(upTo: number): void {
+    for (const sink of this.batched) sink.close(upTo);
+  }
+
+  /**
+   * Batched sinks read back what they published after the checkpoint. Returns the read-back
+   * starts to record at once when a sink had none (it is new: it starts at its stream's end, so
+   * a crash before the first checkpoint still finds what it published), else undefined.
+   */
+  async recover(log: OutputLog | undefined, manifest: Manifest): Promise<Record<string, number> | undefined> {
+    if (this.batched.length === 0) return undefined;
+    if (!log) throw new Error("a batched stream sink needs an output log");
+    for (const sink of this.batched) await sink.recover(log, manifest.outputs?.[sink.sink.id]);
+    if (this.batched.every((sink) => manifest.outputs?.[sink.sink.id] !== undefined)) return undefined;
+    return Object.fromEntries(this.batched.map((sink) => [sink.sink.id, sink.readFrom]));
+  }
+
+  /** A checkpoint's cut: what its manifest records as `outputs`, read once its writes are acknowledged. */
+  cut(): (() => Record<string, number>) | undefined {
+    if (this.batched.length === 0) return undefined;
+    const cuts = this.batched.map((sink) => [sink.sink.id, sink.cut()] as const);
+    return () => Object.fromEntries(cuts.map(([id, at]) => [id, at()]));
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * The event-time watermark of an operator actor, from those of its sources: the lowest over the
+ * sources, leaving out idle ones (all idle: the highest), and never going back, also when an idle
+ * source wakes up behind it. Each source's watermark is checkpointed with the actor's state (as
+ * of its position), so a replay decides lateness and fires timers as the first run did.
+ *
+ * @example
+ * const wm = new InputWatermarks(["orders", "menu-changes"]);
+ * wm.advance("orders", 1_000); // false: menu-changes still holds it at -Infinity
+ * wm.setIdle("menu-changes", true); // true: the watermark moved to 1000
+ * wm.value; // 1000
+ */
+export class InputWatermarks {
+  /** Per source, its watermark as of the actor's position. */
+  bySource: Record<string, number> = {};
+  readonly #idle = new Set<string>();
+  /** The highest watermark so far: the actor's never goes back. */
+  #floor = Number.NEGATIVE_INFINITY;
+
+  constructor(readonly sources: readonly string[]) {}
+
+  /** The actor's watermark now. */
+  get value(): number {
+    let low = Number.POSITIVE_INFINITY;
+    let high = Number.NEGATIVE_INFINITY;
+    for (const source of this.sources) {
+      const w = this.bySource[source] ?? Number.NEGATIVE_INFINITY;
+      if (!this.#idle.has(source)) low = Math.min(low, w);
+      high = Math.max(high, w);
+    }
+    const wm = low === Number.POSITIVE_INFINITY ? high : low;
+    if (wm > this.#floor) this.#floor = wm;
+    return this.#floor;
+  }
+
+  /** The actor's watermark as last computed (by `value`, `advance` or `setIdle`). */
+  get last(): number {
+    return this.#floor;
+  }
+
+  /** Move a source's watermark forward; true if the actor's watermark moved with it (to `last`). */
+  advance(source: string, watermark: number): boolean {
+    const before = this.bySource[source] ?? Number.NEGATIVE_INFINITY;
+    if (watermark <= before) return false;
+    this.bySource[source] = watermark;
+    // The floor is the watermark as last computed: at worst behind, and then one look too many.
+    const low = this.#floor;
+    return this.value > low;
+  }
+
+  /** A source went idle (it stops holding the watermark back) or woke up; true if the watermark moved. */
+  setIdle(source: string, idle: boolean): boolean {
+    if (this.#idle.has(source) === idle) return false;
+    const low = this.value;
+    if (idle) this.#idle.add(source);
+    else this.#idle.delete(source);
+    return this.value > low;
+  }
+
+  /** Start again from checkpointed watermarks (after a recovery): no source is idle. */
+  reset(bySource: Readonly<Record<string, number>>): void {
+    this.bySource = { ...bySource };
+    this.#idle.clear();
+    this.#floor = Number.NEGATIVE_INFINITY;
+  }
+
+  /** The watermarks to checkpoint: -Infinity (no event time yet) does not survive JSON, so such sources are left out. */
+  finite(): Record<string, number> {
+    return Object.fromEntries(Object.entries(this.bySource).filter(([, w]) => Number.isFinite(w)));
+  }
+}

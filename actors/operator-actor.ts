@@ -20,6 +20,7 @@ import { type Publisher } from "../src/log/publisher.ts";
 import type { OutputLog } from "../src/log/record-batch.ts";
 import type { Key } from "../src/core/partition.ts";
 import { type Clock, nextTurn } from "../src/core/clock.ts";
+import { CheckpointHistogram } from "../src/core/checkpoint-histogram.ts";
 import { type CheckpointSlots, type CheckpointStore, type Manifest, maxChunkBytes } from "../src/state/checkpoint.ts";
 import { encodeChunk, KeyedState } from "../src/state/keyed-state.ts";
 import { encodePage, indexKey, pageKey } from "../src/state/table.ts";
@@ -80,6 +81,8 @@ export interface OperatorMetrics {
   checkpoints: number;
   lastCheckpointMs: number;
   lastCheckpointBytes: number;
+  /** Every checkpoint's duration and size (for /metrics). */
+  readonly checkpointHistogram: CheckpointHistogram;
 }
 
 /** The work behind an operator actor's lifecycle. */
@@ -102,6 +105,7 @@ export class OperatorCore implements ActorCore {
     checkpoints: 0,
     lastCheckpointMs: 0,
     lastCheckpointBytes: 0,
+    checkpointHistogram: new CheckpointHistogram(),
   };
   #manifest: Manifest | undefined;
   #revision = 0;
@@ -615,6 +619,7 @@ export class OperatorCore implements ActorCore {
     this.metrics.checkpoints++;
     this.metrics.lastCheckpointBytes = bytes;
     this.metrics.lastCheckpointMs = clock.now() - started;
+    this.metrics.checkpointHistogram.observe(this.metrics.lastCheckpointMs / 1000, bytes);
     if (relayout) {
       await store.collectGarbage(step, partition, next, committed.chunkBits, operator.ownsRows ? [] : this.#tableBuckets);
       this.#manifest = { ...next, oldestGeneration: next.generation };

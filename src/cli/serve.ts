@@ -105,6 +105,7 @@ export function queryApi(platform: Platform, nc: NatsConnection, options: QueryA
       ...(options.token ? { token: options.token } : {}),
       ...(options.origins ? { cors: options.origins.includes("*") ? "*" : [...options.origins] } : {}),
       ...(options.worker ? { worker: options.worker } : {}),
+      runtimeProbes: platform.runtimeProbes,
     });
     const listener = yield* Effect.acquireRelease(
       Effect.tryPromise({

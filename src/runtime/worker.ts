@@ -34,6 +34,7 @@ import { CheckpointSlots, CheckpointStore } from "../state/checkpoint.ts";
 import { LookupReplica } from "../state/lookup.ts";
 import { createTable } from "../state/table.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
+import type { CheckpointHistogram } from "../core/checkpoint-histogram.ts";
 import { buildRouter, compile, type Plan, type RoutedEvent, type SourcePlan } from "./plan.ts";
 
 export interface WorkerOptions {
@@ -82,6 +83,8 @@ export interface ActorStatus {
   readonly checkpoints: number;
   readonly lastCheckpointMs: number;
   readonly lastCheckpointBytes: number;
+  /** Every checkpoint's duration and size since this process started (live, not a copy). */
+  readonly checkpointHistogram: Readonly<CheckpointHistogram>;
   readonly error?: string;
 }
 
@@ -511,6 +514,7 @@ export class Worker {
       checkpoints: a.core.metrics.checkpoints,
       lastCheckpointMs: a.core.metrics.lastCheckpointMs,
       lastCheckpointBytes: a.core.metrics.lastCheckpointBytes,
+      checkpointHistogram: a.core.metrics.checkpointHistogram,
       ...(error === undefined ? {} : { error: String(error) }),
     };
   }

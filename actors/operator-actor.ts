@@ -11,6 +11,7 @@
  * actor.send({ type: "batch", batch: { source: "orders", records, upTo: 42, watermark } });
  */
 import { type Actor, createActor } from "xstate";
+import { CheckpointHistogram } from "../src/core/checkpoint-histogram.ts";
 import type { Clock } from "../src/core/clock.ts";
 import type { Key } from "../src/core/partition.ts";
 import type { Publisher } from "../src/log/publisher.ts";
@@ -69,6 +70,8 @@ export interface OperatorMetrics {
   checkpoints: number;
   lastCheckpointMs: number;
   lastCheckpointBytes: number;
+  /** Every checkpoint's duration and size (for /metrics). */
+  readonly checkpointHistogram: CheckpointHistogram;
 }
 
 /** The work behind an operator actor's lifecycle. */
@@ -79,7 +82,13 @@ export class OperatorActor<S = unknown, Out = unknown> implements ActorCore {
   readonly watermarks: InputWatermarks;
   /** The last input records applied (references), for inspection. */
   readonly recent: RecentInputs;
-  readonly metrics: OperatorMetrics = { eventsIn: 0, checkpoints: 0, lastCheckpointMs: 0, lastCheckpointBytes: 0 };
+  readonly metrics: OperatorMetrics = {
+    eventsIn: 0,
+    checkpoints: 0,
+    lastCheckpointMs: 0,
+    lastCheckpointBytes: 0,
+    checkpointHistogram: new CheckpointHistogram(),
+  };
   readonly outputs: Outputs<Out>;
   readonly setAside: SetAside;
   readonly tables: TableWriter<S, Out>;
@@ -333,6 +342,7 @@ export class OperatorActor<S = unknown, Out = unknown> implements ActorCore {
     this.metrics.checkpoints++;
     this.metrics.lastCheckpointBytes = outcome.bytes;
     this.metrics.lastCheckpointMs = clock.now() - at;
+    this.metrics.checkpointHistogram.observe(this.metrics.lastCheckpointMs / 1000, outcome.bytes);
   }
 }
 

@@ -159,7 +159,7 @@ describe("query API over a live pipeline", () => {
       }
       expect((await fetch(`${direct.url}/tables/revenue_by_store/rows/store%2D1`, { headers: auth })).status).toBe(200);
       expect((await fetch(`${direct.url}${path}`)).status).toBe(401);
-      expect(secured.metrics.render(catalog)).toMatch(
+      expect(await secured.metrics.render(catalog)).toMatch(
         /eddy_query_duration_seconds_count\{route="\/tables\/:name\/rows\/:key"\} 5/,
       );
     } finally {

@@ -110,6 +110,7 @@ export function queryApi(platform: Platform, nc: NatsConnection, options: QueryA
       ...(options.origins ? { cors: options.origins.includes("*") ? "*" : [...options.origins] } : {}),
       ...(options.worker ? { worker: options.worker } : {}),
       ...(options.dashboard ? { dashboard: options.dashboard } : {}),
+      runtimeProbes: platform.runtimeProbes,
     });
     const listener = yield* Effect.acquireRelease(
       Effect.tryPromise({

@@ -2,6 +2,7 @@
  * The Deno implementation of Platform. The embedded nats-server is started through Deno's Node
  * compatibility (node:child_process), the same code as on Node.
  */
+import { denoRuntimeProbes } from "./runtime-probes.ts";
 import { startNatsServer } from "./nats-server.ts";
 import type { FetchHandler, HttpListener, ListenOptions, Platform } from "./platform.ts";
 
@@ -79,6 +80,7 @@ export const denoPlatform: Platform = {
     }),
   exit: (code) => deno.exit(code),
   rssBytes: () => deno.memoryUsage().rss,
+  runtimeProbes: denoRuntimeProbes,
   startNatsServer,
   // The benchmark measures Node: run it with the `node` next to this machine's npm packages.
   runScript: async (url, args) => {

@@ -9,6 +9,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { listenNode } from "./http-node.ts";
 import { startNatsServer } from "./nats-server.ts";
 import type { Platform } from "./platform.ts";
+import { nodeRuntimeProbes } from "./runtime-probes.ts";
 
 // `eddy query t | head`: a reader that stops reading is not an error.
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
@@ -45,6 +46,7 @@ export const nodePlatform: Platform = {
     }),
   exit: (code) => process.exit(code),
   rssBytes: () => process.memoryUsage.rss(),
+  runtimeProbes: nodeRuntimeProbes,
   startNatsServer,
   runScript: (url, args) =>
     new Promise((done, fail) => {

@@ -34,6 +34,39 @@ export interface HttpListener {
   close(): Promise<void>;
 }
 
+/**
+ * The event loop's delay, sampled by a repeating timer: each sample is the whole interval between
+ * two ticks, in nanoseconds, as Node's `perf_hooks.monitorEventLoopDelay` records it.
+ */
+export interface EventLoopDelay {
+  readonly min: number;
+  readonly max: number;
+  readonly mean: number;
+  readonly stddev: number;
+  percentile(p: number): number;
+  /** Forget the samples so far. */
+  reset(): void;
+  /** Stop sampling. */
+  disable(): void;
+}
+
+/** A garbage collection's kind, as prom-client's `nodejs_gc_duration_seconds` labels it. */
+export type GcKind = "major" | "minor" | "incremental" | "weakcb";
+
+/**
+ * What the runtime tells /metrics where prom-client's default metrics fall short
+ * (src/serve/runtime-metrics.ts; the probes and the measurements behind them:
+ * src/platform/runtime-probes.ts). An event-loop monitor only where prom-client's does not work (Deno).
+ */
+export interface RuntimeProbes {
+  /** CPU time this process used so far, in microseconds (Node's `process.cpuUsage()`). */
+  cpuUsage(): { readonly user: number; readonly system: number };
+  /** Call `pause` with each garbage collection's kind and pause (seconds), until the returned stop. */
+  observeGc?(pause: (kind: GcKind, seconds: number) => void): () => void;
+  /** Start sampling the event loop's delay every `resolutionMs`. */
+  monitorEventLoopDelay?(resolutionMs: number): EventLoopDelay;
+}
+
 export interface Platform {
   readonly runtime: "node" | "deno";
   readonly args: readonly string[];
@@ -53,6 +86,8 @@ export interface Platform {
   shutdownSignal(): Promise<string>;
   exit(code: number): never;
   rssBytes(): number;
+  /** What /metrics needs from the runtime beyond prom-client's default metrics. */
+  readonly runtimeProbes: RuntimeProbes;
   startNatsServer(options: NatsServerOptions): Promise<NatsServer>;
   /**
    * Run a TypeScript script (a file URL) with Node and tsx, sharing this process's stdio;

@@ -17,6 +17,7 @@ import { type LifecycleState, lifecycleState } from "../../actors/lifecycle.ts";
 import type { Rec } from "../../actors/operator.ts";
 import { type OperatorActor, type OperatorActorRef, startOperatorActor } from "../../actors/operator-actor.ts";
 import { TableFlusher } from "../../actors/table-flush.ts";
+import type { CheckpointHistogram } from "../core/checkpoint-histogram.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import type { Publisher } from "../log/publisher.ts";
 import { natsOutputLog, type OutputLog } from "../log/record-batch.ts";
@@ -68,6 +69,8 @@ export interface ActorStatus {
   readonly checkpoints: number;
   readonly lastCheckpointMs: number;
   readonly lastCheckpointBytes: number;
+  /** Every checkpoint's duration and size since this process started (live, not a copy). */
+  readonly checkpointHistogram: Readonly<CheckpointHistogram>;
   readonly error?: string;
 }
 
@@ -261,6 +264,7 @@ function statusOf(a: SupervisedActor): ActorStatus {
     checkpoints: core.metrics.checkpoints,
     lastCheckpointMs: core.metrics.lastCheckpointMs,
     lastCheckpointBytes: core.metrics.lastCheckpointBytes,
+    checkpointHistogram: core.metrics.checkpointHistogram,
     ...(error === undefined ? {} : { error: String(error) }),
   };
 }

@@ -44,7 +44,8 @@
  *
  * Operations (src/serve/metrics.ts):
  * - `GET /metrics`: Prometheus text exposition (0.0.4): the worker's operator actors (when
- *   `options.worker` is given), table sizes, and query latency (`eddy_query_duration_seconds`)
+ *   `options.worker` is given), table sizes, query latency (`eddy_query_duration_seconds`), and
+ *   the process and its runtime (CPU, memory, GC pauses, event-loop lag)
  * - `GET /healthz`: 200 `{ status: "ok" }` while the process serves
  * - `GET /readyz`: 200 `{ ready: true, ... }` when every operator actor is running (or
  *   checkpointing) and every table the worker writes is replicated; else 503 with `reasons`
@@ -67,7 +68,7 @@ import { cors } from "hono/cors";
 import { streamSSE } from "hono/streaming";
 import { matchedRoutes } from "hono/route";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { Shortcut } from "../platform/platform.ts";
+import type { RuntimeProbes, Shortcut } from "../platform/platform.ts";
 import type { Dashboard } from "../pipeline/pipeline.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import { actorDetail, actorsView, type ServedWorker } from "./actors.ts";
@@ -94,6 +95,8 @@ export interface QueryApiOptions {
   readonly lagRefreshMs?: number;
   /** The page served at `GET /` (the pipeline's: `Pipeline.dashboard`); default the overview. */
   readonly dashboard?: Dashboard;
+  /** The platform's runtime probes for /metrics' process metrics (Platform.runtimeProbes). */
+  readonly runtimeProbes?: RuntimeProbes;
 }
 
 /** The page `GET /` serves when no dashboard is given: the tables, and the worker's actors. */
@@ -138,6 +141,7 @@ export function createQueryApi(catalog: Pick<Catalog, "get" | "names">, options:
   const metrics = new ApiMetrics({
     ...(options.worker ? { worker: options.worker } : {}),
     ...(options.lagRefreshMs === undefined ? {} : { lagRefreshMs: options.lagRefreshMs }),
+    ...(options.runtimeProbes ? { runtimeProbes: options.runtimeProbes } : {}),
     clock,
   });
   const operational = new Set(["/metrics", "/healthz", "/readyz", "/"]);
@@ -148,7 +152,7 @@ export function createQueryApi(catalog: Pick<Catalog, "get" | "names">, options:
     await next();
     const routes = matchedRoutes(c).filter((r) => r.method !== "ALL");
     const route = routes.length ? routes[routes.length - 1]!.path : "unmatched";
-    if (!operational.has(route)) metrics.queryDuration.observe(route, (performance.now() - started) / 1000);
+    if (!operational.has(route)) metrics.queryDuration.observe({ route }, (performance.now() - started) / 1000);
   });
 
   if (options.cors !== undefined) {
@@ -424,10 +428,10 @@ export function createQueryApi(catalog: Pick<Catalog, "get" | "names">, options:
     return c.json(readiness, readiness.ready ? 200 : 503);
   });
 
-  app.get("/metrics", (c) => {
+  app.get("/metrics", async (c) => {
     c.header("Content-Type", prometheusContentType);
     c.header("Cache-Control", "no-store");
-    return c.body(metrics.render(catalog));
+    return c.body(await metrics.render(catalog));
   });
 
   app.notFound((c) => fail(c, 404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}; see GET /tables`));
@@ -448,7 +452,7 @@ export function createQueryApi(catalog: Pick<Catalog, "get" | "names">, options:
     if (!replica) return undefined;
     const started = performance.now();
     const answer = rowAnswer(replica, match[2]!);
-    if (answer !== undefined) metrics.queryDuration.observe(rowRoute, (performance.now() - started) / 1000);
+    if (answer !== undefined) metrics.queryDuration.observe({ route: rowRoute }, (performance.now() - started) / 1000);
     return answer;
   };
 

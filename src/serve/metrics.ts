@@ -1,35 +1,50 @@
 /**
  * Operations endpoints' data: Prometheus text exposition (format 0.0.4) of a Worker's operator
- * actors and of the query API, readiness, and query latency.
+ * actors, of the query API and of the process, readiness, and query latency. Names follow
+ * Prometheus' conventions: base units in the name (seconds, bytes), counters end in `_total`.
  *
  * Metrics (labels `pipeline`, `step`, `partition` unless noted; counters count since this process
  * started, except dead letters and late events, which are recovered from the checkpoint):
  * - `eddy_events_in_total`, `eddy_outputs_total`, `eddy_late_events_total`,
  *   `eddy_checkpoints_total` (counters)
  * - `eddy_dead_letters_total{stage="operator"|"source"}` (source stage: worker-wide, no step)
- * - `eddy_checkpoint_duration_ms`, `eddy_checkpoint_bytes` (the last checkpoint), `eddy_state_keys`,
- *   `eddy_checkpoint_number` (gauges)
+ * - `eddy_checkpoint_duration_seconds`, `eddy_checkpoint_size_bytes` (histograms over every
+ *   checkpoint the actor committed: its duration, and the bytes of state chunks and table pages
+ *   it wrote)
+ * - `eddy_state_keys`, `eddy_checkpoint_number` (gauges)
  * - `eddy_applied_position{source}`, `eddy_committed_position{source}` (gauges: stream sequences)
  * - `eddy_source_last_sequence{source,stream}` and `eddy_lag_events{source}` (the last sequence
  *   minus the committed position), from `jsm.streams.info`, polled in the background every
  *   `lagRefreshMs`: a scrape never waits on NATS. Absent until the first poll answered.
  * - `eddy_actor_state{state}`: 1 for the actor's current lifecycle state, 0 for the others
- * - `eddy_table_rows{table}`: rows in each served table's replica
+ * - `eddy_table_rows{table}`: rows in each served table's replica (no pipeline label)
  * - `eddy_query_duration_seconds{route}`: histogram of query API request durations (time to the
  *   response; for Server-Sent Events, to the start of the stream), by route pattern
+ * - the process and its runtime (src/serve/runtime-metrics.ts): `process_cpu_seconds_total`,
+ *   `process_resident_memory_bytes`, `process_start_time_seconds`, `process_open_fds`,
+ *   `nodejs_heap_size_used_bytes`, `nodejs_gc_duration_seconds{kind}`,
+ *   `nodejs_eventloop_lag_p99_seconds`, ... (prom-client's default metrics, mended by the
+ *   platform's probes where prom-client falls short: src/platform/runtime-probes.ts)
+ *
+ * The worker's metrics are read from `worker.status()` at each scrape and written here; the
+ * query latency and the runtime metrics live in a prom-client Registry of this ApiMetrics' own.
  *
  * @example
  * const metrics = new ApiMetrics({ worker, lagRefreshMs: 5000 });
- * const text = metrics.render(catalog); // "# HELP eddy_events_in_total ..."
+ * const text = await metrics.render(catalog); // "# HELP eddy_events_in_total ..."
  * metrics.close();
  */
 import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
+import { Histogram, Registry } from "prom-client";
 import { lifecycleStates } from "../../actors/lifecycle.ts";
+import type { FixedBuckets } from "../core/checkpoint-histogram.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
+import type { RuntimeProbes } from "../platform/platform.ts";
 import type { Worker } from "../runtime/worker.ts";
 import type { Catalog } from "./catalog.ts";
+import { collectRuntimeMetrics } from "./runtime-metrics.ts";
 
-export const prometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
+export const prometheusContentType: string = Registry.PROMETHEUS_CONTENT_TYPE;
 
 /** Upper bounds (seconds) of the query latency histogram's buckets. */
 export const queryDurationBuckets = [
@@ -52,37 +67,6 @@ export const queryDurationBuckets = [
 /** What metrics read from a worker. */
 export type MetricsWorker = Pick<Worker, "status" | "sourceDeadLetters" | "pipeline" | "plan" | "nc">;
 
-/** A Prometheus histogram with fixed buckets, one series per label value. */
-export class Histogram {
-  readonly #series = new Map<string, { counts: number[]; sum: number; count: number }>();
-  constructor(readonly buckets: readonly number[]) {}
-
-  observe(label: string, value: number): void {
-    let s = this.#series.get(label);
-    if (!s) this.#series.set(label, s = { counts: this.buckets.map(() => 0), sum: 0, count: 0 });
-    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) s.counts[i]!++;
-    s.sum += value;
-    s.count++;
-  }
-
-  /** Observations with this label (all labels when absent). */
-  count(label?: string): number {
-    if (label !== undefined) return this.#series.get(label)?.count ?? 0;
-    let n = 0;
-    for (const s of this.#series.values()) n += s.count;
-    return n;
-  }
-
-  render(out: Exposition, name: string, labelName: string): void {
-    for (const [label, s] of [...this.#series.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-      this.buckets.forEach((le, i) => out.sample(`${name}_bucket`, { [labelName]: label, le: String(le) }, s.counts[i]!));
-      out.sample(`${name}_bucket`, { [labelName]: label, le: "+Inf" }, s.count);
-      out.sample(`${name}_sum`, { [labelName]: label }, s.sum);
-      out.sample(`${name}_count`, { [labelName]: label }, s.count);
-    }
-  }
-}
-
 /** Builds the text exposition: HELP and TYPE once per family, then its samples. */
 export class Exposition {
   readonly #lines: string[] = [];
@@ -92,10 +76,26 @@ export class Exposition {
     return this;
   }
 
-  sample(name: string, labels: Readonly<Record<string, string | number>>, value: number): this {
-    const pairs = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(String(v))}"`);
-    this.#lines.push(`${name}${pairs.length ? `{${pairs.join(",")}}` : ""} ${formatValue(value)}`);
+  /** What goes between a sample's braces: `a="x",b="y"`, escaped. Render it once for many samples. */
+  static labels(labels: Readonly<Record<string, string | number>>): string {
+    return Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(String(v))}"`).join(",");
+  }
+
+  /** A sample; `labels` as a record, or as `Exposition.labels` rendered them. */
+  sample(name: string, labels: Readonly<Record<string, string | number>> | string, value: number): this {
+    const text = typeof labels === "string" ? labels : Exposition.labels(labels);
+    this.#lines.push(`${name}${text ? `{${text}}` : ""} ${formatValue(value)}`);
     return this;
+  }
+
+  /** A histogram's series: cumulative `_bucket{le}` counts up to `+Inf`, then `_sum` and `_count`. */
+  histogram(name: string, labels: string, buckets: Readonly<FixedBuckets>): this {
+    const cumulative = buckets.cumulative();
+    const prefix = labels ? `${name}_bucket{${labels},le="` : `${name}_bucket{le="`;
+    buckets.bounds.forEach((le, i) => this.#lines.push(`${prefix}${formatValue(le)}"} ${cumulative[i]}`));
+    this.#lines.push(`${prefix}+Inf"} ${buckets.count}`);
+    this.sample(`${name}_sum`, labels, buckets.sum);
+    return this.sample(`${name}_count`, labels, buckets.count);
   }
 
   text(): string {
@@ -119,6 +119,11 @@ export interface ApiMetricsOptions {
   /** Poll each source stream's last sequence this often for the lag (default 5000; 0: no lag). */
   readonly lagRefreshMs?: number;
   readonly clock?: Clock;
+  /**
+   * The platform's (Platform.runtimeProbes). Without them the process metrics are prom-client's
+   * alone: CPU counted from this object's creation, GC pauses undercounted on Node, none on Deno.
+   */
+  readonly runtimeProbes?: RuntimeProbes;
 }
 
 export interface Readiness {
@@ -131,7 +136,16 @@ export interface Readiness {
 
 /** Query latency, the lag poller, and the rendering of /metrics and /readyz. */
 export class ApiMetrics {
-  readonly queryDuration = new Histogram(queryDurationBuckets);
+  /** This ApiMetrics' own registry (never prom-client's global one): query latency, the runtime. */
+  readonly registry = new Registry();
+  readonly queryDuration = new Histogram({
+    name: "eddy_query_duration_seconds",
+    help: "Duration of query API requests, by route, until the response (for Server-Sent Events: until the stream starts).",
+    labelNames: ["route"],
+    buckets: [...queryDurationBuckets],
+    registers: [this.registry],
+  });
+  readonly #stopRuntime: () => void;
   readonly #worker: MetricsWorker | undefined;
   readonly #clock: Clock;
   /** Last sequence per source stream, from the latest poll that answered. */
@@ -143,6 +157,7 @@ export class ApiMetrics {
   constructor(options: ApiMetricsOptions = {}) {
     this.#worker = options.worker;
     this.#clock = options.clock ?? systemClock;
+    this.#stopRuntime = collectRuntimeMetrics(this.registry, options.runtimeProbes);
     const every = options.lagRefreshMs ?? 5000;
     if (this.#worker && every > 0 && this.#worker.plan.sources.length > 0) {
       const poll = () => {
@@ -174,6 +189,7 @@ export class ApiMetrics {
   }
 
   close(): void {
+    if (!this.#closed) this.#stopRuntime();
     this.#closed = true;
     this.#clock.clearTimeout(this.#timer);
   }
@@ -200,8 +216,8 @@ export class ApiMetrics {
     return { ready: reasons.length === 0, reasons, actors: { total: status.length, running }, tables };
   }
 
-  /** The whole exposition: worker metrics (when there is a worker), tables, query latency. */
-  render(catalog: Pick<Catalog, "names" | "get">): string {
+  /** The whole exposition: worker metrics (when there is a worker), tables, query latency, the process. */
+  async render(catalog: Pick<Catalog, "names" | "get">): Promise<string> {
     const out = new Exposition();
     const worker = this.#worker;
     if (worker) this.#renderWorker(out, worker);
@@ -211,28 +227,24 @@ export class ApiMetrics {
       const replica = catalog.get(name);
       if (replica) out.sample("eddy_table_rows", { table: name }, replica.size);
     }
-
-    out.family(
-      "eddy_query_duration_seconds",
-      "histogram",
-      "Duration of query API requests, by route, until the response (for Server-Sent Events: until the stream starts).",
-    );
-    this.queryDuration.render(out, "eddy_query_duration_seconds", "route");
-    return out.text();
+    return `${out.text()}${await this.registry.metrics()}`;
   }
 
   #renderWorker(out: Exposition, worker: MetricsWorker): void {
     const pipeline = worker.pipeline.id;
     const status = worker.status();
+    // Each actor's labels, rendered once for all its samples.
+    const rendered = new Map(status.map((a) => [a, Exposition.labels({ pipeline, step: a.step, partition: a.partition })]));
+    const of = (a: (typeof status)[number], extra?: Readonly<Record<string, string>>) =>
+      extra ? `${rendered.get(a)!},${Exposition.labels(extra)}` : rendered.get(a)!;
     const per = (
       name: string,
       type: "counter" | "gauge",
       help: string,
       value: (a: (typeof status)[number]) => number,
-      extra: Record<string, string> = {},
     ) => {
       out.family(name, type, help);
-      for (const a of status) out.sample(name, { pipeline, step: a.step, partition: a.partition, ...extra }, value(a));
+      for (const a of status) out.sample(name, of(a), value(a));
     };
     per(
       "eddy_events_in_total",
@@ -253,7 +265,7 @@ export class ApiMetrics {
       "Records set aside to the dead-letter stream: by an operator (stage=operator) or while decoding and in stateless steps (stage=source, since this process started).",
     );
     for (const a of status) {
-      out.sample("eddy_dead_letters_total", { pipeline, stage: "operator", step: a.step, partition: a.partition }, a.deadLetters);
+      out.sample("eddy_dead_letters_total", of(a, { stage: "operator" }), a.deadLetters);
     }
     out.sample("eddy_dead_letters_total", { pipeline, stage: "source" }, worker.sourceDeadLetters);
 
@@ -269,17 +281,19 @@ export class ApiMetrics {
       "Checkpoints an operator actor committed since this process started.",
       (a) => a.checkpoints,
     );
-    per(
-      "eddy_checkpoint_duration_ms",
-      "gauge",
-      "Duration of the actor's last checkpoint, in milliseconds.",
-      (a) => a.lastCheckpointMs,
+    const histograms = (name: string, help: string, pick: (a: (typeof status)[number]) => Readonly<FixedBuckets>) => {
+      out.family(name, "histogram", help);
+      for (const a of status) out.histogram(name, of(a), pick(a));
+    };
+    histograms(
+      "eddy_checkpoint_duration_seconds",
+      "Duration of each checkpoint the actor committed since this process started, in seconds.",
+      (a) => a.checkpointHistogram.seconds,
     );
-    per(
-      "eddy_checkpoint_bytes",
-      "gauge",
-      "Bytes written by the actor's last checkpoint (state chunks and table pages).",
-      (a) => a.lastCheckpointBytes,
+    histograms(
+      "eddy_checkpoint_size_bytes",
+      "Bytes each checkpoint of the actor wrote (state chunks and table pages), since this process started.",
+      (a) => a.checkpointHistogram.bytes,
     );
     per("eddy_checkpoint_number", "gauge", "Number of the actor's last committed checkpoint.", (a) => a.checkpoint);
     per("eddy_state_keys", "gauge", "Keys held in the actor's keyed state.", (a) => a.keys);
@@ -288,7 +302,7 @@ export class ApiMetrics {
       out.family(name, "gauge", help);
       for (const a of status) {
         for (const [source, seq] of Object.entries(pick(a))) {
-          out.sample(name, { pipeline, step: a.step, partition: a.partition, source }, seq);
+          out.sample(name, of(a, { source }), seq);
         }
       }
     };
@@ -314,7 +328,7 @@ export class ApiMetrics {
           if (last !== undefined) {
             out.sample(
               "eddy_lag_events",
-              { pipeline, step: a.step, partition: a.partition, source },
+              of(a, { source }),
               Math.max(0, last - (a.committed[source] ?? 0)),
             );
           }
@@ -323,10 +337,9 @@ export class ApiMetrics {
     }
 
     out.family("eddy_actor_state", "gauge", "1 for the operator actor's current lifecycle state, 0 for the others.");
+    const states = lifecycleStates.map((state) => [state, Exposition.labels({ state })] as const);
     for (const a of status) {
-      for (const state of lifecycleStates) {
-        out.sample("eddy_actor_state", { pipeline, step: a.step, partition: a.partition, state }, a.state === state ? 1 : 0);
-      }
+      for (const [state, label] of states) out.sample("eddy_actor_state", `${of(a)},${label}`, a.state === state ? 1 : 0);
     }
   }
 }

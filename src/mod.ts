@@ -56,7 +56,8 @@ export type { EventSchema } from "./core/schema.ts";
 
 // Running it.
 export { Worker } from "./runtime/worker.ts";
-export type { ActorInspection, ActorStatus, WorkerOptions } from "./runtime/worker.ts";
+export type { ActorInspection, ActorStatus, Assignment, WorkerOptions } from "./runtime/worker.ts";
+export type { CheckpointHistogram, FixedBuckets } from "./core/checkpoint-histogram.ts";
 export type { LifecycleState } from "../actors/lifecycle.ts";
 export { manualClock, systemClock } from "./core/clock.ts";
 export type { Clock, ManualClock } from "./core/clock.ts";
@@ -86,6 +87,7 @@ export { TableReplica } from "./serve/replica.ts";
 export type { PartitionReflects, RangeQuery, RangeResult, ReplicaOptions, RowChange, TableReflects } from "./serve/replica.ts";
 export { createQueryApi } from "./serve/api.ts";
 export type { QueryApi, QueryApiOptions } from "./serve/api.ts";
+export type { RuntimeProbes } from "./platform/platform.ts";
 export type { ServedWorker } from "./serve/actors.ts";
 
 // Testing a pipeline: the batch oracle (the same definition over in-memory arrays).

@@ -76,6 +76,34 @@ describe("table flush", () => {
     }
   });
 
+  it("shows a new pipeline's rows before its first checkpoint", { timeout: 60_000 }, async () => {
+    const nc = await nats.connect();
+    const keys = 20;
+    await ensureStream(nc, "fresh-events", "fresh.events");
+    // A checkpoint only after a minute (or 100,000 events): the first rows come from flushes alone.
+    const worker = await Worker.start(nc, benchPipeline("fresh", "fresh-events", "fresh_totals", 2), {
+      checkpointMs: 60_000,
+      idleCheckpointMs: Number.POSITIVE_INFINITY,
+      tableFlushMs: 50,
+    });
+    const replica = await TableReplica.open(nc, "fresh_totals");
+    try {
+      await publishEvents(nc, "fresh.events", 0, 200, keys);
+      await waitFor(
+        () =>
+          Array.from({ length: keys }, (_, k) => expectedRow(k, 200, keys)).every((want, k) => {
+            const row = replica.get(`k-${k}`) as { count: number } | undefined;
+            return row?.count === want.count;
+          }),
+        { timeoutMs: 10_000, message: "every row, before any checkpoint" },
+      );
+      expect(worker.status().every((a) => a.checkpoint === 0)).toBe(true);
+    } finally {
+      await worker.stop();
+      replica.close();
+    }
+  });
+
   it("lets the event loop turn between actors' flushes of a long round", async () => {
     // Three actors whose flushes take 3 ms each: a timer due meanwhile runs before the last one.
     const round = (clock: typeof systemClock, advance?: () => void) =>

@@ -71,7 +71,7 @@ export { publishAll } from "./log/publisher.ts";
 export type { Outgoing, PublishAllOptions } from "./log/publisher.ts";
 export { recordCountHeader, recordsOf } from "./log/record-batch.ts";
 export { readDeadLetters, readLateEvents } from "./log/side-outputs.ts";
-export type { SetAside } from "./log/side-outputs.ts";
+export type { SetAsideEvent } from "./log/side-outputs.ts";
 
 // Result tables and checkpoints, read from KV.
 export { tableBucket } from "./core/names.ts";

@@ -34,7 +34,8 @@ export async function ensureSideStreams(jsm: JetStreamManager, pipelineId: strin
   }
 }
 
-export interface SetAside {
+/** An event set aside (dead letter or late), as written to and read back from its side stream. */
+export interface SetAsideEvent {
   readonly step: string;
   readonly source: string;
   readonly sourceStream: string;
@@ -44,7 +45,7 @@ export interface SetAside {
 }
 
 /** Publish a set-aside event (acknowledged with the publisher's next flush). */
-export function publishSideOutput(publisher: Publisher, pipelineId: string, kind: SideOutput, event: SetAside): void {
+export function publishSideOutput(publisher: Publisher, pipelineId: string, kind: SideOutput, event: SetAsideEvent): void {
   publisher.publish(sideSubject(kind, pipelineId, event.step), event.data, {
     msgId: `${pipelineId}/${kind}/${event.step}/${event.source}/${event.sourceSeq}`,
     headers: {
@@ -62,8 +63,8 @@ export async function readSideOutput(
   nc: NatsConnection,
   pipelineId: string,
   kind: SideOutput,
-): Promise<(SetAside & { seq: number })[]> {
-  const out: (SetAside & { seq: number })[] = [];
+): Promise<(SetAsideEvent & { seq: number })[]> {
+  const out: (SetAsideEvent & { seq: number })[] = [];
   await readStream(nc, sideStream(kind, pipelineId), {}, (m) => {
     const h = m.headers;
     out.push({

@@ -34,7 +34,7 @@ export interface SourceReadingOptions {
 }
 
 /** Set an event aside as a dead letter of `step`, with the reason and its original bytes. */
-type SetAside = (step: string, seq: number, reason: string, data: Uint8Array) => void;
+type SetAsideFn = (step: string, seq: number, reason: string, data: Uint8Array) => void;
 
 export class SourceReading {
   /** Source-stage dead letters (decode errors, throwing stateless steps), since this process started. */
@@ -147,7 +147,7 @@ export class SourceReading {
   }
 
   /** What to do with a failing stateless step, or an undecodable event: a dead letter. */
-  #setAside(source: SourcePlan): SetAside {
+  #setAside(source: SourcePlan): SetAsideFn {
     const pipelineId = this.plan.pipelineId;
     return (step, seq, reason, data) => {
       this.deadLetters++;
@@ -172,7 +172,7 @@ export class SourceReading {
     fed: readonly SupervisedActor[],
     byStep: ReadonlyMap<string, readonly (SupervisedActor | undefined)[]>,
     event: RoutedEvent,
-    take: (value: unknown, m: SourceMessage, route: (value: unknown, seq: number) => void, setAside: SetAside) => void,
+    take: (value: unknown, m: SourceMessage, route: (value: unknown, seq: number) => void, setAside: SetAsideFn) => void,
     watermark: () => number,
   ): (messages: SourceMessage[]) => void {
     let current: SourceMessage | undefined;

@@ -1,18 +1,10 @@
 /**
  * The aggregate operator: per key, fold each event into the key's state (one array slot per
  * column of the spec), then hand the new row to the step's sinks and to the steps that read it
- * (with the row's previous version, which they retract).
- *
- * A state of numbers only (count, sum, min, max, avg) is kept packed (`stateLayout`, see
- * src/state/keyed-state.ts): 16 bytes for a count and a sum instead of an array object per key.
- *
- * Over an updating input (the rows of another aggregate, grouped again), a retracted row is
- * taken back out of its key's state; a key whose last row left is dropped, with its table row.
- *
- * With a state TTL, a key whose last event is older than the watermark minus the TTL is dropped
- * (its table row goes with it; a later event starts it afresh). Expiry follows the watermark, so a
- * replay drops exactly what the first run dropped. The key's state is then
- * `[aggregate state, last event time]`, and timers are derived from it.
+ * (with the row's previous version, which they retract). Numbers-only state is kept packed; over
+ * an updating input, retracted rows are taken back out; with a state TTL, a key idle that long in
+ * event time is dropped, with its table row.
+ * See docs/ARCHITECTURE.md, "Aggregates", for each of these.
  *
  * @example
  * const a = aggregates<Order>();

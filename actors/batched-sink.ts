@@ -2,12 +2,9 @@
  * A stream sink that sends its records in batches (src/log/record-batch.ts): the outputs of a range
  * of input sequences in one message. An actor opens a range where its input batch starts, adds each
  * output with the sequence of the input it came from, and closes the range where the input batch
- * ends (or earlier, once a batch holds `maxBatchBytes`).
- *
- * Exactly once: a checkpoint records from which stream sequence the sink's batches are not yet
- * covered by it (after the last batch acknowledged before the checkpoint's cut); a recovery reads
- * the ranges published from there on and drops the outputs of the inputs they cover while the
- * actor replays them.
+ * ends (or earlier, once a batch holds `maxBatchBytes`). A recovery reads back the ranges published
+ * after the checkpoint and drops the outputs of the inputs they cover.
+ * See docs/ARCHITECTURE.md, "Batched stream sinks".
  *
  * @example
  * const sink = new BatchedSink(publisher, "shop/large-orders/orders", { id: "large-orders", stream: "large_orders", subject: "large_orders.large-orders" });

@@ -1,24 +1,12 @@
 /**
  * Joins of two keyed streams, both keyed alike into the same partitions, so one actor per
  * partition holds both sides of its keys. Four kinds, as in Flink's DataStream and SQL joins:
- *
- * - regular: every pair of a key's left and right events, whenever the second of the two arrives
- *   (state grows with the input; give it a TTL in event time to bound it);
- * - interval: pairs whose times satisfy `left.time + lowerMs <= right.time <= left.time + upperMs`;
- *   an event is kept until the watermark says no partner can come any more;
- * - window: pairs that fall in the same tumbling window, emitted when the watermark closes it;
- *   or, as a semi join, each left event that has a partner in its window, once: of the right
- *   side only the window's first event is kept, without its value;
- * - as-of (temporal): each left event with the right side's latest version at or before its
- *   time, emitted when the watermark passes the left event's time (the right side's versions up
- *   to then are known).
- *
- * Left outer joins (interval, window, as-of) emit an unmatched left event with `undefined` once
- * the watermark shows no partner can come. An output is named by the pair of events it joins
- * (`from`: the left and right sequences, or the left alone: unmatched, or a semi join's), so a
- * replay that meets the two in another order names it the same. Its event time is the later of the two (a window's end - 1 for window joins).
- * Events older than the watermark, which could have missed partners already emitted, go to the
- * late-events stream.
+ * regular (every pair; a TTL bounds it), interval (times within `lowerMs`..`upperMs` of each
+ * other), window (the same tumbling window; or a semi join) and as-of (the right side's latest
+ * version at the left event's time). Left outer joins emit an unmatched left event once the
+ * watermark shows no partner can come. An output is named by the pair of events it joins, so a
+ * replay that meets the two in another order names it the same.
+ * See docs/ARCHITECTURE.md, "Stream joins", for each kind's rules, output times and late events.
  *
  * @example
  * auctions.keyBy("by-seller", "seller")

@@ -1,15 +1,11 @@
 /**
  * The lifecycle every operator actor shares, as an XState v5 machine: recovering, running,
  * checkpointing, draining, stopped, and failed with restart after an exponential backoff. The
- * machine makes every decision of the lifecycle from its own state and context: when to
- * checkpoint (every `checkpointMs`, after `checkpointEvents` events, and when its input pauses
- * for `idleCheckpointMs` with events waiting, once a quarter of `checkpointMs` passed since the
- * last checkpoint began: a partition that went quiet commits then, not up to an interval later,
- * and a trickle of events is not checkpointed one by one), whether to stop after the checkpoint
- * being written, and whether a table flush waits for it. Records are folded by plain synchronous
- * code (`ActorCore.process`), one batch per event, so a send costs microseconds per batch, not
- * per record. Timers (checkpoint interval, backoff, pause checks, and the tick of a core with
- * processing-time timers) run on the clock given to `createActor`.
+ * machine makes every decision of the lifecycle from its own state and context (when to
+ * checkpoint: by time, by event count, when the input pauses; whether to stop after the checkpoint
+ * being written; whether a table flush waits for it); records are folded by plain synchronous
+ * code (`ActorCore.process`), one batch per event.
+ * See docs/ARCHITECTURE.md, "The lifecycle machine", for the states and checkpoint triggers.
  *
  * @example
  * const actor = createActor(operatorLifecycle, { input: { core, clock, checkpointMs: 1000, checkpointEvents: 100_000 }, clock });

@@ -1,19 +1,13 @@
 /**
- * Where an operator actor's outputs go, and under which ids. An output goes to the step's stream
- * sinks (a message each, or many to a message for a batched sink: actors/batched-sink.ts), to its
- * edge (actors/edge-output.ts) and, for a step whose table rows are its outputs, to its table
- * (actors/table-writer.ts); its JSON is made once for all of them.
- *
- * Output ids are the framework's, deterministic, so a replay from the last checkpoint sends the
- * same outputs under the same Nats-Msg-Ids and the server drops them. An output is named by its
- * cause, then its place among the outputs of that cause (`/<n>` from the second on):
- * - a record being applied: `<source>/<seq>`, or `<source>/<seq>-` for a retraction;
- * - a timer firing: `@<time>/<key as JSON>` (event time), `@p<time>/<key as JSON>` (the clock);
- * - the held inputs it pairs (a join): `<left seq>+<right seq>`, or `<left seq>+-` unmatched.
- * Step ids never hold `@` or `+`, and a key's JSON ends where it ends, so no two causes meet.
+ * Where an operator actor's outputs go, and under which ids: the step's stream sinks (batched
+ * ones: actors/batched-sink.ts), its edge (actors/edge-output.ts) and, for a step whose table rows
+ * are its outputs, its table; the JSON is made once for all of them. Ids are deterministic, named
+ * by the output's cause: `<source>/<seq>` (a record), `@<time>/<key>` or `@p<time>/<key>` (a timer),
+ * `<left seq>+<right seq>` (a join's pair), then `/<n>` from a cause's second output on.
+ * See docs/ARCHITECTURE.md, "Outputs and their ids".
  *
  * @example
- * const outputs = new Outputs(publisher, { pipelineId: "shop", streams: [sink], edge, tables });
+ * const outputs = new Outputs(publisher, { pipelineId: "shop", streams: [sink] }, edge, tables);
  * outputs.forRecord("orders", rec);
  * outputs.emit({ store: "s1", n: 3 }, undefined, rec.time); // id "orders/42"
  */

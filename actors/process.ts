@@ -1,53 +1,12 @@
 /**
- * The process operator: a user's own XState v5 machine per key (Flink's KeyedProcessFunction, in
- * XState's terms). Each key holds its machine's persisted snapshot (`getPersistedSnapshot`, so
- * its context must be JSON), advanced by XState's pure transition: what `initialTransition` and
- * `transition` compute, the next snapshot and its actions, none of them run. No live actor per
- * key, so millions of keys cost what their snapshots weigh (and an event what XState's macrostep
- * costs, tens of µs). Every event reaches its key's machine, late ones too.
- *
- * What a transition returns is interpreted here:
- *
- * - `emit(event)`: the event is an output of the step (to its stream sinks and the steps that
- *   read it), at the event time of what caused it (the event; an event-time timer's due time;
- *   the watermark for a processing-time timer);
- * - a delayed event (an `after` transition, or `raise(event, { delay })`): a timer, kept in the
- *   key's state. It runs in event time (due at the event time of what set it plus the delay,
- *   fired once the watermark reaches it, at once if it already has) unless its delay (or the id of
- *   the delayed `raise`) is named in `processingTime`: then it runs on the actor's clock (due at
- *   the clock's time plus the delay, fired at the actor's next tick);
- * - `cancel(id)` (XState cancels an `after` timer when its state is left): the timer is dropped;
- * - a final state: the key's state is dropped (its table row goes with it); a later event for
- *   the key starts a new machine.
- *
- * Other actions are side effects and are not run (a step is a fold over the log); actors a
- * machine would invoke, spawn or send to are not supported.
- *
- * A transition that throws on an event makes the event a dead letter; one that throws on a timer
- * drops the timer, with its event as a dead letter; either way the key's state stays as it was.
- *
- * Timers live in the key's state, so they are checkpointed with the snapshot and survive a
- * restart; the in-memory indexes of what is due when are rebuilt from the state in `restore`.
- * Outputs are named by what caused them (the event, or the key's timer: actors/outputs.ts), so
- * a replay from the last checkpoint publishes the same ids. Processing time is not part of the log: across a crash (not a graceful stop) a
- * processing-time timer may fire at a different point of the replay.
- *
- * What of XState this leans on beyond its documented use, and why xstate is pinned to one exact
- * version in package.json (tests/process-xstate.test.ts fails when any of it changes):
- *
- * - an actor scope of our own (`self`, `system`, `actionExecutor`, ...: the shape of XState's
- *   internal `createInertActorScope`), built once per `processLogic` and passed to the machine's
- *   `getInitialSnapshot` and `transition`. It is what `initialTransition` and `transition` do,
- *   minus building a scope (an actor, which computes the initial state once more, and its system)
- *   on every call: the public functions ran the order lifecycle at 0.4 times the events/s
- *   (scripts/bench-process.ts);
- * - `machine.restoreSnapshot(persisted, scope)` (public, but given that scope) to read a persisted
- *   snapshot back: `createActor(machine, { snapshot })` does the same through an actor, at about
- *   0.6 times the events/s of a restore-heavy fold;
- * - the action objects the scope's `actionExecutor` receives: `type` (`xstate.emit`,
- *   `xstate.raise`, `xstate.cancel`, ...) and `params` (`event`; `id`, `delay`; `sendId`), as
- *   `transition` returns them. Which `after` timers run on the clock is read from the public
- *   `StateNode.after` (each delay and its `eventType`, the id of its raise).
+ * The process operator: a user's own XState v5 machine per key (Flink's KeyedProcessFunction).
+ * Each key holds its machine's persisted snapshot, advanced by XState's pure transition (no live
+ * actor per key). What a transition returns is interpreted here: `emit` is an output of the step,
+ * a delayed event a timer kept in the key's state (in event time, or on the actor's clock for the
+ * delays named in `processingTime`), `cancel` drops one, a final state drops the key; other
+ * actions are not run. It leans on XState beyond its documented use, which is why xstate is
+ * pinned to one exact version (tests/process-xstate.test.ts fails when that changes).
+ * See docs/ARCHITECTURE.md, "Process steps", for the details and the measurements behind them.
  *
  * @example
  * const op = processOperator(processLogic(orderMachine, { processingTime: ["remindAfter"] }));
@@ -104,8 +63,8 @@ export function processLogic(
 ): ProcessLogic {
   // XState's pure `transition(machine, snapshot, event)` is `machine.transition(snapshot, event,
   // scope)` with an inert actor scope that collects the actions instead of running them; it builds
-  // that scope (an actor and its system) on every call, `initialTransition` too (see the module's
-  // opening comment for what that costs). Here the scope is built once.
+  // that scope (an actor and its system) on every call, `initialTransition` too (docs/ARCHITECTURE.md,
+  // "Process steps", says what that costs). Here the scope is built once.
   const self = createActor(machine);
   let actions: ExecutableAction[] = [];
   const scope = {

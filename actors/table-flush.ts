@@ -1,26 +1,10 @@
 /**
- * Table flushes between checkpoints: result-table pages of the chunks that changed are written
- * every `intervalMs` (default 100), not only at checkpoint time, so a dashboard sees an event's
- * effect in about that long instead of the checkpoint interval (Flink's `sink.buffer-flush.interval`
- * beside its checkpoint interval).
- *
- * Exactly-once state is unchanged: a flush writes table pages only, never state chunks or the
- * manifest, so a table may run ahead of the committed checkpoint, as it already may between a
- * checkpoint's page writes and its manifest commit. After a crash, replay from the checkpoint
- * reproduces the same rows (pages are deterministic upserts), and the first checkpoint after
- * recovery rewrites every page.
- *
- * The cost is bounded: one flusher per worker runs every actor's flush in a round (an actor's pages
- * are encoded and published at once; its lifecycle machine holds a flush back while a checkpoint
- * writes pages, so a table never goes back; between actors the event loop turns once `sliceMs` have passed, so reading
- * is not held up for a whole round), and waits at least `round duration / budget` before the next
- * round, so flushing takes at most `budget` (default 25%) of the worker's time, however large the
- * table. Its memory is bounded too: an actor writes no more pages while the publisher holds more
- * than a few MB unacknowledged (actors/operator-actor.ts); the pages left wait for the next round,
- * which starts with the next actor.
- * While the worker catches up with a backlog, rounds are skipped: freshness matters once it has.
- * So the budget only holds while the worker keeps up; at 10% a table of 10,000 busy rows (a round
- * of ~10 ms, more on a busy machine) already stretched the interval past 100 ms.
+ * Table flushes between checkpoints: one flusher per worker writes the result-table pages of the
+ * chunks that changed every `intervalMs` (default 100), so a dashboard sees an event's effect in
+ * about that long instead of the checkpoint interval. Table pages only: state and positions stay
+ * the checkpoint's. Flushing takes at most `budget` (default 25%) of the worker's time, and rounds
+ * are skipped while the worker catches up with a backlog.
+ * See docs/ARCHITECTURE.md, "Table flushes", for why this keeps exactly once, and the cost bounds.
  *
  * @example
  * const flusher = new TableFlusher(systemClock, { intervalMs: 100 });

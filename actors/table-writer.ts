@@ -1,15 +1,11 @@
 /**
  * The result tables of one operator actor: which rows it writes, and when. A step's rows come
  * either from its state (an aggregate's row of each key, a process step's machine) or from its
- * outputs (a window's row per window, keyed `<key>|<windowStart>`, which outlives the window's
- * state: the writer keeps those rows itself, in chunks of their own). Rows are written in pages
- * (the format: src/state/table-page.ts), one page per chunk:
- *
- * - at a checkpoint, the page of each chunk the checkpoint writes goes with it (its companions in
- *   the write protocol, src/state/checkpoint-write.ts), and a changed layout's index goes last;
- * - between checkpoints, `flush` writes the pages of the chunks changed since (actors/table-flush.ts
- *   runs it for every actor of a worker), in the layout readers know, so a table runs ahead of
- *   the committed checkpoint: replay after a crash reproduces the same rows.
+ * outputs (a window's row per window, which the writer keeps itself, in chunks of their own). Rows
+ * are written a page per chunk (the format: src/state/table-page.ts): with each checkpoint, as the
+ * companions of its chunks (src/state/checkpoint-write.ts), and between checkpoints by `flush`
+ * (actors/table-flush.ts), so a table runs ahead of the committed checkpoint.
+ * See docs/ARCHITECTURE.md, "Writing pages".
  *
  * @example
  * const tables = new TableWriter(publisher, { partition: 0, tables: ["revenue_by_store"], rows: { of: "state", row: aggregate.row } });

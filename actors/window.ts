@@ -1,20 +1,11 @@
 /**
  * The window operator: per key, event-time windows (tumbling, hopping: `size` every `slide`, or
- * sessions: events closer than `gap` together, merging as events bridge them) each folding its
- * events with the step's aggregate. A window's row is emitted once, when the
- * actor's watermark passes the window's end; an event that arrives after that but within the
- * allowed lateness updates the window and emits its row again; an event whose every window is
- * older than that goes to the late-events stream. A window's state is dropped as soon as the
- * watermark passes its end plus the allowed lateness, so state stays bounded on an endless
- * stream.
- *
- * Emitted rows are also the step's table rows, keyed `<key>|<windowStart>` (`windowRows`): they
- * outlive the window's state.
- *
- * Timers (at each window's end, and its end plus the allowed lateness) are derived from state (and
- * set again after a recovery); the watermark that fires them is part of the checkpoint, so after a
- * restart nothing fires twice (a window closed by the timer at its end is named by it) and nothing
- * is missed.
+ * sessions: events closer than `gap` together) each folding its events with the step's aggregate.
+ * A window's row is emitted when the actor's watermark passes the window's end, again for each
+ * event within the allowed lateness; older events go to the late-events stream. State is dropped
+ * once the watermark passes a window's end plus the allowed lateness. Emitted rows are also the
+ * step's table rows, keyed `<key>|<windowStart>` (`windowRows`).
+ * See docs/ARCHITECTURE.md, "Windows", for early updates, timers and restarts.
  *
  * @example
  * orders.keyBy("by-store", "store")

@@ -3,14 +3,9 @@
  * Standard JSON Schema `~standard.jsonSchema`, or effect's `JSONSchema.make`), for a flat object of
  * required string, number, integer, boolean and literal fields (with numeric bounds). It answers
  * the parsed event itself when the event has exactly those fields, in the schema's order, and
- * every value passes; anything else is undefined ("don't know"), and the schema's own `validate`
- * decides. So it never rejects: each rejection, and its message, comes from the schema.
- *
- * It only accepts what every library means by these keywords: finite numbers, safe integers for
- * `integer`, literals equal by `Object.is`. A JSON Schema can still leave out a check the schema
- * makes (a zod `refine`, an arktype `narrow`, an effect `filter` without a `jsonSchema`
- * annotation); `samplesOf` gives the values that `schemaDecoder` (./schema.ts) runs through
- * `validate` before trusting the check, which catches such checks when they reject ordinary values.
+ * every value passes; anything else is undefined ("don't know") and the schema's own `validate`
+ * decides, so it never rejects. `samplesOf` gives the probes ./schema.ts runs before trusting it.
+ * See docs/ARCHITECTURE.md, "Decoding and dead letters", for what it accepts and why the probes.
  *
  * @example
  * const fast = plainObjectCheck(input, output); // the input and output JSON Schemas

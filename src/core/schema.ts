@@ -1,15 +1,11 @@
 /**
  * Event schemas: what a source's events and a lookup table's values are decoded with. Any
  * Standard Schema v1 (zod, valibot, arktype, effect's `Schema.standardSchemaV1(...)`), or an
- * effect Schema as it is. Decoding is on the hot path and synchronous: a schema whose `validate`
- * returns a Promise is a ConfigError when the definition-time probes find it, and otherwise each
- * event it answers asynchronously is rejected with that reason (a dead letter for a source).
- *
- * A schema that describes itself (a Standard JSON Schema, `~standard.jsonSchema`, or an effect
- * Schema's `JSONSchema.make`) as a flat object of plain fields gets the fast path of
- * ./schema-fast-path.ts, trusted only once `validate` has accepted, unchanged, every probe built
- * from that description. Everything else goes through `validate`; rejections always do, so the
- * reason is the schema's own issues (`qty: Expected number, actual "2"`).
+ * effect Schema as it is. Decoding is synchronous (an asynchronous `validate` is a ConfigError, or
+ * a rejected event); a schema that describes itself as a flat object of plain fields gets the
+ * fast path of ./schema-fast-path.ts once it has accepted every probe; rejections always come
+ * from the schema's own issues (`qty: Expected number, actual "2"`).
+ * See docs/ARCHITECTURE.md, "Decoding and dead letters".
  *
  * @example
  * const orders = SchemaDecoder.of('source "orders"', Order); // zod, valibot, arktype or effect

@@ -1,51 +1,9 @@
 /**
- * Acknowledged publishing without a promise per message.
- *
- * `js.publish` awaits one request per message: a promise, a timer and an inbox lookup each, and it
- * tops out near 20-28k msg/s here, while a core publish into a stream runs several times faster.
- * JetStream answers any message that carries a reply subject with a PubAck, so the Publisher does
- * core publishes whose reply subjects all sit under ONE wildcard subscription
- * (`_INBOX.<nuid>.<seq>`) and counts the acks as they come back:
- *
- * - every message gets a sequence number `seq`; its ack arrives on `<inbox>.<seq>`;
- * - outstanding messages live in a ring indexed by `seq`; `base` is the lowest seq not yet settled,
- *   so `flush()` is "wait until base reaches the seq that was next when flush was called";
- * - one timer, armed while something is outstanding (it lapses at its next tick once nothing is;
- *   clearing and re-arming it for every message published after an idle spell cost more), sweeps
- *   for messages whose ack is older than `ackTimeoutMs` and re-publishes them (same data, same `Nats-Msg-Id`, same reply subject);
- *   JetStream de-duplicates by msg id and KV puts are idempotent upserts, so a re-publish is safe;
- * - a rejected ack (`{"error":..}`) or a 503 no-responders status (no stream listens on the
- *   subject) fails the message with a PublishError.
- *
- * Messages go out through the connection's public `nc.publish(subject, data, { reply, headers })`
- * (`connectionWire` below): ordered with everything else the connection sends, counted in
- * `nc.stats()`, and checked as nats-core checks
- * (closed or draining connection, subject, max_payload, header values), plus a check nats-core
- * 3.4 omits: headers on a server without header support are refused. Until this version the
- * Publisher wrote `HPUB` frames into its own 64 KiB buffers and handed them to nats-core's
- * internal `protocol.sendCommand`; measured beside it over this same Publisher
- * (scripts/bench-publisher.ts, bench case `publisher-internal-vs-public`, 3 runs x 3 rounds, acked
- * msg/s, internal / public): ~110-byte messages with a Nats-Msg-Id 1.15-1.49 (median 1.36; client
- * CPU per message 0.51-0.79 of the public path's, which encodes a headers map and the protocol line
- * per message); 100 KB KV puts 0.79-1.29 (median 0.95; the frame copy costs more CPU); small
- * messages without headers 0.96-1.34 (median 1.12). The internal path did not win by the 20%
- * asked of it on both the msg-id and the 100 KB case, so the public one stays: no reliance on
- * nats-core internals, and the stats and checks come with it. The frame writer lives on in
- * scripts/bench-publisher.ts only, to re-run the comparison (`createPublisherOver` takes a wire).
- *
- * Across a reconnect: nats-core empties its outbound buffer at every dial (3.4, `prepare()`), so what
- * was written while the connection was down, or whose ack the old server never sent, is
- * re-published when its ack is overdue, under the same msg id (`tests/publisher.test.ts` SIGKILLs
- * the server mid-stream and finds every message stored once).
- *
- * Errors reach the caller through `flush()`: a failure rejects every flush that is waiting and whose
- * range holds the failed message; if none is waiting, the next `flush()` call rejects with it (the
- * first such failure, if several). A failure is reported once; the Publisher stays usable.
- *
- * Backpressure is the caller's job: `publish()` never blocks and never buffers beyond the socket.
- * Publish a batch, then `await publisher.whenPendingBelow()` (default threshold: `maxPending`).
- * Enforcing a limit inside a synchronous `publish()` could only throw, drop, or queue; queueing would
- * hide the same unbounded memory inside the Publisher, so the limit stays visible at the caller.
+ * Acknowledged publishing without a promise per message: core publishes whose reply subjects all
+ * sit under one wildcard inbox subscription, acks counted as they come back, overdue messages
+ * re-published under the same `Nats-Msg-Id`, failures reported through `flush()`. Backpressure is
+ * the caller's: `publish()` never blocks; await `whenPendingBelow()` between batches.
+ * See docs/ARCHITECTURE.md, "Publishing", for the design, reconnects, errors and the measurements.
  *
  * @example
  * const publisher = createPublisher(nc);

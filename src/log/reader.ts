@@ -2,25 +2,10 @@
  * Reading a source: an ordered, ack-less pull consumer over a JetStream stream (optionally one
  * subject filter), starting after the committed position. No acks: the position lives with the
  * operators' state. Messages are handed over in batches, as many as have arrived, up to
- * `maxBatch`; `beforeNext` lets the caller hold reading back (backpressure) between batches.
- *
- * The reader drives the consumer itself over one core subscription, without the client's
- * `consume()` (which wraps every message in a JsMsg, parses its reply subject eagerly and yields
- * it through an async iterator, a promise per message):
- *
- * - the consumer is ephemeral, memory-stored, ack none, from a start sequence (what an ordered
- *   consumer creates); the reader keeps up to `4 * maxBatch` messages requested with pulls of
- *   `expires` 10 s and an idle heartbeat of 5 s, pulling again when half are delivered;
- * - each message's stream and consumer sequences are read from its `$JS.ACK...` reply subject;
- *   the consumer sequence must be the previous one plus one, or messages were lost on the way
- *   (a slow consumer, a server restart): the reader then recreates the consumer from the last
- *   stream sequence it handed over, plus one, on a new inbox (so nothing of the old one is taken);
- * - the same happens when neither a message nor a heartbeat came for two heartbeat intervals
- *   (a pull lost with a restarted server) or the server says the consumer is gone; recreating is
- *   retried every heartbeat interval until it succeeds;
- * - what arrives is handed over on the next timer turn (so the messages of several socket reads
- *   go together), or as soon as `maxBatch` are waiting; while `beforeNext` holds reading back,
- *   what arrives is kept and no more is pulled.
+ * `maxBatch`; `beforeNext` lets the caller hold reading back (backpressure) between batches. The
+ * reader drives the consumer itself over one core subscription, and recreates it after a gap in
+ * the consumer sequence, missed heartbeats or a server restart.
+ * See docs/ARCHITECTURE.md, "Reading a source", for how and why.
  *
  * @example
  * const reader = await startReader(nc, { stream: "orders", fromSeq: 1, onBatch: (msgs) => console.log(msgs.length) });

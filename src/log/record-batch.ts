@@ -1,18 +1,10 @@
 /**
  * Record batches: many output records in one JetStream message, for a stream sink that would
- * otherwise send one message per record (`toStream(id, { stream, batched: true })`). The server
- * stores and acknowledges one message instead of hundreds; that cost, not Eddy's, is what bounds a
- * record-per-message sink (a pass-through of bids runs at less than half its read rate).
- *
- * A batch is JSON Lines: one record's JSON per line, with the header `Eddy-Records: <count>`. Its
- * Nats-Msg-Id names the input range it holds the outputs of, `<pipeline>/<sink>/<source>/<from>-<to>`
- * (source sequences, both included). `recordsOf` reads either kind of message.
- *
- * Exactly once, without relying on the duplicate window: where a batch ends depends on how the
- * reader delivered the input, so a replay after a crash would cut its batches elsewhere and no
- * Nats-Msg-Id would match. Instead the sink reads back, when it recovers, the ranges it published
- * after its last checkpoint (`OutputLog.ranges`, headers only, from the stream sequence the
- * checkpoint recorded) and sends nothing again for the inputs they cover.
+ * otherwise send one message per record (`toStream(id, { stream, batched: true })`). A batch is
+ * JSON Lines with the header `Eddy-Records: <count>`; its Nats-Msg-Id names the input range it
+ * holds the outputs of, `<pipeline>/<sink>/<source>/<from>-<to>`. A recovering sink reads back
+ * the ranges it published (`OutputLog`) instead of relying on the duplicate window.
+ * See docs/ARCHITECTURE.md, "Batched stream sinks", for why and how that is exactly once.
  *
  * @example
  * const records = recordsOf(msg.data, msg.headers); // a batch's records, or the one record of a plain message

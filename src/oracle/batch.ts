@@ -4,25 +4,12 @@
  * partitions, no checkpoints, no edges). It is the Lambda architecture's batch layer reduced to a
  * test oracle: a streaming run over the same events, in the same order, must give the same
  * tables and streams, whatever the crashes.
- *
- * Steps are evaluated in definition order (a step only reads earlier ones), each into the list of
- * what it outputs. Event time follows the streaming definition: an event's watermark is the
- * highest event time before it in its source minus `maxOutOfOrderMs`; an event is late when every
- * window it belongs to ended (plus the allowed lateness) at or before that watermark; a window is
- * emitted when the final watermark (the lowest over a step's sources) has passed its end. The
- * outputs of a keyed step are never late for the steps that read them.
+ * See docs/ARCHITECTURE.md, "The batch oracle", for how event time and process steps are
+ * evaluated, and what is not.
  *
  * @example
  * const out = evaluate(coffeeShop(), { orders: ordersArray }, { menu: new Map([["latte", { category: "coffee", price: 3.8 }]]) });
  * out.tables.revenue_by_store; // rows, as readTable would return them
- *
- * Process steps run each key's machine with the same pure transition (actors/process.ts) over
- * the key's events in order; an event-time timer fires before the first event of its key whose
- * watermark has reached it, or at the end if the final watermark has.
- *
- * Not evaluated: the streams of windows in the updates mode (their interleaving is the streaming
- * run's own business; their tables are evaluated), the TTL of a regular join, and processing-time
- * timers (there is no clock here: they never fire).
  */
 import { Either } from "effect";
 import { EVENT_TIME, fire, processLogic, processRow, type ProcessState, receive } from "../../actors/process.ts";

@@ -1,19 +1,9 @@
 /**
- * What /metrics needs from the runtime beyond prom-client's default metrics (RuntimeProbes).
- *
- * On both runtimes, the CPU time used so far: prom-client counts `process_cpu_seconds_total` from
- * its registry's creation, which comes after a worker's recovery; the probe lets /metrics count
- * from the process' start, as Prometheus' other clients do.
- *
- * Garbage-collection pauses, on both: prom-client 15.1.3 observes only the first `gc` entry of each
- * PerformanceObserver callback, and V8 often collects several times within one task (measured:
- * 20 of 113 collections, 107 of 577 ms, in a loop allocating 20M objects), so on Node every entry
- * is observed here. Deno never delivers `gc` entries at all; there they come from `v8.GCProfiler`,
- * harvested every second.
- *
- * On Deno, the event loop's delay: its `perf_hooks.monitorEventLoopDelay` records next to nothing
- * (measured under Deno 2.9: a 6.8 µs maximum across a loop blocked for 250 ms); here a repeating
- * timer samples it.
+ * What /metrics needs from the runtime beyond prom-client's default metrics (RuntimeProbes): the
+ * CPU time used since the process started, every garbage-collection pause (on Node from every
+ * `gc` performance entry; on Deno from `v8.GCProfiler`), and on Deno the event loop's delay,
+ * sampled by a repeating timer.
+ * See docs/ARCHITECTURE.md, "Runtime probes", for where prom-client falls short, as measured.
  *
  * @example
  * const stop = denoRuntimeProbes.observeGc!((kind, seconds) => gcHistogram.observe({ kind }, seconds));

@@ -1,61 +1,11 @@
 /**
- * The query API: a read-only Hono app over the replicas of a Catalog. It codes against Web-standard
+ * The query API: a read-only Hono app over the replicas of a Catalog, coded against Web-standard
  * Request/Response only, so the same app runs on Node and Deno; listening is the platform's job
- * (Platform.listen).
- *
- * Routes (JSON unless noted):
- * - `GET /tables`: `{ tables: [{ name, step, partitions, rows, reflects }] }`
- * - `GET /tables/:name`: one of those
- * - `GET /tables/:name/rows/:key`: `{ key, row, reflects }` (reflects: the key's partition)
- * - `GET /tables/:name/rows?from=&to=&limit=&cursor=`: rows in key order, `from` inclusive, `to`
- *   exclusive, at most `limit` (default 100, at most 1000); `next` is the cursor of the following
- *   page (pass it back with the same from/to), null on the last page:
- *   `{ rows: [{ key, row }], next, reflects }`
- * - `GET /tables/:name/rows/:key/top[?column=&limit=]`: a TopN row in rank order (in a windowed
- *   table a bare key means its latest window): `{ key, rowKey, window: { start, end } | null,
- *   column, entries: [{ rank, key, weight }], reflects }`; 400 `not_top_n` when the row has no
- *   TopN column (src/serve/top-n.ts)
- * - `GET /tables/:name/changes[?key=]`: Server-Sent Events. First `ready` (`{ reflects }`, and
- *   `row` with `?key=`), then one `change` per changed row (`{ op, key, row, partition,
- *   checkpoint, at }`), a comment every `keepAliveMs`; `overflow` then the end of the stream if
- *   the client reads too slowly. Every `ready`, `change` and `snapshot` carries an id; a client
- *   that reconnects with `Last-Event-ID` (EventSource does by itself; or `?lastEventId=`) gets
- *   `resumed` (`{ after, missed }`) and the changes it missed, or, when the replica no longer
- *   holds them (the service restarted, or more changes than its change log keeps happened),
- *   `snapshot`: `{ reason, rows: [{ key, row }], reflects }` (`{ reason, key, row, reflects }`
- *   with `?key=`), the table as of now, then the changes that follow (src/serve/change-log.ts).
- *
- * The worker in this process (`options.worker`), src/serve/actors.ts:
- * - `GET /actors`: `{ pipeline, at, sources: [{ id, stream, lastSequence, applied, committed, lag }],
- *   totals: { deadLetters, sourceDeadLetters, lateEvents: { <step>: n } }, actors: [{ step,
- *   partition, state, checkpoint, committedAt, keys, lag, eventsIn, ... }] }`
- * - `GET /actors/:step/:partition[?sample=]`: one actor's status with `sample` (`sample` keys of its
- *   keyed state with their values, default 20) and `recent` (its last input records, oldest first)
- * - 404 `not_found` on both when the service runs no worker (`eddy serve`)
- *
- * `GET /`: a console page, HTML that reads the endpoints above from the browser: `options.dashboard`
- * (the pipeline's own, e.g. the coffee shop's: `eddy run --port` and `eddy dev` pass the running
- * pipeline's), else the overview (src/serve/console/overview/: the tables with their row counts,
- * linking to their rows, and the worker's operator actors). Pages are built from browser code by
- * scripts/build-pages.ts into modules, so serving one reads no file.
- *
- * `reflects` of a table: `{ checkpoint, at, lastUpdate, partitions: [{ partition, checkpoint, at,
- * lastUpdate }] }` where checkpoint and at are the lowest over partitions (src/serve/replica.ts).
- *
- * Operations (src/serve/metrics.ts):
- * - `GET /metrics`: Prometheus text exposition (0.0.4): the worker's operator actors (when
- *   `options.worker` is given), table sizes, query latency (`eddy_query_duration_seconds`), and
- *   the process and its runtime (CPU, memory, GC pauses, event-loop lag)
- * - `GET /healthz`: 200 `{ status: "ok" }` while the process serves
- * - `GET /readyz`: 200 `{ ready: true, ... }` when every operator actor is running (or
- *   checkpointing) and every table the worker writes is replicated; else 503 with `reasons`
- *
- * Errors: `{ error: { code, message } }` with 400 (`bad_parameter`, `not_top_n`), 401
- * (`unauthorized`), 404 (`table_not_found`, `row_not_found`, `actor_not_found`, `not_found`), 405 (`method_not_allowed`). With a token,
- * every request needs `Authorization: Bearer <token>`, or `?access_token=<token>` (RFC 6750 2.3:
- * for EventSource, which cannot set headers), except `/healthz` and `/readyz` (probes, which say
- * nothing about the data). `/metrics` does need it: it names steps, tables and volumes, and
- * Prometheus sends one with `authorization: { credentials: <token> }` in its scrape config.
+ * (Platform.listen, which may answer plain row reads through `shortcut`). It serves the tables
+ * (`/tables`, rows by key, key ranges, TopN rows, Server-Sent Events of changes), the worker in
+ * this process (`/actors`), a console page at `/`, and `/metrics`, `/healthz`, `/readyz`. Errors
+ * are `{ error: { code, message } }`; with a token, every request but the probes needs it.
+ * See docs/ARCHITECTURE.md, "The query API", for every route, its answer and its errors.
  *
  * @example
  * const catalog = await Catalog.open(nc);

@@ -1,15 +1,8 @@
 /**
  * The recent row changes of a table replica, numbered, so that a Server-Sent Events client that
- * reconnects with `Last-Event-ID` gets exactly what it missed. Each change gets the next
- * sequence number; the log keeps the last `capacity` of them in a ring. An event id is
- * `<epoch>.<seq>`: the epoch names this replica (it changes when the service restarts and the
- * numbering starts again), so an id from another epoch, or one older than the ring, cannot be
- * resumed from and the client is sent a full snapshot instead.
- *
- * The ring holds a change as its fields in arrays, and a row as where it is written (a page and
- * a row of it, src/state/table.ts), not parsed: a busy table changes thousands of rows a second,
- * and objects kept for a second are what a young-generation collection copies. `change(seq)`
- * makes the RowChange when a client is sent it.
+ * reconnects with `Last-Event-ID` gets exactly what it missed: a ring of the last `capacity`
+ * changes, event ids `<epoch>.<seq>`, rows kept as where they are written, parsed when sent.
+ * See docs/ARCHITECTURE.md, "The change log", for epochs and why rows stay unparsed.
  *
  * @example
  * const log = new ChangeLog("lq3k9x", 10_000);

@@ -2,32 +2,10 @@
  * Operations endpoints' data: Prometheus text exposition (format 0.0.4) of a Worker's operator
  * actors, of the query API and of the process, readiness, and query latency. Names follow
  * Prometheus' conventions: base units in the name (seconds, bytes), counters end in `_total`.
- *
- * Metrics (labels `pipeline`, `step`, `partition` unless noted; counters count since this process
- * started, except dead letters and late events, which are recovered from the checkpoint):
- * - `eddy_events_in_total`, `eddy_outputs_total`, `eddy_late_events_total`,
- *   `eddy_checkpoints_total` (counters)
- * - `eddy_dead_letters_total{stage="operator"|"source"}` (source stage: worker-wide, no step)
- * - `eddy_checkpoint_duration_seconds`, `eddy_checkpoint_size_bytes` (histograms over every
- *   checkpoint the actor committed: its duration, and the bytes of state chunks and table pages
- *   it wrote)
- * - `eddy_state_keys`, `eddy_checkpoint_number` (gauges)
- * - `eddy_applied_position{source}`, `eddy_committed_position{source}` (gauges: stream sequences)
- * - `eddy_source_last_sequence{source,stream}` and `eddy_lag_events{source}` (the last sequence
- *   minus the committed position), from `jsm.streams.info`, polled in the background every
- *   `lagRefreshMs`: a scrape never waits on NATS. Absent until the first poll answered.
- * - `eddy_actor_state{state}`: 1 for the actor's current lifecycle state, 0 for the others
- * - `eddy_table_rows{table}`: rows in each served table's replica (no pipeline label)
- * - `eddy_query_duration_seconds{route}`: histogram of query API request durations (time to the
- *   response; for Server-Sent Events, to the start of the stream), by route pattern
- * - the process and its runtime (src/serve/runtime-metrics.ts): `process_cpu_seconds_total`,
- *   `process_resident_memory_bytes`, `process_start_time_seconds`, `process_open_fds`,
- *   `nodejs_heap_size_used_bytes`, `nodejs_gc_duration_seconds{kind}`,
- *   `nodejs_eventloop_lag_p99_seconds`, ... (prom-client's default metrics, mended by the
- *   platform's probes where prom-client falls short: src/platform/runtime-probes.ts)
- *
- * The worker's metrics are read from `worker.status()` at each scrape and written here; the
- * query latency and the runtime metrics live in a prom-client Registry of this ApiMetrics' own.
+ * The worker's metrics are read from `worker.status()` at each scrape (lag from a background poll:
+ * a scrape never waits on NATS); query latency and the runtime metrics live in a prom-client
+ * Registry of this ApiMetrics' own.
+ * See docs/ARCHITECTURE.md, "Metrics", for every metric and its labels.
  *
  * @example
  * const metrics = new ApiMetrics({ worker, lagRefreshMs: 5000 });

@@ -1,29 +1,10 @@
 /**
  * An in-memory replica of one result table, kept current by a KV watch on its bucket: a read never
- * waits on NATS. The bucket holds pages (src/state/table.ts); the replica keeps the pages of each
- * partition as bytes, applies the rows of the partition's current layout, and keeps them indexed by
- * key (a Map from key to a row of a page) and in key order (a sorted array, for ranges and pages).
- * A row is parsed when it is read; a row read as JSON (`getJson`) is the bytes the writer wrote.
- *
- * A busy table rewrites nearly every page at each flush with a few rows changed: a new version of
- * a page is compared with the previous one row by row, as bytes (`decodePageFrom` parses only its
- * header and new keys), and the watch applies entries in slices of about a millisecond, letting
- * the event loop turn between them, so a query never waits for a whole burst of pages. Nothing a
- * flush makes outlives the next one but the pages themselves (off the JavaScript heap): the
- * replica's young-generation collections have next to nothing to copy, and pause queries for
- * less.
- *
- * The pure part, `ReplicaState`, applies bucket entries and logs the row changes they make (its
- * ChangeLog); the shell, `TableReplica`, feeds it from `kv.watch()` and tells subscribers about
- * the changes.
- *
- * Key order is the order of the keys' string forms by UTF-16 code units (a number key 42 is
- * looked up and ordered as "42").
- *
- * What a replica reflects, per partition: the checkpoint number and commit-start time (`at`) of
- * the last page it applied, and when it applied it (`lastUpdate`, the replica's clock). A page is
- * written just before its checkpoint's manifest commits, so a partition reflects every checkpoint
- * before `checkpoint` completely and `checkpoint` itself at least in part.
+ * waits on NATS. It keeps each partition's pages as bytes (src/state/table-page.ts), indexes the
+ * rows of the partition's current layout by key and in key order, and parses a row only when it is
+ * read. `ReplicaState` is the pure part (bucket entries in, row changes out, into its ChangeLog);
+ * `TableReplica` feeds it from `kv.watch()`, in slices of about a millisecond, and tells subscribers.
+ * See docs/ARCHITECTURE.md, "The table replica", for why, key order, and what `reflects` means.
  *
  * @example
  * const replica = await TableReplica.open(nc, "revenue_by_store");

@@ -1,22 +1,11 @@
 /**
  * The checkpoint write protocol: how an operator actor's cut (its changed state chunks, input
  * positions and watermarks, taken synchronously) and what goes with it (the step's result-table
- * pages of the same keys) become one durable checkpoint. In this order:
- *
- * 1. each changed chunk, as a delta or a new base (keys: src/state/checkpoint.ts), followed by its
- *    companions (the table pages of its rows), a chunk at a time: the event loop turns between
- *    chunks, and at most `maxCheckpointBytes` of the checkpoint's writes wait for their acks;
- * 2. the groups of companions not tied to a state chunk (pages of rows a step keeps itself);
- * 3. the last companions (page layouts);
- * 4. once every write above is acknowledged: the manifest, by compare-and-set on its revision,
- *    with the positions, watermarks, chunk list and counters of the cut: the atomic commit, and the
- *    fencing token (a writer of an older revision fails here, FencedError);
- * 5. after a commit that relaid the chunks out: garbage collection of keys no manifest names.
- *
- * A crash anywhere before 4 leaves the committed manifest and every key it names untouched.
- * Pages may run a little ahead of their checkpoint, as pages of an uncommitted attempt do after a
- * crash; replay reproduces the same rows. A chunk too large in bytes for one message gives the
- * attempt up (`split`): the caller splits its chunks and the next attempt writes the new layout.
+ * pages of the same keys) become one durable checkpoint: the chunks with their pages, a chunk at
+ * a time; the other pages; then, once every write is acknowledged, the manifest by compare-and-set
+ * (the atomic commit); then garbage collection. A crash before the commit leaves the committed
+ * manifest and every key it names untouched.
+ * See docs/ARCHITECTURE.md, "The write protocol", for each step and its bounds.
  *
  * @example
  * const outcome = await writeCheckpoint(store, publisher, { step: "revenue", partition: 0, committed, revision }, cut, companions);

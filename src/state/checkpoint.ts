@@ -1,24 +1,14 @@
 /**
- * Checkpoints: an operator actor's keyed state and its input positions become durable together.
- *
- * Shape (copy-on-write chunks and a manifest, in one KV bucket per pipeline):
- * - `<step>.<partition>.manifest` holds the input positions, the chunk list and the generation.
- * - a chunk is a base under `<step>.<partition>.g<generation>.b<chunkBits>.c<index>.s<slot>` plus
- *   the deltas written since, `<same prefix>.d<n>` for n = 1, 2, ... (src/state/keyed-state.ts
- *   decides which to write). A checkpoint writes each changed chunk either as its next delta
- *   (n = the committed delta count + 1) or as a new base in the slot the committed base is NOT
- *   in, then commits by updating the manifest (base keys and delta counts) with compare-and-set
- *   on its revision. The manifest update is the atomic commit; a crash before it leaves every key
- *   the committed manifest names untouched. After a new base the chunk's next deltas overwrite
- *   d1, d2, ... of the previous chain, which no manifest names any more.
- * - every recovery bumps the generation with compare-and-set: that is the fencing token. A
- *   writer of an older generation fails its next commit and only ever wrote keys of its own
- *   generation, which the new owner never reads once it has rewritten all chunks. The first
- *   checkpoint after a recovery rewrites every chunk, then purges older generations.
+ * Checkpoints: an operator actor's keyed state and its input positions become durable together,
+ * in one KV bucket per pipeline: copy-on-write chunks (a base plus deltas, under keys that name
+ * the owner's generation) and a manifest per partition (`<step>.<partition>.manifest`: positions,
+ * watermarks, chunk list, generation). Updating the manifest by compare-and-set is the atomic
+ * commit; every recovery bumps the generation, which fences an older owner out.
+ * See docs/ARCHITECTURE.md, "Keys, generations and fencing", for the key scheme.
  *
  * @example
  * const store = await CheckpointStore.open(nc, "coffee-shop", publisher);
- * const { manifest, revision, chunks } = await store.recover("revenue", 0);
+ * const { manifest, revision, chunks } = await store.recover("revenue", 0, Date.now());
  */
 import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";

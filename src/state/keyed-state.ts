@@ -1,37 +1,17 @@
 /**
  * Keyed state of one operator actor: a map from key to a JSON-serialisable value, split into
- * 2^chunkBits chunks by hash so that a checkpoint touches only the chunks that changed. When a
- * chunk holds more than `maxChunkKeys` keys, every chunk splits (the chunk count doubles), which
- * keeps chunks small: well under NATS's message size limit, and cheap to rewrite.
- *
- * A checkpoint writes what changed, not the whole state: for each changed chunk either a delta
- * (only the keys changed since the previous checkpoint, a removed key as `[key]`) or, when the
- * chunk's deltas would outgrow its last written base (or there are `maxDeltas` of them already,
- * or the chunk was never written whole), the whole chunk again as a new base (compaction). A chunk
- * is recovered by applying its base and then its deltas in order (`loadChunk`).
- *
- * A checkpoint takes a snapshot of the changed chunks synchronously and encodes and writes it
- * afterwards while records keep flowing. A delta's Map of changes is handed over whole; later
- * changes go to a new one. A base is copy-on-write: the snapshot holds the chunk Map itself, and
- * the chunk is copied only if a record changes it before the checkpoint has released it (values
- * are replaced, never changed in place, so a shallow copy suffices). Deltas need no copy, which
- * matters: while a large state fills up, copies of chunks waiting to be written were most of the
- * garbage a checkpoint made.
- *
- * Values of a fixed number of numbers (an aggregate's count, sum, min, max, avg) can be packed: given
- * a `NumericLayout`, a chunk keeps a slot number per key and the values in one Float64Array, 8 bytes
- * per number, instead of an array object per key (measured: 118 bytes per key with its Map entry and
- * key string, 54 for a count and a sum). `get` then returns a fresh value each time, and
- * `set` copies the value's numbers in; the checkpoint format is the same either way.
+ * 2^chunkBits chunks by hash so that a checkpoint touches only the chunks that changed (the chunk
+ * count grows with the state). A checkpoint writes each changed chunk as a delta or a new base,
+ * from a snapshot taken synchronously (copy-on-write); values of numbers only can be packed.
+ * See docs/ARCHITECTURE.md, "Keyed state", for the chunk, delta and packing rules and figures.
  *
  * @example
  * const state = new KeyedState<number>();
  * state.set("store-1", keyHash("store-1"), 3);
- * const [chunk] = state.snapshotDirty(); // { index: 0, entries: Map { "store-1" => 3 } } (a base)
+ * const [chunk] = state.snapshotDirty(); // a base: { index: 0, entries: Map { "store-1" => 3 } }
  * encodeChunk(chunk); // Uint8Array of [["store-1",3]]
  * state.set("store-2", keyHash("store-2"), 5);
- * const [delta] = state.snapshotDirty(); // ... changes: Map { "store-2" => 5 } (a delta)
- * encodeChunk(delta); // Uint8Array of [["store-2",5]]
+ * encodeChunk(state.snapshotDirty()[0]!); // a delta: Uint8Array of [["store-2",5]]
  */
 import { chunkOf, type Key, keyHash } from "../core/partition.ts";
 

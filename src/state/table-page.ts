@@ -1,18 +1,9 @@
 /**
  * The page format of result tables: the one module that knows how a table bucket's entries are
  * named and written (the operator actors write them, src/state/table.ts and the replicas of
- * src/serve/ read them).
- *
- * Entries of a table bucket:
- * - `meta`: `{ step, partitions, windowed? }`, written when the pipeline starts;
- * - `i.<partition>`: `{ chunkBits }`, the page layout of a partition, written when it changes;
- * - `p.<partition>.<chunkBits>.<chunk>`: a page, `{ at, checkpoint, rows: [[key, row], ...] }`,
- *   JSON with each row on a line of its own (JSON.stringify never writes a raw newline): a reader
- *   that kept a page's previous version parses only the lines that changed (`decodePageFrom`).
- *
- * A page holds the rows of one state chunk of one partition (the partition hash, then the chunk
- * hash of the key that places the row), so a reader finds a key's page as the writer placed it. A
- * windowed step's rows are keyed `<key>|<windowStart>` and placed by `<key>`.
+ * src/serve/ read them): `meta`, a layout index `i.<partition>`, and pages
+ * `p.<partition>.<chunkBits>.<chunk>` holding the rows of one state chunk, a row per line.
+ * See docs/ARCHITECTURE.md, "The page format", for the entries, row placement and page decoding.
  *
  * @example
  * const bytes = encodePage({ at: 0, checkpoint: 1, rows: [["store-1", { orders: 3 }]] });

@@ -3,7 +3,7 @@
  * pipelines read: `person`, `auction`, `bid`, one column per field of events.ts (times as BIGINT
  * epoch ms) plus `n`, the event's position in the generated sequence (and the stream).
  *
- * They are the second, independent oracle for the pipelines of queries.ts (DESIGN.md: the batch
+ * They are the second, independent oracle for the pipelines of queries.ts (docs/ARCHITECTURE.md: the batch
  * oracle, and DuckDB for Nexmark). They follow Nexmark's Flink SQL, made explicit where the
  * streaming definition decides:
  * - windows are bucketed by arithmetic on epoch ms: a tumbling window starts at

@@ -13,6 +13,7 @@
 import { type Actor, createActor } from "xstate";
 import { CheckpointHistogram } from "../src/core/checkpoint-histogram.ts";
 import type { Clock } from "../src/core/clock.ts";
+import { FencedError, PublishError } from "../src/core/errors.ts";
 import type { Key } from "../src/core/partition.ts";
 import type { Publisher } from "../src/log/publisher.ts";
 import type { OutputLog } from "../src/log/record-batch.ts";
@@ -221,6 +222,7 @@ export class OperatorActor<S = unknown, Out = unknown> implements ActorCore {
       try {
         operator.apply(ctx, rec);
       } catch (error) {
+        if (notTheRecords(error)) throw error;
         this.setAside.deadLetter(source, rec, error);
       }
       outputs.afterRecord(rec.seq);
@@ -270,6 +272,7 @@ export class OperatorActor<S = unknown, Out = unknown> implements ActorCore {
     try {
       fire();
     } catch (error) {
+      if (notTheRecords(error)) throw error;
       this.setAside.failed(this.outputs.cause, { key, time }, `timer at ${time} threw: ${(error as Error)?.message ?? error}`);
     }
   }
@@ -368,4 +371,9 @@ export function startOperatorActor<S, Out>(
   });
   actor.start();
   return { core, actor };
+}
+
+/** A write this worker may not or cannot make: the actor fails and recovers; the record is not to blame. */
+function notTheRecords(error: unknown): boolean {
+  return error instanceof FencedError || error instanceof PublishError;
 }

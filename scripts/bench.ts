@@ -27,7 +27,7 @@
  *   npx tsx scripts/bench.ts [--events 1000000] [--keys 100000] [--state-keys 1000000]
  *     [--peer-events 10000] [--peer-seconds 20] [--serving-seconds 20] [--query-rate 500] [--ingest-rate 10000]
  *     [--nexmark-events 300000] [--nexmark-join-events 2500000]
- *     [--cases ceiling,peer,core-aggregate,core-aggregate-100-keys,state,restart,query-latency,freshness,nexmark,publisher-internal-vs-public]
+ *     [--cases ceiling,peer,core-aggregate,core-aggregate-100-keys,state,restart,query-latency,freshness,nexmark,publisher-internal-vs-public,rebalance-pause,failover]
  *     [--cpu-prof]   (workers write .cpuprofile files to bench/profiles/)  [--verbose]  (print each worker RESULT)
  */
 import { spawn } from "node:child_process";
@@ -44,6 +44,7 @@ import { progress } from "../src/cli/progress.ts";
 import { servingCases } from "./bench-serving.ts";
 import { benchNexmark, nexmarkReport, nexmarkWanted } from "./bench-nexmark.ts";
 import { benchPublisherWires } from "./bench-publisher.ts";
+import { benchScale } from "./bench-scale.ts";
 import { cpuSeconds, ensureStream, expectedRow, keyOf, publishEvents, readCeiling, round, vmHwmMb } from "./bench-common.ts";
 import { tableBucket } from "../src/core/names.ts";
 
@@ -77,7 +78,7 @@ const RESTART_EVENTS = 10;
 const CPU_PROF = flags.has("cpu-prof");
 const wanted = new Set((
   flags.get("cases") ??
-    "ceiling,peer,core-aggregate,core-aggregate-100-keys,state,restart,query-latency,freshness,nexmark,publisher-internal-vs-public"
+    "ceiling,peer,core-aggregate,core-aggregate-100-keys,state,restart,query-latency,freshness,nexmark,publisher-internal-vs-public,rebalance-pause,failover"
 ).split(","));
 if (wanted.has("restart")) wanted.add("state"); // the restart runs on the state case's checkpoints
 
@@ -336,6 +337,9 @@ try {
   if (wanted.has("publisher-internal-vs-public")) {
     log("publisher-internal-vs-public: the Publisher over the protocol-frame writer and over nc.publish, interleaved");
     cases["publisher-internal-vs-public"] = await benchPublisherWires(nc, { rounds: 3, small: 100_000, large: 1_500, log });
+  }
+  if (wanted.has("rebalance-pause") || wanted.has("failover")) {
+    Object.assign(cases, await benchScale({ nc, url: server.url, log, wanted }));
   }
   const nexmark = nexmarkWanted(wanted);
   if (nexmark.length > 0) {

@@ -57,6 +57,10 @@ export type { EventSchema } from "./core/schema.ts";
 // Running it.
 export { Worker } from "./runtime/worker.ts";
 export type { ActorInspection, ActorStatus, Assignment, WorkerOptions } from "./runtime/worker.ts";
+export { Group, readGroup } from "./cluster/group.ts";
+export type { GroupOptions, GroupView } from "./cluster/group.ts";
+export type { Heartbeat, MemberInfo } from "./cluster/membership.ts";
+export type { Fence } from "./core/fence.ts";
 export type { CheckpointHistogram, FixedBuckets } from "./core/checkpoint-histogram.ts";
 export type { LifecycleState } from "../actors/lifecycle.ts";
 export { manualClock, systemClock } from "./core/clock.ts";

@@ -20,6 +20,9 @@ import { Worker } from "../src/runtime/worker.ts";
 import { readTable } from "../src/state/table.ts";
 import { conventionViolations, type Family, parseExposition, promClientTotalGauges } from "./support/exposition.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
+import { readGroup } from "../src/cluster/group.ts";
+import { expectExactCoffeeShop } from "./support/coffee-shop-oracle.ts";
+import { caughtUp, coffeeShopActors, startWorkerProcess } from "./support/worker-process.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 /**
@@ -198,4 +201,56 @@ describe("Deno", () => {
     expect(fromDeno.revenue_by_item).toHaveLength(12);
     expect(fromDeno).toEqual(fromNode);
   }, 60_000);
+});
+
+describe("a Deno worker and a Node worker in one group", () => {
+  const nats = useNatsServer();
+
+  it("share the coffee shop's partitions and give exact tables", async () => {
+    const nc = await nats.connect();
+    const seed = 5;
+    const count = 20_000;
+    await publishOrders(nc, { stream: "orders", seed, count: 0 });
+    const group = ["--member-timeout-ms", "3000", "--checkpoint-ms", "200"];
+    const onDeno = spawnDeno([
+      "run",
+      "-A",
+      "--cached-only",
+      "src/platform/deno-main.ts",
+      "run",
+      "examples/coffee-shop/pipeline.ts",
+      "--export",
+      "coffeeShop",
+      "--nats",
+      nats.url,
+      "--worker-id",
+      "on-deno",
+      ...group,
+    ]);
+    const onNode = startWorkerProcess(nats.url, "examples/coffee-shop/pipeline.ts", "coffeeShop", [
+      "--worker-id",
+      "on-node",
+      ...group,
+    ]);
+    const output = () => `--- deno\n${onDeno.output().slice(-3000)}\n--- node\n${onNode.output().slice(-3000)}`;
+    try {
+      await waitFor(async () => {
+        const now = await readGroup(nc, "coffee-shop");
+        const runtimes = new Set(now?.members.map((m) => m.runtime));
+        const owners = new Set(Object.values(now?.owners ?? {}));
+        return runtimes.has("deno") && runtimes.has("node") && owners.has("on-deno") && owners.has("on-node");
+      }, { timeoutMs: 60_000, message: `both workers hold partitions\n${output()}` });
+      await publishOrders(nc, { stream: "orders", seed, count, ratePerSec: 4_000 });
+      await waitFor(() => caughtUp(nc, "coffee-shop", { orders: "orders" }, coffeeShopActors), {
+        timeoutMs: 60_000,
+        message: `caught up\n${output()}`,
+      });
+    } finally {
+      onDeno.child.kill("SIGTERM");
+      onNode.kill("SIGTERM");
+    }
+    expect(await onDeno.exited, output()).toEqual({ code: 0, signal: null });
+    expect(await onNode.exited, output()).toBe(0);
+    await expectExactCoffeeShop(nc, seed, count);
+  }, 120_000);
 });

@@ -5,14 +5,10 @@
  */
 import { describe, expect, it } from "vitest";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { generateOrders, menu, mulberry32, publishOrders } from "../examples/coffee-shop/orders.ts";
-import { coffeeShop } from "../examples/coffee-shop/pipeline.ts";
-import { evaluate } from "../src/oracle/batch.ts";
+import { mulberry32, publishOrders } from "../examples/coffee-shop/orders.ts";
 import { type Clock, systemClock } from "../src/core/clock.ts";
-import { listTables, readTable } from "../src/state/table.ts";
-import { type CategoryRow, expectedTables, type ItemRow, type StoreRow } from "./support/coffee-shop-oracle.ts";
-import { readStreamJson, useNatsServer, waitFor } from "./support/nats.ts";
-import { windowOracle } from "./support/window-oracle.ts";
+import { expectExactCoffeeShop } from "./support/coffee-shop-oracle.ts";
+import { useNatsServer, waitFor } from "./support/nats.ts";
 import {
   caughtUp,
   coffeeShopActors,
@@ -88,47 +84,6 @@ describe("exactly-once under SIGKILL", () => {
     final.kill("SIGTERM");
     expect(await final.exited).toBe(0);
 
-    const { byStore, byItem, byCategory } = expectedTables(seed, count);
-    const categories = await readTable<CategoryRow>(nc, "revenue_by_category");
-    expect(new Map(categories.map((r) => [r.key, r]))).toEqual(byCategory);
-    const stores = await readTable<StoreRow>(nc, "revenue_by_store");
-    expect(new Map(stores.map((r) => [r.key, r]))).toEqual(byStore);
-    const items = await readTable<ItemRow>(nc, "revenue_by_item");
-    expect(new Map(items.map((r) => [r.key, r]))).toEqual(byItem);
-
-    // The stream sink: every large order exactly once, although replays published some again.
-    const large = [...generateOrders({ seed, count })].filter((o) => o.qty >= 4).map((o) => o.orderId);
-    const sunk = await readStreamJson<{ orderId: string }>(nc, "large_orders");
-    expect(sunk.map((o) => o.orderId)).toEqual(large);
-
-    // Windows: every closed store-minute exactly once, equal to the batch definition.
-    const { fired } = windowOracle([...generateOrders({ seed, count })], 60_000, 60_000, 2_000);
-    const byWindow = (a: { key: string; windowStart: number }, b: { key: string; windowStart: number }) =>
-      a.key.localeCompare(b.key) || a.windowStart - b.windowStart;
-    const minutes = await readStreamJson<
-      { key: string; windowStart: number; windowEnd: number; orders: number; revenue: number }
-    >(nc, "revenue_per_minute");
-    const want = fired.map(({ key, windowStart, windowEnd, orders, revenue }) => ({
-      key,
-      windowStart,
-      windowEnd,
-      orders,
-      revenue,
-    })).sort(byWindow);
-    expect(minutes.sort(byWindow)).toEqual(want);
-    const minuteRows = await readTable<(typeof minutes)[number]>(nc, "revenue_per_store_minute");
-    expect(minuteRows.sort(byWindow)).toEqual(want);
-
-    // And every table equals the batch evaluation of the same pipeline definition.
-    const batch = evaluate(coffeeShop(), { orders: [...generateOrders({ seed, count })] }, {
-      menu: new Map(menu.map((m) => [m.item, { category: m.category, price: m.price }])),
-    });
-    expect(Object.keys(batch.tables).sort()).toEqual(await listTables(nc));
-    for (const [name, rows] of Object.entries(batch.tables)) {
-      const streamed = await readTable<{ key: string; windowStart?: number }>(nc, name);
-      const order = (a: { key: string; windowStart?: number }, b: { key: string; windowStart?: number }) =>
-        a.key.localeCompare(b.key) || (a.windowStart ?? 0) - (b.windowStart ?? 0);
-      expect(streamed.sort(order)).toEqual((rows as { key: string; windowStart?: number }[]).sort(order));
-    }
+    await expectExactCoffeeShop(nc, seed, count);
   });
 });

@@ -20,8 +20,9 @@ const layers: Record<string, number> = {
   "actors": 4,
   "src/oracle": 5,
   "src/runtime": 5,
-  "src/serve": 6,
-  "src/cli": 7,
+  "src/cluster": 6,
+  "src/serve": 7,
+  "src/cli": 8,
 };
 
 const isEntry = (file: string) => file === "src/mod.ts" || /^src\/platform\/.*-main\.ts$/.test(file);

@@ -138,6 +138,9 @@ const TSCONFIG = {
  */
 const INTERNAL: Record<string, string> = {
   Step: "Pipeline.steps / step(id): the compiled graph the worker and the batch oracle read",
+  Membership: "Group.membership: its heartbeats and view of the members",
+  MembershipOptions: "Membership",
+  Leases: "Group.leases: who holds each partition",
   JoinKind: "Step",
   CompiledAggregate: "Step",
   NumericLayout: "CompiledAggregate",

@@ -9,7 +9,8 @@ import { ConfigError } from "../core/errors.ts";
 import { commandLogger, logFlags } from "../observe/logger.ts";
 import { Pipeline } from "../pipeline/pipeline.ts";
 import type { Platform } from "../platform/platform.ts";
-import { Worker, type WorkerOptions } from "../runtime/worker.ts";
+import { Group } from "../cluster/group.ts";
+import type { WorkerOptions } from "../runtime/worker.ts";
 import type { CommandSpec, Parsed } from "./args.ts";
 import { followCatchUp } from "./catch-up.ts";
 import { execute } from "./execute.ts";
@@ -40,6 +41,21 @@ export const runCommand: CommandSpec = {
       help: "serve the query API, /metrics, /healthz and /readyz on this port (0: a free one; none: no HTTP)",
     },
     host: { type: "string", help: "address the HTTP port listens on", default: "127.0.0.1" },
+    "worker-id": {
+      type: "string",
+      help:
+        "this worker's name in its group (default: host-pid-random); a restart under the same id takes its partitions back at once",
+    },
+    "member-timeout-ms": {
+      type: "number",
+      help: "a worker not heard from for this long is gone and its partitions move",
+      default: 5000,
+    },
+    replicas: {
+      type: "number",
+      help: "copies of each stream and bucket Eddy creates (1 on one server; 3 advised on a cluster)",
+      default: 1,
+    },
     token: {
       type: "string",
       help: "with --port: require Authorization: Bearer <token> (else $EDDY_API_TOKEN; not for /healthz, /readyz)",
@@ -83,7 +99,30 @@ export function workerOptions(flags: Parsed["flags"], log: WorkerOptions["log"])
   };
 }
 
+/** The group flags, checked before anything starts. */
+function checkGroupFlags(flags: Parsed["flags"]): void {
+  const id = flags["worker-id"] as string | undefined;
+  if (id !== undefined && !/^[-\w]{1,100}$/.test(id)) {
+    throw new ConfigError({
+      message: `--worker-id ${JSON.stringify(id)} is not a valid worker id`,
+      hint: "use 1 to 100 letters, digits, - and _ (it names a KV key)",
+    });
+  }
+  const timeout = flags["member-timeout-ms"] as number;
+  if (!(timeout >= 200)) {
+    throw new ConfigError({ message: `--member-timeout-ms ${timeout} is too short`, hint: "give at least 200 (default 5000)" });
+  }
+  const replicas = flags.replicas as number;
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) {
+    throw new ConfigError({
+      message: `--replicas ${replicas} is not a replica count`,
+      hint: "give 1 to 5 (3 on a 3-node cluster)",
+    });
+  }
+}
+
 export async function run(platform: Platform, { flags, positionals }: Parsed): Promise<number> {
+  checkGroupFlags(flags);
   const logger = commandLogger(platform, flags, { cmd: "run" });
   const pipeline = await loadPipeline(platform, positionals[0]!, flags.export as string);
   const url = await resolveUrl(platform, flags.nats);
@@ -94,10 +133,25 @@ export async function run(platform: Platform, { flags, positionals }: Parsed): P
     Effect.scoped(
       Effect.gen(function* () {
         const nc = yield* natsConnection(platform, url, flags.creds);
-        const worker = yield* Effect.acquireRelease(
-          Effect.tryPromise({ try: () => Worker.start(nc, pipeline, workerOptions(flags, log)), catch: (e) => e }),
-          (worker) => Effect.promise(() => worker.stop()),
+        const group = yield* Effect.acquireRelease(
+          Effect.tryPromise({
+            try: () =>
+              Group.join(nc, pipeline, {
+                ...workerOptions(flags, log),
+                member: {
+                  host: platform.hostname,
+                  pid: platform.pid,
+                  runtime: platform.runtime,
+                  ...(flags["worker-id"] ? { id: flags["worker-id"] as string } : {}),
+                },
+                memberTimeoutMs: flags["member-timeout-ms"] as number,
+                replicas: flags.replicas as number,
+              }),
+            catch: (e) => e,
+          }),
+          (group) => Effect.promise(() => group.leave()),
         );
+        const worker = group.worker;
         let http: string | undefined;
         if (flags.port !== undefined) {
           // Acquired after the worker, so released first: the HTTP side stops before the final checkpoint.
@@ -107,6 +161,7 @@ export async function run(platform: Platform, { flags, positionals }: Parsed): P
             host: flags.host as string,
             refreshMs: 5000,
             worker,
+            group,
             ...(pipeline.dashboard ? { dashboard: pipeline.dashboard } : {}),
             log,
             ...(token ? { token } : {}),
@@ -114,7 +169,13 @@ export async function run(platform: Platform, { flags, positionals }: Parsed): P
           http = listener.url;
         }
         const nats = redactUrl(url);
-        logger.info("running", { pipeline: pipeline.id, nats, ...(http ? { http, metrics: `${http}/metrics` } : {}) });
+        logger.info("running", {
+          pipeline: pipeline.id,
+          worker: group.id,
+          partitions: worker.assignments.length,
+          nats,
+          ...(http ? { http, metrics: `${http}/metrics` } : {}),
+        });
         const catchUp = yield* Effect.promise(() =>
           followCatchUp(nc, worker, { terminal: platform.errInteractive, write: platform.err })
         );

@@ -9,6 +9,7 @@ import { ConfigError } from "../core/errors.ts";
 import { commandLogger, logFlags } from "../observe/logger.ts";
 import type { Dashboard } from "../pipeline/pipeline.ts";
 import type { Platform } from "../platform/platform.ts";
+import type { Group } from "../cluster/group.ts";
 import type { Worker } from "../runtime/worker.ts";
 import { createQueryApi } from "../serve/api.ts";
 import { Catalog } from "../serve/catalog.ts";
@@ -83,6 +84,8 @@ export interface QueryApiResourceOptions {
   readonly log?: (event: string, fields: Record<string, unknown>) => void;
   /** The worker in this process (`eddy run --port`, `eddy dev`): its actors in /metrics and /readyz. */
   readonly worker?: Worker;
+  /** Its group (`eddy run --port`): members and partition owners at /group. */
+  readonly group?: Group;
   /** The page at `/`: the running pipeline's (`Pipeline.dashboard`); default the overview. */
   readonly dashboard?: Dashboard;
 }
@@ -109,6 +112,7 @@ export function queryApi(platform: Platform, nc: NatsConnection, options: QueryA
       ...(options.token ? { token: options.token } : {}),
       ...(options.origins ? { cors: options.origins.includes("*") ? "*" : [...options.origins] } : {}),
       ...(options.worker ? { worker: options.worker } : {}),
+      ...(options.group ? { group: options.group } : {}),
       ...(options.dashboard ? { dashboard: options.dashboard } : {}),
       runtimeProbes: platform.runtimeProbes,
     });

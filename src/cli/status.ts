@@ -7,6 +7,7 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { ConfigError } from "../core/errors.ts";
 import type { Platform } from "../platform/platform.ts";
+import { readGroup } from "../cluster/group.ts";
 import { readCommitted } from "../state/checkpoint.ts";
 import type { CommandSpec, Parsed } from "./args.ts";
 import { natsFlags, withNats } from "./target.ts";
@@ -14,7 +15,7 @@ import { edgeStream } from "../core/names.ts";
 
 export const statusCommand: CommandSpec = {
   name: "status",
-  summary: "Show what each operator actor of a pipeline last committed: checkpoint, positions, lag, keys.",
+  summary: "Show a pipeline's workers, and per partition its owner and what it last committed: checkpoint, positions, lag, keys.",
   positionals: [{ name: "pipeline", help: "the pipeline id, e.g. coffee-shop", required: true }],
   flags: {
     ...natsFlags,
@@ -28,6 +29,7 @@ export async function status(platform: Platform, { flags, positionals }: Parsed)
   const pipelineId = positionals[0]!;
   return withNats(platform, flags, async (nc) => {
     const committed = await readCommitted(nc, pipelineId);
+    const group = await readGroup(nc, pipelineId);
     if (committed.length === 0) {
       throw new ConfigError({
         message: `pipeline "${pipelineId}" has committed no checkpoint on this server`,
@@ -64,11 +66,37 @@ export async function status(platform: Platform, { flags, positionals }: Parsed)
         deadLetters: manifest.counters.deadLetters ?? 0,
         lateEvents: manifest.counters.lateEvents ?? 0,
         generation: manifest.generation,
+        owner: group?.owners[`${step}.${partition}`] ?? null,
       };
     });
+    const now = Date.now();
+    const workers = (group?.members ?? []).map((m) => ({
+      worker: m.id,
+      host: m.host,
+      runtime: m.runtime,
+      pid: m.pid,
+      heartbeatAgeMs: Math.max(0, now - m.at),
+      partitions: Object.values(group!.owners).filter((o) => o === m.id).length,
+    }));
     if (flags.json) {
+      for (const w of workers) platform.out(`${JSON.stringify(w)}\n`);
       for (const row of rows) platform.out(`${JSON.stringify(row)}\n`);
       return 0;
+    }
+    if (workers.length > 0) {
+      printTable(
+        platform,
+        ["worker", "host", "runtime", "pid", "heartbeat age", "partitions"],
+        workers.map((w) => [
+          w.worker,
+          w.host,
+          w.runtime,
+          String(w.pid),
+          `${(w.heartbeatAgeMs / 1000).toFixed(1)} s`,
+          String(w.partitions),
+        ]),
+      );
+      platform.out("\n");
     }
     const header = [
       "step",
@@ -80,6 +108,7 @@ export async function status(platform: Platform, { flags, positionals }: Parsed)
       "keys",
       "dlq",
       "late",
+      ...(group ? ["owner"] : []),
     ];
     const lines = rows.map((r) => [
       r.step,
@@ -91,9 +120,14 @@ export async function status(platform: Platform, { flags, positionals }: Parsed)
       String(r.keys),
       String(r.deadLetters),
       String(r.lateEvents),
+      ...(group ? [r.owner ?? "-"] : []),
     ]);
-    const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-    for (const line of [header, ...lines]) platform.out(`${line.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()}\n`);
+    printTable(platform, header, lines);
     return 0;
   });
+}
+
+function printTable(platform: Platform, header: readonly string[], lines: readonly (readonly string[])[]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  for (const line of [header, ...lines]) platform.out(`${line.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()}\n`);
 }

@@ -12,7 +12,10 @@ import type { Parsed } from "./args.ts";
 import { execute } from "./execute.ts";
 
 export const natsFlags = {
-  nats: { type: "string", help: "NATS server URL, may hold user:pass@ or token@ (else $NATS_URL)" },
+  nats: {
+    type: "string",
+    help: "NATS server URL, may hold user:pass@ or token@; a cluster: comma-separated URLs (else $NATS_URL)",
+  },
   creds: { type: "string", help: "path of a NATS .creds file" },
 } as const;
 

@@ -26,6 +26,11 @@ export function stateBucket(pipelineId: string): string {
   return `eddy-state-${pipelineId}`;
 }
 
+/** The KV bucket of a pipeline's group: its members' heartbeats and its partitions' leases. */
+export function groupBucket(pipelineId: string): string {
+  return `eddy-group-${pipelineId}`;
+}
+
 /** The internal stream behind the edge out of `step`. */
 export function edgeStream(pipelineId: string, step: string): { stream: string; subject: string } {
   return { stream: `eddy-edge-${pipelineId}-${step}`, subject: `eddy.edge.${pipelineId}.${step}` };

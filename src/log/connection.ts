@@ -39,11 +39,17 @@ export function parseNatsUrl(url: string): { server: string; user?: string; pass
   return { server };
 }
 
+/**
+ * Connect to the server(s) of `target.url`: one URL, or a comma-separated list of a cluster's
+ * servers (credentials, if any, in the first; the client fails over between them).
+ */
 export async function connectNats(target: NatsTarget): Promise<NatsConnection> {
-  const { server, ...auth } = parseNatsUrl(target.url);
+  const [first, ...others] = target.url.split(",").map((u) => u.trim()).filter((u) => u !== "");
+  const { server, ...auth } = parseNatsUrl(first ?? target.url);
+  const servers = [server, ...others.map((u) => parseNatsUrl(u).server)];
   try {
     return await connect({
-      servers: server,
+      servers,
       ...auth,
       ...(target.creds ? { authenticator: credsAuthenticator(target.creds) } : {}),
       name: target.name ?? "eddy",

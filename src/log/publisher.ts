@@ -17,6 +17,7 @@ import type { Msg, MsgHdrs, NatsConnection, Subscription } from "@nats-io/nats-c
 import { PublishError } from "../core/errors.ts";
 import { systemClock } from "../core/clock.ts";
 import type { Clock } from "../core/clock.ts";
+import type { Fence } from "../core/fence.ts";
 
 export interface PublisherOptions {
   /** How long to wait for an ack before re-publishing. Default 5000. */
@@ -34,6 +35,8 @@ export interface PublisherOptions {
   /** Inbox prefix, when the connection's permissions require one. Default "_INBOX". */
   readonly inboxPrefix?: string;
   readonly clock?: Clock;
+  /** Asked before every send (re-sends too): a worker whose leases may have moved sends nothing. */
+  readonly fence?: Fence;
 }
 
 export interface PublishOptions {
@@ -171,6 +174,7 @@ class AckCountingPublisher implements Publisher {
   readonly #inbox: string; // "<prefix>.<nuid>." — reply subjects are this plus seq
   readonly #sub: Subscription;
   readonly #wire: PublisherWire;
+  readonly #fence: Fence | undefined;
 
   // Ring of outstanding messages indexed by seq & mask, covering [base, next).
   #ring: (Outstanding | undefined)[] = new Array(1024);
@@ -195,6 +199,7 @@ class AckCountingPublisher implements Publisher {
     this.#retryNoResponders = opts.retryNoResponders ?? false;
     this.#inbox = `${opts.inboxPrefix ?? "_INBOX"}.${nuid.next()}.`;
     this.#wire = wire;
+    this.#fence = opts.fence;
     this.#sub = nc.subscribe(`${this.#inbox}*`, { callback: (err, msg) => this.#onAck(err, msg) });
   }
 
@@ -258,6 +263,7 @@ class AckCountingPublisher implements Publisher {
   }
 
   #send(seq: number, entry: Outstanding): void {
+    this.#fence?.check(entry.subject);
     this.#wire.publish(entry.subject, this.#inbox + seq, entry.data, entry.msgId, entry.headers);
   }
 

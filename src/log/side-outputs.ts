@@ -15,10 +15,10 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Publisher } from "./publisher.ts";
-import { readStream } from "./streams.ts";
+import { duplicateWindowNs, readStream } from "./streams.ts";
 import { type SideOutput, sideStream, sideSubject, sideSubjects } from "../core/names.ts";
 
-export async function ensureSideStreams(jsm: JetStreamManager, pipelineId: string): Promise<void> {
+export async function ensureSideStreams(jsm: JetStreamManager, pipelineId: string, replicas = 1): Promise<void> {
   for (const kind of ["dlq", "late"] as const) {
     const name = sideStream(kind, pipelineId);
     try {
@@ -28,7 +28,8 @@ export async function ensureSideStreams(jsm: JetStreamManager, pipelineId: strin
         name,
         subjects: [sideSubjects(kind, pipelineId)],
         storage: "file",
-        duplicate_window: 10 * 60 * 1e9,
+        duplicate_window: duplicateWindowNs,
+        num_replicas: replicas,
       });
     }
   }

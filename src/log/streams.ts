@@ -22,7 +22,13 @@ import { StreamError } from "../core/errors.ts";
 /** How long JetStream remembers a Nats-Msg-Id, in nanoseconds. */
 export const duplicateWindowNs = 10 * 60 * 1_000_000_000;
 
-export async function ensureStream(nc: NatsConnection, stream: string, subjects: readonly string[]): Promise<void> {
+/** Create stream `stream` over `subjects` with `replicas` copies, unless it exists. */
+export async function ensureStream(
+  nc: NatsConnection,
+  stream: string,
+  subjects: readonly string[],
+  replicas = 1,
+): Promise<void> {
   const jsm = await jetstreamManager(nc);
   try {
     await jsm.streams.info(stream);
@@ -43,6 +49,7 @@ export async function ensureStream(nc: NatsConnection, stream: string, subjects:
       subjects: [...subjects],
       storage: StorageType.File,
       duplicate_window: duplicateWindowNs,
+      num_replicas: replicas,
     });
   } catch (e) {
     throw new StreamError({

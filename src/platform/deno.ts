@@ -22,6 +22,8 @@ interface DenoApi {
   addSignalListener(signal: string, fn: () => void): void;
   exit(code: number): never;
   memoryUsage(): { rss: number };
+  hostname(): string;
+  pid: number;
   serve(
     options: { port: number; hostname: string; onListen(addr: { port: number; hostname: string }): void },
     handler: (request: Request) => Response | Promise<Response>,
@@ -54,6 +56,8 @@ function listenDeno(fetch: FetchHandler, { port, hostname = "127.0.0.1" }: Liste
 
 export const denoPlatform: Platform = {
   runtime: "deno",
+  hostname: deno.hostname(),
+  pid: deno.pid,
   args: deno.args,
   env: (name) => deno.env.get(name),
   cwd: () => deno.cwd(),

@@ -3,7 +3,7 @@
  */
 import { spawn } from "node:child_process";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { constants } from "node:os";
+import { constants, hostname } from "node:os";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { listenNode } from "./http-node.ts";
@@ -19,6 +19,8 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
 
 export const nodePlatform: Platform = {
   runtime: "node",
+  hostname: hostname(),
+  pid: process.pid,
   args: process.argv.slice(2),
   env: (name) => process.env[name],
   cwd: () => process.cwd(),

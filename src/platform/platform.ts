@@ -69,6 +69,9 @@ export interface RuntimeProbes {
 
 export interface Platform {
   readonly runtime: "node" | "deno";
+  /** This machine's name and this process's id (how a worker names itself in its group). */
+  readonly hostname: string;
+  readonly pid: number;
   readonly args: readonly string[];
   env(name: string): string | undefined;
   cwd(): string;

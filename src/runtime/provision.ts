@@ -16,17 +16,18 @@ import { ensureStream } from "../log/streams.ts";
 import { createTable } from "../state/table.ts";
 import type { Plan } from "./plan.ts";
 
-export async function provision(nc: NatsConnection, plan: Plan): Promise<void> {
+/** Create what `plan` writes to, each stream and bucket with `replicas` copies. */
+export async function provision(nc: NatsConnection, plan: Plan, replicas = 1): Promise<void> {
   const jsm = await jetstreamManager(nc);
   // Edges are deduplicated like sinks: a replay sends an output again under the same Nats-Msg-Id.
   for (const edge of plan.actors.flatMap((a) => [a.edge, a.lateEdge])) {
-    if (edge) await ensureStream(nc, edge.stream, [edge.subject]);
+    if (edge) await ensureStream(nc, edge.stream, [edge.subject], replicas);
   }
   for (const source of plan.sources) if (!source.edge) await checkSourceStream(jsm, source.stream);
-  await ensureSideStreams(jsm, plan.pipelineId);
+  await ensureSideStreams(jsm, plan.pipelineId, replicas);
   for (const { stream, subject } of plan.sinkStreams) {
     const info = await jsm.streams.info(stream).catch(() => undefined);
-    if (!info) await ensureStream(nc, stream, [subject]);
+    if (!info) await ensureStream(nc, stream, [subject], replicas);
     else if (!info.config.subjects?.some((s) => subjectMatches(s, subject))) {
       await jsm.streams.update(stream, { subjects: [...(info.config.subjects ?? []), subject] });
     }
@@ -37,7 +38,7 @@ export async function provision(nc: NatsConnection, plan: Plan): Promise<void> {
         step: actor.step,
         partitions: actor.partitions,
         ...(actor.windowed ? { windowed: true } : {}),
-      });
+      }, replicas);
     }
   }
 }

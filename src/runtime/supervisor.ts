@@ -19,6 +19,7 @@ import { type OperatorActor, type OperatorActorRef, startOperatorActor } from ".
 import { TableFlusher } from "../../actors/table-flush.ts";
 import type { CheckpointHistogram } from "../core/checkpoint-histogram.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
+import type { Fence } from "../core/fence.ts";
 import type { Publisher } from "../log/publisher.ts";
 import { natsOutputLog, type OutputLog } from "../log/record-batch.ts";
 import { CheckpointSlots, CheckpointStore } from "../state/checkpoint.ts";
@@ -35,6 +36,10 @@ export interface SupervisorOptions {
   readonly tickMs?: number;
   readonly recentInputs?: number;
   readonly log?: (event: string, fields: Record<string, unknown>) => void;
+  /** Asked before every recovery and commit (src/core/fence.ts). */
+  readonly fence?: Fence;
+  /** Replicas of the state bucket (default 1). */
+  readonly replicas?: number;
   /** An actor failed (it recovers after its backoff): the worker stops feeding it meanwhile. */
   readonly onFailure?: (actor: SupervisedActor) => void;
   /** Whether the worker is catching up with a backlog (table flushes wait then). */
@@ -105,7 +110,10 @@ export class Supervisor {
   }
 
   static async open(nc: NatsConnection, plan: Plan, publisher: Publisher, options: SupervisorOptions = {}): Promise<Supervisor> {
-    const store = await CheckpointStore.open(nc, plan.pipelineId, publisher);
+    const store = await CheckpointStore.open(nc, plan.pipelineId, publisher, {
+      ...(options.fence ? { fence: options.fence } : {}),
+      ...(options.replicas ? { replicas: options.replicas } : {}),
+    });
     return new Supervisor(plan, publisher, store, natsOutputLog(nc), options);
   }
 
@@ -188,11 +196,18 @@ export class Supervisor {
     return plan;
   }
 
-  /** Resolves once every actor has recovered (it runs, checkpoints, or has stopped). */
+  /**
+   * Resolves once every actor has recovered (it runs, checkpoints, or has stopped); an actor
+   * let go meanwhile (`abandon`) no longer counts.
+   */
   async whenRecovered(): Promise<void> {
     await Promise.all(
       this.actors.map((a) =>
-        waitFor(a.actor, (s) => s.matches("running") || s.matches("checkpointing") || s.matches("stopped"), { timeout: Infinity })
+        waitFor(a.actor, (s) => s.matches("running") || s.matches("checkpointing") || s.matches("stopped"), {
+          timeout: Infinity,
+        }).catch((error) => {
+          if (this.#actors.get(assignmentKey(a)) === a) throw error; // stopped for another reason than abandon
+        })
       ),
     );
   }
@@ -210,6 +225,24 @@ export class Supervisor {
       return [running];
     });
     await drain(leaving);
+  }
+
+  /**
+   * Let the actors of these assignments go at once, without a final checkpoint: this worker may
+   * no longer write for them (their leases may have moved). What they had not committed is
+   * replayed by whoever recovers them next.
+   */
+  abandon(assignments: readonly Assignment[]): void {
+    for (const a of assignments) {
+      const key = assignmentKey(a);
+      const running = this.#actors.get(key);
+      if (!running) continue;
+      this.#actors.delete(key);
+      const target = this.#flushers.get(key);
+      if (target) this.#flusher.remove(target);
+      this.#flushers.delete(key);
+      running.actor.stop();
+    }
   }
 
   /** Drain every actor (their status stays readable). */

@@ -14,6 +14,7 @@
  */
 import type { NatsConnection } from "@nats-io/nats-core";
 import { type Clock, systemClock } from "../core/clock.ts";
+import type { Fence } from "../core/fence.ts";
 import { createPublisher, type Publisher } from "../log/publisher.ts";
 import { lastSequence } from "../log/streams.ts";
 import type { Pipeline } from "../pipeline/pipeline.ts";
@@ -55,6 +56,13 @@ export interface WorkerOptions {
   /** Recent input records each actor keeps for inspection (default 20; 0: none). */
   readonly recentInputs?: number;
   readonly log?: (event: string, fields: Record<string, unknown>) => void;
+  /**
+   * Asked before every write, recovery and commit: a worker of a group writes only while its
+   * leases cannot have moved (src/cluster/group.ts). Default: never fenced.
+   */
+  readonly fence?: Fence;
+  /** Replicas of the streams and buckets Eddy creates (default 1; 3 on a cluster). */
+  readonly replicas?: number;
 }
 
 export class Worker {
@@ -77,11 +85,16 @@ export class Worker {
   static async start(nc: NatsConnection, pipeline: Pipeline, options: WorkerOptions = {}): Promise<Worker> {
     const plan = compile(pipeline);
     const clock = options.clock ?? systemClock;
-    const publisher = createPublisher(nc, options.clock ? { clock } : {});
+    const publisher = createPublisher(nc, {
+      ...(options.clock ? { clock } : {}),
+      ...(options.fence ? { fence: options.fence } : {}),
+      // On a cluster a stream without a leader answers 503 for a few seconds: re-publish then.
+      ...((options.replicas ?? 1) > 1 ? { retryNoResponders: true } : {}),
+    });
     const lookups = new Map<string, LookupReplica<unknown>>();
     let worker: Worker | undefined;
     try {
-      await provision(nc, plan);
+      await provision(nc, plan, options.replicas ?? 1);
       for (const lookup of plan.lookups) {
         const replica = await LookupReplica.open(
           nc,
@@ -131,6 +144,17 @@ export class Worker {
       this.supervisor.start(assignments);
       await this.supervisor.whenRecovered();
     });
+  }
+
+  /**
+   * Let these assignments go without a final checkpoint (this worker may no longer write for
+   * them); reading resumes without them.
+   */
+  abandon(assignments: readonly Assignment[]): Promise<void> {
+    // At once, not after a pending resume: that may be waiting for these very actors to recover.
+    this.supervisor.abandon(assignments);
+    if (this.#stopping) return Promise.resolve();
+    return this.#whileNotReading(() => Promise.resolve());
   }
 
   /** Stop running these assignments: each writes a final checkpoint, then reading resumes without them. */

@@ -13,6 +13,7 @@
  * const listener = await platform.listen(api.fetch, { port: 8080, shortcut: api.shortcut });
  * // GET http://127.0.0.1:8080/tables/revenue_by_store/rows/store-1
  */
+import type { GroupView } from "../cluster/group.ts";
 import { type Context, Hono } from "hono";
 import { cors } from "hono/cors";
 import { streamSSE } from "hono/streaming";
@@ -41,6 +42,8 @@ export interface QueryApiOptions {
   readonly maxQueuedChanges?: number;
   /** The worker in this process, if any: its actors in /metrics, /readyz, /actors and the pages at `/`. */
   readonly worker?: ServedWorker;
+  /** The group that worker belongs to, if any: its members and who owns each partition at /group. */
+  readonly group?: { view(): GroupView };
   /** How often to poll source streams' last sequence for the lag metric (default 5000; 0: never). */
   readonly lagRefreshMs?: number;
   /** The page served at `GET /` (the pipeline's: `Pipeline.dashboard`); default the overview. */
@@ -332,6 +335,13 @@ export function createQueryApi(catalog: Pick<Catalog, "get" | "names">, options:
         closers.delete(end);
       }
     });
+  });
+
+  app.get("/group", (c) => {
+    if (!options.group) {
+      return fail(c, 404, "not_found", "this service runs no worker of a group: /group is served beside `eddy run --port`");
+    }
+    return unknownParams(c, []) ?? c.json(options.group.view());
   });
 
   app.get("/actors", (c) => {

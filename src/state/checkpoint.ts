@@ -14,6 +14,7 @@ import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { type KV, Kvm } from "@nats-io/kv";
 import { FencedError, StateStoreError } from "../core/errors.ts";
+import { type Fence, unfenced } from "../core/fence.ts";
 import { type Publisher } from "../log/publisher.ts";
 import { keysOf } from "./bucket.ts";
 import { kvSubject } from "../core/names.ts";
@@ -37,7 +38,7 @@ export interface Manifest {
   /** Chunk index to how many deltas follow its base (absent: none). */
   readonly deltas?: Readonly<Record<string, number>>;
   readonly keys: number;
-  /** Clock time of the commit. */
+  /** Clock time when the checkpoint this commit ends began. */
   readonly committedAt: number;
   /** Operator counters that must survive restarts (dead letters, ...). */
   readonly counters: Readonly<Record<string, number>>;
@@ -73,13 +74,20 @@ export class CheckpointStore {
     private readonly jsm: JetStreamManager,
     private readonly publisher: Publisher,
     readonly bucket: string,
+    private readonly fence: Fence,
   ) {}
 
-  static async open(nc: NatsConnection, pipelineId: string, publisher: Publisher): Promise<CheckpointStore> {
+  /** The state bucket of a pipeline; with a `fence`, recoveries and commits happen only while it allows. */
+  static async open(
+    nc: NatsConnection,
+    pipelineId: string,
+    publisher: Publisher,
+    options: { fence?: Fence; replicas?: number } = {},
+  ): Promise<CheckpointStore> {
     const bucket = stateBucket(pipelineId);
     try {
-      const kv = await new Kvm(nc).create(bucket, { history: 1, storage: "file" });
-      return new CheckpointStore(nc, kv, await jetstreamManager(nc), publisher, bucket);
+      const kv = await new Kvm(nc).create(bucket, { history: 1, storage: "file", replicas: options.replicas ?? 1 });
+      return new CheckpointStore(nc, kv, await jetstreamManager(nc), publisher, bucket, options.fence ?? unfenced);
     } catch (cause) {
       throw new StateStoreError({ key: bucket, message: `cannot open the state bucket ${bucket}: ${String(cause)}`, cause });
     }
@@ -91,6 +99,7 @@ export class CheckpointStore {
    */
   async recover(step: string, partition: number, now: number): Promise<Recovered> {
     const key = manifestKey(step, partition);
+    await this.fence.holds(step, partition);
     const entry = await this.#get(key);
     if (!entry) {
       const manifest: Manifest = {
@@ -201,6 +210,7 @@ export class CheckpointStore {
 
   async #cas(key: string, manifest: Manifest, revision: number): Promise<number> {
     const bytes = encoder.encode(JSON.stringify(manifest));
+    this.fence.check(key);
     try {
       return revision === 0 ? await this.kv.create(key, bytes) : await this.kv.update(key, bytes, revision);
     } catch (cause) {

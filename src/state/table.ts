@@ -33,8 +33,8 @@ import {
 } from "./table-page.ts";
 
 /** Create a table's bucket (if missing) and record which step writes it. */
-export async function createTable(nc: NatsConnection, name: string, meta: TableMeta): Promise<void> {
-  const kv = await new Kvm(nc).create(tableBucket(name), { history: 1, storage: "file" });
+export async function createTable(nc: NatsConnection, name: string, meta: TableMeta, replicas = 1): Promise<void> {
+  const kv = await new Kvm(nc).create(tableBucket(name), { history: 1, storage: "file", replicas });
   await kv.put(metaKey, encodeMeta(meta));
 }
 

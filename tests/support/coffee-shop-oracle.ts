@@ -2,7 +2,14 @@
  * The coffee-shop result tables computed independently of Eddy, straight from the generated
  * orders, folding each key's orders in publish order (so floating-point sums match exactly).
  */
+import type { NatsConnection } from "@nats-io/nats-core";
+import { expect } from "vitest";
 import { generateOrders, menu, type Order } from "../../examples/coffee-shop/orders.ts";
+import { coffeeShop } from "../../examples/coffee-shop/pipeline.ts";
+import { evaluate } from "../../src/oracle/batch.ts";
+import { listTables, readTable } from "../../src/state/table.ts";
+import { readStreamJson } from "./nats.ts";
+import { windowOracle } from "./window-oracle.ts";
 
 export interface StoreRow {
   key: string;
@@ -65,4 +72,53 @@ export function coffeeShopOracle(orders: Iterable<Order>): {
 
 export function expectedTables(seed: number, count: number) {
   return coffeeShopOracle(generateOrders({ seed, count }));
+}
+
+/**
+ * Every coffee-shop result table, stream sink and window equals what the `count` orders of
+ * `seed` give, computed independently and by the batch evaluation of the same pipeline.
+ */
+export async function expectExactCoffeeShop(nc: NatsConnection, seed: number, count: number): Promise<void> {
+  const { byStore, byItem, byCategory } = expectedTables(seed, count);
+  const categories = await readTable<CategoryRow>(nc, "revenue_by_category");
+  expect(new Map(categories.map((r) => [r.key, r]))).toEqual(byCategory);
+  const stores = await readTable<StoreRow>(nc, "revenue_by_store");
+  expect(new Map(stores.map((r) => [r.key, r]))).toEqual(byStore);
+  const items = await readTable<ItemRow>(nc, "revenue_by_item");
+  expect(new Map(items.map((r) => [r.key, r]))).toEqual(byItem);
+
+  // The stream sink: every large order exactly once, although replays published some again.
+  const large = [...generateOrders({ seed, count })].filter((o) => o.qty >= 4).map((o) => o.orderId);
+  const sunk = await readStreamJson<{ orderId: string }>(nc, "large_orders");
+  expect(sunk.map((o) => o.orderId)).toEqual(large);
+
+  // Windows: every closed store-minute exactly once, equal to the batch definition.
+  const { fired } = windowOracle([...generateOrders({ seed, count })], 60_000, 60_000, 2_000);
+  const byWindow = (a: { key: string; windowStart: number }, b: { key: string; windowStart: number }) =>
+    a.key.localeCompare(b.key) || a.windowStart - b.windowStart;
+  const minutes = await readStreamJson<
+    { key: string; windowStart: number; windowEnd: number; orders: number; revenue: number }
+  >(nc, "revenue_per_minute");
+  const want = fired.map(({ key, windowStart, windowEnd, orders, revenue }) => ({
+    key,
+    windowStart,
+    windowEnd,
+    orders,
+    revenue,
+  })).sort(byWindow);
+  expect(minutes.sort(byWindow)).toEqual(want);
+  const minuteRows = await readTable<(typeof minutes)[number]>(nc, "revenue_per_store_minute");
+  expect(minuteRows.sort(byWindow)).toEqual(want);
+
+  // And every table equals the batch evaluation of the same pipeline definition.
+  const batch = evaluate(coffeeShop(), { orders: [...generateOrders({ seed, count })] }, {
+    menu: new Map(menu.map((m) => [m.item, { category: m.category, price: m.price }])),
+  });
+  expect(Object.keys(batch.tables).sort()).toEqual(await listTables(nc));
+  for (const [name, rows] of Object.entries(batch.tables)) {
+    const streamed = await readTable<{ key: string; windowStart?: number }>(nc, name);
+    const order = (a: { key: string; windowStart?: number }, b: { key: string; windowStart?: number }) =>
+      a.key.localeCompare(b.key) || (a.windowStart ?? 0) - (b.windowStart ?? 0);
+    expect(streamed.sort(order)).toEqual((rows as { key: string; windowStart?: number }[]).sort(order));
+  }
 }

@@ -76,8 +76,8 @@ export interface WaitForOptions {
   timeoutMs?: number;
   /** Time between checks. Default 20 ms. */
   intervalMs?: number;
-  /** What was being waited for; leads the error message on timeout. */
-  message?: string;
+  /** What was being waited for; leads the error message on timeout (a function: asked then). */
+  message?: string | (() => string);
 }
 
 /**
@@ -110,7 +110,8 @@ export async function waitFor(
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
   const detail = lastError instanceof Error ? ` (last error: ${lastError.message})` : "";
-  throw new Error(`waitFor: ${message} not met within ${timeoutMs} ms${detail}`, { cause: lastError });
+  const what = typeof message === "function" ? message() : message;
+  throw new Error(`waitFor: ${what} not met within ${timeoutMs} ms${detail}`, { cause: lastError });
 }
 
 /**

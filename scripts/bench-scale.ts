@@ -1,0 +1,171 @@
+/**
+ * Scale-out cases of `npm run bench`, with workers as `eddy run` child processes over one server:
+ * - `rebalance-pause`: one worker holds both partitions of a pipeline (100,000 keys each); a
+ *   second joins and one partition moves by graceful handoff. Reported: from the old owner's
+ *   release (its final checkpoint written, lease given back) to the new owner reading, and the
+ *   whole pause from the old owner stopping to the new one reading.
+ * - `failover`: two workers share eight partitions; one is SIGKILLed; reported: from the kill to
+ *   the survivor reading every partition, against the membership timeout (default settings).
+ * Times come from the workers' own JSON log lines (one machine, one clock).
+ *
+ * @example
+ * npx tsx scripts/bench.ts --cases rebalance-pause,failover
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { benchPipeline, ensureStream, publishEvents } from "./bench-common.ts";
+
+/** The pipelines the cases run (`eddy run scripts/bench-scale.ts --export rebalancePipeline`). */
+export const rebalancePipeline = () => benchPipeline("bench-rebalance", "bench-rebalance", "bench_rebalance_totals", 2);
+export const failoverPipeline = () => benchPipeline("bench-failover", "bench-failover", "bench_failover_totals", 8);
+
+interface LogLine {
+  time: string;
+  event: string;
+  [field: string]: unknown;
+}
+
+interface Child {
+  readonly process: ChildProcess;
+  readonly lines: LogLine[];
+  readonly exited: Promise<unknown>;
+}
+
+function startWorker(url: string, exportName: string, id: string, extra: string[] = []): Child {
+  const child = spawn(
+    process.execPath,
+    [
+      "bin/eddy.js",
+      "run",
+      "scripts/bench-scale.ts",
+      "--export",
+      exportName,
+      "--nats",
+      url,
+      "--worker-id",
+      id,
+      "--log-format",
+      "json",
+      ...extra,
+    ],
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NATS_URL: "" } },
+  );
+  const lines: LogLine[] = [];
+  let rest = "";
+  const take = (chunk: Buffer) => {
+    const text = rest + chunk.toString();
+    const parts = text.split("\n");
+    rest = parts.pop()!;
+    for (const part of parts) {
+      if (part.startsWith("{")) {
+        try {
+          lines.push(JSON.parse(part) as LogLine);
+        } catch { /* a partial or foreign line */ }
+      }
+    }
+  };
+  child.stdout!.on("data", take);
+  child.stderr!.on("data", take);
+  return { process: child, lines, exited: new Promise((r) => child.on("exit", r)) };
+}
+
+async function until<T>(what: string, timeoutMs: number, probe: () => T | undefined | Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = await probe();
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(`bench-scale: timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const at = (line: LogLine) => Date.parse(line.time);
+const after = (lines: LogLine[], event: string, from: number) => lines.find((l) => l.event === event && at(l) >= from);
+
+export async function benchScale(
+  o: { nc: NatsConnection; url: string; log: (line: string) => void; wanted: ReadonlySet<string> },
+): Promise<Record<string, Record<string, unknown>>> {
+  const cases: Record<string, Record<string, unknown>> = {};
+  const children: Child[] = [];
+  const stopAll = async () => {
+    for (const c of children) c.process.kill("SIGTERM");
+    await Promise.all(children.map((c) => c.exited));
+    children.length = 0;
+  };
+  try {
+    if (o.wanted.has("rebalance-pause")) {
+      const keys = 200_000;
+      await ensureStream(o.nc, "bench-rebalance", "bench.rebalance");
+      await publishEvents(o.nc, "bench.rebalance", 0, keys, keys);
+      const first = startWorker(o.url, "rebalancePipeline", "first");
+      children.push(first);
+      await until("the first worker to run", 60_000, () => first.lines.find((l) => l.event === "running"));
+      // Every key in state and committed, before the second worker joins.
+      await until("the first worker to commit every event", 60_000, async () => {
+        const { readCommitted } = await import("../src/state/checkpoint.ts");
+        const committed = await readCommitted(o.nc, "bench-rebalance");
+        return committed.length === 2 && committed.every((c) => (c.manifest.positions.events ?? 0) >= keys) ? true : undefined;
+      });
+      const flowing = publishEvents(o.nc, "bench.rebalance", keys, keys + 20_000, keys);
+      const joinedAt = Date.now();
+      const second = startWorker(o.url, "rebalancePipeline", "second");
+      children.push(second);
+      const reading = await until("the moved partition to be read by the second worker", 60_000, () => {
+        const taken = after(second.lines, "partitions-taken", joinedAt);
+        return taken ? after(second.lines, "reading", at(taken)) : undefined;
+      });
+      const releasing = first.lines.find((l) => l.event === "partitions-releasing" && at(l) >= joinedAt)!;
+      const released = first.lines.find((l) => l.event === "partitions-released" && at(l) >= joinedAt)!;
+      await flowing;
+      const pauseMs = at(reading) - at(releasing);
+      const handoffMs = at(reading) - at(released);
+      cases["rebalance-pause"] = {
+        seconds: handoffMs / 1000,
+        releaseToReadingMs: handoffMs,
+        stopToReadingMs: pauseMs,
+        finalCheckpointMs: at(released) - at(releasing),
+        keysMoved: keys / 2,
+        target: `release to processing < 500 ms: ${handoffMs < 500 ? "met" : "MISSED"}`,
+        note:
+          "one of 2 partitions (100,000 keys each) moved by graceful handoff when a second eddy run joined; from the workers' JSON logs: partitions-releasing (old owner stops it), partitions-released (final checkpoint written, lease given back), reading (new owner recovered it and reads)",
+      };
+      o.log(`rebalance-pause: release to reading ${handoffMs} ms; stop to reading ${pauseMs} ms`);
+      await stopAll();
+    }
+    if (o.wanted.has("failover")) {
+      await ensureStream(o.nc, "bench-failover", "bench.failover");
+      await publishEvents(o.nc, "bench.failover", 0, 50_000, 10_000);
+      const a = startWorker(o.url, "failoverPipeline", "a");
+      const b = startWorker(o.url, "failoverPipeline", "b");
+      children.push(a, b);
+      const { readGroup } = await import("../src/cluster/group.ts");
+      await until("both workers to hold partitions", 60_000, async () => {
+        const owners = new Set(Object.values((await readGroup(o.nc, "bench-failover"))?.owners ?? {}));
+        return owners.has("a") && owners.has("b") ? true : undefined;
+      });
+      const flowing = publishEvents(o.nc, "bench.failover", 50_000, 70_000, 10_000);
+      const killedAt = Date.now();
+      a.process.kill("SIGKILL");
+      await a.exited;
+      const reading = await until("the survivor to read every partition", 60_000, () => {
+        const taken = after(b.lines, "partitions-taken", killedAt);
+        return taken ? after(b.lines, "reading", at(taken)) : undefined;
+      });
+      await flowing;
+      const failoverMs = at(reading) - killedAt;
+      const timeoutMs = 5000;
+      cases.failover = {
+        seconds: failoverMs / 1000,
+        membershipTimeoutMs: timeoutMs,
+        target: `under the membership timeout + 1 s: ${failoverMs < timeoutMs + 1000 ? "met" : "MISSED"}`,
+        note:
+          "2 eddy run workers, 8 partitions, default settings; from SIGKILL of one to the survivor reading its partitions (its JSON log: partitions-taken, then reading)",
+      };
+      o.log(`failover: ${failoverMs} ms from SIGKILL to the survivor reading (membership timeout ${timeoutMs} ms)`);
+      await stopAll();
+    }
+  } finally {
+    await stopAll();
+  }
+  return cases;
+}

@@ -66,3 +66,37 @@ describe("graceful stop and restart", () => {
     expect(new Map(rows.map((r) => [r.key, r]))).toEqual(byStore);
   });
 });
+
+describe("a stop with NATS down", () => {
+  const nats = useNatsServer();
+
+  it("says at once that the final checkpoint cannot be written, waits a bounded time, and exits 1", {
+    timeout: 120_000,
+  }, async () => {
+    const nc = await nats.connect();
+    await publishOrders(nc, { stream: "orders", seed: 3, count: 2_000 });
+    const worker = startWorkerProcess(nats.url, "examples/coffee-shop/pipeline.ts", "coffeeShop");
+    await waitFor(() => worker.output().includes('"event":"running"'), {
+      timeoutMs: 60_000,
+      message: () => `running\n${worker.output()}`,
+    });
+    await nc.close();
+    await nats.server.stop();
+    // The worker notices the server is gone (its connection reports the disconnect).
+    await waitFor(() => worker.output().includes('"event":"nats-disconnected"'), {
+      timeoutMs: 20_000,
+      message: () =>
+        `disconnected
+${worker.output()}`,
+    });
+    const signalledAt = Date.now();
+    worker.kill("SIGTERM");
+    const exit = await worker.exited;
+    const tookMs = Date.now() - signalledAt;
+    expect(exit, worker.output()).toBe(1);
+    expect(worker.output()).toContain('"event":"final-checkpoint-unlikely"');
+    expect(worker.output()).toContain("nothing is lost");
+    expect(worker.output()).toContain('"event":"stopped-unclean"');
+    expect(tookMs, "the stop waits a bounded time").toBeLessThan(15_000);
+  });
+});

@@ -36,7 +36,9 @@ export async function followCatchUp(
     Math.min(...worker.status().filter((a) => source in a.positions).map((a) => a.positions[source]!));
   const timers: unknown[] = [];
   for (const source of worker.plan.sources) {
-    const last = await lastSequence(nc, source.stream, source.subject);
+    // No answer (NATS went away meanwhile): no progress bar for this source, and no failure either.
+    const last = await lastSequence(nc, source.stream, source.subject).catch(() => undefined);
+    if (last === undefined) continue;
     const at = position(source.id);
     const from = Number.isFinite(at) ? at : 0;
     if (last - from < (options.minBehind ?? 50_000)) continue;

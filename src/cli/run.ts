@@ -129,10 +129,27 @@ export async function run(platform: Platform, { flags, positionals }: Parsed): P
   const log = logger.sink("info");
   // Listen before starting: a signal during start-up still ends in a clean stop.
   const shutdown = platform.shutdownSignal();
+  /** Why the stop was not clean (exit 1), if it was not. */
+  let unclean: string | undefined;
   await execute(
     Effect.scoped(
       Effect.gen(function* () {
         const nc = yield* natsConnection(platform, url, flags.creds);
+        let reachable = true;
+        void (async () => {
+          for await (const s of nc.status()) {
+            if (s.type === "disconnect") {
+              reachable = false;
+              logger.warn("nats-disconnected", {
+                nats: redactUrl(url),
+                detail: "reconnecting; partitions stop writing meanwhile",
+              });
+            } else if (s.type === "reconnect") {
+              reachable = true;
+              logger.info("nats-reconnected", { nats: redactUrl(url) });
+            }
+          }
+        })().catch(() => undefined);
         const group = yield* Effect.acquireRelease(
           Effect.tryPromise({
             try: () =>
@@ -149,7 +166,10 @@ export async function run(platform: Platform, { flags, positionals }: Parsed): P
               }),
             catch: (e) => e,
           }),
-          (group) => Effect.promise(() => group.leave()),
+          (group) =>
+            Effect.promise(async () => {
+              unclean = await leaveCleanly(group, reachable, logger);
+            }),
         );
         const worker = group.worker;
         let http: string | undefined;
@@ -185,6 +205,47 @@ export async function run(platform: Platform, { flags, positionals }: Parsed): P
       }),
     ),
   );
+  if (unclean !== undefined) {
+    logger.warn("stopped-unclean", { pipeline: pipeline.id, reason: unclean });
+    return 1;
+  }
   logger.info("stopped", { pipeline: pipeline.id });
   return 0;
+}
+
+/** How long a stop may take when NATS is unreachable at the signal (it may come back meanwhile). */
+const unreachableStopMs = 5_000;
+
+/**
+ * Leave the group: a final checkpoint per partition, leases given back. Returns why it was not
+ * clean, if it was not: NATS unreachable (said at once; the wait is bounded), or a final
+ * checkpoint that failed. Either way nothing is lost: what is not committed is replayed on the
+ * next start.
+ */
+async function leaveCleanly(
+  group: Group,
+  reachable: boolean,
+  logger: { warn(event: string, fields?: Record<string, unknown>): void },
+): Promise<string | undefined> {
+  if (!reachable) {
+    logger.warn("final-checkpoint-unlikely", {
+      reason: "NATS is unreachable",
+      detail:
+        `waiting at most ${unreachableStopMs} ms for it; what is not committed will be replayed on the next start, nothing is lost`,
+    });
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const left = await Promise.race([
+    group.leave().then(() => true, () => false),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), reachable ? 120_000 : unreachableStopMs))),
+  ]);
+  clearTimeout(timer);
+  const failed = group.worker.status().filter((s) => s.error !== undefined);
+  if (!left) return `the final checkpoint did not finish${reachable ? "" : " (NATS unreachable)"}`;
+  if (failed.length > 0) {
+    return `the final checkpoint of ${failed.length} partitions failed: ${failed[0]!.step}.${failed[0]!.partition}: ${
+      failed[0]!.error
+    }`;
+  }
+  return undefined;
 }

@@ -56,7 +56,14 @@ export function natsConnection(
         Effect.tryPromise({ try: () => connectNats({ url, ...(c ? { creds: c } : {}) }), catch: (e) => e as ConnectionError }),
         Schedule.intersect(Schedule.exponential("200 millis"), Schedule.recurs(3)),
       )),
-    (nc) => Effect.promise(() => nc.drain().catch(() => undefined)),
+    // Drained, but not for ever: with the server gone a drain would wait for it.
+    (nc) =>
+      Effect.promise(async () => {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([nc.drain().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 3_000)))]);
+        clearTimeout(timer);
+        if (!nc.isClosed()) await nc.close().catch(() => undefined);
+      }),
   );
 }
 

@@ -60,6 +60,23 @@ function spawnDeno(args: string[]) {
   return { child, exited, output: () => output };
 }
 
+/** `eddy run` of the coffee-shop pipeline under Deno, against `url`, with `args` added. */
+function coffeeShopOnDeno(url: string, args: string[]) {
+  return spawnDeno([
+    "run",
+    "-A",
+    "--cached-only",
+    "src/platform/deno-main.ts",
+    "run",
+    "examples/coffee-shop/pipeline.ts",
+    "--export",
+    "coffeeShop",
+    "--nats",
+    url,
+    ...args,
+  ]);
+}
+
 type Row = { key: string; orders: number } & Record<string, unknown>;
 
 async function tables(nc: NatsConnection): Promise<Record<string, Row[]>> {
@@ -110,17 +127,7 @@ describe("Deno", () => {
     ]);
 
     // Under Deno: the `eddy run` command as a child process, stopped with SIGTERM.
-    const run = spawnDeno([
-      "run",
-      "-A",
-      "--cached-only",
-      "src/platform/deno-main.ts",
-      "run",
-      "examples/coffee-shop/pipeline.ts",
-      "--export",
-      "coffeeShop",
-      "--nats",
-      denoNats.url,
+    const run = coffeeShopOnDeno(denoNats.url, [
       "--checkpoint-ms",
       "100",
       "--port",
@@ -212,17 +219,7 @@ describe("a Deno worker and a Node worker in one group", () => {
     const count = 20_000;
     await publishOrders(nc, { stream: "orders", seed, count: 0 });
     const group = ["--member-timeout-ms", "3000", "--checkpoint-ms", "200"];
-    const onDeno = spawnDeno([
-      "run",
-      "-A",
-      "--cached-only",
-      "src/platform/deno-main.ts",
-      "run",
-      "examples/coffee-shop/pipeline.ts",
-      "--export",
-      "coffeeShop",
-      "--nats",
-      nats.url,
+    const onDeno = coffeeShopOnDeno(nats.url, [
       "--worker-id",
       "on-deno",
       ...group,

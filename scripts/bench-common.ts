@@ -18,6 +18,7 @@ import { jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { createPublisher } from "../src/log/publisher.ts";
 import { type Pipeline, pipeline } from "../src/pipeline/pipeline.ts";
+import { readTable } from "../src/state/table.ts";
 
 export const BenchEvent = Schema.Struct({
   key: Schema.String,
@@ -171,6 +172,19 @@ export const NUDGE_KEY = "nudge";
 
 export function nudgeBytes(n: number): Uint8Array {
   return encoder.encode(`{"key":"${NUDGE_KEY}","v":0,"ts":${T0},"note":"nudge-${n}"}`);
+}
+
+/**
+ * Whether every row of the bench pipeline's table `table` holds the count and sum of the first
+ * `n` events over `keys` keys (and there are `keys` rows).
+ */
+export async function totalsExact(nc: NatsConnection, table: string, n: number, keys: number): Promise<boolean> {
+  const rows = await readTable<{ key: string; count: number; sum: number }>(nc, table);
+  if (rows.length !== keys) return false;
+  return rows.every((row) => {
+    const want = expectedRow(Number(row.key.slice(2)), n, keys);
+    return row.count === want.count && row.sum === want.sum;
+  });
 }
 
 /** Expected { count, sum } for `key` over events [0, n) with `keys` distinct keys. */

@@ -7,21 +7,13 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import { describe, expect, it } from "vitest";
 import { Worker } from "../src/runtime/worker.ts";
-import { readTable } from "../src/state/table.ts";
-import { benchPipeline, ensureStream, expectedRow, publishEvents } from "../scripts/bench-common.ts";
+import { benchPipeline, ensureStream, publishEvents, totalsExact } from "../scripts/bench-common.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
 
 describe("assignments", () => {
   const nats = useNatsServer();
   const keys = 40;
-  const exact = async (nc: NatsConnection, n: number) => {
-    const rows = await readTable<{ key: string; count: number; sum: number }>(nc, "split_totals");
-    if (rows.length !== keys) return false;
-    return rows.every((row) => {
-      const want = expectedRow(Number(row.key.slice(2)), n, keys);
-      return row.count === want.count && row.sum === want.sum;
-    });
-  };
+  const exact = (nc: NatsConnection, n: number) => totalsExact(nc, "split_totals", n, keys);
 
   it(
     "split over two workers, and moved from one to the other while running, counts every event once",

@@ -7,22 +7,14 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import { describe, expect, it } from "vitest";
 import { Group, readGroup } from "../src/cluster/group.ts";
-import { readTable } from "../src/state/table.ts";
-import { benchPipeline, ensureStream, expectedRow, publishEvents } from "../scripts/bench-common.ts";
+import { benchPipeline, ensureStream, publishEvents, totalsExact } from "../scripts/bench-common.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
 
 describe("group", () => {
   const nats = useNatsServer();
   const keys = 40;
   const partitions = 6;
-  const exact = async (nc: NatsConnection, n: number) => {
-    const rows = await readTable<{ key: string; count: number; sum: number }>(nc, "group_totals");
-    if (rows.length !== keys) return false;
-    return rows.every((row) => {
-      const want = expectedRow(Number(row.key.slice(2)), n, keys);
-      return row.count === want.count && row.sum === want.sum;
-    });
-  };
+  const exact = (nc: NatsConnection, n: number) => totalsExact(nc, "group_totals", n, keys);
   const owned = (group: Group) => group.worker.assignments.map((a) => a.partition).sort((a, b) => a - b);
 
   it("balances partitions as members join and leave, sticky, counting every event once", { timeout: 90_000 }, async () => {

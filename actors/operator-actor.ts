@@ -120,7 +120,13 @@ export class OperatorActor<S = unknown, Out = unknown> implements ActorCore {
       rows: options.rows ?? { of: "state", row: (key, state) => ({ key, state }) },
       nc: options.store.nc,
     });
-    const edge = new EdgeOutput(publisher, clock, { pipelineId, partition, edge: options.edge, lateEdge: options.lateEdge });
+    const edge = new EdgeOutput(publisher, clock, {
+      pipelineId,
+      partition,
+      edge: options.edge,
+      lateEdge: options.lateEdge,
+      fail: (value, reason) => this.setAside.failed(this.outputs.cause, value, reason),
+    });
     this.outputs = new Outputs<Out>(
       publisher,
       { pipelineId, streams: options.streams ?? [], source: (options.sources ?? [])[0] },

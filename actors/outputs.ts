@@ -1,7 +1,7 @@
 /**
  * Where an operator actor's outputs go, and under which ids: the step's stream sinks (batched
  * ones: actors/batched-sink.ts), its edge (actors/edge-output.ts) and, for a step whose table rows
- * are its outputs, its table; the JSON is made once for all of them. Ids are deterministic, named
+ * are its outputs, its table; the JSON is made once for all the streams. Ids are deterministic, named
  * by the output's cause: `<source>/<seq>` (a record), `@<time>/<key>` or `@p<time>/<key>` (a timer),
  * `<left seq>+<right seq>` (a join's pair), then `/<n>` from a cause's second output on.
  * See docs/ARCHITECTURE.md, "Outputs and their ids".
@@ -116,8 +116,11 @@ export class Outputs<Out> {
 
   /** Send an output (undefined: the row is gone, `before` says which) at event time `time`. */
   emit(output: Out | undefined, before: Out | undefined, time: number, from?: EmitOptions<Out>["from"]): void {
-    const json = output === undefined ? undefined : JSON.stringify(output);
     const streams = this.#streams;
+    // The JSON of the streams' messages (an edge sends what its reading chain makes of the output).
+    const json = output === undefined || (streams.length === 0 && this.batched.length === 0)
+      ? undefined
+      : JSON.stringify(output);
     const edge = this.edge.active;
     const id = streams.length > 0 || edge ? this.#nextId(from) : "";
     if (json !== undefined && streams.length > 0) {
@@ -133,7 +136,7 @@ export class Outputs<Out> {
       this.count += this.batched.length;
     }
     if (edge) {
-      this.edge.send(id, json, time, before === undefined ? undefined : JSON.stringify(before));
+      this.edge.send(id, output, time, before);
       this.count++;
     }
     if (output !== undefined && this.tables) {

@@ -17,6 +17,7 @@ import { startReader } from "../src/log/reader.ts";
 import { jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { createPublisher } from "../src/log/publisher.ts";
+import { partitionOfKey } from "../src/core/partition.ts";
 import { type Pipeline, pipeline } from "../src/pipeline/pipeline.ts";
 import { readTable } from "../src/state/table.ts";
 
@@ -46,14 +47,30 @@ export function eventBytes(i: number, keys: number): Uint8Array {
   return encoder.encode(`{"key":"${keyOf(i, keys)}","v":${valueOf(i)},"ts":${T0 + i * 10},"note":"${NOTE}${i % 1000}"}`);
 }
 
-/** The pipeline under test: count and sum of v per key, into one result table. */
-export function benchPipeline(id: string, stream: string, table: string, partitions?: number): Pipeline {
+/**
+ * The pipeline under test: count and sum of v per key, into one result table. With
+ * `partitionSubject` (e.g. "bench.{partition}"), its source is partitioned by subject
+ * (publish with `partitionedSubject`).
+ */
+export function benchPipeline(
+  id: string,
+  stream: string,
+  table: string,
+  partitions?: number,
+  partitionSubject?: string,
+): Pipeline {
   const p = pipeline(id, partitions === undefined ? {} : { partitions });
-  p.source("events", { stream, schema: BenchEvent })
+  p.source("events", { stream, schema: BenchEvent, ...(partitionSubject ? { partitionSubject } : {}) })
     .keyBy("by-key", "key")
     .aggregate("totals", (a) => ({ count: a.count(), sum: a.sum("v") }))
     .toTable(table);
   return p;
+}
+
+/** The subject of event i for a source partitioned by subject: `template` with its partition for {partition}. */
+export function partitionedSubject(template: string, keys: number, partitions: number): (i: number) => string {
+  const subjects = Array.from({ length: partitions }, (_, q) => template.replace("{partition}", String(q)));
+  return (i) => subjects[partitionOfKey(keyOf(i, keys), partitions)]!;
 }
 
 /** Create a file stream capturing `<subject>` if it is missing. */
@@ -69,7 +86,7 @@ export async function ensureStream(nc: NatsConnection, stream: string, subject: 
  */
 export async function publishEvents(
   nc: NatsConnection,
-  subject: string,
+  subject: string | ((i: number) => string),
   from: number,
   to: number,
   keys: number,
@@ -79,7 +96,7 @@ export async function publishEvents(
   const started = performance.now();
   try {
     for (let i = from; i < to; i++) {
-      publisher.publish(subject, eventBytes(i, keys));
+      publisher.publish(typeof subject === "string" ? subject : subject(i), eventBytes(i, keys));
       if ((i - from) % 1000 === 999) {
         await publisher.whenPendingBelow(20_000);
         if (onProgress && (i - from) % 10_000 === 9_999) onProgress(i - from + 1);

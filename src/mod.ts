@@ -50,7 +50,7 @@ export type {
   NumberOf,
   NumericField,
 } from "./pipeline/aggregate.ts";
-export { keyHash, partitionOf } from "./core/partition.ts";
+export { keyHash, partitionOf, partitionOfKey } from "./core/partition.ts";
 export type { Key } from "./core/partition.ts";
 export type { EventSchema } from "./core/schema.ts";
 

@@ -31,9 +31,17 @@ export function groupBucket(pipelineId: string): string {
   return `eddy-group-${pipelineId}`;
 }
 
-/** The internal stream behind the edge out of `step`. */
+/**
+ * The internal stream behind the edge out of `step`, and the subjects it holds: one per partition
+ * of the steps that read it (`edgeSubject`), so that a worker reads only its partitions' share.
+ */
 export function edgeStream(pipelineId: string, step: string): { stream: string; subject: string } {
-  return { stream: `eddy-edge-${pipelineId}-${step}`, subject: `eddy.edge.${pipelineId}.${step}` };
+  return { stream: `eddy-edge-${pipelineId}-${step}`, subject: `eddy.edge.${pipelineId}.${step}.>` };
+}
+
+/** The subject of the edge out of `step` that partition `partition` of its readers reads. */
+export function edgeSubject(pipelineId: string, step: string, partition: number): string {
+  return `eddy.edge.${pipelineId}.${step}.${partition}`;
 }
 
 /** Events a pipeline set aside: dead letters, late events. */

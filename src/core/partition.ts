@@ -34,6 +34,14 @@ export function partitionOf(hash: number, partitions: number): number {
 }
 
 /**
+ * The partition of `key` among `partitions`: what a producer puts in the subject of a source
+ * partitioned by subject (`partitionSubject`), as nats-server's `partition()` mapping would.
+ */
+export function partitionOfKey(key: Key, partitions: number): number {
+  return partitionOf(keyHash(key), partitions);
+}
+
+/**
  * Which state chunk of its partition a key lives in: a second, independent mix of the same hash
  * (murmur3's finalizer), so chunks stay balanced whatever the partition count.
  */

@@ -32,6 +32,8 @@ export type Step =
     readonly id: string;
     readonly stream: string;
     readonly subject: string | undefined;
+    /** A source partitioned by subject: which token of `subject` (from 0) holds the partition. */
+    readonly partitionToken: number | undefined;
     /** The source's schema, ready to decode its events. */
     readonly schema: SchemaDecoder;
     readonly eventTime: ((value: unknown) => number) | undefined;
@@ -154,6 +156,15 @@ export interface SourceOptions<T> {
   readonly stream: string;
   /** Optional subject filter within the stream, e.g. `orders.>`. */
   readonly subject?: string;
+  /**
+   * A stream partitioned by subject, the way nats-server's `partition()` mapping writes it: the
+   * subjects with `{partition}` for the token that holds the partition, e.g. `orders.{partition}.>`.
+   * The partition is that of the key of the keyBy that reads the source (FNV-1a over the key, modulo
+   * the pipeline's partitions: `partitionOfKey`), so a worker reads only its partitions' subjects.
+   * An event whose key belongs to another partition than its subject's is a dead letter.
+   * Instead of `subject`.
+   */
+  readonly partitionSubject?: string;
   /**
    * Each event is JSON decoded with this schema: any Standard Schema v1 (zod, valibot, arktype,
    * `Schema.standardSchemaV1(...)`) or an effect Schema; the stream's events are its output type.
@@ -489,11 +500,28 @@ export class Pipeline {
         hint: "e.g. { maxOutOfOrderMs: 2000 }",
       });
     }
+    let subject = options.subject;
+    let partitionToken: number | undefined;
+    if (options.partitionSubject !== undefined) {
+      const tokens = options.partitionSubject.split(".");
+      partitionToken = tokens.indexOf("{partition}");
+      if (options.subject !== undefined || partitionToken < 0 || tokens.lastIndexOf("{partition}") !== partitionToken) {
+        throw new ConfigError({
+          message: options.subject !== undefined
+            ? `source "${id}": give subject or partitionSubject, not both`
+            : `source "${id}": partitionSubject "${options.partitionSubject}" needs exactly one {partition} token`,
+          hint: 'e.g. { partitionSubject: "orders.{partition}.>" }, for subjects like orders.3.store-1',
+        });
+      }
+      tokens[partitionToken] = "*";
+      subject = tokens.join(".");
+    }
     this.#add({
       kind: "source",
       id,
       stream: options.stream,
-      subject: options.subject,
+      subject,
+      partitionToken,
       schema: SchemaDecoder.of(`source "${id}"`, options.schema) as SchemaDecoder,
       eventTime: options.eventTime as ((value: unknown) => number) | undefined,
       maxOutOfOrderMs: lateness,

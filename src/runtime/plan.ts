@@ -22,7 +22,7 @@ import { windowOperator, windowRows } from "../../actors/window.ts";
 import { ConfigError } from "../core/errors.ts";
 import { type Key, keyHash, partitionOf } from "../core/partition.ts";
 import type { Pipeline, Step } from "../pipeline/pipeline.ts";
-import { edgeStream } from "../core/names.ts";
+import { edgeStream, edgeSubject } from "../core/names.ts";
 import type { SchemaDecoder } from "../core/schema.ts";
 import { sourceDecoder } from "./source-decoding.ts";
 
@@ -41,24 +41,34 @@ export interface ActorPlan {
   /** A windowed step: its table rows are keyed `<key>|<windowStart>`. */
   readonly windowed: boolean;
   /** Later steps read this one: its outputs go to the edge stream `edge.stream`. */
-  readonly edge?: EdgePlan & { readonly stream: string };
+  readonly edge?: EdgeStream;
   /** Later steps read the events this (windowed) step found late: its `late` step's edge. */
-  readonly lateEdge?: EdgePlan & { readonly stream: string };
+  readonly lateEdge?: EdgeStream;
+}
+
+/** The stream of an edge (named after the step it is out of), and the subjects it holds. */
+export interface EdgeStream {
+  readonly id: string;
+  readonly stream: string;
+  readonly subject: string;
 }
 
 export interface SourcePlan {
   readonly id: string;
   readonly stream: string;
   readonly subject: string | undefined;
+  /** A source partitioned by subject: which token of `subject` holds the partition (src/pipeline/pipeline.ts). */
+  readonly partitionToken?: number | undefined;
   readonly decode: (data: Uint8Array) => Either.Either<unknown, string>;
   readonly eventTime: ((value: unknown) => number) | undefined;
   readonly maxOutOfOrderMs: number;
   /** Idle this long, the source stops holding watermarks back (`Batch.idle`). */
   readonly idleTimeoutMs?: number | undefined;
   /**
-   * An edge: the outputs of a keyed step (`id`) that later steps read, from its internal stream.
-   * Its watermark is the lowest over the step's partitions; `updating`: its rows are versions of
-   * rows (each replaces the previous one of its key).
+   * An edge: the outputs of a keyed step (`id`) that later steps read, from its internal stream,
+   * as records its writers routed (src/runtime/plan.ts `edgePlan`). Its watermark is the lowest
+   * over the step's partitions; `updating`: its rows are versions of rows (each replaces the
+   * previous one of its key).
    */
   readonly edge?: { readonly partitions: number; readonly updating: boolean };
 }
@@ -71,6 +81,8 @@ export interface Change {
 
 export interface Plan {
   readonly pipelineId: string;
+  /** The partitions of every keyed step (the pipeline's). */
+  readonly partitions: number;
   readonly sources: readonly SourcePlan[];
   readonly actors: readonly ActorPlan[];
   readonly tables: readonly string[];
@@ -184,6 +196,7 @@ export function compile(pipeline: Pipeline): Plan {
         id: step.id,
         stream: step.stream,
         subject: step.subject,
+        partitionToken: step.partitionToken,
         eventTime: step.eventTime,
         maxOutOfOrderMs: step.maxOutOfOrderMs,
         idleTimeoutMs: step.idleTimeoutMs,
@@ -256,7 +269,17 @@ export function compile(pipeline: Pipeline): Plan {
       hint: "end it with .toTable(...) or .toStream(...)",
     });
   }
-  return { pipelineId: pipeline.id, sources, actors, tables, sinkStreams, lookups, steps, children };
+  return {
+    pipelineId: pipeline.id,
+    partitions: pipeline.partitions,
+    sources,
+    actors,
+    tables,
+    sinkStreams,
+    lookups,
+    steps,
+    children,
+  };
 }
 
 /** The event being routed: its time and the source's watermark before it (set by the reader). */
@@ -272,6 +295,41 @@ export interface RouterOutput {
   buffer(step: string, partition: number, rec: Rec): void;
   /** A user function of `step` threw on the event at `seq`. */
   fail(step: string, seq: number, reason: string): void;
+}
+
+/**
+ * The edge out of step `id` as its writers see it: a subject per reading partition, and the
+ * reading steps' stateless chain, which the writers run (actors/edge-output.ts).
+ */
+export function edgePlan(plan: Plan, id: string, lookup: RouterOutput["lookup"]): EdgePlan {
+  const source = plan.sources.find((s) => s.id === id && s.edge);
+  if (!source) throw new Error(`no edge out of step "${id}"`);
+  let take: Parameters<EdgePlan["route"]>[1] = () => undefined;
+  let fail: Parameters<EdgePlan["route"]>[2] = () => undefined;
+  const route = buildRouter(source, plan, { time: Number.NaN, watermark: Number.NEGATIVE_INFINITY }, {
+    lookup,
+    buffer: (_step, partition, rec) => take(partition, rec),
+    fail: (_step, _seq, reason) => fail(reason),
+  });
+  return {
+    id,
+    subjects: Array.from({ length: source.edge!.partitions }, (_, q) => edgeSubject(plan.pipelineId, id, q)),
+    updating: source.edge!.updating,
+    route(value, onRecord, onFail) {
+      take = onRecord;
+      fail = onFail;
+      route(value, 0);
+    },
+  };
+}
+
+/** The steps whose actors get the records keyed by `via` (a keyBy, or an unkeyed stream sink). */
+export function targetsOf(plan: Plan, via: string): string[] {
+  const step = plan.steps.get(via);
+  if (step?.kind === "stream") return [via];
+  return (plan.children.get(via) ?? []).flatMap((s) =>
+    s.kind === "window" ? (plan.children.get(s.id) ?? []).map((a) => a.id) : [s.id]
+  );
 }
 
 /** The function that takes one decoded event of `source` through its stateless chain. */
@@ -320,9 +378,7 @@ export function buildRouter(
         };
       case "keyBy": {
         // The actors behind this key: aggregates, directly or through a window.
-        const targets = (plan.children.get(step.id) ?? []).flatMap((s) =>
-          s.kind === "window" ? (plan.children.get(s.id) ?? []).map((a) => a.id) : [s.id]
-        );
+        const targets = targetsOf(plan, step.id);
         const partitions = plan.actors.find((a) => a.step === targets[0])?.partitions ?? 1;
         /** Key one row and hand it to the actors that own its key; false if the key function failed. */
         const keyed = (value: unknown, seq: number, retract: boolean): boolean => {

@@ -21,7 +21,11 @@ export async function provision(nc: NatsConnection, plan: Plan, replicas = 1): P
   const jsm = await jetstreamManager(nc);
   // Edges are deduplicated like sinks: a replay sends an output again under the same Nats-Msg-Id.
   for (const edge of plan.actors.flatMap((a) => [a.edge, a.lateEdge])) {
-    if (edge) await ensureStream(nc, edge.stream, [edge.subject], replicas);
+    if (!edge) continue;
+    await ensureStream(nc, edge.stream, [edge.subject], replicas);
+    // An edge stream of an Eddy before partitioned edges held one subject: it holds them all now.
+    const info = await jsm.streams.info(edge.stream);
+    if (!info.config.subjects?.includes(edge.subject)) await jsm.streams.update(edge.stream, { subjects: [edge.subject] });
   }
   for (const source of plan.sources) if (!source.edge) await checkSourceStream(jsm, source.stream);
   await ensureSideStreams(jsm, plan.pipelineId, replicas);

@@ -16,12 +16,15 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Either } from "effect";
 import type { EdgeEnvelope } from "../../actors/edge-output.ts";
+import type { Rec } from "../../actors/operator.ts";
+import { edgeSubject } from "../core/names.ts";
+import { keyHash } from "../core/partition.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import type { Publisher } from "../log/publisher.ts";
 import { defaultMaxBatch, type Reader, type SourceMessage, startReader } from "../log/reader.ts";
 import { publishSideOutput } from "../log/side-outputs.ts";
 import type { LookupReplica } from "../state/lookup.ts";
-import { buildRouter, type Plan, type RoutedEvent, type SourcePlan } from "./plan.ts";
+import { buildRouter, type Plan, type RoutedEvent, type SourcePlan, targetsOf } from "./plan.ts";
 import type { SupervisedActor, Supervisor } from "./supervisor.ts";
 
 export interface SourceReadingOptions {
@@ -33,12 +36,22 @@ export interface SourceReadingOptions {
   readonly onFailure?: (error: unknown) => void;
 }
 
+/** A reader of a source: its subject filter, the actors it feeds, its name in logs, and for a partitioned source its partition. */
+interface Reading {
+  readonly subject: string | undefined;
+  readonly fed: SupervisedActor[];
+  readonly name: string;
+  readonly partition?: number;
+}
+
 /** Set an event aside as a dead letter of `step`, with the reason and its original bytes. */
 type SetAsideFn = (step: string, seq: number, reason: string, data: Uint8Array) => void;
 
 export class SourceReading {
   /** Source-stage dead letters (decode errors, throwing stateless steps), since this process started. */
   deadLetters = 0;
+  /** Messages read, by source (an edge's from the subjects of this worker's partitions only), since this process started. */
+  readonly messagesRead: Record<string, number> = {};
   /** When a reader last handed over a full batch (it was behind its stream: catching up). */
   fullBatchAt = Number.NEGATIVE_INFINITY;
   readonly #readers = new Map<string, Reader>();
@@ -57,7 +70,10 @@ export class SourceReading {
     this.#clock = options.clock ?? systemClock;
   }
 
-  /** Start a reader for every source that feeds an actor of this worker. */
+  /**
+   * Start a reader for every source that feeds an actor of this worker: a source's whole stream;
+   * an edge's subjects of the partitions this worker runs (all of them: the whole stream).
+   */
   async start(): Promise<void> {
     this.#reading = true;
     // The actors by step and partition, as they are while reading (assignments change only while it is stopped).
@@ -68,32 +84,73 @@ export class SourceReading {
       byStep.set(a.step, partitions);
     }
     for (const source of this.plan.sources) {
-      const fed = this.supervisor.fedBy(source.id);
-      if (fed.length === 0) continue;
-      const from = Math.min(...fed.map((a) => a.core.positions[source.id] ?? 0)) + 1;
-      // The highest event time before `from`: the source's watermark there (the lowest an actor
-      // holds) plus the allowed out-of-orderness. Watermarks then follow from the log alone.
-      const watermark = Math.min(...fed.map((a) => a.core.watermarks.bySource[source.id] ?? Number.NEGATIVE_INFINITY));
-      const handler = source.edge
-        ? this.#edgeHandler(source, fed, byStep, watermark)
-        : this.#batchHandler(source, fed, byStep, watermark + source.maxOutOfOrderMs);
-      const onBatch = source.idleTimeoutMs === undefined ? handler : this.#watchIdle(source, fed, handler);
-      const reader = await startReader(this.nc, {
-        stream: source.stream,
-        subject: source.subject,
-        fromSeq: from,
-        onBatch,
-        beforeNext: () => (this.publisher.pending > 50_000 ? this.publisher.whenPendingBelow(25_000) : undefined),
-        ...(this.options.maxBatch === undefined ? {} : { maxBatch: this.options.maxBatch }),
-        onReset: (reason) => this.options.log?.("reader-reset", { source: source.id, reason }),
-        onError: (error) => {
-          this.options.log?.("reader-failed", { source: source.id, error: String(error) });
-          this.options.onFailure?.(error);
-        },
-      });
-      this.#readers.set(source.id, reader);
-      this.options.log?.("reading", { source: source.id, stream: source.stream, fromSeq: from });
+      for (const { subject, fed, name, partition } of this.#readings(source)) {
+        const from = Math.min(...fed.map((a) => a.core.positions[source.id] ?? 0)) + 1;
+        // The highest event time before `from`: the source's watermark there (the lowest an actor
+        // holds) plus the allowed out-of-orderness. Watermarks then follow from the log alone.
+        const watermark = Math.min(...fed.map((a) => a.core.watermarks.bySource[source.id] ?? Number.NEGATIVE_INFINITY));
+        const handler = source.edge
+          ? this.#edgeHandler(source, fed, byStep, watermark)
+          : this.#batchHandler(source, fed, byStep, watermark + source.maxOutOfOrderMs, partition);
+        const onBatch = source.idleTimeoutMs === undefined ? handler : this.#watchIdle(source, name, fed, handler);
+        const reader = await startReader(this.nc, {
+          stream: source.stream,
+          subject,
+          fromSeq: from,
+          onBatch,
+          beforeNext: () => (this.publisher.pending > 50_000 ? this.publisher.whenPendingBelow(25_000) : undefined),
+          ...(this.options.maxBatch === undefined ? {} : { maxBatch: this.options.maxBatch }),
+          onReset: (reason) => this.options.log?.("reader-reset", { source: name, reason }),
+          onError: (error) => {
+            this.options.log?.("reader-failed", { source: name, error: String(error) });
+            this.options.onFailure?.(error);
+          },
+        });
+        this.#readers.set(name, reader);
+        this.options.log?.("reading", { source: name, stream: source.stream, fromSeq: from });
+      }
     }
+  }
+
+  /**
+   * The readers `source` needs, each with the subject it filters on and the actors it feeds.
+   * An edge has a subject per reading partition: a reader for each partition this worker runs,
+   * or one for the whole stream when it runs them all.
+   */
+  #readings(source: SourcePlan): Reading[] {
+    const fed = this.supervisor.fedBy(source.id);
+    if (fed.length === 0) return [];
+    const { partitionToken } = source;
+    if (partitionToken !== undefined) {
+      // A source partitioned by subject: a reader per partition, always (each with its own
+      // watermark, whoever runs it). An unkeyed step (a stream sink) takes every partition's events.
+      const unkeyed = fed.filter((a) => this.#partitionsOf(a.step) === 1);
+      const partitions = unkeyed.length > 0
+        ? Array.from({ length: this.plan.partitions }, (_, q) => q)
+        : [...new Set(fed.map((a) => a.partition))].sort((a, b) => a - b);
+      return partitions.map((q) => {
+        const tokens = source.subject!.split(".");
+        tokens[partitionToken] = String(q);
+        return {
+          subject: tokens.join("."),
+          fed: fed.filter((a) => a.partition === q || this.#partitionsOf(a.step) === 1),
+          name: `${source.id}.${q}`,
+          partition: q,
+        };
+      });
+    }
+    if (!source.edge) return [{ subject: source.subject, fed, name: source.id }];
+    const partitions = new Set(fed.map((a) => a.partition));
+    if (partitions.size === source.edge.partitions) return [{ subject: source.subject, fed, name: source.id }];
+    return [...partitions].sort((a, b) => a - b).map((q) => ({
+      subject: edgeSubject(this.plan.pipelineId, source.id, q),
+      fed: fed.filter((a) => a.partition === q),
+      name: `${source.id}.${q}`,
+    }));
+  }
+
+  #partitionsOf(step: string): number {
+    return this.plan.actors.find((a) => a.step === step)!.partitions;
   }
 
   /** Stop every reader; what they had not handed over is dropped (it is read again from the positions). */
@@ -113,6 +170,7 @@ export class SourceReading {
    */
   #watchIdle(
     source: SourcePlan,
+    name: string,
     fed: readonly SupervisedActor[],
     handler: (messages: SourceMessage[]) => void,
   ): (messages: SourceMessage[]) => void {
@@ -126,9 +184,9 @@ export class SourceReading {
         this.options.log?.("source-idle", { source: source.id, idleMs: clock.now() - lastActive });
         for (const a of fed) a.actor.send({ type: "idle", source: source.id });
       }
-      this.#idleTimers.set(source.id, clock.setTimeout(check, Math.max(1, timeout / 4)));
+      this.#idleTimers.set(name, clock.setTimeout(check, Math.max(1, timeout / 4)));
     };
-    this.#idleTimers.set(source.id, clock.setTimeout(check, Math.max(1, timeout / 4)));
+    this.#idleTimers.set(name, clock.setTimeout(check, Math.max(1, timeout / 4)));
     return (messages) => {
       lastActive = clock.now();
       idle = false;
@@ -139,6 +197,7 @@ export class SourceReading {
   /** Hand each actor its records of a batch, and the position and watermark the batch reached. */
   #deliver(source: SourcePlan, fed: readonly SupervisedActor[], upTo: number, watermark: number, size: number): void {
     if (size >= (this.options.maxBatch ?? defaultMaxBatch)) this.fullBatchAt = this.#clock.now();
+    this.messagesRead[source.id] = (this.messagesRead[source.id] ?? 0) + size;
     for (const a of fed) {
       const records = a.buffer;
       a.buffer = [];
@@ -174,14 +233,26 @@ export class SourceReading {
     event: RoutedEvent,
     take: (value: unknown, m: SourceMessage, route: (value: unknown, seq: number) => void, setAside: SetAsideFn) => void,
     watermark: () => number,
+    partition: number | undefined,
   ): (messages: SourceMessage[]) => void {
     let current: SourceMessage | undefined;
     const setAside = this.#setAside(source);
     const lookups = this.lookups;
+    const keyed = new Map(this.plan.actors.map((a) => [a.step, a.partitions > 1] as const));
     const route = buildRouter(source, this.plan, event, {
       lookup: (table, key) => lookups.get(table)!.get(key),
       // Records of a partition another worker runs are not this one's.
-      buffer: (step, partition, rec) => void byStep.get(step)?.[partition]?.buffer.push(rec),
+      buffer: partition === undefined
+        ? (step, q, rec) => void byStep.get(step)?.[q]?.buffer.push(rec)
+        : (step, q, rec) => {
+          if (q === partition || !keyed.get(step)) return void byStep.get(step)?.[q]?.buffer.push(rec);
+          setAside(
+            rec.via,
+            rec.seq,
+            `${rec.via} put key ${JSON.stringify(rec.key)} in partition ${q}, but it came on the subject of partition ${partition}: partition the stream by the same key (partitionOfKey), or read it by subject instead of partitionSubject`,
+            current!.data,
+          );
+        },
       fail: (step, seq, reason) => setAside(step, seq, reason, current!.data),
     });
     return (messages) => {
@@ -197,9 +268,10 @@ export class SourceReading {
   }
 
   /**
-   * Reading the edge out of an earlier step: envelopes from each of its partitions. The edge's
-   * watermark is the lowest over the partitions' (each partition's as its last envelope said;
-   * after a restart, each starts at the watermark the reading actors checkpointed).
+   * Reading the edge out of an earlier step: envelopes from each of its partitions, with the
+   * records its writers routed to the partitions read here (actors/edge-output.ts). The edge's
+   * watermark is the lowest over the writing partitions' (each partition's as its last envelope
+   * said; after a restart, each starts at the watermark the reading actors checkpointed).
    */
   #edgeHandler(
     source: SourcePlan,
@@ -208,22 +280,44 @@ export class SourceReading {
     restartWatermark: number,
   ): (messages: SourceMessage[]) => void {
     const partitions = new Array<number>(source.edge!.partitions).fill(restartWatermark);
-    const event = { time: Number.NaN, watermark: restartWatermark };
-    const updating = source.edge!.updating;
     let low = restartWatermark;
-    return this.#handler(source, fed, byStep, event, (value, m, route) => {
-      const envelope = value as EdgeEnvelope;
-      const w = envelope.w ?? Number.NEGATIVE_INFINITY;
-      if (w > partitions[envelope.p]!) {
-        const was = partitions[envelope.p]!;
-        partitions[envelope.p] = w;
-        if (was === low) low = Math.min(...partitions);
+    const setAside = this.#setAside(source);
+    const targets = new Map<string, readonly string[]>();
+    const targetsOfVia = (via: string) => {
+      let t = targets.get(via);
+      if (!t) targets.set(via, t = targetsOf(this.plan, via));
+      return t;
+    };
+    return (messages) => {
+      if (!this.#reading) return;
+      for (const m of messages) {
+        const decoded = source.decode(m.data);
+        if (Either.isLeft(decoded)) {
+          setAside(source.id, m.seq, decoded.left, m.data);
+          continue;
+        }
+        const envelope = decoded.right as EdgeEnvelope;
+        if (typeof envelope.q !== "number") {
+          setAside(source.id, m.seq, "an edge envelope without a reading partition (written by an older Eddy)", m.data);
+          continue;
+        }
+        const w = envelope.w ?? Number.NEGATIVE_INFINITY;
+        if (w > partitions[envelope.p]!) {
+          const was = partitions[envelope.p]!;
+          partitions[envelope.p] = w;
+          if (was === low) low = Math.min(...partitions);
+        }
+        if (envelope.r === undefined) continue;
+        const time = envelope.t ?? Number.NaN;
+        for (const [via, key, value, retract] of envelope.r) {
+          const rec: Rec = retract
+            ? { seq: m.seq, key, hash: keyHash(key), value, time, watermark: low, via, retract: true }
+            : { seq: m.seq, key, hash: keyHash(key), value, time, watermark: low, via };
+          for (const step of targetsOfVia(via)) byStep.get(step)?.[envelope.q]?.buffer.push(rec);
+        }
       }
-      if (envelope.v === undefined && envelope.b === undefined) return;
-      event.time = envelope.t ?? Number.NaN;
-      event.watermark = low;
-      route(updating ? { before: envelope.b, after: envelope.v } : envelope.v, m.seq);
-    }, () => low);
+      this.#deliver(source, fed, messages[messages.length - 1]!.seq, low, messages.length);
+    };
   }
 
   /** Reading a source: each event's time, and the watermark before it, from the log alone. */
@@ -232,6 +326,7 @@ export class SourceReading {
     fed: readonly SupervisedActor[],
     byStep: ReadonlyMap<string, readonly (SupervisedActor | undefined)[]>,
     maxEventTime: number,
+    partition: number | undefined,
   ): (messages: SourceMessage[]) => void {
     const { eventTime, maxOutOfOrderMs } = source;
     const event = { time: Number.NaN, watermark: Number.NEGATIVE_INFINITY };
@@ -261,6 +356,6 @@ export class SourceReading {
         if (time > maxEventTime) maxEventTime = time;
       }
       route(value, m.seq);
-    }, () => maxEventTime - maxOutOfOrderMs);
+    }, () => maxEventTime - maxOutOfOrderMs, partition);
   }
 }

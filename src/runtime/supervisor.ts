@@ -14,17 +14,19 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import { waitFor } from "xstate";
 import { type LifecycleState, lifecycleState } from "../../actors/lifecycle.ts";
+import type { EdgePlan } from "../../actors/edge-output.ts";
 import type { Rec } from "../../actors/operator.ts";
 import { type OperatorActor, type OperatorActorRef, startOperatorActor } from "../../actors/operator-actor.ts";
 import { TableFlusher } from "../../actors/table-flush.ts";
 import type { CheckpointHistogram } from "../core/checkpoint-histogram.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import type { Fence } from "../core/fence.ts";
+import type { Key } from "../core/partition.ts";
 import type { Publisher } from "../log/publisher.ts";
 import { natsOutputLog, type OutputLog } from "../log/record-batch.ts";
 import { CheckpointSlots, CheckpointStore } from "../state/checkpoint.ts";
 import { type Assignment, assignmentKey } from "./assignments.ts";
-import type { ActorPlan, Plan } from "./plan.ts";
+import { type ActorPlan, edgePlan, type Plan } from "./plan.ts";
 
 export interface SupervisorOptions {
   readonly clock?: Clock;
@@ -42,6 +44,8 @@ export interface SupervisorOptions {
   readonly replicas?: number;
   /** An actor failed (it recovers after its backoff): the worker stops feeding it meanwhile. */
   readonly onFailure?: (actor: SupervisedActor) => void;
+  /** The current value of a lookup table's key (edges' writers run their readers' chains, lookup joins among them). */
+  readonly lookup?: (table: string, key: Key) => unknown;
   /** Whether the worker is catching up with a backlog (table flushes wait then). */
   readonly catchingUp?: () => boolean;
 }
@@ -90,6 +94,7 @@ export interface ActorInspection {
 
 export class Supervisor {
   readonly #actors = new Map<string, SupervisedActor>();
+  readonly #edges = new Map<string, EdgePlan>();
   readonly #flusher: TableFlusher;
   readonly #flushers = new Map<string, { flush(): void }>();
   /** At most two of the worker's actors write a checkpoint at once. */
@@ -115,6 +120,16 @@ export class Supervisor {
       ...(options.replicas ? { replicas: options.replicas } : {}),
     });
     return new Supervisor(plan, publisher, store, natsOutputLog(nc), options);
+  }
+
+  /** The edge out of step `id`, as its writers see it (one for all its actors: routing is synchronous). */
+  #edge(id: string): EdgePlan {
+    let edge = this.#edges.get(id);
+    if (!edge) {
+      const lookup = this.options.lookup ?? (() => undefined);
+      this.#edges.set(id, edge = edgePlan(this.plan, id, lookup));
+    }
+    return edge;
   }
 
   /** The running actors, in the order they started. */
@@ -154,8 +169,8 @@ export class Supervisor {
         ...(plan.rows ? { rows: plan.rows } : {}),
         streams: plan.streams,
         outputLog: this.outputLog,
-        ...(plan.edge ? { edge: { id: plan.edge.id, subject: plan.edge.subject } } : {}),
-        ...(plan.lateEdge ? { lateEdge: { id: plan.lateEdge.id, subject: plan.lateEdge.subject } } : {}),
+        ...(plan.edge ? { edge: this.#edge(plan.edge.id) } : {}),
+        ...(plan.lateEdge ? { lateEdge: this.#edge(plan.lateEdge.id) } : {}),
         sourceStreams,
         ...(o.checkpointMs === undefined ? {} : { checkpointMs: o.checkpointMs }),
         ...(o.checkpointEvents === undefined ? {} : { checkpointEvents: o.checkpointEvents }),

@@ -108,6 +108,7 @@ export class Worker {
       const supervisor = await Supervisor.open(nc, plan, publisher, {
         ...options,
         onFailure: () => worker && worker.#pauseAndResume(0),
+        lookup: (table, key) => lookups.get(table)!.get(key),
         catchingUp: () => clock.now() - reading.fullBatchAt < 2 * flushMs,
       });
       const reading: SourceReading = new SourceReading(nc, plan, publisher, supervisor, lookups, {
@@ -134,6 +135,11 @@ export class Worker {
   }
 
   /** Source-stage dead letters (decode errors, throwing stateless steps) since this process started. */
+  /** Messages read by source since this worker started (an edge's: from its partitions' subjects only). */
+  get messagesRead(): Readonly<Record<string, number>> {
+    return this.reading.messagesRead;
+  }
+
   get sourceDeadLetters(): number {
     return this.reading.deadLetters;
   }

@@ -1,0 +1,107 @@
+/**
+ * Partitioned reading: a worker reads only what its partitions need. A source partitioned by
+ * subject (`partitionSubject`) is read per partition, and the edge between two keyed steps has a
+ * subject per reading partition, written by the upstream step after it ran the reading chain.
+ * Two workers splitting the partitions each read their share of both, exactly once between them,
+ * and the result equals a direct computation; an event on the wrong partition's subject is a
+ * dead letter that says so.
+ */
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Schema } from "effect";
+import { describe, expect, it } from "vitest";
+import { partitionOfKey } from "../src/core/partition.ts";
+import { readDeadLetters } from "../src/log/side-outputs.ts";
+import { pipeline } from "../src/pipeline/pipeline.ts";
+import { Worker } from "../src/runtime/worker.ts";
+import { readTable } from "../src/state/table.ts";
+import { useNatsServer, waitFor } from "./support/nats.ts";
+
+const Sale = Schema.Struct({ item: Schema.String, category: Schema.String, amount: Schema.Number });
+type Sale = typeof Sale.Type;
+
+const partitions = 4;
+
+function sales(count: number): Sale[] {
+  return Array.from({ length: count }, (_, i) => {
+    const n = (i * 7919) % 60;
+    return { item: `item-${n}`, category: `cat-${n % 5}`, amount: 1 + (i % 13) };
+  });
+}
+
+const categories = () => {
+  const p = pipeline("partitioned", { partitions });
+  p.source("sales", { stream: "psales", partitionSubject: "psales.{partition}", schema: Sale })
+    .keyBy("by-item", "item")
+    .aggregate("per-item", (a) => ({ category: a.reduce("", (_, s) => s.category), revenue: a.sum("amount") }))
+    .keyBy("by-category", "category")
+    .aggregate("per-category", (a) => ({ items: a.count(), revenue: a.sum("revenue") }))
+    .toTable("partitioned_categories");
+  return p;
+};
+
+/** Both steps' partitions in `qs`. */
+const both = (qs: number[]) => qs.flatMap((partition) => ["per-item", "per-category"].map((step) => ({ step, partition })));
+
+describe("partitioned reading", () => {
+  const nats = useNatsServer();
+
+  it("two workers read only their partitions' share of a partitioned source and of an edge", { timeout: 60_000 }, async () => {
+    const nc = await nats.connect();
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: "psales", subjects: ["psales.*"] });
+    const js = jetstream(nc);
+    const events = sales(3_000);
+    const options = { checkpointMs: 100, tableFlushMs: 50 };
+    const a = await Worker.start(nc, categories(), { ...options, assignments: both([0, 1]) });
+    const b = await Worker.start(nc, categories(), { ...options, assignments: both([2, 3]) });
+    try {
+      for (const e of events) await js.publish(`psales.${partitionOfKey(e.item, partitions)}`, JSON.stringify(e));
+      // One event on the subject of a partition its key is not in.
+      const wrong = (partitionOfKey("item-1", partitions) + 1) % partitions;
+      await js.publish(`psales.${wrong}`, JSON.stringify({ item: "item-1", category: "cat-1", amount: 1000 }));
+
+      const perCategory = new Map<string, { items: Set<string>; revenue: number }>();
+      for (const e of events) {
+        const c = perCategory.get(e.category) ?? { items: new Set(), revenue: 0 };
+        c.items.add(e.item);
+        c.revenue += e.amount;
+        perCategory.set(e.category, c);
+      }
+      const expected = [...perCategory].map(([key, c]) => ({ key, items: c.items.size, revenue: c.revenue }))
+        .sort((x, y) => (x.key < y.key ? -1 : 1));
+      const table = async () =>
+        (await readTable<{ key: string; items: number; revenue: number }>(nc, "partitioned_categories"))
+          .map(({ key, items, revenue }) => ({ key, items, revenue }))
+          .sort((x, y) => (x.key < y.key ? -1 : 1));
+      let seen: unknown;
+      await waitFor(async () => JSON.stringify(seen = await table()) === JSON.stringify(expected), {
+        timeoutMs: 30_000,
+        message: () => `revenue per category\n${JSON.stringify(seen)}\n${JSON.stringify(expected)}`,
+      });
+
+      // Every source event was read by exactly one worker, each its partitions' share.
+      const share = (qs: number[]) => events.filter((e) => qs.includes(partitionOfKey(e.item, partitions))).length;
+      expect(a.messagesRead.sales).toBe(share([0, 1]) + (wrong < 2 ? 1 : 0));
+      expect(b.messagesRead.sales).toBe(share([2, 3]) + (wrong >= 2 ? 1 : 0));
+      // The edge's messages too: between them, each message once; neither read them all.
+      const edge = (await jsm.streams.info("eddy-edge-partitioned-per-item")).state.messages;
+      await waitFor(() => (a.messagesRead["per-item"] ?? 0) + (b.messagesRead["per-item"] ?? 0) === edge, {
+        timeoutMs: 10_000,
+        message: () => `edge messages read: ${a.messagesRead["per-item"]} + ${b.messagesRead["per-item"]} of ${edge}`,
+      });
+      expect(a.messagesRead["per-item"]).toBeLessThan(edge);
+      expect(b.messagesRead["per-item"]).toBeLessThan(edge);
+
+      let dead: Awaited<ReturnType<typeof readDeadLetters>> = [];
+      await waitFor(async () => (dead = await readDeadLetters(nc, "partitioned")).length > 0, {
+        timeoutMs: 10_000,
+        message: "the misrouted event's dead letter",
+      });
+      expect(dead).toHaveLength(1);
+      expect(dead[0]!.reason).toMatch(new RegExp(`came on the subject of partition ${wrong}`));
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
+});

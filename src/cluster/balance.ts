@@ -1,6 +1,9 @@
 /**
- * Balance: which live worker should own each partition, given who owns what now. Balanced (any
- * two workers' counts differ by at most one, per step and in all) and sticky (a partition whose
+ * Balance: which live worker should own each partition, given who owns what now. The unit is a
+ * partition number: partition q of every step goes to one worker (co-located, like Kafka Streams'
+ * co-partitioned tasks), so that the worker reading partition q's subjects of a source or an edge
+ * feeds every step's actor of q from them and nobody else needs to read them. Balanced (any two
+ * workers' counts of partition numbers differ by at most one) and sticky (a partition number whose
  * owner is live stays where it is unless its owner holds more than its share). Every worker
  * computes the same answer from the same view, so no one has to hand out work.
  *
@@ -22,42 +25,44 @@ export function balance(
   const target = new Map<string, string>();
   const live = [...new Set(members)].sort();
   if (live.length === 0) return target;
-  const count = new Map(live.map((m) => [m, 0]));
-  // Per step, so that every worker gets a share of every step (each step is its own load).
-  const steps = new Map<string, Assignment[]>();
-  for (const a of partitions) steps.set(a.step, [...(steps.get(a.step) ?? []), a]);
-  for (const [, group] of [...steps].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    const ordered = [...group].sort((a, b) => a.partition - b.partition);
-    const base = Math.floor(ordered.length / live.length);
-    let extra = ordered.length % live.length;
-    // Who gets base + 1 in this step: those with the fewest partitions so far, so the totals even
-    // out too; among equals, those holding more of this step now (fewer moves), then by id.
-    const holding = new Map(live.map((m) => [m, 0]));
-    for (const a of ordered) {
+  // The assignments of each partition number, and who holds most of them now (its owner).
+  const units = new Map<number, Assignment[]>();
+  for (const a of partitions) units.set(a.partition, [...(units.get(a.partition) ?? []), a]);
+  const numbers = [...units.keys()].sort((a, b) => a - b);
+  const current = new Map<number, string>();
+  for (const q of numbers) {
+    const held = new Map<string, number>();
+    for (const a of units.get(q)!) {
       const owner = owners.get(assignmentKey(a));
-      if (owner !== undefined && holding.has(owner)) holding.set(owner, holding.get(owner)! + 1);
+      if (owner !== undefined && live.includes(owner)) held.set(owner, (held.get(owner) ?? 0) + 1);
     }
-    const byLoad = [...live].sort((a, b) =>
-      count.get(a)! - count.get(b)! || holding.get(b)! - holding.get(a)! || (a < b ? -1 : 1)
-    );
-    const quota = new Map(byLoad.map((m) => [m, base + (extra-- > 0 ? 1 : 0)]));
-    const held = new Map(live.map((m) => [m, 0]));
-    const unplaced: Assignment[] = [];
-    for (const a of ordered) {
-      const owner = owners.get(assignmentKey(a));
-      if (owner !== undefined && quota.has(owner) && held.get(owner)! < quota.get(owner)!) {
-        target.set(assignmentKey(a), owner);
-        held.set(owner, held.get(owner)! + 1);
-      } else {
-        unplaced.push(a);
-      }
-    }
-    for (const a of unplaced) {
-      const taker = byLoad.find((m) => held.get(m)! < quota.get(m)!)!;
-      target.set(assignmentKey(a), taker);
-      held.set(taker, held.get(taker)! + 1);
-    }
-    for (const m of live) count.set(m, count.get(m)! + held.get(m)!);
+    const [owner] = [...held].sort(([a, n], [b, m]) => m - n || (a < b ? -1 : 1))[0] ?? [];
+    if (owner !== undefined) current.set(q, owner);
   }
+  const base = Math.floor(numbers.length / live.length);
+  let extra = numbers.length % live.length;
+  // Who gets base + 1: those holding more now (fewer moves), then by id.
+  const holding = new Map(live.map((m) => [m, 0]));
+  for (const owner of current.values()) holding.set(owner, holding.get(owner)! + 1);
+  const byHolding = [...live].sort((a, b) => holding.get(b)! - holding.get(a)! || (a < b ? -1 : 1));
+  const quota = new Map(byHolding.map((m) => [m, base + (extra-- > 0 ? 1 : 0)]));
+  const held = new Map(live.map((m) => [m, 0]));
+  const owner = new Map<number, string>();
+  const unplaced: number[] = [];
+  for (const q of numbers) {
+    const now = current.get(q);
+    if (now !== undefined && held.get(now)! < quota.get(now)!) {
+      owner.set(q, now);
+      held.set(now, held.get(now)! + 1);
+    } else {
+      unplaced.push(q);
+    }
+  }
+  for (const q of unplaced) {
+    const taker = byHolding.find((m) => held.get(m)! < quota.get(m)!)!;
+    owner.set(q, taker);
+    held.set(taker, held.get(taker)! + 1);
+  }
+  for (const q of numbers) for (const a of units.get(q)!) target.set(assignmentKey(a), owner.get(q)!);
   return target;
 }

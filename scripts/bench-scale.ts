@@ -6,6 +6,12 @@
  *   whole pause from the old owner stopping to the new one reading.
  * - `failover`: two workers share eight partitions; one is SIGKILLed; reported: from the kill to
  *   the survivor reading every partition, against the membership timeout (default settings).
+ * - `scale-cpu`: CPU seconds per million events, all workers plus nats-server, for 1 and 3
+ *   workers of the core-aggregate pipeline over a source partitioned by subject (8 partitions):
+ *   every worker reads only its partitions' subjects. Events are published once the group is
+ *   balanced, so the workers' start-up is not counted.
+ * - `scale-2-workers`: events per second of 2 workers against 1 on the same run (on 2 cores,
+ *   beside the publisher and nats-server; reported, no target).
  * Times come from the workers' own JSON log lines (one machine, one clock).
  *
  * @example
@@ -13,11 +19,26 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { benchPipeline, ensureStream, publishEvents } from "./bench-common.ts";
+import {
+  benchPipeline,
+  cpuSeconds,
+  ensureStream,
+  partitionedSubject,
+  publishEvents,
+  round,
+  totalsExact,
+} from "./bench-common.ts";
 
 /** The pipelines the cases run (`eddy run scripts/bench-scale.ts --export rebalancePipeline`). */
 export const rebalancePipeline = () => benchPipeline("bench-rebalance", "bench-rebalance", "bench_rebalance_totals", 2);
 export const failoverPipeline = () => benchPipeline("bench-failover", "bench-failover", "bench_failover_totals", 8);
+
+/** The core-aggregate pipeline over a source partitioned by subject, for `workers` workers. */
+const scalePipeline = (workers: number) =>
+  benchPipeline(`bench-scale-${workers}`, `bench-scale-${workers}`, `bench_scale_${workers}_totals`, 8, `bench.scale.${workers}.{partition}`);
+export const scalePipeline1 = () => scalePipeline(1);
+export const scalePipeline2 = () => scalePipeline(2);
+export const scalePipeline3 = () => scalePipeline(3);
 
 interface LogLine {
   time: string;
@@ -71,10 +92,14 @@ function startWorker(url: string, exportName: string, id: string, extra: string[
 
 async function until<T>(what: string, timeoutMs: number, probe: () => T | undefined | Promise<T | undefined>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
   for (;;) {
-    const found = await probe();
+    // A probe's request may time out on a busy machine: that is a "not yet".
+    const found = await Promise.resolve().then(probe).catch((e) => void (lastError = e));
     if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`bench-scale: timed out waiting for ${what}`);
+    if (Date.now() > deadline) {
+      throw new Error(`bench-scale: timed out waiting for ${what}${lastError ? ` (last error: ${lastError})` : ""}`);
+    }
     await new Promise((r) => setTimeout(r, 10));
   }
 }
@@ -83,7 +108,7 @@ const at = (line: LogLine) => Date.parse(line.time);
 const after = (lines: LogLine[], event: string, from: number) => lines.find((l) => l.event === event && at(l) >= from);
 
 export async function benchScale(
-  o: { nc: NatsConnection; url: string; log: (line: string) => void; wanted: ReadonlySet<string> },
+  o: { nc: NatsConnection; url: string; serverPid: number; log: (line: string) => void; wanted: ReadonlySet<string> },
 ): Promise<Record<string, Record<string, unknown>>> {
   const cases: Record<string, Record<string, unknown>> = {};
   const children: Child[] = [];
@@ -163,6 +188,66 @@ export async function benchScale(
       };
       o.log(`failover: ${failoverMs} ms from SIGKILL to the survivor reading (membership timeout ${timeoutMs} ms)`);
       await stopAll();
+    }
+    if (o.wanted.has("scale-cpu") || o.wanted.has("scale-2-workers")) {
+      const events = 200_000;
+      const keys = 1_000;
+      const runs = new Map<number, { cpuPerMillion: number; eventsPerSec: number; workerCpu: number; serverCpu: number }>();
+      const counts = [1, ...(o.wanted.has("scale-2-workers") ? [2] : []), ...(o.wanted.has("scale-cpu") ? [3] : [])];
+      for (const n of counts) {
+        const prefix = `bench.scale.${n}`;
+        await ensureStream(o.nc, `bench-scale-${n}`, `${prefix}.*`);
+        const workers = Array.from({ length: n }, (_, i) => startWorker(o.url, `scalePipeline${n}`, `w${i + 1}`));
+        children.push(...workers);
+        const { readGroup } = await import("../src/cluster/group.ts");
+        await until(`${n} workers to share the partitions`, 60_000, async () => {
+          const owners = Object.values((await readGroup(o.nc, `bench-scale-${n}`))?.owners ?? {});
+          return owners.length === 8 && new Set(owners).size === n ? true : undefined;
+        });
+        const pids = workers.map((w) => w.process.pid!);
+        const cpu = () => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+        const [workerCpu0, serverCpu0, t0] = [cpu(), cpuSeconds(o.serverPid), performance.now()];
+        const publishing = publishEvents(o.nc, partitionedSubject(`${prefix}.{partition}`, keys, 8), 0, events, keys);
+        await until(`${n} workers to count every event`, 300_000, async () => {
+          await new Promise((r) => setTimeout(r, 250));
+          return (await totalsExact(o.nc, `bench_scale_${n}_totals`, events, keys)) ? true : undefined;
+        });
+        await publishing;
+        const seconds = (performance.now() - t0) / 1000;
+        const workerCpu = cpu() - workerCpu0;
+        const serverCpu = cpuSeconds(o.serverPid) - serverCpu0;
+        runs.set(n, {
+          cpuPerMillion: round(((workerCpu + serverCpu) / events) * 1e6, 2),
+          eventsPerSec: Math.round(events / seconds),
+          workerCpu: round(workerCpu, 2),
+          serverCpu: round(serverCpu, 2),
+        });
+        o.log(`scale ${n} worker(s): ${JSON.stringify(runs.get(n))}`);
+        await stopAll();
+      }
+      const one = runs.get(1)!;
+      if (runs.has(3)) {
+        const three = runs.get(3)!;
+        const ratio = round(three.cpuPerMillion / one.cpuPerMillion, 2);
+        cases["scale-cpu"] = {
+          ratio,
+          oneWorker: one,
+          threeWorkers: three,
+          target: `3 workers at most 1.15x the CPU of one: ${ratio <= 1.15 ? "met" : "MISSED"}`,
+          note:
+            `CPU seconds per million events, workers plus nats-server, ${events} events over ${keys} keys published once the group is balanced; core-aggregate pipeline, source partitioned by subject (8 partitions)`,
+        };
+      }
+      if (runs.has(2)) {
+        const two = runs.get(2)!;
+        cases["scale-2-workers"] = {
+          ratio: round(two.eventsPerSec / one.eventsPerSec, 2),
+          oneWorker: one,
+          twoWorkers: two,
+          note:
+            `events/s from the first publish to every row exact, ${events} events; on 2 cores beside the publisher and nats-server, so no target`,
+        };
+      }
     }
   } finally {
     await stopAll();

@@ -78,7 +78,7 @@ const RESTART_EVENTS = 10;
 const CPU_PROF = flags.has("cpu-prof");
 const wanted = new Set((
   flags.get("cases") ??
-    "ceiling,peer,core-aggregate,core-aggregate-100-keys,state,restart,query-latency,freshness,nexmark,publisher-internal-vs-public,rebalance-pause,failover"
+    "ceiling,peer,core-aggregate,core-aggregate-100-keys,state,restart,query-latency,freshness,nexmark,publisher-internal-vs-public,rebalance-pause,failover,scale-cpu,scale-2-workers"
 ).split(","));
 if (wanted.has("restart")) wanted.add("state"); // the restart runs on the state case's checkpoints
 
@@ -338,8 +338,8 @@ try {
     log("publisher-internal-vs-public: the Publisher over the protocol-frame writer and over nc.publish, interleaved");
     cases["publisher-internal-vs-public"] = await benchPublisherWires(nc, { rounds: 3, small: 100_000, large: 1_500, log });
   }
-  if (wanted.has("rebalance-pause") || wanted.has("failover")) {
-    Object.assign(cases, await benchScale({ nc, url: server.url, log, wanted }));
+  if (["rebalance-pause", "failover", "scale-cpu", "scale-2-workers"].some((c) => wanted.has(c))) {
+    Object.assign(cases, await benchScale({ nc, url: server.url, serverPid: server.pid, log, wanted }));
   }
   const nexmark = nexmarkWanted(wanted);
   if (nexmark.length > 0) {

@@ -4,8 +4,12 @@
  * subject per reading partition, written by the upstream step after it ran the reading chain.
  * Two workers splitting the partitions each read their share of both, exactly once between them,
  * and the result equals a direct computation; an event on the wrong partition's subject is a
- * dead letter that says so.
+ * dead letter that says so. nats-server's own `partition()` subject mapping partitions a stream
+ * the same way (the same hash): a producer need not know the partitions.
  */
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Schema } from "effect";
 import { describe, expect, it } from "vitest";
@@ -102,6 +106,49 @@ describe("partitioned reading", () => {
     } finally {
       await a.stop();
       await b.stop();
+    }
+  });
+});
+
+// A server that partitions `mapped.<item>` into `mapped.<partition>.<item>` itself.
+const config = join(mkdtempSync(join(tmpdir(), "eddy-mapping-")), "nats.conf");
+writeFileSync(config, `mappings = { "mapped.*": "mapped.{{partition(${partitions},1)}}.{{wildcard(1)}}" }\n`);
+
+describe("partitioned by nats-server's partition() mapping", () => {
+  const nats = useNatsServer({ extraArgs: ["-c", config] });
+
+  it("puts every event in the partition Eddy computes for its key", { timeout: 60_000 }, async () => {
+    const nc = await nats.connect();
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: "mapped", subjects: ["mapped.*.*"] });
+    const js = jetstream(nc);
+    const events = sales(600);
+    for (const e of events) await js.publish(`mapped.${e.item}`, JSON.stringify(e));
+    for (const seq of [1, 2, 3, 300, 600]) {
+      const m = await jsm.streams.getMessage("mapped", { seq });
+      const item = events[seq - 1]!.item;
+      expect(m!.subject).toBe(`mapped.${partitionOfKey(item, partitions)}.${item}`);
+    }
+    const p = pipeline("mapped", { partitions });
+    p.source("sales", { stream: "mapped", partitionSubject: "mapped.{partition}.*", schema: Sale })
+      .keyBy("by-item", "item")
+      .aggregate("per-item", (a) => ({ revenue: a.sum("amount") }))
+      .toTable("mapped_items");
+    const worker = await Worker.start(nc, p, { checkpointMs: 100, tableFlushMs: 50 });
+    try {
+      await waitFor(() => (worker.messagesRead.sales ?? 0) === events.length, {
+        timeoutMs: 20_000,
+        message: () => `read ${worker.messagesRead.sales} of ${events.length}`,
+      });
+      const revenue = new Map<string, number>();
+      for (const e of events) revenue.set(e.item, (revenue.get(e.item) ?? 0) + e.amount);
+      await waitFor(async () => {
+        const rows = await readTable<{ key: string; revenue: number }>(nc, "mapped_items");
+        return rows.length === revenue.size && rows.every((r) => revenue.get(r.key) === r.revenue);
+      }, { timeoutMs: 20_000, message: "revenue per item" });
+      expect(await readDeadLetters(nc, "mapped")).toEqual([]);
+    } finally {
+      await worker.stop();
     }
   });
 });

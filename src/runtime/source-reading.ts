@@ -25,6 +25,7 @@ import { defaultMaxBatch, type Reader, type SourceMessage, startReader } from ".
 import { publishSideOutput } from "../log/side-outputs.ts";
 import type { LookupReplica } from "../state/lookup.ts";
 import { buildRouter, type Plan, type RoutedEvent, type SourcePlan, targetsOf } from "./plan.ts";
+import { type Assignment, assignmentKey } from "./assignments.ts";
 import type { SupervisedActor, Supervisor } from "./supervisor.ts";
 
 export interface SourceReadingOptions {
@@ -36,12 +37,32 @@ export interface SourceReadingOptions {
   readonly onFailure?: (error: unknown) => void;
 }
 
+/** What a reader needs to know of an actor it feeds (one running, or one about to be assigned). */
+interface Fed {
+  readonly step: string;
+  readonly partition: number;
+  readonly sources: readonly string[];
+}
+
 /** A reader of a source: its subject filter, the actors it feeds, its name in logs, and for a partitioned source its partition. */
-interface Reading {
+interface Reading<A extends Fed> {
   readonly subject: string | undefined;
-  readonly fed: SupervisedActor[];
+  readonly fed: A[];
   readonly name: string;
   readonly partition?: number;
+}
+
+/** A reader running, what it reads for (to tell whether a change of assignments touches it), and whether it may still hand over. */
+interface RunningReader {
+  readonly reader: Reader;
+  readonly signature: string;
+  readonly live: { reading: boolean };
+}
+
+/** What a reading is: its name, subject and the actors it feeds. */
+function signature(reading: Reading<Fed>): string {
+  const fed = reading.fed.map((a) => `${a.step}.${a.partition}`).sort();
+  return `${reading.name}|${reading.subject ?? ""}|${fed.join(",")}`;
 }
 
 /** Set an event aside as a dead letter of `step`, with the reason and its original bytes. */
@@ -54,7 +75,7 @@ export class SourceReading {
   readonly messagesRead: Record<string, number> = {};
   /** When a reader last handed over a full batch (it was behind its stream: catching up). */
   fullBatchAt = Number.NEGATIVE_INFINITY;
-  readonly #readers = new Map<string, Reader>();
+  readonly #readers = new Map<string, RunningReader>();
   readonly #idleTimers = new Map<string, unknown>();
   #reading = false;
   readonly #clock: Clock;
@@ -76,49 +97,95 @@ export class SourceReading {
    */
   async start(): Promise<void> {
     this.#reading = true;
-    // The actors by step and partition, as they are while reading (assignments change only while it is stopped).
-    const byStep = new Map<string, (SupervisedActor | undefined)[]>();
-    for (const a of this.supervisor.actors) {
-      const partitions = byStep.get(a.step) ?? [];
-      partitions[a.partition] = a;
-      byStep.set(a.step, partitions);
-    }
     for (const source of this.plan.sources) {
-      for (const { subject, fed, name, partition } of this.#readings(source)) {
-        const from = Math.min(...fed.map((a) => a.core.positions[source.id] ?? 0)) + 1;
-        // The highest event time before `from`: the source's watermark there (the lowest an actor
-        // holds) plus the allowed out-of-orderness. Watermarks then follow from the log alone.
-        const watermark = Math.min(...fed.map((a) => a.core.watermarks.bySource[source.id] ?? Number.NEGATIVE_INFINITY));
-        const handler = source.edge
-          ? this.#edgeHandler(source, fed, byStep, watermark)
-          : this.#batchHandler(source, fed, byStep, watermark + source.maxOutOfOrderMs, partition);
-        const onBatch = source.idleTimeoutMs === undefined ? handler : this.#watchIdle(source, name, fed, handler);
-        const reader = await startReader(this.nc, {
-          stream: source.stream,
-          subject,
-          fromSeq: from,
-          onBatch,
-          beforeNext: () => (this.publisher.pending > 50_000 ? this.publisher.whenPendingBelow(25_000) : undefined),
-          ...(this.options.maxBatch === undefined ? {} : { maxBatch: this.options.maxBatch }),
-          onReset: (reason) => this.options.log?.("reader-reset", { source: name, reason }),
-          onError: (error) => {
-            this.options.log?.("reader-failed", { source: name, error: String(error) });
-            this.options.onFailure?.(error);
-          },
-        });
-        this.#readers.set(name, reader);
-        this.options.log?.("reading", { source: name, stream: source.stream, fromSeq: from });
-      }
+      for (const reading of this.#readings(source, this.supervisor.actors)) await this.#startReader(source, reading);
     }
   }
 
   /**
-   * The readers `source` needs, each with the subject it filters on and the actors it feeds.
-   * An edge has a subject per reading partition: a reader for each partition this worker runs,
-   * or one for the whole stream when it runs them all.
+   * Change the assignments with `change` (it starts `added` and recovers them, or releases
+   * `removed`) while only the readers whose actors change stop: an edge's or a partitioned
+   * source's reader of another partition goes on. A source read whole stops for any change of
+   * the actors it feeds, and starts again from the lowest position (the others skip what they had).
    */
-  #readings(source: SourcePlan): Reading[] {
-    const fed = this.supervisor.fedBy(source.id);
+  async around(
+    changing: { readonly added?: readonly Assignment[]; readonly removed?: readonly Assignment[] },
+    change: () => Promise<void>,
+  ): Promise<void> {
+    const removed = new Set((changing.removed ?? []).map(assignmentKey));
+    const planned: { step: string; partition: number; sources: readonly string[] }[] = [
+      ...this.supervisor.actors.filter((a) => !removed.has(assignmentKey(a))),
+      ...(changing.added ?? []).filter((a) => !this.supervisor.actorOf(a.step, a.partition))
+        .map((a) => ({ ...a, sources: this.plan.actors.find((p) => p.step === a.step)!.sources })),
+    ];
+    const next = new Set(this.plan.sources.flatMap((source) => this.#readings(source, planned).map(signature)));
+    const stopping = [...this.#readers].filter(([, r]) => !next.has(r.signature));
+    for (const [name] of stopping) this.#readers.delete(name);
+    await Promise.all(stopping.map(([name, r]) => this.#stopReader(name, r)));
+    try {
+      await change();
+    } finally {
+      if (this.#reading) {
+        for (const source of this.plan.sources) {
+          for (const reading of this.#readings(source, this.supervisor.actors)) {
+            if (this.#readers.get(reading.name)?.signature !== signature(reading)) await this.#startReader(source, reading);
+          }
+        }
+      }
+    }
+  }
+
+  /** Start reading `reading` of `source`, from the lowest position its actors committed. */
+  async #startReader(source: SourcePlan, reading: Reading<SupervisedActor>): Promise<void> {
+    const { subject, fed, name, partition } = reading;
+    // The actors this reader feeds, by step and partition.
+    const byStep = new Map<string, (SupervisedActor | undefined)[]>();
+    for (const a of fed) {
+      const partitions = byStep.get(a.step) ?? [];
+      partitions[a.partition] = a;
+      byStep.set(a.step, partitions);
+    }
+    const from = Math.min(...fed.map((a) => a.core.positions[source.id] ?? 0)) + 1;
+    // The highest event time before `from`: the source's watermark there (the lowest an actor
+    // holds) plus the allowed out-of-orderness. Watermarks then follow from the log alone.
+    const watermark = Math.min(...fed.map((a) => a.core.watermarks.bySource[source.id] ?? Number.NEGATIVE_INFINITY));
+    const live = { reading: true };
+    const handler = source.edge
+      ? this.#edgeHandler(source, fed, byStep, watermark, live)
+      : this.#batchHandler(source, fed, byStep, watermark + source.maxOutOfOrderMs, partition, live);
+    const onBatch = source.idleTimeoutMs === undefined ? handler : this.#watchIdle(source, name, fed, handler);
+    const reader = await startReader(this.nc, {
+      stream: source.stream,
+      subject,
+      fromSeq: from,
+      onBatch,
+      beforeNext: () => (this.publisher.pending > 50_000 ? this.publisher.whenPendingBelow(25_000) : undefined),
+      ...(this.options.maxBatch === undefined ? {} : { maxBatch: this.options.maxBatch }),
+      onReset: (reason) => this.options.log?.("reader-reset", { source: name, reason }),
+      onError: (error) => {
+        this.options.log?.("reader-failed", { source: name, error: String(error) });
+        this.options.onFailure?.(error);
+      },
+    });
+    this.#readers.set(name, { reader, signature: signature(reading), live });
+    this.options.log?.("reading", { source: name, stream: source.stream, fromSeq: from });
+  }
+
+  async #stopReader(name: string, running: RunningReader): Promise<void> {
+    running.live.reading = false;
+    const idle = this.#idleTimers.get(name);
+    if (idle !== undefined) this.#clock.clearTimeout(idle);
+    this.#idleTimers.delete(name);
+    await running.reader.stop();
+  }
+
+  /**
+   * The readers `source` needs to feed `actors`, each with the subject it filters on and the
+   * actors it feeds. An edge has a subject per reading partition: a reader for each partition
+   * this worker runs, or one for the whole stream when it runs them all.
+   */
+  #readings<A extends Fed>(source: SourcePlan, actors: readonly A[]): Reading<A>[] {
+    const fed = actors.filter((a) => a.sources.includes(source.id));
     if (fed.length === 0) return [];
     const { partitionToken } = source;
     if (partitionToken !== undefined) {
@@ -156,11 +223,9 @@ export class SourceReading {
   /** Stop every reader; what they had not handed over is dropped (it is read again from the positions). */
   async stop(): Promise<void> {
     this.#reading = false;
-    for (const handle of this.#idleTimers.values()) this.#clock.clearTimeout(handle);
-    this.#idleTimers.clear();
-    const readers = [...this.#readers.values()];
+    const readers = [...this.#readers];
     this.#readers.clear();
-    await Promise.all(readers.map((r) => r.stop()));
+    await Promise.all(readers.map(([name, r]) => this.#stopReader(name, r)));
     for (const a of this.supervisor.actors) a.buffer = [];
   }
 
@@ -234,6 +299,7 @@ export class SourceReading {
     take: (value: unknown, m: SourceMessage, route: (value: unknown, seq: number) => void, setAside: SetAsideFn) => void,
     watermark: () => number,
     partition: number | undefined,
+    live: { readonly reading: boolean },
   ): (messages: SourceMessage[]) => void {
     let current: SourceMessage | undefined;
     const setAside = this.#setAside(source);
@@ -256,7 +322,7 @@ export class SourceReading {
       fail: (step, seq, reason) => setAside(step, seq, reason, current!.data),
     });
     return (messages) => {
-      if (!this.#reading) return;
+      if (!live.reading) return;
       for (const m of messages) {
         current = m;
         const decoded = source.decode(m.data);
@@ -278,6 +344,7 @@ export class SourceReading {
     fed: readonly SupervisedActor[],
     byStep: ReadonlyMap<string, readonly (SupervisedActor | undefined)[]>,
     restartWatermark: number,
+    live: { readonly reading: boolean },
   ): (messages: SourceMessage[]) => void {
     const partitions = new Array<number>(source.edge!.partitions).fill(restartWatermark);
     let low = restartWatermark;
@@ -289,7 +356,7 @@ export class SourceReading {
       return t;
     };
     return (messages) => {
-      if (!this.#reading) return;
+      if (!live.reading) return;
       for (const m of messages) {
         const decoded = source.decode(m.data);
         if (Either.isLeft(decoded)) {
@@ -327,6 +394,7 @@ export class SourceReading {
     byStep: ReadonlyMap<string, readonly (SupervisedActor | undefined)[]>,
     maxEventTime: number,
     partition: number | undefined,
+    live: { readonly reading: boolean },
   ): (messages: SourceMessage[]) => void {
     const { eventTime, maxOutOfOrderMs } = source;
     const event = { time: Number.NaN, watermark: Number.NEGATIVE_INFINITY };
@@ -356,6 +424,6 @@ export class SourceReading {
         if (time > maxEventTime) maxEventTime = time;
       }
       route(value, m.seq);
-    }, () => maxEventTime - maxOutOfOrderMs, partition);
+    }, () => maxEventTime - maxOutOfOrderMs, partition, live);
   }
 }

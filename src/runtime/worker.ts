@@ -4,8 +4,9 @@
  * while it runs. It provisions what the pipeline writes to (src/runtime/provision.ts), starts an
  * actor per assignment, each recovering from its last checkpoint (src/runtime/supervisor.ts), then
  * reads each source from the lowest position its actors committed (src/runtime/source-reading.ts).
- * When an actor fails, or the assignments change, reading stops until every actor runs again, then
- * resumes from the lowest position; an actor skips what it already applied.
+ * When an actor fails, reading stops until every actor runs again, then resumes from the lowest
+ * position; an actor skips what it already applied. A change of assignments stops only the
+ * readers it touches.
  *
  * @example
  * const worker = await Worker.start(nc, coffeeShop());
@@ -144,9 +145,12 @@ export class Worker {
     return this.reading.deadLetters;
   }
 
-  /** Run these assignments too: each recovers from its last checkpoint, then reading resumes. */
+  /**
+   * Run these assignments too: each recovers from its last checkpoint, then its readers start.
+   * Readers of other partitions go on (src/runtime/source-reading.ts `around`).
+   */
   assign(assignments: readonly Assignment[]): Promise<void> {
-    return this.#whileNotReading(async () => {
+    return this.#whileChanging({ added: assignments }, async () => {
       this.supervisor.start(assignments);
       await this.supervisor.whenRecovered();
     });
@@ -154,33 +158,31 @@ export class Worker {
 
   /**
    * Let these assignments go without a final checkpoint (this worker may no longer write for
-   * them); reading resumes without them.
+   * them); their readers stop.
    */
   abandon(assignments: readonly Assignment[]): Promise<void> {
     // At once, not after a pending resume: that may be waiting for these very actors to recover.
     this.supervisor.abandon(assignments);
     if (this.#stopping) return Promise.resolve();
-    return this.#whileNotReading(() => Promise.resolve());
+    return this.#whileChanging({ removed: assignments }, () => Promise.resolve());
   }
 
-  /** Stop running these assignments: each writes a final checkpoint, then reading resumes without them. */
+  /** Stop running these assignments: their readers stop, then each writes a final checkpoint. */
   release(assignments: readonly Assignment[]): Promise<void> {
-    return this.#whileNotReading(() => this.supervisor.release(assignments));
+    return this.#whileChanging({ removed: assignments }, () => this.supervisor.release(assignments));
   }
 
-  /** Do `change` with reading stopped, then read again (from the lowest position). */
-  async #whileNotReading(change: () => Promise<void>): Promise<void> {
+  /** Do `change` with the readers it touches stopped, then start them again (from the lowest position). */
+  async #whileChanging(
+    changing: { readonly added?: readonly Assignment[]; readonly removed?: readonly Assignment[] },
+    change: () => Promise<void>,
+  ): Promise<void> {
     if (this.#stopping) throw new Error("the worker is stopping");
-    await this.#resuming;
-    this.#paused = true;
+    // One change (or resume) at a time, in the order asked.
+    const previous = this.#resuming;
     const done = (async () => {
-      await this.reading.stop();
-      try {
-        await change();
-      } finally {
-        this.#paused = false;
-        if (!this.#stopping) await this.reading.start();
-      }
+      await previous;
+      await this.reading.around(changing, change);
     })();
     this.#resuming = done.catch(() => undefined);
     await done;
@@ -194,7 +196,12 @@ export class Worker {
   #pauseAndResume(delayMs: number): void {
     if (this.#paused || this.#stopping) return;
     this.#paused = true;
-    this.#resuming = this.#resume(delayMs);
+    // After a change of assignments under way (it starts readers of its own).
+    const previous = this.#resuming;
+    this.#resuming = (async () => {
+      await previous;
+      await this.#resume(delayMs);
+    })();
   }
 
   async #resume(delayMs: number): Promise<void> {

@@ -26,8 +26,8 @@
  *
  *   npx tsx scripts/bench.ts [--events 1000000] [--keys 100000] [--state-keys 1000000]
  *     [--peer-events 10000] [--peer-seconds 20] [--serving-seconds 20] [--query-rate 500] [--ingest-rate 10000]
- *     [--nexmark-events 300000] [--nexmark-join-events 2500000]
- *     [--cases ceiling,peer,core-aggregate,core-aggregate-100-keys,state,restart,query-latency,freshness,nexmark,publisher-internal-vs-public,rebalance-pause,failover]
+ *     [--nexmark-events 300000] [--nexmark-join-events 2500000] [--scale-events 1000000]
+ *     [--cases ceiling,peer,core-aggregate,core-aggregate-100-keys,state,restart,query-latency,freshness,nexmark,publisher-internal-vs-public,rebalance-pause,failover,scale-cpu,scale-2-workers]
  *     [--cpu-prof]   (workers write .cpuprofile files to bench/profiles/)  [--verbose]  (print each worker RESULT)
  */
 import { spawn } from "node:child_process";
@@ -74,6 +74,7 @@ const QUERY_RATE = num("query-rate", 500);
 const INGEST_RATE = num("ingest-rate", 10_000);
 const NEXMARK_EVENTS = num("nexmark-events", 300_000);
 const NEXMARK_JOIN_EVENTS = num("nexmark-join-events", 2_500_000);
+const SCALE_EVENTS = num("scale-events", 1_000_000);
 const RESTART_EVENTS = 10;
 const CPU_PROF = flags.has("cpu-prof");
 const wanted = new Set((
@@ -339,7 +340,7 @@ try {
     cases["publisher-internal-vs-public"] = await benchPublisherWires(nc, { rounds: 3, small: 100_000, large: 1_500, log });
   }
   if (["rebalance-pause", "failover", "scale-cpu", "scale-2-workers"].some((c) => wanted.has(c))) {
-    Object.assign(cases, await benchScale({ nc, url: server.url, serverPid: server.pid, log, wanted }));
+    Object.assign(cases, await benchScale({ nc, url: server.url, serverPid: server.pid, log, wanted, scaleEvents: SCALE_EVENTS }));
   }
   const nexmark = nexmarkWanted(wanted);
   if (nexmark.length > 0) {

@@ -1,12 +1,16 @@
 /**
- * Source reading: one reader per source (a user's stream, or an edge between keyed steps) for
- * the operator actors a worker runs. Each reads from the lowest position its actors committed (an
- * actor skips what its own state already reflects), decodes every message (a dead letter when it
- * cannot be), sets the event's time and the source's watermark before it from the log alone, walks
- * it through the source's stateless chain (map, filter, lookup joins, keyBy: src/runtime/plan.ts)
- * into the buffer of the actor that owns its key, and hands each actor its records of the batch
- * with the position and watermark the batch reached. Records of partitions this worker does not
- * run are dropped here. An edge's watermark is the lowest over the writing step's partitions.
+ * Source reading: the readers of the sources (a user's stream, or an edge between keyed steps)
+ * that feed the operator actors a worker runs. A source is read whole, or per partition when it
+ * is partitioned by subject; an edge per partition this worker runs (whole when it runs them
+ * all), so a worker reads only its share. Each reader reads from the lowest position its actors
+ * committed (an actor skips what its own state already reflects), decodes every message (a dead
+ * letter when it cannot be), sets the event's time and the source's watermark before it from the
+ * log alone, walks it through the source's stateless chain (map, filter, lookup joins, keyBy:
+ * src/runtime/plan.ts) into the buffer of the actor that owns its key (an edge's records come
+ * routed by their writers), and hands each actor its records of the batch with the position and
+ * watermark the batch reached. Records of partitions this worker does not run are dropped here.
+ * An edge's watermark is the lowest over the writing step's partitions. A change of assignments
+ * stops and starts only the readers whose actors change (`around`).
  *
  * @example
  * const reading = new SourceReading(nc, plan, publisher, supervisor, lookups, { onFailure: () => restart() });

@@ -12,7 +12,7 @@
  * sink.open(101); sink.add(101, '{"orderId":"o-101"}'); sink.close(180);
  */
 import type { Publisher } from "../src/log/publisher.ts";
-import { batchMsgId, type InputRange, type OutputLog, recordCountHeader } from "../src/log/record-batch.ts";
+import { batchMsgId, type InputRange, type OutputLog, rangesOf, recordCountHeader } from "../src/log/record-batch.ts";
 
 const encoder = new TextEncoder();
 
@@ -35,6 +35,11 @@ export class BatchedSink {
   /** The stream sequence a recovery reads back from (recorded by each checkpoint). */
   readFrom = 0;
 
+  /** The sink's step id: the name of its read-back start in a manifest's `outputs`. */
+  get id(): string {
+    return this.sink.id;
+  }
+
   constructor(
     readonly publisher: Publisher,
     /** `<pipeline>/<sink>/<source>`: the Nats-Msg-Ids of this sink's batches start with it. */
@@ -51,7 +56,7 @@ export class BatchedSink {
     await this.publisher.flush().catch(() => undefined); // a failure was the failed actor's to report
     const { stream, subject } = this.sink;
     this.readFrom = from ?? (await log.end(stream, subject));
-    this.#covered = await log.ranges(stream, subject, this.readFrom, this.prefix);
+    this.#covered = rangesOf(await log.msgIds(stream, subject, this.readFrom), this.prefix);
     this.#next = 0;
     this.#lines = [];
     this.#bytes = 0;

@@ -118,9 +118,7 @@ export class Outputs<Out> {
   emit(output: Out | undefined, before: Out | undefined, time: number, from?: EmitOptions<Out>["from"]): void {
     const streams = this.#streams;
     // The JSON of the streams' messages (an edge sends what its reading chain makes of the output).
-    const json = output === undefined || (streams.length === 0 && this.batched.length === 0)
-      ? undefined
-      : JSON.stringify(output);
+    const json = output === undefined || (streams.length === 0 && this.batched.length === 0) ? undefined : JSON.stringify(output);
     const edge = this.edge.active;
     const id = streams.length > 0 || edge ? this.#nextId(from) : "";
     if (json !== undefined && streams.length > 0) {
@@ -166,23 +164,38 @@ export class Outputs<Out> {
     for (const sink of this.batched) sink.close(upTo);
   }
 
+  /** What reads back at a recovery what it sent after the checkpoint: batched sinks, edges. */
+  get #readBacks(): readonly ReadBack[] {
+    return [...this.batched, ...this.edge.writers];
+  }
+
   /**
-   * Batched sinks read back what they published after the checkpoint. Returns the read-back
-   * starts to record at once when a sink had none (it is new: it starts at its stream's end, so
-   * a crash before the first checkpoint still finds what it published), else undefined.
+   * Batched sinks and edges read back what they sent after the checkpoint. Returns the read-back
+   * starts to record at once when one had none (it is new: it starts at its stream's end, so a
+   * crash before the first checkpoint still finds what it sent), else undefined.
    */
   async recover(log: OutputLog | undefined, manifest: Manifest): Promise<Record<string, number> | undefined> {
-    if (this.batched.length === 0) return undefined;
-    if (!log) throw new Error("a batched stream sink needs an output log");
-    for (const sink of this.batched) await sink.recover(log, manifest.outputs?.[sink.sink.id]);
-    if (this.batched.every((sink) => manifest.outputs?.[sink.sink.id] !== undefined)) return undefined;
-    return Object.fromEntries(this.batched.map((sink) => [sink.sink.id, sink.readFrom]));
+    const readBacks = this.#readBacks;
+    if (readBacks.length === 0) return undefined;
+    if (!log) throw new Error("a batched stream sink or an edge needs an output log");
+    for (const r of readBacks) await r.recover(log, manifest.outputs?.[r.id]);
+    if (readBacks.every((r) => manifest.outputs?.[r.id] !== undefined)) return undefined;
+    return Object.fromEntries(readBacks.map((r) => [r.id, r.readFrom]));
   }
 
   /** A checkpoint's cut: what its manifest records as `outputs`, read once its writes are acknowledged. */
   cut(): (() => Record<string, number>) | undefined {
-    if (this.batched.length === 0) return undefined;
-    const cuts = this.batched.map((sink) => [sink.sink.id, sink.cut()] as const);
+    const readBacks = this.#readBacks;
+    if (readBacks.length === 0) return undefined;
+    const cuts = readBacks.map((r) => [r.id, r.cut()] as const);
     return () => Object.fromEntries(cuts.map(([id, at]) => [id, at()]));
   }
+}
+
+/** A batched sink or an edge: reads back at a recovery what it sent after the checkpoint. */
+interface ReadBack {
+  readonly id: string;
+  readonly readFrom: number;
+  recover(log: OutputLog, from: number | undefined): Promise<void>;
+  cut(): () => number;
 }

@@ -35,10 +35,19 @@ export const failoverPipeline = () => benchPipeline("bench-failover", "bench-fai
 
 /** The core-aggregate pipeline over a source partitioned by subject, for `workers` workers. */
 const scalePipeline = (workers: number) =>
-  benchPipeline(`bench-scale-${workers}`, `bench-scale-${workers}`, `bench_scale_${workers}_totals`, 8, `bench.scale.${workers}.{partition}`);
+  benchPipeline(
+    `bench-scale-${workers}`,
+    `bench-scale-${workers}`,
+    `bench_scale_${workers}_totals`,
+    8,
+    `bench.scale.${workers}.{partition}`,
+  );
 export const scalePipeline1 = () => scalePipeline(1);
 export const scalePipeline2 = () => scalePipeline(2);
 export const scalePipeline3 = () => scalePipeline(3);
+/** The same pipeline over a source read whole (the design a partitioned source replaces), for 3 workers. */
+export const scaleWholePipeline3 = () =>
+  benchPipeline("bench-scale-whole3", "bench-scale-whole3", "bench_scale_whole3_totals", 8);
 
 interface LogLine {
   time: string;
@@ -207,47 +216,62 @@ export async function benchScale(
     if (o.wanted.has("scale-cpu") || o.wanted.has("scale-2-workers")) {
       const events = o.scaleEvents;
       const keys = 1_000;
-      const runs = new Map<number, { cpuPerMillion: number; eventsPerSec: number; workerCpu: number; serverCpu: number }>();
-      const counts = [1, ...(o.wanted.has("scale-2-workers") ? [2] : []), ...(o.wanted.has("scale-cpu") ? [3] : [])];
-      for (const n of counts) {
-        const prefix = `bench.scale.${n}`;
-        await ensureStream(o.nc, `bench-scale-${n}`, `${prefix}.*`);
+      const runs = new Map<
+        number | "whole3",
+        { cpuPerMillion: number; eventsPerSec: number; workerCpu: number; serverCpu: number }
+      >();
+      const counts: (number | "whole3")[] = [
+        1,
+        ...(o.wanted.has("scale-2-workers") ? [2] : []),
+        ...(o.wanted.has("scale-cpu") ? [3, "whole3" as const] : []),
+      ];
+      for (const run of counts) {
+        const n = run === "whole3" ? 3 : run;
+        const prefix = `bench.scale.${run}`;
+        await ensureStream(o.nc, `bench-scale-${run}`, `${prefix}.*`);
         // A backlog, published first: the workers read in full batches, and the publishing is not counted.
-        await publishEvents(o.nc, partitionedSubject(`${prefix}.{partition}`, keys, 8), 0, events, keys);
+        const subject = run === "whole3" ? `${prefix}.events` : partitionedSubject(`${prefix}.{partition}`, keys, 8);
+        await publishEvents(o.nc, subject, 0, events, keys);
         const serverCpu0 = cpuSeconds(o.serverPid);
-        const workers = Array.from({ length: n }, (_, i) => startWorker(o.url, `scalePipeline${n}`, `w${i + 1}`));
+        const workers = Array.from(
+          { length: n },
+          (_, i) => startWorker(o.url, run === "whole3" ? "scaleWholePipeline3" : `scalePipeline${n}`, `w${i + 1}`),
+        );
         children.push(...workers);
         await until(`${n} workers to count every event`, 300_000, async () => {
           await new Promise((r) => setTimeout(r, 250));
-          return (await totalsExact(o.nc, `bench_scale_${n}_totals`, events, keys)) ? true : undefined;
+          return (await totalsExact(o.nc, `bench_scale_${run}_totals`, events, keys)) ? true : undefined;
         });
         const end = performance.now();
         const { readGroup } = await import("../src/cluster/group.ts");
-        const owners = new Set(Object.values((await readGroup(o.nc, `bench-scale-${n}`))?.owners ?? {}));
+        const owners = new Set(Object.values((await readGroup(o.nc, `bench-scale-${run}`))?.owners ?? {}));
         if (owners.size !== n || workers.some((w) => !w.started)) throw new Error(`bench-scale: not all ${n} workers took part`);
         const seconds = (end - Math.min(...workers.map((w) => w.started!.at))) / 1000;
         const workerCpu = workers.reduce((sum, w) => sum + cpuSeconds(w.process.pid!) - w.started!.cpu, 0);
         const serverCpu = cpuSeconds(o.serverPid) - serverCpu0;
-        runs.set(n, {
+        runs.set(run, {
           cpuPerMillion: round(((workerCpu + serverCpu) / events) * 1e6, 2),
           eventsPerSec: Math.round(events / seconds),
           workerCpu: round(workerCpu, 2),
           serverCpu: round(serverCpu, 2),
         });
-        o.log(`scale ${n} worker(s): ${JSON.stringify(runs.get(n))}`);
+        o.log(`scale ${run} worker(s): ${JSON.stringify(runs.get(run))}`);
         await stopAll();
       }
       const one = runs.get(1)!;
       if (runs.has(3)) {
         const three = runs.get(3)!;
         const ratio = round(three.cpuPerMillion / one.cpuPerMillion, 2);
+        const whole = runs.get("whole3")!;
         cases["scale-cpu"] = {
           ratio,
           oneWorker: one,
           threeWorkers: three,
+          threeWorkersReadingWhole: whole,
+          wholeRatio: round(whole.cpuPerMillion / one.cpuPerMillion, 2),
           target: `3 workers at most 1.15x the CPU of one: ${ratio <= 1.15 ? "met" : "MISSED"}`,
           note:
-            `CPU seconds per million events, workers (from each one's first partitions taken: start-up not counted) plus nats-server (after the backlog was published), over a backlog of ${events} events and ${keys} keys; core-aggregate pipeline, source partitioned by subject (8 partitions)`,
+            `CPU seconds per million events, workers (from each one's first partitions taken: start-up not counted) plus nats-server (after the backlog was published), over a backlog of ${events} events and ${keys} keys; core-aggregate pipeline, source partitioned by subject (8 partitions); threeWorkersReadingWhole: the same over a source read whole by every worker (each keeps its partitions' events), wholeRatio its CPU against one worker's`,
         };
       }
       if (runs.has(2)) {

@@ -340,7 +340,10 @@ try {
     cases["publisher-internal-vs-public"] = await benchPublisherWires(nc, { rounds: 3, small: 100_000, large: 1_500, log });
   }
   if (["rebalance-pause", "failover", "scale-cpu", "scale-2-workers"].some((c) => wanted.has(c))) {
-    Object.assign(cases, await benchScale({ nc, url: server.url, serverPid: server.pid, log, wanted, scaleEvents: SCALE_EVENTS }));
+    Object.assign(
+      cases,
+      await benchScale({ nc, url: server.url, serverPid: server.pid, log, wanted, scaleEvents: SCALE_EVENTS }),
+    );
   }
   const nexmark = nexmarkWanted(wanted);
   if (nexmark.length > 0) {

@@ -174,4 +174,72 @@ describe("edges between keyed steps", () => {
     const edge = await (await jetstreamManager(nc)).streams.info("eddy-edge-categories-per-item");
     expect(edge.state.messages).toBeGreaterThanOrEqual(events.length);
   });
+
+  it(
+    "a writer that replays after the stream's duplicate window sends nothing twice: it reads back what it sent",
+    { timeout: 60_000 },
+    async () => {
+      const nc = await nats.connect();
+      const jsm = await jetstreamManager(nc);
+      const events = sales(1_000, 5);
+      await publish(nc, "sales3", events);
+      // The edge stream made beforehand, with a duplicate window of 200 ms instead of 10 minutes.
+      const edgeStream = "eddy-edge-replayed-per-item";
+      await jsm.streams.add({ name: edgeStream, subjects: ["eddy.edge.replayed.per-item.>"], duplicate_window: 200_000_000 });
+      const p = () => {
+        const p = pipeline("replayed", { partitions: 2 });
+        p.source("sales", { stream: "sales3", schema: Sale })
+          .keyBy("by-item", "item")
+          .aggregate("per-item", (a) => ({ category: a.reduce("", (_, s) => s.category), revenue: a.sum("amount") }))
+          .keyBy("by-category", "category")
+          .aggregate("per-category", (a) => ({ items: a.count(), revenue: a.sum("revenue") }))
+          .toTable("replayed_categories");
+        return p;
+      };
+      const writing = [0, 1].map((partition) => ({ step: "per-item", partition }));
+      const reading = [0, 1].map((partition) => ({ step: "per-category", partition }));
+      // The writer never checkpoints after its start: a replay re-sends every output.
+      const never = { checkpointMs: 600_000, checkpointEvents: 10_000_000, idleCheckpointMs: Number.POSITIVE_INFINITY };
+      const reader = await Worker.start(nc, p(), { checkpointMs: 100, assignments: reading });
+      const perCategory = new Map<string, { items: Set<string>; revenue: number }>();
+      for (const e of events) {
+        const c = perCategory.get(e.category) ?? { items: new Set(), revenue: 0 };
+        c.items.add(e.item);
+        c.revenue += e.amount;
+        perCategory.set(e.category, c);
+      }
+      const expected = byKey([...perCategory].map(([key, c]) => ({ key, items: c.items.size, revenue: c.revenue })));
+      const table = async () =>
+        byKey((await readTable<{ key: string; items: number; revenue: number }>(nc, "replayed_categories"))
+          .map(({ key, items, revenue }) => ({ key, items, revenue })));
+      const edgeReadUp = () =>
+        waitFor(async () => (reader.messagesRead["per-item"] ?? 0) === (await jsm.streams.info(edgeStream)).state.messages, {
+          timeoutMs: 20_000,
+          message: "the reader read the whole edge",
+        });
+      try {
+        const first = await Worker.start(nc, p(), { ...never, assignments: writing });
+        await waitFor(() => (first.messagesRead.sales ?? 0) === events.length, { timeoutMs: 20_000, message: "written" });
+        await first.abandon(writing); // a crash: no final checkpoint
+        await first.stop();
+        await edgeReadUp();
+        expect(await table()).toEqual(expected);
+
+        // Wait until the server forgets message ids (the window passed), then replay everything.
+        const js = jetstream(nc);
+        await js.publish("eddy.edge.replayed.per-item.probe", "{}", { msgID: "probe" });
+        await waitFor(async () => !(await js.publish("eddy.edge.replayed.per-item.probe", "{}", { msgID: "probe" })).duplicate, {
+          timeoutMs: 10_000,
+          message: "the duplicate window to pass",
+        });
+        const second = await Worker.start(nc, p(), { checkpointMs: 100, assignments: writing });
+        await waitFor(() => (second.messagesRead.sales ?? 0) === events.length, { timeoutMs: 20_000, message: "replayed" });
+        await second.stop();
+        await edgeReadUp();
+        expect(await table()).toEqual(expected);
+      } finally {
+        await reader.stop();
+      }
+    },
+  );
 });

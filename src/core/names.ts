@@ -33,15 +33,26 @@ export function groupBucket(pipelineId: string): string {
 
 /**
  * The internal stream behind the edge out of `step`, and the subjects it holds: one per partition
- * of the steps that read it (`edgeSubject`), so that a worker reads only its partitions' share.
+ * of the steps that read it and partition of `step` that writes (`edgeSubject`), so that a worker
+ * reads only its partitions' share and a writer can read back what it sent.
  */
 export function edgeStream(pipelineId: string, step: string): { stream: string; subject: string } {
   return { stream: `eddy-edge-${pipelineId}-${step}`, subject: `eddy.edge.${pipelineId}.${step}.>` };
 }
 
-/** The subject of the edge out of `step` that partition `partition` of its readers reads. */
-export function edgeSubject(pipelineId: string, step: string, partition: number): string {
-  return `eddy.edge.${pipelineId}.${step}.${partition}`;
+/** The subject of the edge out of `step` from its partition `writer` to partition `reader` of the steps that read it. */
+export function edgeSubject(pipelineId: string, step: string, reader: number, writer: number): string {
+  return `eddy.edge.${pipelineId}.${step}.${reader}.${writer}`;
+}
+
+/** What partition `reader` of the steps reading the edge out of `step` reads. */
+export function edgeReaderFilter(pipelineId: string, step: string, reader: number): string {
+  return `eddy.edge.${pipelineId}.${step}.${reader}.*`;
+}
+
+/** What partition `writer` of `step` sent on its edge (a recovery reads it back). */
+export function edgeWriterFilter(pipelineId: string, step: string, writer: number): string {
+  return `eddy.edge.${pipelineId}.${step}.*.${writer}`;
 }
 
 /** Events a pipeline set aside: dead letters, late events. */

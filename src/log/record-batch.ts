@@ -48,20 +48,25 @@ export function recordsOf(data: Uint8Array, headers?: MsgHdrs): unknown[] {
   return records;
 }
 
-/** What a batched sink reads back from its stream when it recovers. */
+/** What a batched sink or an edge reads back from its stream when it recovers. */
 export interface OutputLog {
-  /** The sequence after the last message on `subject` of `stream` (where a new sink starts). */
-  end(stream: string, subject: string): Promise<number>;
-  /** The ranges of the batches with Nats-Msg-Ids under `prefix` on `subject` from sequence `from` on. */
-  ranges(stream: string, subject: string, from: number, prefix: string): Promise<InputRange[]>;
+  /** The sequence after the last message on `subject` of `stream` (undefined: of the whole stream): where a new writer starts. */
+  end(stream: string, subject: string | undefined): Promise<number>;
+  /** The Nats-Msg-Ids of the messages on `subject` (a filter) of `stream` from sequence `from` on. */
+  msgIds(stream: string, subject: string, from: number): Promise<string[]>;
+}
+
+/** The input ranges of the batches among `msgIds` with Nats-Msg-Ids under `prefix`, ascending. */
+export function rangesOf(msgIds: readonly string[], prefix: string): InputRange[] {
+  return msgIds.flatMap((id) => rangeOf(id, prefix) ?? []).sort((a, b) => a.from - b.from);
 }
 
 /** The OutputLog of a NATS connection. */
 export function natsOutputLog(nc: NatsConnection): OutputLog {
   return {
     end: async (stream, subject) => (await lastSequence(nc, stream, subject)) + 1,
-    async ranges(stream, subject, from, prefix) {
-      const found: InputRange[] = [];
+    async msgIds(stream, subject, from) {
+      const found: string[] = [];
       const options = {
         filter_subjects: subject,
         deliver_policy: DeliverPolicy.StartSequence,
@@ -69,10 +74,10 @@ export function natsOutputLog(nc: NatsConnection): OutputLog {
         headers_only: true,
       };
       await readStream(nc, stream, options, (m) => {
-        const range = rangeOf(m.headers?.get("Nats-Msg-Id") ?? "", prefix);
-        if (range) found.push(range);
+        const id = m.headers?.get("Nats-Msg-Id");
+        if (id) found.push(id);
       });
-      return found.sort((a, b) => a.from - b.from);
+      return found;
     },
   };
 }

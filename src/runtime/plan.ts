@@ -22,7 +22,7 @@ import { windowOperator, windowRows } from "../../actors/window.ts";
 import { ConfigError } from "../core/errors.ts";
 import { type Key, keyHash, partitionOf } from "../core/partition.ts";
 import type { Pipeline, Step } from "../pipeline/pipeline.ts";
-import { edgeStream, edgeSubject } from "../core/names.ts";
+import { edgeStream } from "../core/names.ts";
 import type { SchemaDecoder } from "../core/schema.ts";
 import { sourceDecoder } from "./source-decoding.ts";
 
@@ -298,8 +298,8 @@ export interface RouterOutput {
 }
 
 /**
- * The edge out of step `id` as its writers see it: a subject per reading partition, and the
- * reading steps' stateless chain, which the writers run (actors/edge-output.ts).
+ * The edge out of step `id` as its writers see it: its stream, the partitions that read it, and
+ * the reading steps' stateless chain, which the writers run (actors/edge-output.ts).
  */
 export function edgePlan(plan: Plan, id: string, lookup: RouterOutput["lookup"]): EdgePlan {
   const source = plan.sources.find((s) => s.id === id && s.edge);
@@ -313,7 +313,8 @@ export function edgePlan(plan: Plan, id: string, lookup: RouterOutput["lookup"])
   });
   return {
     id,
-    subjects: Array.from({ length: source.edge!.partitions }, (_, q) => edgeSubject(plan.pipelineId, id, q)),
+    stream: source.stream,
+    partitions: source.edge!.partitions,
     updating: source.edge!.updating,
     route(value, onRecord, onFail) {
       take = onRecord;

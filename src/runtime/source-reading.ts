@@ -21,7 +21,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { Either } from "effect";
 import type { EdgeEnvelope } from "../../actors/edge-output.ts";
 import type { Rec } from "../../actors/operator.ts";
-import { edgeSubject } from "../core/names.ts";
+import { edgeReaderFilter } from "../core/names.ts";
 import { keyHash } from "../core/partition.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import type { Publisher } from "../log/publisher.ts";
@@ -214,7 +214,7 @@ export class SourceReading {
     const partitions = new Set(fed.map((a) => a.partition));
     if (partitions.size === source.edge.partitions) return [{ subject: source.subject, fed, name: source.id }];
     return [...partitions].sort((a, b) => a - b).map((q) => ({
-      subject: edgeSubject(this.plan.pipelineId, source.id, q),
+      subject: edgeReaderFilter(this.plan.pipelineId, source.id, q),
       fed: fed.filter((a) => a.partition === q),
       name: `${source.id}.${q}`,
     }));
@@ -312,17 +312,17 @@ export class SourceReading {
     const route = buildRouter(source, this.plan, event, {
       lookup: (table, key) => lookups.get(table)!.get(key),
       // Records of a partition another worker runs are not this one's.
-      buffer: partition === undefined
-        ? (step, q, rec) => void byStep.get(step)?.[q]?.buffer.push(rec)
-        : (step, q, rec) => {
-          if (q === partition || !keyed.get(step)) return void byStep.get(step)?.[q]?.buffer.push(rec);
-          setAside(
-            rec.via,
-            rec.seq,
-            `${rec.via} put key ${JSON.stringify(rec.key)} in partition ${q}, but it came on the subject of partition ${partition}: partition the stream by the same key (partitionOfKey), or read it by subject instead of partitionSubject`,
-            current!.data,
-          );
-        },
+      buffer: partition === undefined ? (step, q, rec) => void byStep.get(step)?.[q]?.buffer.push(rec) : (step, q, rec) => {
+        if (q === partition || !keyed.get(step)) return void byStep.get(step)?.[q]?.buffer.push(rec);
+        setAside(
+          rec.via,
+          rec.seq,
+          `${rec.via} put key ${
+            JSON.stringify(rec.key)
+          } in partition ${q}, but it came on the subject of partition ${partition}: partition the stream by the same key (partitionOfKey), or read it by subject instead of partitionSubject`,
+          current!.data,
+        );
+      },
       fail: (step, seq, reason) => setAside(step, seq, reason, current!.data),
     });
     return (messages) => {
@@ -402,32 +402,41 @@ export class SourceReading {
   ): (messages: SourceMessage[]) => void {
     const { eventTime, maxOutOfOrderMs } = source;
     const event = { time: Number.NaN, watermark: Number.NEGATIVE_INFINITY };
-    return this.#handler(source, fed, byStep, event, (value, m, route, setAside) => {
-      if (eventTime) {
-        let time: number;
-        try {
-          time = eventTime(value);
-        } catch (error) {
-          return setAside(
-            source.id,
-            m.seq,
-            `eventTime of source "${source.id}" threw: ${(error as Error)?.message ?? error}`,
-            m.data,
-          );
+    return this.#handler(
+      source,
+      fed,
+      byStep,
+      event,
+      (value, m, route, setAside) => {
+        if (eventTime) {
+          let time: number;
+          try {
+            time = eventTime(value);
+          } catch (error) {
+            return setAside(
+              source.id,
+              m.seq,
+              `eventTime of source "${source.id}" threw: ${(error as Error)?.message ?? error}`,
+              m.data,
+            );
+          }
+          if (!Number.isFinite(time)) {
+            return setAside(
+              source.id,
+              m.seq,
+              `eventTime of source "${source.id}" returned ${time}, not a number of milliseconds`,
+              m.data,
+            );
+          }
+          event.time = time;
+          event.watermark = maxEventTime - maxOutOfOrderMs;
+          if (time > maxEventTime) maxEventTime = time;
         }
-        if (!Number.isFinite(time)) {
-          return setAside(
-            source.id,
-            m.seq,
-            `eventTime of source "${source.id}" returned ${time}, not a number of milliseconds`,
-            m.data,
-          );
-        }
-        event.time = time;
-        event.watermark = maxEventTime - maxOutOfOrderMs;
-        if (time > maxEventTime) maxEventTime = time;
-      }
-      route(value, m.seq);
-    }, () => maxEventTime - maxOutOfOrderMs, partition, live);
+        route(value, m.seq);
+      },
+      () => maxEventTime - maxOutOfOrderMs,
+      partition,
+      live,
+    );
   }
 }

@@ -93,6 +93,13 @@ export { createQueryApi } from "./serve/api.ts";
 export type { QueryApi, QueryApiOptions } from "./serve/api.ts";
 export type { RuntimeProbes } from "./platform/platform.ts";
 export type { ServedWorker } from "./serve/actors.ts";
+// A group seen from outside it: members, who holds and who should hold each partition, moves.
+export { Groups } from "./serve/groups.ts";
+export type { GroupsOptions } from "./serve/groups.ts";
+export { GroupWatch } from "./serve/group-watch.ts";
+export type { GroupAnswer, GroupWatchOptions } from "./serve/group-watch.ts";
+export { ownership } from "./serve/ownership.ts";
+export type { LeaseSeen, MemberOwnership, MemberSeen, Move, Ownership, PartitionOwnership } from "./serve/ownership.ts";
 
 // Testing a pipeline: the batch oracle (the same definition over in-memory arrays).
 export { evaluate } from "./oracle/batch.ts";

@@ -3,10 +3,9 @@
  * SIGINT; `eddy query` reads its tables; wrong configuration ends with one clear message and a
  * fix, never a stack trace.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, describe, expect, it } from "vitest";
 import { coffeeShop } from "../examples/coffee-shop/pipeline.ts";
@@ -14,24 +13,9 @@ import { publishOrders } from "../examples/coffee-shop/orders.ts";
 import { findFreePort, isPortFree } from "../src/platform/nats-server.ts";
 import { Worker } from "../src/runtime/worker.ts";
 import { readRow } from "../src/state/table.ts";
+import { eddy } from "./support/eddy-command.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
 import { actorCount } from "./support/worker-process.ts";
-
-const bin = resolve("bin/eddy.js");
-
-function eddy(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}) {
-  const child = spawn(process.execPath, [bin, ...args], {
-    cwd: options.cwd ?? process.cwd(),
-    env: { ...process.env, NATS_URL: "", ...options.env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d) => (stdout += d));
-  child.stderr.on("data", (d) => (stderr += d));
-  const exited = new Promise<number | string>((done) => child.on("exit", (code, signal) => done(code ?? signal ?? -1)));
-  return { child, exited, out: () => stdout, err: () => stderr };
-}
 
 describe("eddy dev", () => {
   const cwd = mkdtempSync(join(tmpdir(), "eddy-dev-"));

@@ -9,11 +9,10 @@
  * serves the overview, which lists the tables and the actors. The generated page modules must be
  * what scripts/build-pages.ts builds from their sources now.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { coffeeShop } from "../examples/coffee-shop/pipeline.ts";
@@ -27,9 +26,9 @@ import { createQueryApi, type QueryApi } from "../src/serve/api.ts";
 import { Catalog } from "../src/serve/catalog.ts";
 import { readTable } from "../src/state/table.ts";
 import { generatedModule, pages } from "../scripts/build-pages.ts";
+import { type Chromium, launchChromium } from "./support/chromium.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
 
-const chromiumPath = "/usr/bin/chromium";
 const partitions = 4;
 
 type StoreRow = { key: string; orders: number; revenue: number; avgTicket: number };
@@ -150,9 +149,9 @@ describe("the coffee-shop dashboard in chromium", () => {
   let catalog: Catalog;
   let api: QueryApi;
   let listener: HttpListener;
+  let browser: Chromium;
   let context: BrowserContext;
   let page: Page;
-  let userDataDir: string;
 
   async function caughtUp(): Promise<number> {
     const jsm = await jetstreamManager(nc);
@@ -178,12 +177,8 @@ describe("the coffee-shop dashboard in chromium", () => {
   }
 
   beforeAll(async () => {
-    if (!existsSync(chromiumPath)) {
-      throw new Error(
-        `chromium is not installed (${chromiumPath} is missing): the dashboard test needs Debian's chromium. ` +
-          "Install it with `apt-get install -y chromium` (as root), or run scripts/setup.sh.",
-      );
-    }
+    browser = await launchChromium();
+    ({ context, page } = browser);
     nc = await nats.connect();
     await publishOrders(nc, { stream: "orders", seed: 11, count: 3000 });
     await publishOrderStatus(nc, { stream: "order_status", seed: 11, count: 3000 });
@@ -205,28 +200,10 @@ describe("the coffee-shop dashboard in chromium", () => {
     catalog = await Catalog.open(nc, { refreshMs: 0 });
     api = createQueryApi(catalog, { worker, lagRefreshMs: 200, ...(shop.dashboard ? { dashboard: shop.dashboard } : {}) });
     listener = await listenNode(api.fetch, { port: 0 });
-    userDataDir = mkdtempSync(join(tmpdir(), "eddy-chromium-"));
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: chromiumPath,
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-      viewport: { width: 1440, height: 1100 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
   }, 90_000);
 
   afterAll(async () => {
-    await context?.close();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+    await browser?.close();
     api?.close();
     await listener?.close();
     await catalog?.close();

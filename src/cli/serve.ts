@@ -1,7 +1,10 @@
 /**
  * `eddy serve`: the query API (src/serve/api.ts) over replicas of every result table on the
- * server, until SIGINT or SIGTERM. Tables created later are picked up every `--refresh-ms`. With no
- * pipeline in the process, `/` serves the overview page (the tables, linking to their rows).
+ * server, until SIGINT or SIGTERM, and the groups of the pipelines' workers (`/groups`: members,
+ * partition owners, moves in progress), from KV. Tables and groups created later are picked up
+ * every `--refresh-ms`. With no pipeline in the process, `/` serves the overview page (the tables,
+ * linking to their rows, and the workers and partitions of each group). Any number of these
+ * processes can serve the same tables, each from its own replicas.
  */
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Effect } from "effect";
@@ -13,6 +16,7 @@ import type { Group } from "../cluster/group.ts";
 import type { Worker } from "../runtime/worker.ts";
 import { createQueryApi } from "../serve/api.ts";
 import { Catalog } from "../serve/catalog.ts";
+import { Groups } from "../serve/groups.ts";
 import type { CommandSpec, Parsed } from "./args.ts";
 import { execute } from "./execute.ts";
 import { natsConnection, natsFlags, resolveUrl } from "./target.ts";
@@ -28,7 +32,7 @@ export const serveCommand: CommandSpec = {
     token: { type: "string", help: "require Authorization: Bearer <token> (else $EDDY_API_TOKEN; none: no auth)" },
     cors: { type: "string", help: "allowed CORS origins, comma-separated, or *" },
     tables: { type: "string", help: "serve only these result tables, comma-separated (default: every table)" },
-    "refresh-ms": { type: "number", help: "look for new tables this often; 0 = never", default: 5000 },
+    "refresh-ms": { type: "number", help: "look for new tables and groups this often; 0 = never", default: 5000 },
     ...logFlags,
   },
   examples: [
@@ -84,7 +88,7 @@ export interface QueryApiResourceOptions {
   readonly log?: (event: string, fields: Record<string, unknown>) => void;
   /** The worker in this process (`eddy run --port`, `eddy dev`): its actors in /metrics and /readyz. */
   readonly worker?: Worker;
-  /** Its group (`eddy run --port`): members and partition owners at /group. */
+  /** Its group (`eddy run --port`): /group is this group, with this member as `self`. */
   readonly group?: Group;
   /** The page at `/`: the running pipeline's (`Pipeline.dashboard`); default the overview. */
   readonly dashboard?: Dashboard;
@@ -108,11 +112,20 @@ export function queryApi(platform: Platform, nc: NatsConnection, options: QueryA
       }),
       (c) => Effect.promise(() => c.close()),
     );
+    // Every pipeline's group on the server, from KV: who works, who holds each partition, what moves.
+    const groups = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () => Groups.open(nc, { refreshMs: options.refreshMs, ...(options.log ? { log: options.log } : {}) }),
+        catch: (e) => e,
+      }),
+      (g) => Effect.promise(() => g.close()),
+    );
     const api = createQueryApi(catalog, {
+      groups,
       ...(options.token ? { token: options.token } : {}),
       ...(options.origins ? { cors: options.origins.includes("*") ? "*" : [...options.origins] } : {}),
       ...(options.worker ? { worker: options.worker } : {}),
-      ...(options.group ? { group: options.group } : {}),
+      ...(options.group ? { member: { id: options.group.id, pipeline: options.group.worker.pipeline.id } } : {}),
       ...(options.dashboard ? { dashboard: options.dashboard } : {}),
       runtimeProbes: platform.runtimeProbes,
     });

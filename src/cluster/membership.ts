@@ -27,6 +27,8 @@ export interface Heartbeat extends MemberInfo {
   /** Wall-clock time of the beat (for people; nobody compares it with their own clock). */
   readonly at: number;
   readonly startedAt: number;
+  /** The member's membership timeout (ms), so that observers judge it as its peers do. */
+  readonly timeoutMs?: number;
 }
 
 export interface MembershipOptions {
@@ -117,7 +119,13 @@ export class Membership {
   async #heartbeat(): Promise<void> {
     const sentAt = this.options.clock.now();
     if (sentAt >= this.#validUntil && this.#beat > 0) this.options.onLapse?.();
-    const heartbeat: Heartbeat = { ...this.self, beat: ++this.#beat, at: Date.now(), startedAt: this.#startedAt };
+    const heartbeat: Heartbeat = {
+      ...this.self,
+      beat: ++this.#beat,
+      at: Date.now(),
+      startedAt: this.#startedAt,
+      timeoutMs: this.options.timeoutMs,
+    };
     await this.kv.put(memberKey(this.self.id), encoder.encode(JSON.stringify(heartbeat)));
     if (this.#stopped) return;
     this.#validUntil = Math.max(this.#validUntil, sentAt + this.options.timeoutMs / 2);

@@ -26,9 +26,16 @@ export function stateBucket(pipelineId: string): string {
   return `eddy-state-${pipelineId}`;
 }
 
+const groupPrefix = "eddy-group-";
+
 /** The KV bucket of a pipeline's group: its members' heartbeats and its partitions' leases. */
 export function groupBucket(pipelineId: string): string {
-  return `eddy-group-${pipelineId}`;
+  return `${groupPrefix}${pipelineId}`;
+}
+
+/** The pipeline whose group a bucket holds, if it is a group bucket. */
+export function pipelineOfGroupBucket(bucket: string): string | undefined {
+  return bucket.startsWith(groupPrefix) ? bucket.slice(groupPrefix.length) : undefined;
 }
 
 /**

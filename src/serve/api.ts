@@ -3,7 +3,8 @@
  * Request/Response only, so the same app runs on Node and Deno; listening is the platform's job
  * (Platform.listen, which may answer plain row reads through `shortcut`). It serves the tables
  * (`/tables`, rows by key, key ranges, TopN rows, Server-Sent Events of changes), the worker in
- * this process (`/actors`), a console page at `/`, and `/metrics`, `/healthz`, `/readyz`. Errors
+ * this process (`/actors`), the pipelines' groups (`/groups`, `/group`: workers, partition owners,
+ * moves), a console page at `/`, and `/metrics`, `/healthz`, `/readyz`. Errors
  * are `{ error: { code, message } }`; with a token, every request but the probes needs it.
  * See docs/ARCHITECTURE.md, "The query API", for every route, its answer and its errors.
  *
@@ -13,7 +14,6 @@
  * const listener = await platform.listen(api.fetch, { port: 8080, shortcut: api.shortcut });
  * // GET http://127.0.0.1:8080/tables/revenue_by_store/rows/store-1
  */
-import type { GroupView } from "../cluster/group.ts";
 import { type Context, Hono } from "hono";
 import { cors } from "hono/cors";
 import { streamSSE } from "hono/streaming";
@@ -25,6 +25,8 @@ import { type Clock, systemClock } from "../core/clock.ts";
 import { actorDetail, actorsView, type ServedWorker } from "./actors.ts";
 import type { Catalog } from "./catalog.ts";
 import type { LoggedChange } from "./change-log.ts";
+import type { GroupAnswer } from "./group-watch.ts";
+import type { Groups } from "./groups.ts";
 import { html as overviewHtml } from "./overview.generated.ts";
 import { ApiMetrics, prometheusContentType } from "./metrics.ts";
 import type { TableReplica } from "./replica.ts";
@@ -42,8 +44,13 @@ export interface QueryApiOptions {
   readonly maxQueuedChanges?: number;
   /** The worker in this process, if any: its actors in /metrics, /readyz, /actors and the pages at `/`. */
   readonly worker?: ServedWorker;
-  /** The group that worker belongs to, if any: its members and who owns each partition at /group. */
-  readonly group?: { view(): GroupView };
+  /**
+   * The pipelines' groups this service follows from KV (src/serve/groups.ts): their members, who
+   * holds and who should hold each partition, and the moves in progress, at /groups and /group.
+   */
+  readonly groups?: Pick<Groups, "get" | "pipelines">;
+  /** The group member in this process (`eddy run --port`): /group is its group, with `self`. */
+  readonly member?: { readonly id: string; readonly pipeline: string };
   /** How often to poll source streams' last sequence for the lag metric (default 5000; 0: never). */
   readonly lagRefreshMs?: number;
   /** The page served at `GET /` (the pipeline's: `Pipeline.dashboard`); default the overview. */
@@ -78,6 +85,7 @@ type ErrorCode =
   | "table_not_found"
   | "row_not_found"
   | "actor_not_found"
+  | "group_not_found"
   | "not_top_n"
   | "not_found"
   | "method_not_allowed"
@@ -337,11 +345,36 @@ export function createQueryApi(catalog: Pick<Catalog, "get" | "names">, options:
     });
   });
 
+  const groupAnswer = (pipeline: string): GroupAnswer | undefined =>
+    options.groups?.get(pipeline)?.answer(options.member?.pipeline === pipeline ? options.member.id : null);
+
+  app.get("/groups", (c) => {
+    const bad = unknownParams(c, []);
+    if (bad) return bad;
+    const groups = (options.groups?.pipelines() ?? []).flatMap((p) => groupAnswer(p) ?? []);
+    return c.json({ at: clock.now(), groups });
+  });
+
+  app.get("/groups/:pipeline", (c) => {
+    const bad = unknownParams(c, []);
+    if (bad) return bad;
+    const pipeline = c.req.param("pipeline");
+    const answer = groupAnswer(pipeline);
+    return answer ? c.json(answer) : fail(c, 404, "group_not_found", `pipeline "${pipeline}" has no group on this server`);
+  });
+
   app.get("/group", (c) => {
-    if (!options.group) {
-      return fail(c, 404, "not_found", "this service runs no worker of a group: /group is served beside `eddy run --port`");
-    }
-    return unknownParams(c, []) ?? c.json(options.group.view());
+    const bad = unknownParams(c, []);
+    if (bad) return bad;
+    const pipelines = options.member ? [options.member.pipeline] : options.groups?.pipelines() ?? [];
+    const answer = pipelines.length === 1 ? groupAnswer(pipelines[0]!) : undefined;
+    if (answer) return c.json(answer);
+    const why = pipelines.length > 1
+      ? `this server has the groups of ${pipelines.length} pipelines (${pipelines.join(", ")}): ask /groups/:pipeline`
+      : options.member
+      ? `the group of pipeline "${options.member.pipeline}" is not followed yet`
+      : "no pipeline on this server has a group (workers started with `eddy run` form one)";
+    return fail(c, 404, pipelines.length > 1 ? "not_found" : "group_not_found", why);
   });
 
   app.get("/actors", (c) => {

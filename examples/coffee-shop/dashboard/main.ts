@@ -6,8 +6,9 @@
  * What it shows: revenue per store per minute as a line chart (chart.ts), revenue per store and
  * per category (sales.ts), the top items per store in rank order (top-items.ts), orders in
  * progress when the pipeline follows the order lifecycle (orders-in-progress.ts), orders per
- * second, lag, late orders and dead letters (kpis.ts), and the operator actors, one of which can
- * be selected to see a sample of its keyed state and its most recent inputs (actors.ts). Each
+ * second, lag, late orders and dead letters (kpis.ts), the workers of the pipeline's group and
+ * who holds each partition, moves as they happen (src/serve/console/group-panel.ts; shown when
+ * workers run as a group, `eddy run`), and the operator actors, one of which can be selected to see a sample of its keyed state and its most recent inputs (actors.ts). Each
  * chart point and figure carries its raw value in a `data-value` attribute (the browser test reads
  * them). With `?access_token=` in the page's address, every request passes it on.
  *
@@ -23,7 +24,15 @@
  * // <script type="module" src="./main.ts"></script>
  */
 import { byId } from "../../../src/serve/console/dom.ts";
-import { type ActorsAnswer, getJson, orNull, readRange, type TopAnswer } from "../../../src/serve/console/query-client.ts";
+import { GroupPanel } from "../../../src/serve/console/group-panel.ts";
+import {
+  type ActorsAnswer,
+  getJson,
+  type GroupsAnswer,
+  orNull,
+  readRange,
+  type TopAnswer,
+} from "../../../src/serve/console/query-client.ts";
 import { ActorsPanel } from "./actors.ts";
 import { type MinuteRow, renderChart, windowsShown } from "./chart.ts";
 import { type RateSamples, renderCounters, renderRate } from "./kpis.ts";
@@ -36,6 +45,7 @@ const windows = new Map<string, MinuteRow>();
 let cutoff = 0;
 const rate: RateSamples = [];
 const actorsPanel = new ActorsPanel();
+const groupPanel = new GroupPanel(byId("groups-section"), byId("groups"), byId("groups-summary"));
 
 function setStatus(ok: boolean, text: string): void {
   byId("status-dot").className = `dot ${ok ? "live" : "down"}`;
@@ -44,10 +54,11 @@ function setStatus(ok: boolean, text: string): void {
 
 async function poll(): Promise<void> {
   try {
-    const [stores, actors, categories] = await Promise.all([
+    const [stores, actors, categories, groups] = await Promise.all([
       readRange<StoreRow>("revenue_by_store"),
       orNull(getJson<ActorsAnswer>("/actors")),
       readRange<CategoryRow>("revenue_by_category"),
+      getJson<GroupsAnswer>("/groups"),
     ]);
     const names = stores.rows.map((r) => String(r.key));
     const from = cutoff;
@@ -75,6 +86,8 @@ async function poll(): Promise<void> {
     renderChart(names, windows);
     renderTops(names, tops);
     renderOrdersInProgress(open, served);
+    // Only this pipeline's group: the server may hold others.
+    groupPanel.render({ ...groups, groups: groups.groups.filter((g) => g.pipeline === (actors?.pipeline ?? g.pipeline)) });
     if (actors) {
       byId("pipeline").textContent = actors.pipeline;
       renderRate(rate, actors);

@@ -134,3 +134,43 @@ export async function readRange<R>(table: string, from?: string, to?: string): P
   } while (cursor);
   return { rows, reflects };
 }
+
+/** A member of a pipeline's group, in `GET /groups` (src/serve/ownership.ts). */
+export interface GroupMemberAnswer {
+  readonly id: string;
+  readonly host: string;
+  readonly runtime: string;
+  readonly pid: number;
+  /** Since its last heartbeat was seen. */
+  readonly ageMs: number;
+  readonly timeoutMs: number;
+  readonly live: boolean;
+  readonly partitions: number;
+  readonly share: number;
+}
+
+/** A partition of a group: who holds it, who should, and the move in progress. */
+export interface GroupPartitionAnswer {
+  readonly step: string;
+  readonly partition: number;
+  readonly owner: string | null;
+  readonly target: string | null;
+  readonly move: "releasing" | "taking" | null;
+  readonly changedAgoMs: number | null;
+  readonly previousOwner: string | null;
+}
+
+export interface GroupAnswer {
+  readonly pipeline: string;
+  readonly self: string | null;
+  readonly at: number;
+  readonly members: readonly GroupMemberAnswer[];
+  readonly partitions: readonly GroupPartitionAnswer[];
+  readonly moves: number;
+}
+
+/** `GET /groups`: every pipeline group the service follows. */
+export interface GroupsAnswer {
+  readonly at: number;
+  readonly groups: readonly GroupAnswer[];
+}

@@ -1,9 +1,11 @@
 /**
  * The overview: the small generic page the query API serves at `/` when the pipeline brings no
  * page of its own (or `eddy serve` runs no pipeline). It lists the result tables (step,
- * partitions, row count, checkpoint), each linking to its rows as JSON, and, when a worker runs
- * in the service, its operator actors (step, partition, lifecycle state, checkpoint, keys, events
- * in, lag). Like the coffee-shop dashboard it polls the JSON endpoints once a second, a round
+ * partitions, row count, checkpoint), each linking to its rows as JSON; the workers of each
+ * pipeline's group and who holds each partition, moves as they happen (group-panel.ts, from
+ * `/groups`, which any query service answers from KV); and, when a worker runs in the service, its
+ * operator actors (step, partition, lifecycle state, checkpoint, keys, events in, lag). Like the
+ * coffee-shop dashboard it polls the JSON endpoints once a second, a round
  * after the previous one answered, and passes `?access_token=` on. Browser code, bundled by
  * scripts/build-pages.ts into src/serve/overview.generated.ts.
  *
@@ -13,7 +15,10 @@
  */
 import { byId, el } from "../dom.ts";
 import { count } from "../format.ts";
-import { type ActorsAnswer, getJson, orNull, type TablesAnswer, withToken } from "../query-client.ts";
+import { GroupPanel } from "../group-panel.ts";
+import { type ActorsAnswer, getJson, type GroupsAnswer, orNull, type TablesAnswer, withToken } from "../query-client.ts";
+
+const groups = new GroupPanel(byId("groups-section"), byId("groups"), byId("groups-summary"));
 
 function renderTables({ tables }: TablesAnswer): void {
   const body = byId("tables");
@@ -58,9 +63,14 @@ function renderActors(actors: ActorsAnswer | null): void {
 
 async function poll(): Promise<void> {
   try {
-    const [tables, actors] = await Promise.all([getJson<TablesAnswer>("/tables"), orNull(getJson<ActorsAnswer>("/actors"))]);
+    const [tables, actors, grouped] = await Promise.all([
+      getJson<TablesAnswer>("/tables"),
+      orNull(getJson<ActorsAnswer>("/actors")),
+      getJson<GroupsAnswer>("/groups"),
+    ]);
     renderTables(tables);
     renderActors(actors);
+    groups.render(grouped);
     byId("status").textContent = `live · updated ${new Date().toLocaleTimeString()}`;
   } catch (error) {
     byId("status").textContent = `cannot reach the query API (${

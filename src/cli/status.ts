@@ -11,7 +11,8 @@
  */
 import { jetstreamManager } from "@nats-io/jetstream";
 import { ConfigError } from "../core/errors.ts";
-import { edgeStream } from "../core/names.ts";
+import { edgeReaderFilter, edgeStream } from "../core/names.ts";
+import { lastSequence } from "../log/streams.ts";
 import type { Platform } from "../platform/platform.ts";
 import { GroupWatch } from "../serve/group-watch.ts";
 import type { PartitionOwnership } from "../serve/ownership.ts";
@@ -83,12 +84,17 @@ export async function status(platform: Platform, { flags, positionals }: Parsed)
       return lastSeqs.get(name);
     };
     const streams = streamsFlag(flags.stream as string | undefined);
-    /** The last sequence of what a source reads: an edge's internal stream, or the user's stream. */
-    const endOf = async (source: string): Promise<number | undefined> => {
+    /**
+     * The last sequence of what partition `partition` reads of a source: its subjects of an
+     * edge's internal stream, or the user's stream.
+     */
+    const endOf = async (source: string, partition: number): Promise<number | undefined> => {
       const named = streams.named.get(source);
       if (named !== undefined) return lastSeq(named);
-      const edge = await lastSeq(edgeStream(pipelineId, source).stream);
-      if (edge !== undefined) return edge;
+      const edge = edgeStream(pipelineId, source).stream;
+      if ((await lastSeq(edge)) !== undefined) {
+        return lastSequence(nc, edge, edgeReaderFilter(pipelineId, source, partition)).catch(() => undefined);
+      }
       if (streams.every !== undefined) return lastSeq(streams.every);
       return (await lastSeq(source)) ?? (await lastSeq(source.replace(/-/g, "_")));
     };
@@ -109,7 +115,7 @@ export async function status(platform: Platform, { flags, positionals }: Parsed)
       let lag: number | undefined;
       let unknown = false;
       for (const [source, at] of Object.entries(manifest?.positions ?? {})) {
-        const end = await endOf(source);
+        const end = await endOf(source, p.partition);
         if (end === undefined) unknown = true;
         else lag = Math.max(lag ?? 0, end - at);
       }

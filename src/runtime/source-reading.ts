@@ -139,6 +139,13 @@ export class SourceReading {
     }
   }
 
+  /** The readers this worker's actors need now, by source: each one's subject filter and the actors it feeds. */
+  readings(): { source: SourcePlan; subject: string | undefined; fed: SupervisedActor[] }[] {
+    return this.plan.sources.flatMap((source) =>
+      this.#readings(source, this.supervisor.actors).map(({ subject, fed }) => ({ source, subject, fed }))
+    );
+  }
+
   /** Start reading `reading` of `source`, from the lowest position its actors committed. */
   async #startReader(source: SourcePlan, reading: Reading<SupervisedActor>): Promise<void> {
     const { subject, fed, name, partition } = reading;

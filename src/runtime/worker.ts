@@ -234,16 +234,16 @@ export class Worker {
   }
 
   /**
-   * Per source (edges included), how many of its messages are not yet in a committed checkpoint
-   * of every actor it feeds here. All zero: this worker has caught up with its input.
+   * Per source (edges included), how many of the messages this worker reads of it (its
+   * partitions' share) are not yet in a committed checkpoint of every actor it feeds here. All zero: this worker has caught up with its input.
    */
   async lag(): Promise<Record<string, number>> {
     const lag: Record<string, number> = {};
-    for (const source of this.plan.sources) {
-      if (this.supervisor.fedBy(source.id).length === 0) continue;
-      // A source with a subject filter ends at the last message on its subjects.
-      const last = await lastSequence(this.nc, source.stream, source.subject);
-      lag[source.id] = Math.max(0, last - this.committedPosition(source.id));
+    for (const { source, subject, fed } of this.reading.readings()) {
+      // A reader with a subject filter (a partition's share) ends at the last message on its subjects.
+      const last = await lastSequence(this.nc, source.stream, subject);
+      const committed = Math.min(...fed.map((a) => a.core.manifest?.positions[source.id] ?? 0));
+      lag[source.id] = Math.max(lag[source.id] ?? 0, last - committed);
     }
     return lag;
   }

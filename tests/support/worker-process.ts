@@ -16,7 +16,8 @@ import { coffeeShop } from "../../examples/coffee-shop/pipeline.ts";
 import type { Pipeline } from "../../src/pipeline/pipeline.ts";
 import { compile } from "../../src/runtime/plan.ts";
 import { readCommitted } from "../../src/state/checkpoint.ts";
-import { edgeStream } from "../../src/core/names.ts";
+import { edgeReaderFilter, edgeStream } from "../../src/core/names.ts";
+import { lastSequence } from "../../src/log/streams.ts";
 
 export interface WorkerProcess {
   readonly pid: number;
@@ -60,7 +61,8 @@ export const coffeeShopOrderActors = actorCount(coffeeShop(), (sources) => sourc
 
 /**
  * Whether all `actors` operator actors of a pipeline committed everything there is to read: the
- * whole of the `sources` streams (source id to stream) and of the internal edge streams.
+ * whole of the `sources` streams (source id to stream), and of each partition's subjects of the
+ * internal edge streams.
  */
 export async function caughtUp(
   nc: NatsConnection,
@@ -75,13 +77,19 @@ export async function caughtUp(
   if (committed.length < actors) return false;
   const jsm = await jetstreamManager(nc);
   const last = new Map<string, number>();
-  for (const { manifest } of committed) {
+  for (const { manifest, partition } of committed) {
     for (const [source, position] of Object.entries(manifest.positions)) {
-      if (!last.has(source)) {
-        const stream = sources[source] ?? edgeStream(pipelineId, source).stream;
-        last.set(source, (await jsm.streams.info(stream)).state.last_seq);
+      // A source's whole stream; an edge's subjects of this partition (what it reads of the edge).
+      const key = source in sources ? source : `${source}.${partition}`;
+      if (!last.has(key)) {
+        last.set(
+          key,
+          source in sources
+            ? (await jsm.streams.info(sources[source]!)).state.last_seq
+            : await lastSequence(nc, edgeStream(pipelineId, source).stream, edgeReaderFilter(pipelineId, source, partition)),
+        );
       }
-      if (position < last.get(source)!) return false;
+      if (position < last.get(key)!) return false;
     }
   }
   return true;

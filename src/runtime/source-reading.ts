@@ -75,8 +75,13 @@ type SetAsideFn = (step: string, seq: number, reason: string, data: Uint8Array) 
 export class SourceReading {
   /** Source-stage dead letters (decode errors, throwing stateless steps), since this process started. */
   deadLetters = 0;
-  /** Messages read, by source (an edge's from the subjects of this worker's partitions only), since this process started. */
+  /**
+   * Messages read, by source (an edge's from the subjects of this worker's partitions only), since
+   * this process started; each once, though a reader that starts again reads some again.
+   */
   readonly messagesRead: Record<string, number> = {};
+  /** How far each reader (by name) got: what it reads again after a restart is not counted twice. */
+  readonly #readUpTo = new Map<string, number>();
   /** When a reader last handed over a full batch (it was behind its stream: catching up). */
   fullBatchAt = Number.NEGATIVE_INFINITY;
   readonly #readers = new Map<string, RunningReader>();
@@ -164,7 +169,18 @@ export class SourceReading {
     const handler = source.edge
       ? this.#edgeHandler(source, fed, byStep, watermark, live)
       : this.#batchHandler(source, fed, byStep, watermark + source.maxOutOfOrderMs, partition, live);
-    const onBatch = source.idleTimeoutMs === undefined ? handler : this.#watchIdle(source, name, fed, handler);
+    const handle = source.idleTimeoutMs === undefined ? handler : this.#watchIdle(source, name, fed, handler);
+    const onBatch = (messages: SourceMessage[]) => {
+      const upTo = this.#readUpTo.get(name) ?? 0;
+      const last = messages[messages.length - 1]!.seq;
+      if (last > upTo) {
+        let fresh = 0;
+        for (const m of messages) if (m.seq > upTo) fresh++;
+        this.messagesRead[source.id] = (this.messagesRead[source.id] ?? 0) + fresh;
+        this.#readUpTo.set(name, last);
+      }
+      handle(messages);
+    };
     const reader = await startReader(this.nc, {
       stream: source.stream,
       subject,
@@ -273,7 +289,6 @@ export class SourceReading {
   /** Hand each actor its records of a batch, and the position and watermark the batch reached. */
   #deliver(source: SourcePlan, fed: readonly SupervisedActor[], upTo: number, watermark: number, size: number): void {
     if (size >= (this.options.maxBatch ?? defaultMaxBatch)) this.fullBatchAt = this.#clock.now();
-    this.messagesRead[source.id] = (this.messagesRead[source.id] ?? 0) + size;
     for (const a of fed) {
       const records = a.buffer;
       a.buffer = [];

@@ -56,7 +56,11 @@ describe("partitioned reading", () => {
     const js = jetstream(nc);
     const events = sales(3_000);
     const options = { checkpointMs: 100, tableFlushMs: 50 };
-    const a = await Worker.start(nc, categories(), { ...options, assignments: both([0, 1]) });
+    // The readers `a` starts, in order.
+    const started: string[] = [];
+    const log = (event: string, fields: Record<string, unknown>) =>
+      void (event === "reading" && started.push(String(fields.source)));
+    const a = await Worker.start(nc, categories(), { ...options, log, assignments: both([0, 1]) });
     const b = await Worker.start(nc, categories(), { ...options, assignments: both([2, 3]) });
     try {
       for (const e of events) await js.publish(`psales.${partitionOfKey(e.item, partitions)}`, JSON.stringify(e));
@@ -103,6 +107,27 @@ describe("partitioned reading", () => {
       });
       expect(dead).toHaveLength(1);
       expect(dead[0]!.reason).toMatch(new RegExp(`came on the subject of partition ${wrong}`));
+
+      // Partition 1 moves from a to b: only its readers stop and start; a's partition 0 reads on.
+      expect(started.sort()).toEqual(["per-item.0", "per-item.1", "sales.0", "sales.1"]);
+      started.length = 0;
+      await a.release(both([1]));
+      await b.assign(both([1]));
+      expect(started).toEqual([]);
+      expect(a.assignments.map((x) => x.partition)).toEqual([0, 0]);
+      const more = sales(3_300).slice(3_000);
+      for (const e of more) await js.publish(`psales.${partitionOfKey(e.item, partitions)}`, JSON.stringify(e));
+      for (const e of more) {
+        const c = perCategory.get(e.category)!;
+        c.items.add(e.item);
+        c.revenue += e.amount;
+      }
+      const after = [...perCategory].map(([key, c]) => ({ key, items: c.items.size, revenue: c.revenue }))
+        .sort((x, y) => (x.key < y.key ? -1 : 1));
+      await waitFor(async () => JSON.stringify(seen = await table()) === JSON.stringify(after), {
+        timeoutMs: 30_000,
+        message: () => `revenue per category after the move\n${JSON.stringify(seen)}\n${JSON.stringify(after)}`,
+      });
     } finally {
       await a.stop();
       await b.stop();

@@ -52,6 +52,11 @@ export interface EdgePlan {
   readonly partitions: number;
   readonly route: EdgeRoute;
   readonly updating: boolean;
+  /**
+   * Outputs carry the watermark of the record that caused them (the edge of a repartitioned
+   * source: a pass-through, whose every earlier output is sent), not the last one sent alone.
+   */
+  readonly forwardsWatermarks?: boolean;
 }
 
 export interface EdgeOutputOptions {
@@ -143,16 +148,22 @@ export class EdgeOutput {
     return this.#edge !== undefined;
   }
 
-  /** An output (undefined: the row is gone) and the version it replaces, under output id `id`. */
-  send(id: string, output: unknown, time: number, before: unknown): void {
+  /**
+   * An output (undefined: the row is gone) and the version it replaces, under output id `id`;
+   * `watermark`: that of the record that caused it, if any.
+   */
+  send(id: string, output: unknown, time: number, before: unknown, watermark?: number): void {
     const edge = this.#edge;
     if (!edge) return;
     const msgId = `${this.options.pipelineId}/${edge.id}/${id}`;
+    const w = edge.plan.forwardsWatermarks && watermark !== undefined && watermark > this.#watermark
+      ? watermark
+      : this.#watermark;
     if (edge.plan.updating) {
       if (output === undefined && before === undefined) return;
-      this.#send(edge, { before, after: output }, time, msgId);
+      this.#send(edge, { before, after: output }, time, msgId, w);
     } else if (output !== undefined) {
-      this.#send(edge, output, time, msgId);
+      this.#send(edge, output, time, msgId, w);
     }
   }
 
@@ -160,11 +171,11 @@ export class EdgeOutput {
   sendLate(source: string, rec: Rec): void {
     const lateEdge = this.#lateEdge;
     if (!lateEdge) return;
-    this.#send(lateEdge, rec.value, rec.time, `${this.options.pipelineId}/${lateEdge.id}/${source}/${rec.seq}`);
+    this.#send(lateEdge, rec.value, rec.time, `${this.options.pipelineId}/${lateEdge.id}/${source}/${rec.seq}`, this.#watermark);
   }
 
   /** Route `value` through the edge's chain and send its records, an envelope per reading partition. */
-  #send(edge: EdgeWriter, value: unknown, time: number, msgId: string): void {
+  #send(edge: EdgeWriter, value: unknown, time: number, msgId: string, watermark: number): void {
     const records = this.#records;
     let last: Rec | undefined;
     edge.plan.route(value, (q, rec) => {
@@ -179,7 +190,7 @@ export class EdgeOutput {
     for (const [q, r] of records) {
       const id = `${msgId}/${q}`;
       if (edge.sentBefore(id)) continue;
-      const envelope: EdgeEnvelope = { p: partition, q, w: finite(this.#watermark), t: finite(time), r };
+      const envelope: EdgeEnvelope = { p: partition, q, w: finite(watermark), t: finite(time), r };
       this.publisher.publish(edge.subjects[q]!, encoder.encode(JSON.stringify(envelope)), {
         msgId: id,
         onStored: edge.onStored,

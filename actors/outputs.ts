@@ -134,7 +134,7 @@ export class Outputs<Out> {
       this.count += this.batched.length;
     }
     if (edge) {
-      this.edge.send(id, output, time, before);
+      this.edge.send(id, output, time, before, this.#rec?.watermark);
       this.count++;
     }
     if (output !== undefined && this.tables) {

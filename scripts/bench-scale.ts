@@ -19,7 +19,9 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import type { NatsConnection } from "@nats-io/nats-core";
+import { pipeline } from "../src/pipeline/pipeline.ts";
 import {
+  BenchEvent,
   benchPipeline,
   cpuSeconds,
   ensureStream,
@@ -46,6 +48,15 @@ export const scalePipeline1 = () => scalePipeline(1);
 export const scalePipeline2 = () => scalePipeline(2);
 export const scalePipeline3 = () => scalePipeline(3);
 /** The same pipeline over a source read whole (the design a partitioned source replaces), for 3 workers. */
+/** The same again over a source read by one worker and repartitioned through an edge. */
+export const scaleRepartitionedPipeline3 = () => {
+  const p = pipeline("bench-scale-repartitioned3", { partitions: 8 });
+  p.source("events", { stream: "bench-scale-repartitioned3", schema: BenchEvent, repartition: true })
+    .keyBy("by-key", "key")
+    .aggregate("totals", (a) => ({ count: a.count(), sum: a.sum("v") }))
+    .toTable("bench_scale_repartitioned3_totals");
+  return p;
+};
 export const scaleWholePipeline3 = () =>
   benchPipeline("bench-scale-whole3", "bench-scale-whole3", "bench_scale_whole3_totals", 8);
 
@@ -217,25 +228,34 @@ export async function benchScale(
       const events = o.scaleEvents;
       const keys = 1_000;
       const runs = new Map<
-        number | "whole3",
+        number | "whole3" | "repartitioned3",
         { cpuPerMillion: number; eventsPerSec: number; workerCpu: number; serverCpu: number }
       >();
-      const counts: (number | "whole3")[] = [
+      const counts: (number | "whole3" | "repartitioned3")[] = [
         1,
         ...(o.wanted.has("scale-2-workers") ? [2] : []),
-        ...(o.wanted.has("scale-cpu") ? [3, "whole3" as const] : []),
+        ...(o.wanted.has("scale-cpu") ? [3, "whole3" as const, "repartitioned3" as const] : []),
       ];
       for (const run of counts) {
-        const n = run === "whole3" ? 3 : run;
+        const n = typeof run === "number" ? run : 3;
         const prefix = `bench.scale.${run}`;
         await ensureStream(o.nc, `bench-scale-${run}`, `${prefix}.*`);
         // A backlog, published first: the workers read in full batches, and the publishing is not counted.
-        const subject = run === "whole3" ? `${prefix}.events` : partitionedSubject(`${prefix}.{partition}`, keys, 8);
+        const subject = typeof run === "number" ? partitionedSubject(`${prefix}.{partition}`, keys, 8) : `${prefix}.events`;
         await publishEvents(o.nc, subject, 0, events, keys);
         const serverCpu0 = cpuSeconds(o.serverPid);
         const workers = Array.from(
           { length: n },
-          (_, i) => startWorker(o.url, run === "whole3" ? "scaleWholePipeline3" : `scalePipeline${n}`, `w${i + 1}`),
+          (_, i) =>
+            startWorker(
+              o.url,
+              run === "whole3"
+                ? "scaleWholePipeline3"
+                : run === "repartitioned3"
+                ? "scaleRepartitionedPipeline3"
+                : `scalePipeline${n}`,
+              `w${i + 1}`,
+            ),
         );
         children.push(...workers);
         await until(`${n} workers to count every event`, 300_000, async () => {
@@ -263,15 +283,18 @@ export async function benchScale(
         const three = runs.get(3)!;
         const ratio = round(three.cpuPerMillion / one.cpuPerMillion, 2);
         const whole = runs.get("whole3")!;
+        const repartitioned = runs.get("repartitioned3")!;
         cases["scale-cpu"] = {
           ratio,
           oneWorker: one,
           threeWorkers: three,
           threeWorkersReadingWhole: whole,
           wholeRatio: round(whole.cpuPerMillion / one.cpuPerMillion, 2),
+          threeWorkersRepartitioned: repartitioned,
+          repartitionedRatio: round(repartitioned.cpuPerMillion / one.cpuPerMillion, 2),
           target: `3 workers at most 1.15x the CPU of one: ${ratio <= 1.15 ? "met" : "MISSED"}`,
           note:
-            `CPU seconds per million events, workers (from each one's first partitions taken: start-up not counted) plus nats-server (after the backlog was published), over a backlog of ${events} events and ${keys} keys; core-aggregate pipeline, source partitioned by subject (8 partitions); threeWorkersReadingWhole: the same over a source read whole by every worker (each keeps its partitions' events), wholeRatio its CPU against one worker's`,
+            `CPU seconds per million events, workers (from each one's first partitions taken: start-up not counted) plus nats-server (after the backlog was published), over a backlog of ${events} events and ${keys} keys; core-aggregate pipeline, source partitioned by subject (8 partitions); threeWorkersReadingWhole: the same over a source read whole by every worker (each keeps its partitions' events), wholeRatio its CPU against one worker's; threeWorkersRepartitioned: over a source read by one worker that repartitions it through an edge (repartition: true), repartitionedRatio likewise`,
         };
       }
       if (runs.has(2)) {

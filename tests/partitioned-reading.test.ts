@@ -5,7 +5,9 @@
  * Two workers splitting the partitions each read their share of both, exactly once between them,
  * and the result equals a direct computation; an event on the wrong partition's subject is a
  * dead letter that says so. nats-server's own `partition()` subject mapping partitions a stream
- * the same way (the same hash): a producer need not know the partitions.
+ * the same way (the same hash): a producer need not know the partitions. A source that is not
+ * partitioned can be repartitioned: one worker reads it and writes an edge per partition, and
+ * the results (late events and windows included) equal reading it directly.
  */
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -174,6 +176,77 @@ describe("partitioned by nats-server's partition() mapping", () => {
       expect(await readDeadLetters(nc, "mapped")).toEqual([]);
     } finally {
       await worker.stop();
+    }
+  });
+});
+
+describe("a repartitioned source", () => {
+  const nats = useNatsServer();
+  const Timed = Schema.Struct({ item: Schema.String, category: Schema.String, amount: Schema.Number, ts: Schema.Number });
+  const shop = (id: string, repartition: boolean) => {
+    const p = pipeline(id, { partitions });
+    const source = p.source("sales", {
+      stream: "timed",
+      schema: Timed,
+      eventTime: (s) => s.ts,
+      maxOutOfOrderMs: 500,
+      ...(repartition ? { repartition } : {}),
+    });
+    const perWindow = source.keyBy("by-item", "item").window("per-10s", { size: 10_000 })
+      .aggregate("item-10s", (a) => ({ sales: a.count(), revenue: a.sum("amount") }));
+    perWindow.toTable(`${id}_item_10s`);
+    perWindow.lateEvents("late").keyBy("late-by-category", "category")
+      .aggregate("late-per-category", (a) => ({ late: a.count() }))
+      .toTable(`${id}_late`);
+    source.filter("big", (s) => s.amount > 10).keyBy("by-category", "category")
+      .aggregate("per-category", (a) => ({ revenue: a.sum("amount") }))
+      .toTable(`${id}_categories`);
+    return p;
+  };
+
+  it("is read by one worker, and gives the same tables as reading it directly", { timeout: 90_000 }, async () => {
+    const nc = await nats.connect();
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: "timed", subjects: ["timed.>"] });
+    const js = jetstream(nc);
+    // Up to 1.5 s out of order against a bound of 500 ms: some events are late.
+    const events = sales(4_000).map((e, i) => ({ ...e, ts: 1_700_000_000_000 + i * 20 - ((i * 7717) % 1_500) }));
+    for (const e of events) await js.publish("timed.sale", JSON.stringify(e));
+    const options = { checkpointMs: 100, tableFlushMs: 50 };
+    const direct = await Worker.start(nc, shop("direct", false), options);
+    const keyedSteps = ["item-10s", "late-per-category", "per-category"];
+    const share = (qs: number[], withSource: boolean) => [
+      ...qs.flatMap((partition) => keyedSteps.map((step) => ({ step, partition }))),
+      ...(withSource ? [{ step: "sales", partition: 0 }] : []),
+    ];
+    const a = await Worker.start(nc, shop("repart", true), { ...options, assignments: share([0, 1], true) });
+    const b = await Worker.start(nc, shop("repart", true), { ...options, assignments: share([2, 3], false) });
+    const rows = async (table: string) =>
+      (await readTable<{ key: string; windowStart?: number }>(nc, table))
+        .map((r) => JSON.stringify(r)).sort();
+    try {
+      for (const w of [direct, a, b]) {
+        await waitFor(async () => Object.values(await w.lag()).every((n) => n === 0), {
+          timeoutMs: 40_000,
+          message: "every source and edge read and committed",
+        });
+      }
+      for (const table of ["item_10s", "late", "categories"]) {
+        const want = await rows(`direct_${table}`);
+        expect(want.length, table).toBeGreaterThan(0);
+        await waitFor(async () => JSON.stringify(await rows(`repart_${table}`)) === JSON.stringify(want), {
+          timeoutMs: 20_000,
+          message: `repart_${table} equal to direct_${table}`,
+        });
+      }
+      expect((await rows("direct_late")).length).toBeGreaterThan(0);
+      // Only the holder of the source's partition read it; the other read its share of the edge.
+      expect(a.messagesRead["sales-log"]).toBe(events.length);
+      expect(b.messagesRead["sales-log"]).toBeUndefined();
+      expect(b.messagesRead.sales).toBeGreaterThan(0);
+      expect(b.messagesRead.sales).toBeLessThan(a.messagesRead.sales! + b.messagesRead.sales!);
+    } finally {
+      await Promise.all([direct.stop(), a.stop(), b.stop()]);
     }
   });
 });

@@ -34,6 +34,8 @@ export type Step =
     readonly subject: string | undefined;
     /** A source partitioned by subject: which token of `subject` (from 0) holds the partition. */
     readonly partitionToken: number | undefined;
+    /** Read by one worker, which repartitions its events for the keyed steps (`SourceOptions.repartition`). */
+    readonly repartition: boolean;
     /** The source's schema, ready to decode its events. */
     readonly schema: SchemaDecoder;
     readonly eventTime: ((value: unknown) => number) | undefined;
@@ -165,6 +167,15 @@ export interface SourceOptions<T> {
    * Instead of `subject`.
    */
   readonly partitionSubject?: string;
+  /**
+   * A source you cannot partition by subject, read by many workers: one worker (the holder of
+   * partition 0) reads it, takes each event through the stateless steps after it, and sends the
+   * records to an edge with a subject per partition (Kafka Streams' repartition topic), which the
+   * keyed steps' workers read their share of. Costs a write and a read of each event through
+   * JetStream; results are the same as reading it directly. Default false: every worker holding
+   * a partition reads the whole source.
+   */
+  readonly repartition?: boolean;
   /**
    * Each event is JSON decoded with this schema: any Standard Schema v1 (zod, valibot, arktype,
    * `Schema.standardSchemaV1(...)`) or an effect Schema; the stream's events are its output type.
@@ -502,6 +513,12 @@ export class Pipeline {
     }
     let subject = options.subject;
     let partitionToken: number | undefined;
+    if (options.repartition && options.partitionSubject !== undefined) {
+      throw new ConfigError({
+        message: `source "${id}": a source partitioned by subject needs no repartition`,
+        hint: "drop repartition: true (each worker already reads only its partitions' subjects)",
+      });
+    }
     if (options.partitionSubject !== undefined) {
       const tokens = options.partitionSubject.split(".");
       partitionToken = tokens.indexOf("{partition}");
@@ -522,6 +539,7 @@ export class Pipeline {
       stream: options.stream,
       subject,
       partitionToken,
+      repartition: options.repartition ?? false,
       schema: SchemaDecoder.of(`source "${id}"`, options.schema) as SchemaDecoder,
       eventTime: options.eventTime as ((value: unknown) => number) | undefined,
       maxOutOfOrderMs: lateness,

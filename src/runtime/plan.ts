@@ -59,6 +59,8 @@ export interface SourcePlan {
   readonly subject: string | undefined;
   /** A source partitioned by subject: which token of `subject` holds the partition (src/pipeline/pipeline.ts). */
   readonly partitionToken?: number | undefined;
+  /** A source read for the actor of step `direct` alone (a repartitioned source's): its events go to it unrouted. */
+  readonly direct?: string;
   readonly decode: (data: Uint8Array) => Either.Either<unknown, string>;
   readonly eventTime: ((value: unknown) => number) | undefined;
   readonly maxOutOfOrderMs: number;
@@ -66,11 +68,12 @@ export interface SourcePlan {
   readonly idleTimeoutMs?: number | undefined;
   /**
    * An edge: the outputs of a keyed step (`id`) that later steps read, from its internal stream,
-   * as records its writers routed (src/runtime/plan.ts `edgePlan`). Its watermark is the lowest
-   * over the step's partitions; `updating`: its rows are versions of rows (each replaces the
-   * previous one of its key).
+   * as records its writers routed (src/runtime/plan.ts `edgePlan`): `partitions` read it, `writers`
+   * write it (1: a repartitioned source's). Its watermark is the lowest over the writing
+   * partitions'; `updating`: its rows are versions of rows (each replaces the previous one of its
+   * key).
    */
-  readonly edge?: { readonly partitions: number; readonly updating: boolean };
+  readonly edge?: { readonly partitions: number; readonly writers: number; readonly updating: boolean };
 }
 
 /** A change of an updating input: the row's previous version and its new one (either may be absent). */
@@ -168,13 +171,13 @@ export function compile(pipeline: Pipeline): Plan {
     });
     if (edge) sources.push(edgeSource(step.id, updating(step)));
   };
-  /** The edge source reading the outputs of keyed step `id`. */
-  const edgeSource = (id: string, updating: boolean): SourcePlan => ({
+  /** The edge source reading the outputs of keyed step `id` (written by `writers` partitions of it). */
+  const edgeSource = (id: string, updating: boolean, writers = pipeline.partitions): SourcePlan => ({
     id,
     ...edgeStream(pipeline.id, id),
     eventTime: undefined,
     maxOutOfOrderMs: 0,
-    edge: { partitions: pipeline.partitions, updating },
+    edge: { partitions: pipeline.partitions, writers, updating },
     decode(data) {
       try {
         return Either.right(JSON.parse(decoder.decode(data)));
@@ -191,7 +194,38 @@ export function compile(pipeline: Pipeline): Plan {
   const sinkStreams: { stream: string; subject: string }[] = [];
   const tables: string[] = [];
   for (const step of steps.values()) {
-    if (step.kind === "source") {
+    if (step.kind === "source" && step.repartition) {
+      // Read by one actor, which sends each event through the source's chain to its edge: the
+      // keyed steps read the edge (named after the source) instead of the source.
+      const log = `${step.id}-log`;
+      if (steps.has(log)) {
+        throw new ConfigError({
+          message: `source "${step.id}" is repartitioned, and its reader's name "${log}" is a step of the pipeline`,
+          hint: `rename step "${log}"`,
+        });
+      }
+      sources.push({
+        id: log,
+        stream: step.stream,
+        subject: step.subject,
+        direct: step.id,
+        eventTime: step.eventTime,
+        maxOutOfOrderMs: step.maxOutOfOrderMs,
+        idleTimeoutMs: step.idleTimeoutMs,
+        decode: sourceDecoder(step),
+      });
+      actors.push({
+        step: step.id,
+        partitions: 1,
+        createOperator: () => streamSinkOperator,
+        tables: [],
+        streams: [],
+        sources: [log],
+        windowed: false,
+        edge: { id: step.id, ...edgeStream(pipeline.id, step.id) },
+      });
+      sources.push(edgeSource(step.id, false, 1));
+    } else if (step.kind === "source") {
       sources.push({
         id: step.id,
         stream: step.stream,
@@ -316,6 +350,8 @@ export function edgePlan(plan: Plan, id: string, lookup: RouterOutput["lookup"])
     stream: source.stream,
     partitions: source.edge!.partitions,
     updating: source.edge!.updating,
+    // A repartitioned source's events carry the source's watermark before each of them, as read directly.
+    forwardsWatermarks: plan.steps.get(id)?.kind === "source",
     route(value, onRecord, onFail) {
       take = onRecord;
       fail = onFail;

@@ -331,22 +331,35 @@ export class SourceReading {
     const setAside = this.#setAside(source);
     const lookups = this.lookups;
     const keyed = new Map(this.plan.actors.map((a) => [a.step, a.partitions > 1] as const));
-    const route = buildRouter(source, this.plan, event, {
-      lookup: (table, key) => lookups.get(table)!.get(key),
-      // Records of a partition another worker runs are not this one's.
-      buffer: partition === undefined ? (step, q, rec) => void byStep.get(step)?.[q]?.buffer.push(rec) : (step, q, rec) => {
-        if (q === partition || !keyed.get(step)) return void byStep.get(step)?.[q]?.buffer.push(rec);
-        setAside(
-          rec.via,
-          rec.seq,
-          `${rec.via} put key ${
-            JSON.stringify(rec.key)
-          } in partition ${q}, but it came on the subject of partition ${partition}: partition the stream by the same key (partitionOfKey), or read it by subject instead of partitionSubject`,
-          current!.data,
-        );
-      },
-      fail: (step, seq, reason) => setAside(step, seq, reason, current!.data),
-    });
+    const direct = source.direct;
+    // A repartitioned source's events go to the actor that repartitions them, as they are.
+    const route = direct !== undefined
+      ? (value: unknown, seq: number) =>
+        void byStep.get(direct)?.[0]?.buffer.push({
+          seq,
+          key: 0,
+          hash: 0,
+          value,
+          time: event.time,
+          watermark: event.watermark,
+          via: direct,
+        })
+      : buildRouter(source, this.plan, event, {
+        lookup: (table, key) => lookups.get(table)!.get(key),
+        // Records of a partition another worker runs are not this one's.
+        buffer: partition === undefined ? (step, q, rec) => void byStep.get(step)?.[q]?.buffer.push(rec) : (step, q, rec) => {
+          if (q === partition || !keyed.get(step)) return void byStep.get(step)?.[q]?.buffer.push(rec);
+          setAside(
+            rec.via,
+            rec.seq,
+            `${rec.via} put key ${
+              JSON.stringify(rec.key)
+            } in partition ${q}, but it came on the subject of partition ${partition}: partition the stream by the same key (partitionOfKey), or read it by subject instead of partitionSubject`,
+            current!.data,
+          );
+        },
+        fail: (step, seq, reason) => setAside(step, seq, reason, current!.data),
+      });
     return (messages) => {
       if (!live.reading) return;
       for (const m of messages) {
@@ -372,7 +385,7 @@ export class SourceReading {
     restartWatermark: number,
     live: { readonly reading: boolean },
   ): (messages: SourceMessage[]) => void {
-    const partitions = new Array<number>(source.edge!.partitions).fill(restartWatermark);
+    const partitions = new Array<number>(source.edge!.writers).fill(restartWatermark);
     let low = restartWatermark;
     const setAside = this.#setAside(source);
     const targets = new Map<string, readonly string[]>();

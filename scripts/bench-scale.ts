@@ -19,9 +19,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { pipeline } from "../src/pipeline/pipeline.ts";
 import {
-  BenchEvent,
   benchPipeline,
   cpuSeconds,
   ensureStream,
@@ -48,15 +46,6 @@ export const scalePipeline1 = () => scalePipeline(1);
 export const scalePipeline2 = () => scalePipeline(2);
 export const scalePipeline3 = () => scalePipeline(3);
 /** The same pipeline over a source read whole (the design a partitioned source replaces), for 3 workers. */
-/** The same again over a source read by one worker and repartitioned through an edge. */
-export const scaleRepartitionedPipeline3 = () => {
-  const p = pipeline("bench-scale-repartitioned3", { partitions: 8 });
-  p.source("events", { stream: "bench-scale-repartitioned3", schema: BenchEvent, repartition: true })
-    .keyBy("by-key", "key")
-    .aggregate("totals", (a) => ({ count: a.count(), sum: a.sum("v") }))
-    .toTable("bench_scale_repartitioned3_totals");
-  return p;
-};
 export const scaleWholePipeline3 = () =>
   benchPipeline("bench-scale-whole3", "bench-scale-whole3", "bench_scale_whole3_totals", 8);
 
@@ -228,13 +217,13 @@ export async function benchScale(
       const events = o.scaleEvents;
       const keys = 1_000;
       const runs = new Map<
-        number | "whole3" | "repartitioned3",
+        number | "whole3",
         { cpuPerMillion: number; eventsPerSec: number; workerCpu: number; serverCpu: number }
       >();
-      const counts: (number | "whole3" | "repartitioned3")[] = [
+      const counts: (number | "whole3")[] = [
         1,
         ...(o.wanted.has("scale-2-workers") ? [2] : []),
-        ...(o.wanted.has("scale-cpu") ? [3, "whole3" as const, "repartitioned3" as const] : []),
+        ...(o.wanted.has("scale-cpu") ? [3, "whole3" as const] : []),
       ];
       for (const run of counts) {
         const n = typeof run === "number" ? run : 3;
@@ -249,11 +238,7 @@ export async function benchScale(
           (_, i) =>
             startWorker(
               o.url,
-              run === "whole3"
-                ? "scaleWholePipeline3"
-                : run === "repartitioned3"
-                ? "scaleRepartitionedPipeline3"
-                : `scalePipeline${n}`,
+              run === "whole3" ? "scaleWholePipeline3" : `scalePipeline${n}`,
               `w${i + 1}`,
             ),
         );
@@ -283,18 +268,15 @@ export async function benchScale(
         const three = runs.get(3)!;
         const ratio = round(three.cpuPerMillion / one.cpuPerMillion, 2);
         const whole = runs.get("whole3")!;
-        const repartitioned = runs.get("repartitioned3")!;
         cases["scale-cpu"] = {
           ratio,
           oneWorker: one,
           threeWorkers: three,
           threeWorkersReadingWhole: whole,
           wholeRatio: round(whole.cpuPerMillion / one.cpuPerMillion, 2),
-          threeWorkersRepartitioned: repartitioned,
-          repartitionedRatio: round(repartitioned.cpuPerMillion / one.cpuPerMillion, 2),
           target: `3 workers at most 1.15x the CPU of one: ${ratio <= 1.15 ? "met" : "MISSED"}`,
           note:
-            `CPU seconds per million events, workers (from each one's first partitions taken: start-up not counted) plus nats-server (after the backlog was published), over a backlog of ${events} events and ${keys} keys; core-aggregate pipeline, source partitioned by subject (8 partitions); threeWorkersReadingWhole: the same over a source read whole by every worker (each keeps its partitions' events), wholeRatio its CPU against one worker's; threeWorkersRepartitioned: over a source read by one worker that repartitions it through an edge (repartition: true), repartitionedRatio likewise`,
+            `CPU seconds per million events, workers (from each one's first partitions taken: start-up not counted) plus nats-server (after the backlog was published), over a backlog of ${events} events and ${keys} keys; core-aggregate pipeline, source partitioned by subject (8 partitions); threeWorkersReadingWhole: the same over a source read whole by every worker (each keeps its partitions' events), wholeRatio its CPU against one worker's`,
         };
       }
       if (runs.has(2)) {

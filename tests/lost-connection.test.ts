@@ -7,12 +7,11 @@
  * before the other takes them; once the link is back, its client notices the dead connection by
  * its pings, reconnects, and the worker gets its share back. Every table equals the batch oracle.
  */
-import type { NatsConnection } from "@nats-io/nats-core";
 import { describe, expect, it } from "vitest";
 import { publishOrders } from "../examples/coffee-shop/orders.ts";
-import { readGroup } from "../src/cluster/group.ts";
 import { expectExactCoffeeShop } from "./support/coffee-shop-oracle.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
+import { balancedOver, leaseHolders } from "./support/group-balance.ts";
 import { startTcpProxy, type TcpProxy } from "./support/tcp-proxy.ts";
 import {
   caughtUp,
@@ -25,14 +24,6 @@ import {
 
 const memberTimeoutMs = 2000;
 const args = (id: string) => ["--worker-id", id, "--member-timeout-ms", String(memberTimeoutMs), "--checkpoint-ms", "200"];
-
-/** Each lease holder's partitions. */
-async function leases(nc: NatsConnection): Promise<Map<string, string[]>> {
-  const group = await readGroup(nc, "coffee-shop");
-  const held = new Map<string, string[]>();
-  for (const [partition, owner] of Object.entries(group?.owners ?? {})) held.set(owner, [...(held.get(owner) ?? []), partition]);
-  return held;
-}
 
 interface LogLine {
   time: string;
@@ -63,11 +54,7 @@ describe("a worker cut off from NATS", () => {
       const b = startWorkerProcess(nats.url, "examples/coffee-shop/pipeline.ts", "coffeeShop", args("b"));
       const output = () => `--- a\n${a.output().slice(-4000)}\n--- b\n${b.output().slice(-4000)}`;
       let codes: (number | string)[] = [];
-      const balanced = async () => {
-        const held = await leases(nc);
-        const [na, nb] = [held.get("a")?.length ?? 0, held.get("b")?.length ?? 0];
-        return held.size === 2 && na + nb === coffeeShopActors && Math.abs(na - nb) <= 1;
-      };
+      const balanced = () => balancedOver(nc, "coffee-shop", ["a", "b"], coffeeShopActors);
       try {
         await waitFor(balanced, { timeoutMs: 60_000, message: () => `a and b share the partitions\n${output()}` });
         const publishing = publishOrders(nc, { stream: "orders", seed, count, ratePerSec: 3_000 });
@@ -76,13 +63,13 @@ describe("a worker cut off from NATS", () => {
           message: () => `progress\n${output()}`,
         });
 
-        const before = (await leases(nc)).get("a")!.sort();
+        const before = (await leaseHolders(nc, "coffee-shop")).get("a")!;
         const cutAt = Date.now();
         proxy.cut("silent");
 
         // b takes every partition once a's membership times out (by b's clock).
         await waitFor(async () => {
-          const held = await leases(nc);
+          const held = await leaseHolders(nc, "coffee-shop");
           return held.size === 1 && held.has("b");
         }, { timeoutMs: 30_000, message: () => `b holds every lease\n${output()}` });
         // a let its partitions go on its own, by its own clock, before b could take them.

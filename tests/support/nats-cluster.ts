@@ -88,6 +88,12 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
     storeDir: mkdtempSync(join(tmpdir(), `eddy-nats-n${i + 1}-`)),
     server: undefined as NatsServer | undefined,
   }));
+  // Removed by stop(); and if this process ends without it (a killed test run), on exit: the
+  // servers themselves are killed then by src/platform/nats-server.ts.
+  const removeStores = () => {
+    for (const n of nodes) rmSync(n.storeDir, { recursive: true, force: true });
+  };
+  process.once("exit", removeStores);
   const connections: NatsConnection[] = [];
   const start = async (node: (typeof nodes)[number]) => {
     const routes = nodes.filter((n) => n !== node).map((n) => `nats://127.0.0.1:${n.clusterPort}`).join(",");
@@ -122,7 +128,8 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
   const stop = async () => {
     await Promise.allSettled(connections.splice(0).map((nc) => nc.close()));
     await Promise.allSettled(nodes.map((n) => n.server?.stop()));
-    for (const n of nodes) rmSync(n.storeDir, { recursive: true, force: true });
+    removeStores();
+    process.off("exit", removeStores);
   };
 
   let jsm: JetStreamManager | undefined;

@@ -12,16 +12,19 @@
  * await group.leave(); // on SIGTERM: a final checkpoint each, leases given back, membership deleted
  */
 import type { NatsConnection } from "@nats-io/nats-core";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { systemClock } from "../core/clock.ts";
 import { FencedError } from "../core/errors.ts";
 import type { Fence } from "../core/fence.ts";
 import { groupBucket } from "../core/names.ts";
+import { waitForLeader } from "../log/streams.ts";
 import { keysOf } from "../state/bucket.ts";
 import type { Pipeline } from "../pipeline/pipeline.ts";
 import { type Assignment, assignmentKey, everyPartition } from "../runtime/assignments.ts";
 import { Worker, type WorkerOptions } from "../runtime/worker.ts";
 import { balance } from "./balance.ts";
+import { BucketWatch } from "./bucket-watch.ts";
 import { Leases } from "./leases.ts";
 import { type Heartbeat, type MemberInfo, Membership } from "./membership.ts";
 
@@ -53,6 +56,7 @@ export class Group {
     readonly worker: Worker,
     readonly membership: Membership,
     readonly leases: Leases,
+    private readonly watch: BucketWatch,
     private readonly log: GroupOptions["log"],
   ) {}
 
@@ -60,6 +64,8 @@ export class Group {
     const clock = options.clock ?? systemClock;
     const bucket = groupBucket(pipeline.id);
     const kv = await new Kvm(nc).create(bucket, { history: 1, storage: "file", replicas: options.replicas ?? 1 });
+    // On a cluster, a bucket just created (by another worker joining at the same moment) answers once it has a leader.
+    if ((options.replicas ?? 1) > 1) await waitForLeader(await jetstreamManager(nc), `KV_${bucket}`);
     const info: MemberInfo = {
       host: options.member?.host ?? "unknown",
       runtime: options.member?.runtime ?? "unknown",
@@ -71,15 +77,33 @@ export class Group {
     };
     let group: Group | undefined;
     const changed = () => group?.reconcileSoon();
-    const membership = await Membership.join(kv, info, {
+    const log = options.log;
+    const membership = new Membership(kv, info, {
       clock,
       timeoutMs: options.memberTimeoutMs ?? 5000,
       ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
       onChange: changed,
       onLapse: () => group?.suspend("heartbeat late"),
-      ...(options.log ? { log: options.log } : {}),
+      onBlind: (reason) => watch.restart(reason),
+      ...(log ? { log } : {}),
     });
-    const leases = await Leases.open(nc, kv, bucket, { onChange: changed, ...(options.log ? { log: options.log } : {}) });
+    const leases = new Leases(kv, { onChange: changed });
+    // One watch of the whole bucket feeds both: this worker's own heartbeats coming back through
+    // it show that it is current, for the leases as well as the members.
+    const watch = await BucketWatch.open(kv, {
+      clock,
+      log,
+      onEntry: (entry) => {
+        if (entry.key.startsWith("members.")) membership.apply(entry);
+        else if (entry.key.startsWith("leases.")) leases.apply(entry);
+      },
+    });
+    try {
+      await membership.start();
+    } catch (error) {
+      watch.stop();
+      throw error;
+    }
     const fence: Fence = {
       check: (what) => {
         if (group?.suspended || !membership.valid()) {
@@ -101,11 +125,11 @@ export class Group {
     try {
       worker = await Worker.start(nc, pipeline, { ...options, assignments: [], fence });
     } catch (error) {
-      leases.stop();
+      watch.stop();
       await membership.leave();
       throw error;
     }
-    group = new Group(worker, membership, leases, options.log);
+    group = new Group(worker, membership, leases, watch, options.log);
     await group.#reconcileNow();
     return group;
   }
@@ -148,14 +172,20 @@ export class Group {
     const held = this.worker.assignments;
     await this.worker.stop();
     for (const a of held) await this.leases.release(a, this.id).catch(() => false);
-    this.leases.stop();
+    this.watch.stop();
     await this.membership.leave();
   }
 
   private suspend(reason: string): void {
     if (this.suspended || this.#leaving) return;
     this.suspended = true;
-    this.log?.("group-suspended", { member: this.id, reason });
+    this.log?.("group-suspended", {
+      member: this.id,
+      reason,
+      // Under half the membership timeout unless paused: nobody may take these partitions yet.
+      sinceHeartbeatMs: this.membership.sinceHeartbeatMs(),
+      partitions: this.worker.assignments.map(assignmentKey),
+    });
     // Let every actor go now (a rebalance in progress may be waiting on them), then rejoin.
     void this.worker.abandon(this.worker.assignments).catch(() => undefined);
     this.reconcileSoon();

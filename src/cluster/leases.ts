@@ -5,15 +5,16 @@
  * that lost a lease fails its next compare-and-set, and the new owner's recovery bumps the
  * partition's manifest generation, which fails any commit of the old one.
  *
+ * The group's watch of its bucket (src/cluster/bucket-watch.ts) hands this its entries (`apply`).
+ *
  * @example
- * const leases = await Leases.open(kv, { onChange });
+ * const leases = new Leases(kv, { onChange });
+ * const watch = await BucketWatch.open(kv, { clock, onEntry: (e) => leases.apply(e) });
  * await leases.take({ step: "revenue", partition: 3 }, "w1"); // true: w1 holds it now
  * leases.ownerOf({ step: "revenue", partition: 3 }); // "w1"
  * await leases.release({ step: "revenue", partition: 3 }, "w1");
  */
 import type { KV, KvWatchEntry } from "@nats-io/kv";
-import { jetstreamManager } from "@nats-io/jetstream";
-import type { NatsConnection, QueuedIterator } from "@nats-io/nats-core";
 import { type Assignment, assignmentKey } from "../runtime/assignments.ts";
 
 interface Lease {
@@ -30,39 +31,8 @@ const decoder = new TextDecoder();
 export class Leases {
   /** Assignment key to its lease and the lease entry's revision (0: no entry). */
   readonly #leases = new Map<string, { owner: string | null; revision: number }>();
-  #revision = 0;
-  #waiters: { revision: number; resolve: () => void }[] = [];
 
-  private constructor(
-    readonly kv: KV,
-    private readonly watch: QueuedIterator<KvWatchEntry>,
-    onChange: () => void,
-    private readonly log: ((event: string, fields: Record<string, unknown>) => void) | undefined,
-  ) {
-    void this.#follow(onChange);
-  }
-
-  /** Watch the leases of group bucket `bucket`; resolves once the watch has delivered every lease there is. */
-  static async open(
-    nc: NatsConnection,
-    kv: KV,
-    bucket: string,
-    options: { onChange: () => void; log?: (event: string, fields: Record<string, unknown>) => void },
-  ): Promise<Leases> {
-    const watch = await kv.watch({ key: "leases.>" });
-    const leases = new Leases(kv, watch, options.onChange, options.log);
-    const jsm = await jetstreamManager(nc);
-    const newest = await jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.leases.>` }).catch(() =>
-      undefined
-    );
-    if (newest) await leases.#seenUpTo(newest.seq);
-    return leases;
-  }
-
-  #seenUpTo(revision: number): Promise<void> {
-    if (this.#revision >= revision) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push({ revision, resolve }));
-  }
+  constructor(readonly kv: KV, private readonly options: { readonly onChange: () => void }) {}
 
   /** The owner of a partition, as last seen (undefined: nobody). */
   ownerOf(a: Assignment): string | undefined {
@@ -99,10 +69,6 @@ export class Leases {
     return (JSON.parse(decoder.decode(entry.value)) as Lease).owner;
   }
 
-  stop(): void {
-    this.watch.stop();
-  }
-
   async #write(a: Assignment, owner: string | null, revision: number): Promise<boolean> {
     const bytes = encoder.encode(JSON.stringify({ owner, at: Date.now() } satisfies Lease));
     try {
@@ -117,25 +83,13 @@ export class Leases {
     }
   }
 
-  async #follow(onChange: () => void): Promise<void> {
-    try {
-      await this.#apply(onChange);
-    } catch (error) {
-      this.log?.("leases-watch-failed", { error: String(error) });
-    }
-  }
-
-  async #apply(onChange: () => void): Promise<void> {
-    for await (const entry of this.watch) {
-      const key = entry.key.slice("leases.".length);
-      const known = this.#leases.get(key);
-      if (!known || known.revision < entry.revision) {
-        const owner = entry.operation === "PUT" ? (JSON.parse(decoder.decode(entry.value)) as Lease).owner : null;
-        this.#leases.set(key, { owner, revision: entry.revision });
-        if (known?.owner !== owner) onChange();
-      }
-      this.#revision = Math.max(this.#revision, entry.revision);
-      this.#waiters = this.#waiters.filter((w) => (w.revision <= this.#revision ? (w.resolve(), false) : true));
-    }
+  /** An entry under `leases.` from the group's watch. */
+  apply(entry: KvWatchEntry): void {
+    const key = entry.key.slice("leases.".length);
+    const known = this.#leases.get(key);
+    if (known && known.revision >= entry.revision) return;
+    const owner = entry.operation === "PUT" ? (JSON.parse(decoder.decode(entry.value)) as Lease).owner : null;
+    this.#leases.set(key, { owner, revision: entry.revision });
+    if (known?.owner !== owner) this.options.onChange();
   }
 }

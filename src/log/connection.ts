@@ -17,6 +17,13 @@ export interface NatsTarget {
   readonly name?: string;
   /** Keep reconnecting forever (a service); default true. */
   readonly reconnectForever?: boolean;
+  /**
+   * Ping the server this often (ms, default 2000); two pings unanswered and the connection counts
+   * as dead, and the client connects anew. A connection that stays open but carries nothing (a
+   * network partition, a NAT that forgot it) is only noticed this way: at nats.js's default of
+   * 2 minutes, a worker cut off that way would rejoin its group minutes after the link is back.
+   */
+  readonly pingIntervalMs?: number;
 }
 
 /** Split credentials out of a NATS URL; the server list never carries them. */
@@ -56,6 +63,8 @@ export async function connectNats(target: NatsTarget): Promise<NatsConnection> {
       noAsyncTraces: true,
       maxReconnectAttempts: target.reconnectForever === false ? 10 : -1,
       reconnectTimeWait: 500,
+      pingInterval: target.pingIntervalMs ?? 2000,
+      maxPingOut: 2,
       timeout: 5000,
     });
   } catch (cause) {

@@ -11,7 +11,7 @@
  * const reader = await startReader(nc, { stream: "orders", fromSeq: 1, onBatch: (msgs) => console.log(msgs.length) });
  * await reader.stop();
  */
-import { AckPolicy, DeliverPolicy, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, JetStreamApiError, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import { type Msg, type NatsConnection, nuid, type Subscription } from "@nats-io/nats-core";
 import { StreamError } from "../core/errors.ts";
 import { systemClock } from "../core/clock.ts";
@@ -63,8 +63,16 @@ export const defaultMaxBatch = 2000;
 const ms = (n: number) => n * 1_000_000; // JetStream durations are nanoseconds
 
 export async function startReader(nc: NatsConnection, options: ReaderOptions): Promise<Reader> {
-  const reader = new PullReader(nc, await jetstreamManager(nc), options);
-  await reader.create();
+  // No API check: one more request, which times out while a cluster elects a leader.
+  const reader = new PullReader(nc, await jetstreamManager(nc, { checkAPI: false }), options);
+  try {
+    await reader.create();
+  } catch (error) {
+    // JetStream refused the consumer (no such stream, a bad filter): say so. A timeout or a 503
+    // (the stream is electing a leader): the reader creates it at its next tick, as after a loss.
+    if (error instanceof JetStreamApiError && error.status !== 503) throw error;
+    reader.createLater(String(error));
+  }
   return reader;
 }
 
@@ -133,6 +141,12 @@ class PullReader implements Reader {
     this.#quiet = 0;
     if (this.#timer === undefined) this.#tick();
     this.#pull();
+  }
+
+  /** The consumer could not be created: try again at every tick until it is. */
+  createLater(reason: string): void {
+    this.options.onReset?.(`creating the consumer failed (${reason})`);
+    if (this.#timer === undefined) this.#tick();
   }
 
   #pull(): void {

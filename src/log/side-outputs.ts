@@ -15,7 +15,7 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Publisher } from "./publisher.ts";
-import { duplicateWindowNs, readStream } from "./streams.ts";
+import { duplicateWindowNs, readStream, waitForLeader } from "./streams.ts";
 import { type SideOutput, sideStream, sideSubject, sideSubjects } from "../core/names.ts";
 
 export async function ensureSideStreams(jsm: JetStreamManager, pipelineId: string, replicas = 1): Promise<void> {
@@ -32,6 +32,7 @@ export async function ensureSideStreams(jsm: JetStreamManager, pipelineId: strin
         num_replicas: replicas,
       });
     }
+    if (replicas > 1) await waitForLeader(jsm, name);
   }
 }
 

@@ -11,18 +11,23 @@ import {
   jetstream,
   JetStreamApiCodes,
   JetStreamApiError,
+  type JetStreamManager,
   jetstreamManager,
   type JsMsg,
   type OrderedConsumerOptions,
   StorageType,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
+import { systemClock } from "../core/clock.ts";
 import { StreamError } from "../core/errors.ts";
 
 /** How long JetStream remembers a Nats-Msg-Id, in nanoseconds. */
 export const duplicateWindowNs = 10 * 60 * 1_000_000_000;
 
-/** Create stream `stream` over `subjects` with `replicas` copies, unless it exists. */
+/**
+ * Create stream `stream` over `subjects` with `replicas` copies, unless it exists; with several
+ * copies, resolves once it has a leader (`waitForLeader`).
+ */
 export async function ensureStream(
   nc: NatsConnection,
   stream: string,
@@ -32,6 +37,7 @@ export async function ensureStream(
   const jsm = await jetstreamManager(nc);
   try {
     await jsm.streams.info(stream);
+    if (replicas > 1) await waitForLeader(jsm, stream);
     return;
   } catch (e) {
     if (!(e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamNotFound)) {
@@ -58,6 +64,36 @@ export async function ensureStream(
       hint: "another stream may already capture these subjects; pass a different stream name or subject",
       cause: e,
     });
+  }
+  if (replicas > 1) await waitForLeader(jsm, stream);
+}
+
+/**
+ * Resolves once `stream` has a leader. On a cluster, a stream with several copies, just created
+ * (or whose leader just stopped), has none for a moment: a publish to it finds no responders
+ * (nats.js: "jetstream is not enabled") and requests time out. Checked every 50 ms to 1 s, up to
+ * `timeoutMs` (default 30 000: an election on nats-server 2.9 takes ~4-10 s).
+ */
+export async function waitForLeader(jsm: JetStreamManager, stream: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = systemClock.now() + timeoutMs;
+  let last: unknown;
+  for (let delayMs = 50;; delayMs = Math.min(1000, delayMs * 2)) {
+    try {
+      const info = await jsm.streams.info(stream);
+      if (info.cluster === undefined || info.cluster.leader) return;
+      last = "no leader yet";
+    } catch (e) {
+      last = e;
+    }
+    if (systemClock.now() + delayMs > deadline) {
+      throw new StreamError({
+        stream,
+        message: `stream ${stream} has no leader after ${timeoutMs} ms (${String(last)})`,
+        hint: "on a cluster, a majority of the stream's servers must be up",
+        cause: last,
+      });
+    }
+    await new Promise<void>((resolve) => systemClock.setTimeout(resolve, delayMs));
   }
 }
 

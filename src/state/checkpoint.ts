@@ -16,6 +16,7 @@ import { type KV, Kvm } from "@nats-io/kv";
 import { FencedError, StateStoreError } from "../core/errors.ts";
 import { type Fence, unfenced } from "../core/fence.ts";
 import { type Publisher } from "../log/publisher.ts";
+import { waitForLeader } from "../log/streams.ts";
 import { keysOf } from "./bucket.ts";
 import { kvSubject } from "../core/names.ts";
 import { stateBucket } from "../core/names.ts";
@@ -87,6 +88,7 @@ export class CheckpointStore {
     const bucket = stateBucket(pipelineId);
     try {
       const kv = await new Kvm(nc).create(bucket, { history: 1, storage: "file", replicas: options.replicas ?? 1 });
+      if ((options.replicas ?? 1) > 1) await waitForLeader(await jetstreamManager(nc), `KV_${bucket}`);
       return new CheckpointStore(nc, kv, await jetstreamManager(nc), publisher, bucket, options.fence ?? unfenced);
     } catch (cause) {
       throw new StateStoreError({ key: bucket, message: `cannot open the state bucket ${bucket}: ${String(cause)}`, cause });

@@ -16,6 +16,7 @@ import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io
 import { ConfigError, StateStoreError } from "../core/errors.ts";
 import type { Key } from "../core/partition.ts";
 import { tableBucket, tableOfBucket } from "../core/names.ts";
+import { waitForLeader } from "../log/streams.ts";
 import { keysOf, newestRevision } from "./bucket.ts";
 import {
   chunkOfPageKey,
@@ -35,6 +36,7 @@ import {
 /** Create a table's bucket (if missing) and record which step writes it. */
 export async function createTable(nc: NatsConnection, name: string, meta: TableMeta, replicas = 1): Promise<void> {
   const kv = await new Kvm(nc).create(tableBucket(name), { history: 1, storage: "file", replicas });
+  if (replicas > 1) await waitForLeader(await jetstreamManager(nc), `KV_${tableBucket(name)}`);
   await kv.put(metaKey, encodeMeta(meta));
 }
 

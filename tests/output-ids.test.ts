@@ -21,6 +21,7 @@ function recordingPublisher(): Publisher & { ids: string[] } {
     pendingBytes: 0,
     whenPendingBelow: () => Promise.resolve(),
     close: () => Promise.resolve(),
+    discardPending: () => undefined,
   };
 }
 

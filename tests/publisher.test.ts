@@ -83,6 +83,23 @@ describe("Publisher", () => {
     await publisher.close();
   });
 
+  it("discards what it has not heard back about: nothing is sent again, a flush hears why", async () => {
+    // No stream captures the subject yet: with retryNoResponders, the messages wait and are re-sent.
+    const publisher = createPublisher(nc, { retryNoResponders: true, ackTimeoutMs: 200 });
+    for (let i = 0; i < 10; i++) publisher.publish("later.a", enc.encode(String(i)));
+    await waitFor(() => publisher.pending === 10, { message: "ten waiting" });
+    const flushed = publisher.flush().then(() => "resolved", (e: unknown) => String(e));
+    publisher.discardPending("the worker let its partitions go");
+    expect(await flushed).toContain("the worker let its partitions go");
+    expect(publisher.pending).toBe(0);
+    // A stream that captures them now gets none of them: they are not re-sent.
+    await addStream("LATER", ["later.>"]);
+    publisher.publish("later.b", enc.encode("after"));
+    await publisher.flush();
+    expect(await messages("LATER")).toBe(1);
+    await publisher.close();
+  });
+
   it("rejects flush with a PublishError naming the subject when no stream captures it", async () => {
     const publisher = createPublisher(nc);
     publisher.publish("nostream.here", enc.encode("lost"));

@@ -60,6 +60,12 @@ export interface Publisher {
   whenPendingBelow(n?: number): Promise<void>;
   /** Flush, then stop listening for acks. Publishing afterwards throws. */
   close(): Promise<void>;
+  /**
+   * Give up every message not yet acknowledged: none is sent again, and whoever waits on one
+   * hears `reason`. For a worker that let all its partitions go (it lost the right to write):
+   * a message it would re-send after it rejoins could land after the next owner's.
+   */
+  discardPending(reason: string): void;
 }
 
 /** One JSON message for `publishAll`. */
@@ -260,6 +266,14 @@ class AckCountingPublisher implements Publisher {
       this.#timer = undefined;
       this.#sub.unsubscribe();
     }
+  }
+
+  discardPending(reason: string): void {
+    for (let seq = this.#base; seq < this.#next; seq++) {
+      const entry = this.#ring[seq & this.#mask];
+      if (entry) this.#fail(seq, entry, reason);
+    }
+    this.#unreported = undefined; // nobody is left to hear it
   }
 
   #send(seq: number, entry: Outstanding): void {

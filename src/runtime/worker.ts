@@ -163,6 +163,9 @@ export class Worker {
   abandon(assignments: readonly Assignment[]): Promise<void> {
     // At once, not after a pending resume: that may be waiting for these very actors to recover.
     this.supervisor.abandon(assignments);
+    // With every partition let go, nothing this worker sent and did not hear back about may be
+    // sent again (after a rejoin it could land after the next owner's writes).
+    if (this.supervisor.actors.length === 0) this.publisher.discardPending("the worker let its partitions go");
     if (this.#stopping) return Promise.resolve();
     return this.#whileChanging({ removed: assignments }, () => Promise.resolve());
   }

@@ -35,9 +35,12 @@ export async function followCatchUp(
   const position = (source: string) =>
     Math.min(...worker.status().filter((a) => source in a.positions).map((a) => a.positions[source]!));
   const timers: unknown[] = [];
-  for (const source of worker.plan.sources) {
-    // No answer (NATS went away meanwhile): no progress bar for this source, and no failure either.
-    const last = await lastSequence(nc, source.stream, source.subject).catch(() => undefined);
+  // No answer (NATS went away meanwhile): no progress bar for that source, and no failure either.
+  const lasts = await Promise.all(
+    worker.plan.sources.map((source) => lastSequence(nc, source.stream, source.subject).catch(() => undefined)),
+  );
+  for (const [i, source] of worker.plan.sources.entries()) {
+    const last = lasts[i];
     if (last === undefined) continue;
     const at = position(source.id);
     const from = Number.isFinite(at) ? at : 0;

@@ -196,11 +196,10 @@ export async function run(platform: Platform, { flags, positionals }: Parsed): P
           nats,
           ...(http ? { http, metrics: `${http}/metrics` } : {}),
         });
-        const catchUp = yield* Effect.promise(() =>
-          followCatchUp(nc, worker, { terminal: platform.errInteractive, write: platform.err })
-        );
+        // Not awaited: its first questions to NATS must not hold up a signal (NATS may be gone).
+        const catchUp = followCatchUp(nc, worker, { terminal: platform.errInteractive, write: platform.err });
         const signal = yield* Effect.promise(() => shutdown);
-        catchUp.stop();
+        void catchUp.then((c) => c.stop(), () => undefined);
         logger.info("stopping", { signal });
       }),
     ),

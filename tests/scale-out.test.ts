@@ -19,7 +19,20 @@ import {
   type WorkerProcess,
 } from "./support/worker-process.ts";
 
-const args = (id: string) => ["--worker-id", id, "--member-timeout-ms", "2000", "--checkpoint-ms", "200"];
+/**
+ * A worker's flags. The membership timeout is the default (5 s) where workers only come and go:
+ * on a loaded 2-core machine (other test files with many processes beside this one) a shorter one
+ * makes busy workers suspend and rejoin over and over. The fencing test needs leases to move while
+ * a worker is stopped, so it uses 2 s.
+ */
+const args = (id: string, memberTimeoutMs = 5000) => [
+  "--worker-id",
+  id,
+  "--member-timeout-ms",
+  String(memberTimeoutMs),
+  "--checkpoint-ms",
+  "200",
+];
 
 /** The partitions each worker holds a lease for. */
 async function owners(nc: NatsConnection): Promise<Map<string, number>> {
@@ -104,8 +117,8 @@ describe("fencing", () => {
     const seed = 11;
     const count = 60_000;
     await publishOrders(nc, { stream: "orders", seed, count: 0 });
-    const a = startWorkerProcess(nats.url, "examples/coffee-shop/pipeline.ts", "coffeeShop", args("a"));
-    const b = startWorkerProcess(nats.url, "examples/coffee-shop/pipeline.ts", "coffeeShop", [...args("b"), "--port", "0"]);
+    const a = startWorkerProcess(nats.url, "examples/coffee-shop/pipeline.ts", "coffeeShop", args("a", 2000));
+    const b = startWorkerProcess(nats.url, "examples/coffee-shop/pipeline.ts", "coffeeShop", [...args("b", 2000), "--port", "0"]);
     const output = () => `--- a\n${a.output().slice(-3000)}\n--- b\n${b.output().slice(-3000)}`;
     try {
       await waitFor(async () => (await owners(nc)).size === 2, {

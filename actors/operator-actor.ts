@@ -178,7 +178,7 @@ export class OperatorActor<S = unknown, Out = unknown> implements ActorCore {
     const { store, step, partition, clock, operator, outputLog } = this.options;
     const recovered = await store.recover(step, partition, clock.now());
     const state = this.#newState(recovered.manifest.chunkBits);
-    for (const chunk of recovered.chunks) state.loadChunk(chunk.index, chunk.base, chunk.deltas);
+    for (const chunk of recovered.chunks) state.loadRecords(chunk.index, chunk.base, chunk.deltas);
     this.state = state;
     this.#manifest = recovered.manifest;
     this.#revision = recovered.revision;

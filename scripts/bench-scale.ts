@@ -1,9 +1,10 @@
 /**
  * Scale-out cases of `npm run bench`, with workers as `eddy run` child processes over one server:
  * - `rebalance-pause`: one worker holds both partitions of a pipeline (100,000 keys each); a
- *   second joins and one partition moves by graceful handoff. Reported: from the old owner's
- *   release (its final checkpoint written, lease given back) to the new owner reading, and the
- *   whole pause from the old owner stopping to the new one reading.
+ *   second joins and one partition moves by graceful handoff, once the joiner has read its state
+ *   (a warm-up). Reported: from the old owner's release (its final checkpoint written, lease given
+ *   back) to the new owner reading, and the whole pause from the old owner stopping to the new one
+ *   reading; the same without a warm-up (`--warm-up-ms 0`) beside it, and the ratio.
  * - `failover`: two workers share eight partitions; one is SIGKILLed; reported: from the kill to
  *   the survivor reading every partition, against the membership timeout (default settings).
  * - `scale-cpu`: CPU seconds per million events, all workers plus nats-server, for 1 and 3
@@ -31,6 +32,9 @@ import {
 
 /** The pipelines the cases run (`eddy run scripts/bench-scale.ts --export rebalancePipeline`). */
 export const rebalancePipeline = () => benchPipeline("bench-rebalance", "bench-rebalance", "bench_rebalance_totals", 2);
+/** The same, handed over without a warm-up (`--warm-up-ms 0`), beside it in the same run. */
+export const rebalanceColdPipeline = () =>
+  benchPipeline("bench-rebalance-cold", "bench-rebalance-cold", "bench_rebalance_cold_totals", 2);
 export const failoverPipeline = () => benchPipeline("bench-failover", "bench-failover", "bench_failover_totals", 8);
 
 /** The core-aggregate pipeline over a source partitioned by subject, for `workers` workers. */
@@ -144,42 +148,56 @@ export async function benchScale(
   try {
     if (o.wanted.has("rebalance-pause")) {
       const keys = 200_000;
-      await ensureStream(o.nc, "bench-rebalance", "bench.rebalance");
-      await publishEvents(o.nc, "bench.rebalance", 0, keys, keys);
-      const first = startWorker(o.url, "rebalancePipeline", "first");
-      children.push(first);
-      await until("the first worker to run", 60_000, () => first.lines.find((l) => l.event === "running"));
-      // Every key in state and committed, before the second worker joins.
-      await until("the first worker to commit every event", 60_000, async () => {
-        const { readCommitted } = await import("../src/state/checkpoint.ts");
-        const committed = await readCommitted(o.nc, "bench-rebalance");
-        return committed.length === 2 && committed.every((c) => (c.manifest.positions.events ?? 0) >= keys) ? true : undefined;
-      });
-      const flowing = publishEvents(o.nc, "bench.rebalance", keys, keys + 20_000, keys);
-      const joinedAt = Date.now();
-      const second = startWorker(o.url, "rebalancePipeline", "second");
-      children.push(second);
-      const reading = await until("the moved partition to be read by the second worker", 60_000, () => {
-        const taken = after(second.lines, "partitions-taken", joinedAt);
-        return taken ? after(second.lines, "reading", at(taken)) : undefined;
-      });
-      const releasing = first.lines.find((l) => l.event === "partitions-releasing" && at(l) >= joinedAt)!;
-      const released = first.lines.find((l) => l.event === "partitions-released" && at(l) >= joinedAt)!;
-      await flowing;
-      const pauseMs = at(reading) - at(releasing);
-      const handoffMs = at(reading) - at(released);
-      cases["rebalance-pause"] = {
-        seconds: handoffMs / 1000,
-        releaseToReadingMs: handoffMs,
-        stopToReadingMs: pauseMs,
-        finalCheckpointMs: at(released) - at(releasing),
-        keysMoved: keys / 2,
-        target: `release to processing < 500 ms: ${handoffMs < 500 ? "met" : "MISSED"}`,
-        note:
-          "one of 2 partitions (100,000 keys each) moved by graceful handoff when a second eddy run joined; from the workers' JSON logs: partitions-releasing (old owner stops it), partitions-released (final checkpoint written, lease given back), reading (new owner recovered it and reads)",
+      /** One handoff of a partition holding half the keys: the times from the workers' logs. */
+      const handoff = async (stream: string, exportName: string, extra: string[]) => {
+        const subject = stream.replace("bench-", "bench.");
+        await ensureStream(o.nc, stream, subject);
+        await publishEvents(o.nc, subject, 0, keys, keys);
+        const first = startWorker(o.url, exportName, "first", extra);
+        children.push(first);
+        await until("the first worker to run", 60_000, () => first.lines.find((l) => l.event === "running"));
+        // Every key in state and committed, before the second worker joins.
+        await until("the first worker to commit every event", 60_000, async () => {
+          const { readCommitted } = await import("../src/state/checkpoint.ts");
+          const committed = await readCommitted(o.nc, stream);
+          return committed.length === 2 && committed.every((c) => (c.manifest.positions.events ?? 0) >= keys) ? true : undefined;
+        });
+        const flowing = publishEvents(o.nc, subject, keys, keys + 20_000, keys);
+        const joinedAt = Date.now();
+        const second = startWorker(o.url, exportName, "second", extra);
+        children.push(second);
+        const reading = await until("the moved partition to be read by the second worker", 60_000, () => {
+          const taken = after(second.lines, "partitions-taken", joinedAt);
+          return taken ? after(second.lines, "reading", at(taken)) : undefined;
+        });
+        const releasing = after(first.lines, "partitions-releasing", joinedAt)!;
+        const released = after(first.lines, "partitions-released", joinedAt)!;
+        const warm = after(second.lines, "partition-warm", joinedAt);
+        await flowing;
+        await stopAll();
+        return {
+          releaseToReadingMs: at(reading) - at(released),
+          stopToReadingMs: at(reading) - at(releasing),
+          finalCheckpointMs: at(released) - at(releasing),
+          joinToReleaseMs: at(releasing) - joinedAt,
+          ...(warm ? { warmUpMs: warm.ms } : {}),
+        };
       };
-      o.log(`rebalance-pause: release to reading ${handoffMs} ms; stop to reading ${pauseMs} ms`);
-      await stopAll();
+      const cold = await handoff("bench-rebalance-cold", "rebalanceColdPipeline", ["--warm-up-ms", "0"]);
+      const warm = await handoff("bench-rebalance", "rebalancePipeline", []);
+      cases["rebalance-pause"] = {
+        seconds: warm.releaseToReadingMs / 1000,
+        ...warm,
+        keysMoved: keys / 2,
+        withoutWarmUp: cold,
+        ratio: round(warm.releaseToReadingMs / cold.releaseToReadingMs, 2),
+        target: `release to processing < 500 ms: ${warm.releaseToReadingMs < 500 ? "met" : "MISSED"}`,
+        note:
+          "one of 2 partitions (100,000 keys each) moved by graceful handoff when a second eddy run joined, once the joiner had its state warm (warmUpMs: from its start of reading the state to caught up); withoutWarmUp: the same with --warm-up-ms 0, in the same run; ratio: warm/cold release to reading. From the workers' JSON logs: partitions-releasing (old owner stops it), partitions-released (final checkpoint written, lease given back), reading (new owner recovered it and reads)",
+      };
+      o.log(
+        `rebalance-pause: release to reading ${warm.releaseToReadingMs} ms warm, ${cold.releaseToReadingMs} ms cold; stop to reading ${warm.stopToReadingMs} ms warm, ${cold.stopToReadingMs} ms cold`,
+      );
     }
     if (o.wanted.has("failover")) {
       await ensureStream(o.nc, "bench-failover", "bench.failover");

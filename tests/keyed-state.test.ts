@@ -8,7 +8,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { chunkOf, type Key, keyHash } from "../src/core/partition.ts";
-import { type ChunkSnapshot, encodeChunk, KeyedState, type NumericLayout } from "../src/state/keyed-state.ts";
+import { type ChunkSnapshot, decodeChunk, encodeChunk, KeyedState, type NumericLayout } from "../src/state/keyed-state.ts";
 
 const decode = (bytes: Uint8Array) => JSON.parse(new TextDecoder().decode(bytes)) as unknown;
 
@@ -38,7 +38,7 @@ class CommittedChunks {
   /** A new state from what is committed, as an actor's recovery builds it. */
   recover(maxChunkKeys: number, maxDeltas: number, layout?: NumericLayout<unknown>): KeyedState<unknown> {
     const state = new KeyedState<unknown>(this.chunkBits, maxChunkKeys, maxDeltas, layout);
-    for (const [index, { base, deltas }] of this.chunks) state.loadChunk(index, base, deltas);
+    for (const [index, { base, deltas }] of this.chunks) state.loadRecords(index, decodeChunk(base), deltas.map(decodeChunk));
     state.touchAll(); // the first checkpoint after a recovery rewrites every chunk
     return state;
   }
@@ -82,7 +82,7 @@ describe("keyed state", () => {
     for (const c of chunks) expect(c.entries.size).toBeLessThan(100);
 
     const loaded = new KeyedState<number[]>(state.chunkBits, 100);
-    for (const c of chunks) loaded.loadChunk(c.index, encodeChunk(c));
+    for (const c of chunks) loaded.loadRecords(c.index, decodeChunk(encodeChunk(c)));
     expect(loaded.size).toBe(2000);
     expect(loaded.get(1234, keyHash(1234))).toEqual([1234, 2468]);
     expect([...loaded.entries()].sort((a, b) => Number(a[0]) - Number(b[0]))).toEqual(
@@ -143,7 +143,7 @@ describe("keyed state", () => {
     const [delta] = state.snapshotDirty();
     expect(decode(encodeChunk(delta!))).toEqual([["k1", [-1, [-2, 2]]], ["k2"], ["new", [7, [8, 9]]]]);
     const loaded = new KeyedState<unknown>(0, 10_000, 3, packed);
-    loaded.loadChunk(0, encodeChunk(base!), [encodeChunk(delta!)]);
+    loaded.loadRecords(0, decodeChunk(encodeChunk(base!)), [decodeChunk(encodeChunk(delta!))]);
     expect(sorted(loaded.entries())).toEqual(sorted(state.entries()));
   });
 

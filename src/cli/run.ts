@@ -51,6 +51,11 @@ export const runCommand: CommandSpec = {
       help: "a worker not heard from for this long is gone and its partitions move",
       default: 5000,
     },
+    "warm-up-ms": {
+      type: "number",
+      help: "a partition moving to a joining worker waits at most this long for it to read its state (0: move at once)",
+      default: 10000,
+    },
     replicas: {
       type: "number",
       help: "copies of each stream and bucket Eddy creates (1 on one server; 3 advised on a cluster)",
@@ -112,6 +117,13 @@ function checkGroupFlags(flags: Parsed["flags"]): void {
   if (!(timeout >= 200)) {
     throw new ConfigError({ message: `--member-timeout-ms ${timeout} is too short`, hint: "give at least 200 (default 5000)" });
   }
+  const warmUp = flags["warm-up-ms"] as number;
+  if (!(warmUp >= 0)) {
+    throw new ConfigError({
+      message: `--warm-up-ms ${warmUp} is not a duration`,
+      hint: "give 0 or more milliseconds (default 10000)",
+    });
+  }
   const replicas = flags.replicas as number;
   if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) {
     throw new ConfigError({
@@ -162,6 +174,7 @@ export async function run(platform: Platform, { flags, positionals }: Parsed): P
                   ...(flags["worker-id"] ? { id: flags["worker-id"] as string } : {}),
                 },
                 memberTimeoutMs: flags["member-timeout-ms"] as number,
+                warmUpMs: flags["warm-up-ms"] as number,
                 replicas: flags.replicas as number,
               }),
             catch: (e) => e,

@@ -3,8 +3,9 @@
  * sharing its partitions over NATS alone. Each member heartbeats (src/cluster/membership.ts),
  * computes from what it sees who should own each partition (src/cluster/balance.ts) and takes or
  * gives back leases with compare-and-set (src/cluster/leases.ts); its Worker runs exactly the
- * partitions it holds. A member writes only while its heartbeat is fresh (src/core/fence.ts), so
- * one that was paused or cut off writes nothing after the others took over.
+ * partitions it holds; a partition moves once its new owner has read its state (warm-ups.ts).
+ * A member writes only while its heartbeat is fresh (src/core/fence.ts), so one that was paused
+ * or cut off writes nothing after the others took over.
  *
  * @example
  * const group = await Group.join(nc, coffeeShop(), { member: { host: "a", runtime: "node", pid: 1 } });
@@ -14,19 +15,20 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { systemClock } from "../core/clock.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
 import { FencedError } from "../core/errors.ts";
 import type { Fence } from "../core/fence.ts";
 import { groupBucket } from "../core/names.ts";
 import { waitForLeader } from "../log/streams.ts";
 import { keysOf } from "../state/bucket.ts";
+import { BucketWatch } from "../state/bucket-watch.ts";
 import type { Pipeline } from "../pipeline/pipeline.ts";
 import { type Assignment, assignmentKey, everyPartition } from "../runtime/assignments.ts";
 import { Worker, type WorkerOptions } from "../runtime/worker.ts";
 import { balance } from "./balance.ts";
-import { BucketWatch } from "./bucket-watch.ts";
 import { Leases } from "./leases.ts";
 import { type Heartbeat, type MemberInfo, Membership } from "./membership.ts";
+import { WarmUps } from "./warm-ups.ts";
 
 export interface GroupOptions extends Omit<WorkerOptions, "assignments" | "fence"> {
   /** Who this member is (id default: host, pid and a random suffix). */
@@ -35,6 +37,11 @@ export interface GroupOptions extends Omit<WorkerOptions, "assignments" | "fence
   readonly memberTimeoutMs?: number;
   /** How often members heartbeat (default: a fifth of the timeout). */
   readonly heartbeatMs?: number;
+  /**
+   * A partition given away waits for its new owner to have read its state (src/cluster/warm-ups.ts)
+   * at most this long (default 10000 ms; 0: no warm-up, hand over at once).
+   */
+  readonly warmUpMs?: number;
 }
 
 /** What a member sees of its group. */
@@ -45,20 +52,33 @@ export interface GroupView {
   readonly owners: Readonly<Record<string, string>>;
 }
 
+const defaultWarmUpMs = 10_000;
+
 export class Group {
   #reconciling: Promise<void> | undefined;
   #again = false;
   #leaving = false;
   /** Set the moment a write is refused: every actor is let go before any is taken again. */
   private suspended = false;
+  /** Partitions this member is to take over, being warmed (by assignment key). */
+  readonly #warming = new Map<string, Assignment>();
+  /** Partitions this member is to give away, since when (waiting for their new owners to be warm). */
+  readonly #givingSince = new Map<string, number>();
+  #wake: unknown;
 
   private constructor(
     readonly worker: Worker,
     readonly membership: Membership,
     readonly leases: Leases,
+    readonly warmUps: WarmUps,
     private readonly watch: BucketWatch,
-    private readonly log: GroupOptions["log"],
+    private readonly clock: Clock,
+    private readonly options: GroupOptions,
   ) {}
+
+  private get log(): GroupOptions["log"] {
+    return this.options.log;
+  }
 
   static async join(nc: NatsConnection, pipeline: Pipeline, options: GroupOptions = {}): Promise<Group> {
     const clock = options.clock ?? systemClock;
@@ -88,14 +108,17 @@ export class Group {
       ...(log ? { log } : {}),
     });
     const leases = new Leases(kv, { onChange: changed });
+    const warmUps = new WarmUps(kv, { onChange: changed });
     // One watch of the whole bucket feeds both: this worker's own heartbeats coming back through
     // it show that it is current, for the leases as well as the members.
-    const watch = await BucketWatch.open(kv, {
+    const watch = await BucketWatch.open(nc, bucket, {
+      name: "group",
       clock,
       log,
       onEntry: (entry) => {
         if (entry.key.startsWith("members.")) membership.apply(entry);
         else if (entry.key.startsWith("leases.")) leases.apply(entry);
+        else if (entry.key.startsWith("warm.")) warmUps.apply(entry);
       },
     });
     try {
@@ -129,7 +152,7 @@ export class Group {
       await membership.leave();
       throw error;
     }
-    group = new Group(worker, membership, leases, watch, options.log);
+    group = new Group(worker, membership, leases, warmUps, watch, clock, options);
     await group.#reconcileNow();
     return group;
   }
@@ -168,6 +191,7 @@ export class Group {
   async leave(): Promise<void> {
     if (this.#leaving) return;
     this.#leaving = true;
+    this.clock.clearTimeout(this.#wake);
     await this.#reconciling;
     const held = this.worker.assignments;
     await this.worker.stop();
@@ -240,7 +264,16 @@ export class Group {
       this.log?.("partitions-lost", { member: this.id, partitions: lost.map(assignmentKey) });
       await worker.abandon(lost);
     }
-    const give = worker.assignments.filter((a) => !mine(a));
+    const runningNow = new Set(worker.assignments.map(assignmentKey));
+    this.#warmUp(
+      all.filter((a) => {
+        if (!mine(a) || runningNow.has(assignmentKey(a))) return false;
+        const owner = this.leases.ownerOf(a);
+        return owner !== undefined && owner !== this.id && live.includes(owner);
+      }),
+      mine,
+    );
+    const give = this.#readyToGive(worker.assignments.filter((a) => !mine(a)), target);
     if (give.length > 0) {
       this.log?.("partitions-releasing", { member: this.id, partitions: give.map(assignmentKey) });
       await worker.release(give);
@@ -262,7 +295,68 @@ export class Group {
     if (taken.length > 0) {
       this.log?.("partitions-taken", { member: this.id, partitions: taken.map(assignmentKey) });
       await worker.assign(taken);
+      for (const a of taken) {
+        if (this.#warming.delete(assignmentKey(a))) void this.warmUps.withdraw(a).catch(() => undefined);
+      }
     }
+  }
+
+  /**
+   * Warm the partitions this member is to take over from a live owner (`toWarm`), each announced
+   * once its state is read; stop warming those that are no longer to come here.
+   */
+  #warmUp(toWarm: readonly Assignment[], mine: (a: Assignment) => boolean): void {
+    if ((this.options.warmUpMs ?? defaultWarmUpMs) <= 0) return;
+    for (const [key, a] of this.#warming) {
+      if (mine(a)) continue; // still to come (its lease may be free by now: its recovery takes the warm-up)
+      this.#warming.delete(key);
+      this.worker.cool(a);
+      void this.warmUps.withdraw(a).catch(() => undefined);
+    }
+    for (const a of toWarm) {
+      const key = assignmentKey(a);
+      if (this.#warming.has(key)) continue;
+      this.#warming.set(key, a);
+      const started = this.clock.now();
+      void this.worker.warm(a)
+        .then(async () => {
+          if (this.#warming.get(key) !== a) return;
+          this.log?.("partition-warm", { member: this.id, partition: key, ms: Math.round(this.clock.now() - started) });
+          await this.warmUps.announce(a, this.id);
+        })
+        .catch((error) => this.log?.("warm-up-failed", { member: this.id, partition: key, error: String(error) }));
+    }
+  }
+
+  /**
+   * Of the partitions this member should give away, those to give now: their new owner said it
+   * has their state warm, or it has not for `warmUpMs`. A reconcile is due when the next waits out.
+   */
+  #readyToGive(give: readonly Assignment[], target: ReadonlyMap<string, string>): Assignment[] {
+    const warmUpMs = this.options.warmUpMs ?? defaultWarmUpMs;
+    const now = this.clock.now();
+    const giving = new Set(give.map(assignmentKey));
+    for (const key of this.#givingSince.keys()) if (!giving.has(key)) this.#givingSince.delete(key);
+    let wait = Number.POSITIVE_INFINITY;
+    const ready = give.filter((a) => {
+      const key = assignmentKey(a);
+      const to = target.get(key);
+      if (warmUpMs <= 0 || to === undefined || this.warmUps.of(a) === to) return true;
+      const since = this.#givingSince.get(key) ?? now;
+      this.#givingSince.set(key, since);
+      const left = since + warmUpMs - now;
+      if (left > 0) {
+        wait = Math.min(wait, left);
+        return false;
+      }
+      this.log?.("warm-up-not-seen", { member: this.id, partition: key, to, waitedMs: Math.round(now - since) });
+      return true;
+    });
+    if (Number.isFinite(wait)) {
+      this.clock.clearTimeout(this.#wake);
+      this.#wake = this.clock.setTimeout(() => this.reconcileSoon(), wait);
+    }
+    return ready;
   }
 }
 

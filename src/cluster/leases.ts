@@ -5,11 +5,11 @@
  * that lost a lease fails its next compare-and-set, and the new owner's recovery bumps the
  * partition's manifest generation, which fails any commit of the old one.
  *
- * The group's watch of its bucket (src/cluster/bucket-watch.ts) hands this its entries (`apply`).
+ * The group's watch of its bucket (src/state/bucket-watch.ts) hands this its entries (`apply`).
  *
  * @example
  * const leases = new Leases(kv, { onChange });
- * const watch = await BucketWatch.open(kv, { clock, onEntry: (e) => leases.apply(e) });
+ * const watch = await BucketWatch.open(nc, bucket, { name: "group", clock, onEntry: (e) => leases.apply(e) });
  * await leases.take({ step: "revenue", partition: 3 }, "w1"); // true: w1 holds it now
  * leases.ownerOf({ step: "revenue", partition: 3 }); // "w1"
  * await leases.release({ step: "revenue", partition: 3 }, "w1");

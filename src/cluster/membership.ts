@@ -16,7 +16,7 @@
  *
  * @example
  * const members = new Membership(kv, { id: "w1", host: "a", runtime: "node", pid: 1 }, { clock, timeoutMs: 5000, onChange });
- * const watch = await BucketWatch.open(kv, { clock, onEntry: (e) => members.apply(e) });
+ * const watch = await BucketWatch.open(nc, bucket, { name: "group", clock, onEntry: (e) => members.apply(e) });
  * await members.start();
  * members.live(); // ["w1", "w2"]
  * members.valid(); // false once this worker's last acknowledged heartbeat is too old

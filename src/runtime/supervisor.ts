@@ -118,6 +118,8 @@ export class Supervisor {
     const store = await CheckpointStore.open(nc, plan.pipelineId, publisher, {
       ...(options.fence ? { fence: options.fence } : {}),
       ...(options.replicas ? { replicas: options.replicas } : {}),
+      ...(options.clock ? { clock: options.clock } : {}),
+      log: options.log,
     });
     return new Supervisor(plan, publisher, store, natsOutputLog(nc), options);
   }

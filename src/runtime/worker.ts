@@ -102,6 +102,7 @@ export class Worker {
           lookup.bucket,
           lookup.schema,
           (key, reason) => options.log?.("lookup-value-invalid", { lookup: lookup.id, bucket: lookup.bucket, key, reason }),
+          { clock, log: options.log },
         );
         lookups.set(lookup.id, replica);
       }
@@ -121,7 +122,7 @@ export class Worker {
       worker = new Worker(nc, pipeline, plan, publisher, supervisor, reading, lookups, options);
     } catch (error) {
       await publisher.close().catch(() => undefined);
-      await Promise.all([...lookups.values()].map((l) => l.close()));
+      for (const l of lookups.values()) l.close();
       throw error;
     }
     worker.supervisor.start(options.assignments ?? everyPartition(plan));
@@ -168,6 +169,19 @@ export class Worker {
     if (this.supervisor.actors.length === 0) this.publisher.discardPending("the worker let its partitions go");
     if (this.#stopping) return Promise.resolve();
     return this.#whileChanging({ removed: assignments }, () => Promise.resolve());
+  }
+
+  /**
+   * Follow a partition's state before taking it over (src/state/warm-up.ts): resolves once what
+   * is written of it is read and decoded; its recovery here then waits only for what is newer.
+   */
+  warm(a: Assignment): Promise<void> {
+    return this.supervisor.store.warm(a.step, a.partition);
+  }
+
+  /** Stop warming a partition that will not move here after all. */
+  cool(a: Assignment): void {
+    this.supervisor.store.cool(a.step, a.partition);
   }
 
   /** Stop running these assignments: their readers stop, then each writes a final checkpoint. */
@@ -219,11 +233,12 @@ export class Worker {
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    this.supervisor.store.cool();
     await this.#resuming;
     await this.reading.stop();
     await this.supervisor.stop();
     await this.publisher.close();
-    await Promise.all([...this.lookups.values()].map((l) => l.close()));
+    for (const l of this.lookups.values()) l.close();
   }
 
   /** Every operator actor: its lifecycle state, keys, positions. */

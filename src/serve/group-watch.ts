@@ -20,13 +20,15 @@ import { type Clock, systemClock } from "../core/clock.ts";
 import { groupBucket } from "../core/names.ts";
 import type { Heartbeat } from "../cluster/membership.ts";
 import type { Assignment } from "../runtime/assignments.ts";
-import { newestRevision } from "../state/bucket.ts";
+import { BucketWatch } from "../state/bucket-watch.ts";
 import { type LeaseSeen, type MemberSeen, type Ownership, ownership } from "./ownership.ts";
 
 export interface GroupWatchOptions {
   readonly clock?: Clock;
   /** The membership timeout of members whose heartbeat does not say (default 5000 ms, `eddy run`'s). */
   readonly memberTimeoutMs?: number;
+  /** Where the watch's restarts are told. */
+  readonly log?: ((event: string, fields: Record<string, unknown>) => void) | undefined;
 }
 
 /** `GET /groups/:pipeline`: a group as this service sees it. */
@@ -43,49 +45,38 @@ const decoder = new TextDecoder();
 export class GroupWatch {
   readonly #members = new Map<string, { heartbeat: Heartbeat; seenAt: number }>();
   readonly #leases = new Map<string, { owner: string | null; changedAt: number; previousOwner: string | null }>();
-  readonly ended: Promise<void>;
-  #stop: () => void = () => undefined;
-  #resolveEnded!: () => void;
+  #watch: BucketWatch | undefined;
 
-  private constructor(readonly pipeline: string, private readonly clock: Clock, private readonly timeoutMs: number) {
-    this.ended = new Promise((resolve) => (this.#resolveEnded = resolve));
-  }
+  private constructor(readonly pipeline: string, private readonly clock: Clock, private readonly timeoutMs: number) {}
 
-  /** Follow a pipeline's group; resolves once the bucket's contents are applied (undefined: it has no group bucket). */
+  /**
+   * Follow a pipeline's group; resolves once the bucket's contents are applied (undefined: it has
+   * no group bucket). The watch starts again by itself when its consumer is lost.
+   */
   static async open(nc: NatsConnection, pipeline: string, options: GroupWatchOptions = {}): Promise<GroupWatch | undefined> {
     const bucket = groupBucket(pipeline);
     const kv = await new Kvm(nc).open(bucket, { bindOnly: true });
     if (!(await kv.status().then(() => true, () => false))) return undefined;
-    const watch = new GroupWatch(pipeline, options.clock ?? systemClock, options.memberTimeoutMs ?? 5000);
-    const iter = await kv.watch();
-    watch.#stop = () => iter.stop();
-    const newest = await newestRevision(nc, bucket);
-    let live = newest === 0;
-    let synced!: (error?: unknown) => void;
-    const initial = new Promise<void>((resolve, reject) => (synced = (e) => (e === undefined ? resolve() : reject(e))));
-    if (live) synced();
-    void (async () => {
-      try {
-        for await (const entry of iter) {
-          try {
-            watch.#apply(entry, live);
-          } catch {
-            // An entry that is not what members and leases write (not JSON): not a member or lease.
-          }
-          if (!live && (entry.delta === 0 || entry.revision >= newest)) {
-            live = true;
-            synced();
-          }
+    const clock = options.clock ?? systemClock;
+    const group = new GroupWatch(pipeline, clock, options.memberTimeoutMs ?? 5000);
+    group.#watch = await BucketWatch.open(nc, bucket, {
+      name: "group",
+      clock,
+      log: options.log,
+      onEntry: (entry, live) => {
+        try {
+          group.#apply(entry, live);
+        } catch {
+          // An entry that is not what members and leases write (not JSON): not a member or lease.
         }
-        if (!live) synced(new Error(`the watch of group ${bucket} ended before it had read the bucket`));
-      } catch (error) {
-        if (!live) synced(error);
-      } finally {
-        watch.#resolveEnded();
-      }
-    })();
-    await initial;
-    return watch;
+      },
+    });
+    return group;
+  }
+
+  /** Resolves once the watch is closed, or the group's bucket is gone. */
+  get ended(): Promise<void> {
+    return this.#watch!.ended;
   }
 
   /**
@@ -114,7 +105,7 @@ export class GroupWatch {
   }
 
   close(): void {
-    this.#stop();
+    this.#watch?.stop();
   }
 
   /** One entry of the bucket; `live`: it arrived after the watch had read what the bucket held. */

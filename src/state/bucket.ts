@@ -10,14 +10,15 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 
 /**
- * The revision of the newest entry a KV bucket holds (0: none). A watch started before this was
+ * The revision of the newest entry a KV bucket holds under `key` (a filter; default: any key; 0:
+ * none). A watch started before this was
  * read has delivered the bucket's contents once it delivers an entry at or past it. (A watch's
  * `delta === 0` alone is not enough: while pages are being written and purged, the last entry of
  * its initial pass may never say 0.)
  */
-export async function newestRevision(nc: NatsConnection, bucket: string): Promise<number> {
+export async function newestRevision(nc: NatsConnection, bucket: string, key = ">"): Promise<number> {
   const jsm = await jetstreamManager(nc);
-  const newest = await jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.>` }).catch(() => undefined);
+  const newest = await jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.${key}` }).catch(() => undefined);
   return newest?.seq ?? 0;
 }
 

@@ -18,6 +18,9 @@ import { type Fence, unfenced } from "../core/fence.ts";
 import { type Publisher } from "../log/publisher.ts";
 import { waitForLeader } from "../log/streams.ts";
 import { keysOf } from "./bucket.ts";
+import { type ChunkRecords, decodeChunk } from "./keyed-state.ts";
+import { WarmUp } from "./warm-up.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
 import { kvSubject } from "../core/names.ts";
 import { stateBucket } from "../core/names.ts";
 
@@ -52,9 +55,9 @@ export interface Manifest {
 
 export interface RecoveredChunk {
   readonly index: number;
-  readonly base: Uint8Array;
+  readonly base: ChunkRecords;
   /** In the order they were written. */
-  readonly deltas: readonly Uint8Array[];
+  readonly deltas: readonly ChunkRecords[];
 }
 
 export interface Recovered {
@@ -68,7 +71,13 @@ const decoder = new TextDecoder();
 /** nats-server's default max_payload is 1 MiB. */
 export const maxChunkBytes = 1024 * 1024 - 4096;
 
+/** How long a recovery waits for a warm-up to reach the manifest before it reads the chunks itself. */
+const warmUpReachMs = 2000;
+
 export class CheckpointStore {
+  /** Partitions being warmed before they move here (`<step>.<partition>`). */
+  readonly #warm = new Map<string, Promise<WarmUp>>();
+
   private constructor(
     readonly nc: NatsConnection,
     private readonly kv: KV,
@@ -76,6 +85,8 @@ export class CheckpointStore {
     private readonly publisher: Publisher,
     readonly bucket: string,
     private readonly fence: Fence,
+    private readonly clock: Clock,
+    private readonly log: ((event: string, fields: Record<string, unknown>) => void) | undefined,
   ) {}
 
   /** The state bucket of a pipeline; with a `fence`, recoveries and commits happen only while it allows. */
@@ -83,23 +94,65 @@ export class CheckpointStore {
     nc: NatsConnection,
     pipelineId: string,
     publisher: Publisher,
-    options: { fence?: Fence; replicas?: number } = {},
+    options: {
+      fence?: Fence;
+      replicas?: number;
+      clock?: Clock;
+      log?: ((event: string, fields: Record<string, unknown>) => void) | undefined;
+    } = {},
   ): Promise<CheckpointStore> {
     const bucket = stateBucket(pipelineId);
     try {
       const kv = await new Kvm(nc).create(bucket, { history: 1, storage: "file", replicas: options.replicas ?? 1 });
       if ((options.replicas ?? 1) > 1) await waitForLeader(await jetstreamManager(nc), `KV_${bucket}`);
-      return new CheckpointStore(nc, kv, await jetstreamManager(nc), publisher, bucket, options.fence ?? unfenced);
+      const jsm = await jetstreamManager(nc);
+      const fence = options.fence ?? unfenced;
+      return new CheckpointStore(nc, kv, jsm, publisher, bucket, fence, options.clock ?? systemClock, options.log);
     } catch (cause) {
       throw new StateStoreError({ key: bucket, message: `cannot open the state bucket ${bucket}: ${String(cause)}`, cause });
     }
   }
 
   /**
+   * Follow a partition's state before it moves here (src/state/warm-up.ts); resolves once what is
+   * written of it is decoded. Its next recovery takes the chunks from there.
+   */
+  async warm(step: string, partition: number): Promise<void> {
+    const key = `${step}.${partition}`;
+    let warm = this.#warm.get(key);
+    if (!warm) {
+      warm = WarmUp.start(this.nc, this.bucket, step, partition, { clock: this.clock, log: this.log });
+      this.#warm.set(key, warm);
+      warm.catch(() => this.#warm.get(key) === warm && this.#warm.delete(key));
+    }
+    await warm;
+  }
+
+  /** Stop warming a partition (it will not move here after all), or every one. */
+  cool(step?: string, partition?: number): void {
+    for (const [key, warm] of this.#warm) {
+      if (step !== undefined && key !== `${step}.${partition}`) continue;
+      this.#warm.delete(key);
+      void warm.then((w) => w.stop(), () => undefined);
+    }
+  }
+
+  /**
    * Take ownership of a partition's state: bump its generation (compare-and-set) and load its
-   * chunks. A partition never seen before starts empty.
+   * chunks (from its warm-up, if it was warmed). A partition never seen before starts empty.
    */
   async recover(step: string, partition: number, now: number): Promise<Recovered> {
+    const warming = this.#warm.get(`${step}.${partition}`);
+    this.#warm.delete(`${step}.${partition}`);
+    const warm = await warming?.catch(() => undefined);
+    try {
+      return await this.#recover(step, partition, now, warm);
+    } finally {
+      warm?.stop();
+    }
+  }
+
+  async #recover(step: string, partition: number, now: number, warm: WarmUp | undefined): Promise<Recovered> {
     const key = manifestKey(step, partition);
     await this.fence.holds(step, partition);
     const entry = await this.#get(key);
@@ -124,7 +177,14 @@ export class CheckpointStore {
     const previous: Manifest = { ...parsed, watermarks: parsed.watermarks ?? {} };
     const manifest: Manifest = { ...previous, generation: previous.generation + 1 };
     const revision = await this.#cas(key, manifest, entry.revision);
-    const read = async (chunkKey: string): Promise<Uint8Array> => {
+    // Every chunk the manifest names was written before it: a warm-up that reached it holds them.
+    const warmed = warm && (await warm.reached(entry.revision, warmUpReachMs)) ? warm : undefined;
+    if (warm) {
+      this.log?.("warm-up-used", { step, partition, reached: warmed !== undefined, ...warm.size });
+    }
+    const read = async (chunkKey: string): Promise<ChunkRecords> => {
+      const held = warmed?.take(chunkKey);
+      if (held) return held;
       const chunk = await this.#get(chunkKey);
       if (!chunk) {
         throw new StateStoreError({
@@ -132,7 +192,7 @@ export class CheckpointStore {
           message: `checkpoint ${manifest.checkpoint} of ${key} names a missing chunk`,
         });
       }
-      return chunk.value;
+      return decodeChunk(chunk.value);
     };
     const chunks = await Promise.all(
       Object.entries(manifest.chunks).map(async ([index, baseKey]) => {

@@ -40,6 +40,13 @@ export function encodeChunk<S>(chunk: ChunkSnapshot<S>): Uint8Array {
   return encoder.encode(JSON.stringify(records));
 }
 
+/** A chunk's base or delta as `encodeChunk` wrote it, decoded: a delta's `[key]` removes the key. */
+export type ChunkRecords = readonly (readonly [Key, unknown] | readonly [Key])[];
+
+export function decodeChunk(bytes: Uint8Array): ChunkRecords {
+  return JSON.parse(decoder.decode(bytes)) as ChunkRecords;
+}
+
 /**
  * How a value packs into `width` numbers: `read` builds a value from the numbers at `at`, `write`
  * stores one there (it throws, writing nothing, if the value is not of the layout's shape; a null
@@ -310,15 +317,15 @@ export class KeyedState<S> {
 
   /**
    * Load chunk `index` from its base and its deltas, as encoded by `encodeChunk` under the same
-   * chunk bits, in the order they were written (at recovery).
+   * chunk bits and decoded by `decodeChunk`, in the order they were written (at recovery).
    */
-  loadChunk(index: number, base: Uint8Array, deltas: readonly Uint8Array[] = []): void {
+  loadRecords(index: number, base: ChunkRecords, deltas: readonly ChunkRecords[] = []): void {
     const chunk = this.#newChunk();
-    for (const [key, value] of JSON.parse(decoder.decode(base)) as [Key, S][]) chunk.set(key, value);
-    for (const bytes of deltas) {
-      for (const record of JSON.parse(decoder.decode(bytes)) as ([Key, S] | [Key])[]) {
+    for (const [key, value] of base as readonly (readonly [Key, S])[]) chunk.set(key, value);
+    for (const records of deltas) {
+      for (const record of records) {
         if (record.length === 1) chunk.delete(record[0]);
-        else chunk.set(record[0], record[1]);
+        else chunk.set(record[0], record[1] as S);
       }
     }
     this.#install(index, chunk);

@@ -1,9 +1,9 @@
 /**
  * Lookup tables: a KV bucket the user keeps (the coffee shop's menu: item to category and
- * price), replicated in memory through a KV watch so that joining an event with it costs a Map
- * lookup. Each value is JSON decoded with the table's schema (any Standard Schema v1, or an effect
- * Schema); a value that does not match is left out of the replica and reported once, with the
- * schema's issues.
+ * price), replicated in memory through a KV watch (src/state/bucket-watch.ts: it starts again when its
+ * consumer is lost) so that joining an event with it costs a Map lookup. Each value is JSON
+ * decoded with the table's schema (any Standard Schema v1, or an effect Schema); a value that does
+ * not match is left out of the replica and reported once, with the schema's issues.
  *
  * A join with a lookup table sees the table as it is when the event is processed (Flink's
  * processing-time lookup join): a replay after a restart joins with the table as it is then.
@@ -12,19 +12,19 @@
  * const menu = await LookupReplica.open(nc, "menu", MenuItem);
  * menu.get("latte"); // { category: "coffee", price: 3.5 }
  */
-import { Kvm } from "@nats-io/kv";
+import { Kvm, type KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Either } from "effect";
 import { StreamError } from "../core/errors.ts";
 import { type EventSchema, SchemaDecoder } from "../core/schema.ts";
-import { newestRevision } from "./bucket.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
+import { BucketWatch } from "./bucket-watch.ts";
 
 const decoder = new TextDecoder();
 
 export class LookupReplica<V> {
   readonly #values = new Map<string, V>();
-  #stop: (() => void) | undefined;
-  #done: Promise<void> | undefined;
+  #watch: BucketWatch | undefined;
 
   private constructor(readonly bucket: string) {}
 
@@ -34,6 +34,8 @@ export class LookupReplica<V> {
     bucket: string,
     schema: EventSchema<V> | SchemaDecoder<V>,
     onInvalid: (key: string, reason: string) => void = () => {},
+    options: { readonly clock?: Clock; readonly log?: ((event: string, fields: Record<string, unknown>) => void) | undefined } =
+      {},
   ): Promise<LookupReplica<V>> {
     const values = SchemaDecoder.of(`lookup table "${bucket}"`, schema);
     let kv;
@@ -49,34 +51,28 @@ export class LookupReplica<V> {
       });
     }
     const replica = new LookupReplica<V>(bucket);
-    const watch = await kv.watch();
-    const newest = await newestRevision(nc, bucket);
-    let loaded!: () => void;
-    const ready = new Promise<void>((resolve) => (loaded = resolve));
-    if (newest === 0) loaded();
-    replica.#stop = () => watch.stop();
-    replica.#done = (async () => {
-      for await (const entry of watch) {
-        if (entry.delta === 0 || entry.revision >= newest) loaded();
-        if (entry.operation === "PUT") {
-          let json: unknown;
-          try {
-            json = JSON.parse(decoder.decode(entry.value));
-          } catch {
-            onInvalid(entry.key, "not JSON");
-            replica.#values.delete(entry.key);
-            continue;
-          }
-          const value = values.decode(json);
-          if (Either.isRight(value)) replica.#values.set(entry.key, value.right);
-          else {
-            onInvalid(entry.key, value.left);
-            replica.#values.delete(entry.key);
-          }
-        } else replica.#values.delete(entry.key);
+    const apply = (entry: KvWatchEntry) => {
+      if (entry.operation !== "PUT") return void replica.#values.delete(entry.key);
+      let json: unknown;
+      try {
+        json = JSON.parse(decoder.decode(entry.value));
+      } catch {
+        onInvalid(entry.key, "not JSON");
+        return void replica.#values.delete(entry.key);
       }
-    })();
-    await ready;
+      const value = values.decode(json);
+      if (Either.isRight(value)) replica.#values.set(entry.key, value.right);
+      else {
+        onInvalid(entry.key, value.left);
+        replica.#values.delete(entry.key);
+      }
+    };
+    replica.#watch = await BucketWatch.open(nc, bucket, {
+      name: "lookup",
+      clock: options.clock ?? systemClock,
+      log: options.log,
+      onEntry: apply,
+    });
     return replica;
   }
 
@@ -88,8 +84,7 @@ export class LookupReplica<V> {
     return this.#values.size;
   }
 
-  async close(): Promise<void> {
-    this.#stop?.();
-    await this.#done;
+  close(): void {
+    this.#watch?.stop();
   }
 }

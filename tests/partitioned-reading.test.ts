@@ -4,7 +4,7 @@
  * subject per reading partition, written by the upstream step after it ran the reading chain.
  * Two workers splitting the partitions each read their share of both, exactly once between them,
  * and the result equals a direct computation; an event on the wrong partition's subject is a
- * dead letter that says so. nats-server's own `partition()` subject mapping partitions a stream
+ * dead letter that says so, and `eddy status` measures each partition's lag on its own subject. nats-server's own `partition()` subject mapping partitions a stream
  * the same way (the same hash): a producer need not know the partitions. A source that is not
  * partitioned can be repartitioned: one worker reads it and writes an edge per partition, and
  * the results (late events and windows included) equal reading it directly.
@@ -20,6 +20,7 @@ import { readDeadLetters } from "../src/log/side-outputs.ts";
 import { pipeline } from "../src/pipeline/pipeline.ts";
 import { Worker } from "../src/runtime/worker.ts";
 import { readTable } from "../src/state/table.ts";
+import { eddy } from "./support/eddy-command.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
 
 const Sale = Schema.Struct({ item: Schema.String, category: Schema.String, amount: Schema.Number });
@@ -130,6 +131,15 @@ describe("partitioned reading", () => {
         timeoutMs: 30_000,
         message: () => `revenue per category after the move\n${JSON.stringify(seen)}\n${JSON.stringify(after)}`,
       });
+
+      // eddy status measures each partition's lag on its own subject: all caught up, none unknown.
+      let lines: { step: string; partition: number; lag?: number }[] = [];
+      await waitFor(async () => {
+        const run = eddy(["status", "partitioned", "--json", "--nats", nats.url]);
+        if ((await run.exited) !== 0) throw new Error(run.err());
+        lines = run.out().trim().split("\n").map((l) => JSON.parse(l)).filter((l) => l.step === "per-item");
+        return lines.length === partitions && lines.every((l) => l.lag === 0);
+      }, { timeoutMs: 20_000, message: () => `per-item partitions caught up by eddy status: ${JSON.stringify(lines)}` });
     } finally {
       await a.stop();
       await b.stop();

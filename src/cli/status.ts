@@ -11,12 +11,12 @@
  */
 import { jetstreamManager } from "@nats-io/jetstream";
 import { ConfigError } from "../core/errors.ts";
-import { edgeReaderFilter, edgeStream } from "../core/names.ts";
+import { edgeReaderFilter, edgeStream, sourcePartitionSubject } from "../core/names.ts";
 import { lastSequence } from "../log/streams.ts";
 import type { Platform } from "../platform/platform.ts";
 import { GroupWatch } from "../serve/group-watch.ts";
 import type { PartitionOwnership } from "../serve/ownership.ts";
-import { readCommitted } from "../state/checkpoint.ts";
+import { readCommitted, readSources } from "../state/checkpoint.ts";
 import type { CommandSpec, Parsed } from "./args.ts";
 import { natsFlags, withNats } from "./target.ts";
 
@@ -84,9 +84,11 @@ export async function status(platform: Platform, { flags, positionals }: Parsed)
       return lastSeqs.get(name);
     };
     const streams = streamsFlag(flags.stream as string | undefined);
+    const sources = (await readSources(nc, pipelineId)) ?? {};
     /**
      * The last sequence of what partition `partition` reads of a source: its subjects of an
-     * edge's internal stream, or the user's stream.
+     * edge's internal stream, its subject of a source partitioned by subject, or the user's stream
+     * (as the workers recorded it; else named by `--stream` or after the source).
      */
     const endOf = async (source: string, partition: number): Promise<number | undefined> => {
       const named = streams.named.get(source);
@@ -96,6 +98,12 @@ export async function status(platform: Platform, { flags, positionals }: Parsed)
         return lastSequence(nc, edge, edgeReaderFilter(pipelineId, source, partition)).catch(() => undefined);
       }
       if (streams.every !== undefined) return lastSeq(streams.every);
+      const described = sources[source];
+      if (described?.subject !== undefined && described.partitionToken !== undefined) {
+        const subject = sourcePartitionSubject(described.subject, described.partitionToken, partition);
+        return lastSequence(nc, described.stream, subject).catch(() => undefined);
+      }
+      if (described) return lastSeq(described.stream);
       return (await lastSeq(source)) ?? (await lastSeq(source.replace(/-/g, "_")));
     };
     const now = Date.now();

@@ -52,6 +52,13 @@ export function edgeSubject(pipelineId: string, step: string, reader: number, wr
   return `eddy.edge.${pipelineId}.${step}.${reader}.${writer}`;
 }
 
+/** The subject of partition `partition` of a source partitioned by subject: token `token` of its `subject` is the partition. */
+export function sourcePartitionSubject(subject: string, token: number, partition: number): string {
+  const tokens = subject.split(".");
+  tokens[token] = String(partition);
+  return tokens.join(".");
+}
+
 /** What partition `reader` of the steps reading the edge out of `step` reads. */
 export function edgeReaderFilter(pipelineId: string, step: string, reader: number): string {
   return `eddy.edge.${pipelineId}.${step}.${reader}.*`;

@@ -21,7 +21,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { Either } from "effect";
 import type { EdgeEnvelope } from "../../actors/edge-output.ts";
 import type { Rec } from "../../actors/operator.ts";
-import { edgeReaderFilter } from "../core/names.ts";
+import { edgeReaderFilter, sourcePartitionSubject } from "../core/names.ts";
 import { keyHash } from "../core/partition.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import type { Publisher } from "../log/publisher.ts";
@@ -222,16 +222,12 @@ export class SourceReading {
       const partitions = unkeyed.length > 0
         ? Array.from({ length: this.plan.partitions }, (_, q) => q)
         : [...new Set(fed.map((a) => a.partition))].sort((a, b) => a - b);
-      return partitions.map((q) => {
-        const tokens = source.subject!.split(".");
-        tokens[partitionToken] = String(q);
-        return {
-          subject: tokens.join("."),
-          fed: fed.filter((a) => a.partition === q || this.#partitionsOf(a.step) === 1),
-          name: `${source.id}.${q}`,
-          partition: q,
-        };
-      });
+      return partitions.map((q) => ({
+        subject: sourcePartitionSubject(source.subject!, partitionToken, q),
+        fed: fed.filter((a) => a.partition === q || this.#partitionsOf(a.step) === 1),
+        name: `${source.id}.${q}`,
+        partition: q,
+      }));
     }
     if (!source.edge) return [{ subject: source.subject, fed, name: source.id }];
     const partitions = new Set(fed.map((a) => a.partition));

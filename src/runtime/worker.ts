@@ -113,6 +113,11 @@ export class Worker {
         lookup: (table, key) => lookups.get(table)!.get(key),
         catchingUp: () => clock.now() - reading.fullBatchAt < 2 * flushMs,
       });
+      await supervisor.store.describeSources(Object.fromEntries(
+        plan.sources.filter((s) => !s.edge).map((
+          s,
+        ) => [s.id, { stream: s.stream, subject: s.subject, partitionToken: s.partitionToken }]),
+      ));
       const reading: SourceReading = new SourceReading(nc, plan, publisher, supervisor, lookups, {
         clock,
         ...(options.maxBatch === undefined ? {} : { maxBatch: options.maxBatch }),

@@ -242,6 +242,11 @@ export class CheckpointStore {
     this.publisher.publish(kvSubject(this.bucket, key), bytes);
   }
 
+  /** Record the pipeline's sources, for `eddy status` (every worker writes the same at start). */
+  async describeSources(sources: Readonly<Record<string, SourceDescription>>): Promise<void> {
+    await this.kv.put(sourcesKey, encoder.encode(JSON.stringify(sources)));
+  }
+
   /** The atomic commit: compare-and-set the manifest. Returns the new revision. */
   async commit(step: string, partition: number, manifest: Manifest, revision: number): Promise<number> {
     return this.#cas(manifestKey(step, partition), manifest, revision);
@@ -292,6 +297,33 @@ function manifestKey(step: string, partition: number): string {
 /** The key of delta `n` (from 1) of the base under `baseKey`. */
 function deltaKey(baseKey: string, n: number): string {
   return `${baseKey.slice(0, baseKey.lastIndexOf(".s"))}.d${n}`;
+}
+
+/** A source as `eddy status` needs it for the lag: the stream, and the subject of each partition's share. */
+export interface SourceDescription {
+  readonly stream: string;
+  readonly subject?: string | undefined;
+  /** Partitioned by subject: which token of `subject` is the partition. */
+  readonly partitionToken?: number | undefined;
+}
+
+/** The key of a pipeline's sources in its state bucket (no step's key: those have three tokens or more). */
+const sourcesKey = "pipeline.sources";
+
+/** A pipeline's sources, as its workers recorded them (undefined: none recorded). */
+export async function readSources(
+  nc: NatsConnection,
+  pipelineId: string,
+): Promise<Record<string, SourceDescription> | undefined> {
+  try {
+    const kv = await new Kvm(nc).open(stateBucket(pipelineId), { bindOnly: true });
+    const entry = await kv.get(sourcesKey);
+    return entry?.operation === "PUT"
+      ? (JSON.parse(decoder.decode(entry.value)) as Record<string, SourceDescription>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export interface CommittedPartition {

@@ -4,7 +4,7 @@
  * serves the query API, /metrics, /healthz and /readyz (src/serve/api.ts), and at `/` the pipeline's
  * dashboard (`pipeline(id, { dashboard })`), or the overview page when it has none.
  */
-import { Effect } from "effect";
+import { Effect, Schedule } from "effect";
 import { ConfigError } from "../core/errors.ts";
 import { commandLogger, logFlags } from "../observe/logger.ts";
 import { Pipeline } from "../pipeline/pipeline.ts";
@@ -16,6 +16,12 @@ import { followCatchUp } from "./catch-up.ts";
 import { execute } from "./execute.ts";
 import { queryApi } from "./serve.ts";
 import { natsConnection, natsFlags, redactUrl, resolveUrl } from "./target.ts";
+
+/** Whether a failure to start is NATS not answering in time (a leader election, a server just stopped): worth another try. */
+function transient(error: unknown): boolean {
+  const text = `${(error as { name?: string })?.name ?? ""} ${String(error)}`;
+  return /timeout|timed out|no responders|\b503\b|temporarily unavailable|peer offline/i.test(text);
+}
 
 /** The flags `workerOptions` reads (eddy run and eddy dev). */
 export const workerFlags = {
@@ -162,23 +168,36 @@ export async function run(platform: Platform, { flags, positionals }: Parsed): P
             }
           }
         })().catch(() => undefined);
-        const group = yield* Effect.acquireRelease(
-          Effect.tryPromise({
-            try: () =>
-              Group.join(nc, pipeline, {
-                ...workerOptions(flags, log),
-                member: {
-                  host: platform.hostname,
-                  pid: platform.pid,
-                  runtime: platform.runtime,
-                  ...(flags["worker-id"] ? { id: flags["worker-id"] as string } : {}),
-                },
-                memberTimeoutMs: flags["member-timeout-ms"] as number,
-                warmUpMs: flags["warm-up-ms"] as number,
-                replicas: flags.replicas as number,
-              }),
-            catch: (e) => e,
+        const join = Effect.tryPromise({
+          try: () =>
+            Group.join(nc, pipeline, {
+              ...workerOptions(flags, log),
+              member: {
+                host: platform.hostname,
+                pid: platform.pid,
+                runtime: platform.runtime,
+                ...(flags["worker-id"] ? { id: flags["worker-id"] as string } : {}),
+              },
+              memberTimeoutMs: flags["member-timeout-ms"] as number,
+              warmUpMs: flags["warm-up-ms"] as number,
+              replicas: flags.replicas as number,
+            }),
+          catch: (e) => e,
+        }).pipe(
+          Effect.tapError((e) =>
+            Effect.sync(() =>
+              transient(e) &&
+              logger.warn("start-retrying", { error: String(e), detail: "NATS did not answer in time; trying again" })
+            )
+          ),
+          // A request that times out while a cluster elects a leader (a server just stopped) is tried again.
+          Effect.retry({
+            while: transient,
+            schedule: Schedule.intersect(Schedule.exponential("500 millis"), Schedule.recurs(6)),
           }),
+        );
+        const group = yield* Effect.acquireRelease(
+          join,
           (group) =>
             Effect.promise(async () => {
               unclean = await leaveCleanly(group, reachable, logger);

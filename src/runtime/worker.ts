@@ -105,6 +105,7 @@ export class Worker {
           { clock, log: options.log },
         );
         lookups.set(lookup.id, replica);
+        options.log?.("lookup-opened", { lookup: lookup.id, bucket: lookup.bucket, entries: replica.size });
       }
       const flushMs = options.tableFlushMs ?? 100;
       const supervisor = await Supervisor.open(nc, plan, publisher, {

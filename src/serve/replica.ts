@@ -346,7 +346,10 @@ export class TableReplica {
   async #watch(nc: NatsConnection): Promise<void> {
     const iter = await this.kv.watch();
     this.#stop = () => iter.stop();
-    const newest = await newestRevision(nc, tableBucket(this.name));
+    const newest = await newestRevision(nc, tableBucket(this.name)).catch((error) => {
+      iter.stop();
+      throw error;
+    });
     let live = newest === 0;
     let synced!: (error?: unknown) => void;
     const initial = new Promise<void>((

@@ -63,7 +63,10 @@ export class BucketWatch {
     const kv = await new Kvm(nc).open(bucket, { bindOnly: true });
     const watch = new BucketWatch(kv, options);
     const iterator = await kv.watch({ key: options.key ?? ">" });
-    watch.#initial = await newestRevision(nc, bucket, options.key);
+    watch.#initial = await newestRevision(nc, bucket, options.key).catch((error) => {
+      iterator.stop();
+      throw error;
+    });
     watch.#follow(iterator, watch.#generation);
     await watch.deliveredUpTo(watch.#initial);
     return watch;

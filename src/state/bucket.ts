@@ -6,7 +6,7 @@
  * const watch = await kv.watch();
  * const newest = await newestRevision(nc, "menu"); // then: caught up at entry.revision >= newest
  */
-import { jetstreamManager } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 
 /**
@@ -18,8 +18,14 @@ import type { NatsConnection } from "@nats-io/nats-core";
  */
 export async function newestRevision(nc: NatsConnection, bucket: string, key = ">"): Promise<number> {
   const jsm = await jetstreamManager(nc);
-  const newest = await jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.${key}` }).catch(() => undefined);
-  return newest?.seq ?? 0;
+  try {
+    return (await jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.${key}` }))?.seq ?? 0;
+  } catch (error) {
+    // Only "no such message" means an empty bucket: a timeout (a stream without a leader on a
+    // cluster) taken for one made a lookup table's replica start empty, and joins miss their rows.
+    if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.NoMessageFound) return 0;
+    throw error;
+  }
 }
 
 /**

@@ -113,7 +113,10 @@ export async function readTable<R = Record<string, unknown>>(nc: NatsConnection,
   const kv = await openTable(nc, name);
   const entries = new Map<string, Uint8Array>();
   const iter = await kv.watch();
-  const newest = await newestRevision(nc, tableBucket(name));
+  const newest = await newestRevision(nc, tableBucket(name)).catch((error) => {
+    iter.stop();
+    throw error;
+  });
   if (newest === 0) {
     iter.stop();
     return [];

@@ -83,6 +83,7 @@ export { listTables, readRow, readTable } from "./state/table.ts";
 export type { TableMeta } from "./state/table-page.ts";
 export { readCommitted } from "./state/checkpoint.ts";
 export type { CommittedPartition, Manifest } from "./state/checkpoint.ts";
+export type { ChunkRecords } from "./state/keyed-state.ts";
 
 // Serving result tables from memory: the query API.
 export { Catalog } from "./serve/catalog.ts";
@@ -95,6 +96,8 @@ export type { RuntimeProbes } from "./platform/platform.ts";
 export type { ServedWorker } from "./serve/actors.ts";
 // A group seen from outside it: members, who holds and who should hold each partition, moves.
 export { Groups } from "./serve/groups.ts";
+export { Followed } from "./serve/followed.ts";
+export type { FollowedOptions, Follower } from "./serve/followed.ts";
 export type { GroupsOptions } from "./serve/groups.ts";
 export { GroupWatch } from "./serve/group-watch.ts";
 export type { GroupAnswer, GroupWatchOptions } from "./serve/group-watch.ts";

@@ -70,7 +70,7 @@ export class Group {
     readonly worker: Worker,
     readonly membership: Membership,
     readonly leases: Leases,
-    readonly warmUps: WarmUps,
+    private readonly warmUps: WarmUps,
     private readonly watch: BucketWatch,
     private readonly clock: Clock,
     private readonly options: GroupOptions,

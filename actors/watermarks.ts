@@ -57,11 +57,17 @@ export class InputWatermarks {
     return this.value > low;
   }
 
-  /** Start again from checkpointed watermarks (after a recovery): no source is idle. */
+  /**
+   * Start again from checkpointed watermarks (after a recovery): no source is idle, and the
+   * actor's watermark is at once the one they give, the one the checkpoint's records left it at.
+   * (Left at -Infinity until a source's watermark rose past its checkpointed one, every record
+   * until then met no watermark at all: late events were taken as on time.)
+   */
   reset(bySource: Readonly<Record<string, number>>): void {
     this.bySource = { ...bySource };
     this.#idle.clear();
     this.#floor = Number.NEGATIVE_INFINITY;
+    this.#floor = this.value;
   }
 
   /** The watermarks to checkpoint: -Infinity (no event time yet) does not survive JSON, so such sources are left out. */

@@ -60,7 +60,13 @@ interface Reading<A extends Fed> {
 interface RunningReader {
   readonly reader: Reader;
   readonly signature: string;
-  readonly live: { reading: boolean };
+  readonly live: Live;
+}
+
+/** Whether a reader may still hand over, and the first sequence its next batch accounts for. */
+interface Live {
+  reading: boolean;
+  from: number;
 }
 
 /** What a reading is: its name, subject and the actors it feeds. */
@@ -165,7 +171,8 @@ export class SourceReading {
     // The highest event time before `from`: the source's watermark there (the lowest an actor
     // holds) plus the allowed out-of-orderness. Watermarks then follow from the log alone.
     const watermark = Math.min(...fed.map((a) => a.core.watermarks.bySource[source.id] ?? Number.NEGATIVE_INFINITY));
-    const live = { reading: true };
+    // What the next batch accounts for from: where the reader starts, then after each batch.
+    const live = { reading: true, from };
     const handler = source.edge
       ? this.#edgeHandler(source, fed, byStep, watermark, live)
       : this.#batchHandler(source, fed, byStep, watermark + source.maxOutOfOrderMs, partition, live);
@@ -286,13 +293,15 @@ export class SourceReading {
     };
   }
 
-  /** Hand each actor its records of a batch, and the position and watermark the batch reached. */
-  #deliver(source: SourcePlan, fed: readonly SupervisedActor[], upTo: number, watermark: number, size: number): void {
+  /** Hand each actor its records of a batch, and the range of positions and the watermark the batch reached. */
+  #deliver(source: SourcePlan, fed: readonly SupervisedActor[], live: Live, upTo: number, watermark: number, size: number): void {
     if (size >= (this.options.maxBatch ?? defaultMaxBatch)) this.fullBatchAt = this.#clock.now();
+    const from = live.from;
+    if (upTo >= from) live.from = upTo + 1;
     for (const a of fed) {
       const records = a.buffer;
       a.buffer = [];
-      a.actor.send({ type: "batch", batch: { source: source.id, records, upTo, watermark } });
+      a.actor.send({ type: "batch", batch: { source: source.id, records, from, upTo, watermark } });
     }
   }
 
@@ -325,7 +334,7 @@ export class SourceReading {
     take: (value: unknown, m: SourceMessage, route: (value: unknown, seq: number) => void, setAside: SetAsideFn) => void,
     watermark: () => number,
     partition: number | undefined,
-    live: { readonly reading: boolean },
+    live: Live,
   ): (messages: SourceMessage[]) => void {
     let current: SourceMessage | undefined;
     const setAside = this.#setAside(source);
@@ -368,7 +377,7 @@ export class SourceReading {
         if (Either.isLeft(decoded)) setAside(source.id, m.seq, decoded.left, m.data);
         else take(decoded.right, m, route, setAside);
       }
-      this.#deliver(source, fed, messages[messages.length - 1]!.seq, watermark(), messages.length);
+      this.#deliver(source, fed, live, messages[messages.length - 1]!.seq, watermark(), messages.length);
     };
   }
 
@@ -383,7 +392,7 @@ export class SourceReading {
     fed: readonly SupervisedActor[],
     byStep: ReadonlyMap<string, readonly (SupervisedActor | undefined)[]>,
     restartWatermark: number,
-    live: { readonly reading: boolean },
+    live: Live,
   ): (messages: SourceMessage[]) => void {
     const partitions = new Array<number>(source.edge!.writers).fill(restartWatermark);
     let low = restartWatermark;
@@ -422,7 +431,7 @@ export class SourceReading {
           for (const step of targetsOfVia(via)) byStep.get(step)?.[envelope.q]?.buffer.push(rec);
         }
       }
-      this.#deliver(source, fed, messages[messages.length - 1]!.seq, low, messages.length);
+      this.#deliver(source, fed, live, messages[messages.length - 1]!.seq, low, messages.length);
     };
   }
 
@@ -433,7 +442,7 @@ export class SourceReading {
     byStep: ReadonlyMap<string, readonly (SupervisedActor | undefined)[]>,
     maxEventTime: number,
     partition: number | undefined,
-    live: { readonly reading: boolean },
+    live: Live,
   ): (messages: SourceMessage[]) => void {
     const { eventTime, maxOutOfOrderMs } = source;
     const event = { time: Number.NaN, watermark: Number.NEGATIVE_INFINITY };

@@ -241,6 +241,7 @@ export class OperatorActor<S = unknown, Out = unknown> implements ActorCore {
     outputs.close(batch.upTo);
     this.recent.record(batch.records, applied);
     if (this.watermarks.advance(source, batch.watermark) && timed) this.#fireTimers();
+    if (batch.writers) this.watermarks.setWriters(source, batch.writers);
     this.positions[source] = batch.upTo;
     this.#changed = true;
     this.metrics.eventsIn += n;

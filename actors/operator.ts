@@ -53,6 +53,8 @@ export interface Batch {
   readonly upTo: number;
   /** The source's watermark after `upTo` (-Infinity without event time). */
   readonly watermark: number;
+  /** An edge's: each writing partition's watermark after `upTo` (`watermark` is the lowest of them). */
+  readonly writers?: readonly number[];
 }
 
 export interface EmitOptions<Out> {

@@ -8,7 +8,7 @@
  *
  * @example
  * const { core, actor } = startOperatorActor({ pipelineId: "shop", step: "revenue", partition: 0, operator, store, publisher, clock });
- * actor.send({ type: "batch", batch: { source: "orders", records, upTo: 42, watermark } });
+ * actor.send({ type: "batch", batch: { source: "orders", records, from: 1, upTo: 42, watermark } });
  */
 import { type Actor, createActor } from "xstate";
 import { CheckpointHistogram } from "../src/core/checkpoint-histogram.ts";
@@ -212,6 +212,11 @@ export class OperatorActor<S = unknown, Out = unknown> implements ActorCore {
     this.watermarks.setIdle(source, false);
     const applied = this.positions[source] ?? 0;
     if (batch.upTo <= applied) return;
+    // A batch from further on than this actor's position: it recovered (its position went back to
+    // its checkpoint) while a reader that did not start again for it read on, and the records in
+    // between never reached it. Taking this batch would skip them for good; the worker reads again
+    // from the lowest position once the actor runs again (it heard of the failure).
+    if (batch.from > applied + 1) return;
     this.#source = source;
     const { operator } = this.options;
     const ctx = this.#ctx;
@@ -236,6 +241,7 @@ export class OperatorActor<S = unknown, Out = unknown> implements ActorCore {
     outputs.close(batch.upTo);
     this.recent.record(batch.records, applied);
     if (this.watermarks.advance(source, batch.watermark) && timed) this.#fireTimers();
+    if (batch.writers) this.watermarks.setWriters(source, batch.writers);
     this.positions[source] = batch.upTo;
     this.#changed = true;
     this.metrics.eventsIn += n;

@@ -44,9 +44,17 @@ export interface Batch {
   readonly source: string;
   /** Let go (emptied) once the batch is processed: see `process` in lifecycle.ts. */
   records: readonly Rec[];
+  /**
+   * The first source sequence this batch accounts for: where its reader started, or the one
+   * after its reader's previous batch. An actor whose position is behind it did not get what
+   * lies between (it recovered while that reader read on) and waits for a reading from its position.
+   */
+  readonly from: number;
   readonly upTo: number;
   /** The source's watermark after `upTo` (-Infinity without event time). */
   readonly watermark: number;
+  /** An edge's: each writing partition's watermark after `upTo` (`watermark` is the lowest of them). */
+  readonly writers?: readonly number[];
 }
 
 export interface EmitOptions<Out> {

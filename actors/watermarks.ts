@@ -57,11 +57,34 @@ export class InputWatermarks {
     return this.value > low;
   }
 
-  /** Start again from checkpointed watermarks (after a recovery): no source is idle. */
+  /**
+   * An edge's writing partitions' watermarks as of the position (the edge's own is the lowest of
+   * them), kept under `<source>@<partition>` beside the sources' and checkpointed with them, so
+   * that a reader starting again knows each writer's and not only the lowest.
+   */
+  setWriters(source: string, writers: readonly number[]): void {
+    writers.forEach((w, p) => {
+      const key = `${source}@${p}`;
+      if (w > (this.bySource[key] ?? Number.NEGATIVE_INFINITY)) this.bySource[key] = w;
+    });
+  }
+
+  /** Writing partition `p`'s watermark of edge `source` as of the position (a checkpoint without it: the edge's). */
+  writer(source: string, p: number): number {
+    return this.bySource[`${source}@${p}`] ?? this.bySource[source] ?? Number.NEGATIVE_INFINITY;
+  }
+
+  /**
+   * Start again from checkpointed watermarks (after a recovery): no source is idle, and the
+   * actor's watermark is at once the one they give, the one the checkpoint's records left it at.
+   * (Left at -Infinity until a source's watermark rose past its checkpointed one, every record
+   * until then met no watermark at all: late events were taken as on time.)
+   */
   reset(bySource: Readonly<Record<string, number>>): void {
     this.bySource = { ...bySource };
     this.#idle.clear();
     this.#floor = Number.NEGATIVE_INFINITY;
+    this.#floor = this.value;
   }
 
   /** The watermarks to checkpoint: -Infinity (no event time yet) does not survive JSON, so such sources are left out. */

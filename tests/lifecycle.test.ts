@@ -36,6 +36,7 @@ const state = (actor: { getSnapshot(): Parameters<typeof lifecycleState>[0] }) =
 
 const batch = (upTo: number, n: number): Batch => ({
   source: "s",
+  from: upTo - n + 1,
   upTo,
   watermark: Number.NEGATIVE_INFINITY,
   records: Array.from(

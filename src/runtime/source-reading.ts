@@ -60,7 +60,13 @@ interface Reading<A extends Fed> {
 interface RunningReader {
   readonly reader: Reader;
   readonly signature: string;
-  readonly live: { reading: boolean };
+  readonly live: Live;
+}
+
+/** Whether a reader may still hand over, and the first sequence its next batch accounts for. */
+interface Live {
+  reading: boolean;
+  from: number;
 }
 
 /** What a reading is: its name, subject and the actors it feeds. */
@@ -165,9 +171,15 @@ export class SourceReading {
     // The highest event time before `from`: the source's watermark there (the lowest an actor
     // holds) plus the allowed out-of-orderness. Watermarks then follow from the log alone.
     const watermark = Math.min(...fed.map((a) => a.core.watermarks.bySource[source.id] ?? Number.NEGATIVE_INFINITY));
-    const live = { reading: true };
+    // What the next batch accounts for from: where the reader starts, then after each batch.
+    const live = { reading: true, from };
+    // An edge's: each writing partition's, the lowest the actors hold.
+    const writers = Array.from(
+      { length: source.edge?.writers ?? 0 },
+      (_, p) => Math.min(...fed.map((a) => a.core.watermarks.writer(source.id, p))),
+    );
     const handler = source.edge
-      ? this.#edgeHandler(source, fed, byStep, watermark, live)
+      ? this.#edgeHandler(source, fed, byStep, writers, live)
       : this.#batchHandler(source, fed, byStep, watermark + source.maxOutOfOrderMs, partition, live);
     const handle = source.idleTimeoutMs === undefined ? handler : this.#watchIdle(source, name, fed, handler);
     const onBatch = (messages: SourceMessage[]) => {
@@ -282,13 +294,26 @@ export class SourceReading {
     };
   }
 
-  /** Hand each actor its records of a batch, and the position and watermark the batch reached. */
-  #deliver(source: SourcePlan, fed: readonly SupervisedActor[], upTo: number, watermark: number, size: number): void {
+  /** Hand each actor its records of a batch, and the range of positions and the watermark the batch reached. */
+  #deliver(
+    source: SourcePlan,
+    fed: readonly SupervisedActor[],
+    live: Live,
+    upTo: number,
+    watermark: number,
+    size: number,
+    writers?: readonly number[],
+  ): void {
     if (size >= (this.options.maxBatch ?? defaultMaxBatch)) this.fullBatchAt = this.#clock.now();
+    const from = live.from;
+    if (upTo >= from) live.from = upTo + 1;
     for (const a of fed) {
       const records = a.buffer;
       a.buffer = [];
-      a.actor.send({ type: "batch", batch: { source: source.id, records, upTo, watermark } });
+      a.actor.send({
+        type: "batch",
+        batch: { source: source.id, records, from, upTo, watermark, ...(writers ? { writers } : {}) },
+      });
     }
   }
 
@@ -321,7 +346,7 @@ export class SourceReading {
     take: (value: unknown, m: SourceMessage, route: (value: unknown, seq: number) => void, setAside: SetAsideFn) => void,
     watermark: () => number,
     partition: number | undefined,
-    live: { readonly reading: boolean },
+    live: Live,
   ): (messages: SourceMessage[]) => void {
     let current: SourceMessage | undefined;
     const setAside = this.#setAside(source);
@@ -364,7 +389,7 @@ export class SourceReading {
         if (Either.isLeft(decoded)) setAside(source.id, m.seq, decoded.left, m.data);
         else take(decoded.right, m, route, setAside);
       }
-      this.#deliver(source, fed, messages[messages.length - 1]!.seq, watermark(), messages.length);
+      this.#deliver(source, fed, live, messages[messages.length - 1]!.seq, watermark(), messages.length);
     };
   }
 
@@ -372,17 +397,20 @@ export class SourceReading {
    * Reading the edge out of an earlier step: envelopes from each of its partitions, with the
    * records its writers routed to the partitions read here (actors/edge-output.ts). The edge's
    * watermark is the lowest over the writing partitions' (each partition's as its last envelope
-   * said; after a restart, each starts at the watermark the reading actors checkpointed).
+   * said; after a restart, each starts at its watermark the reading actors checkpointed, the
+   * lowest of theirs: starting every partition at the edge's lowest instead, a partition far
+   * ahead that sent nothing since held the edge back, and events late before a restart were
+   * on time after it).
    */
   #edgeHandler(
     source: SourcePlan,
     fed: readonly SupervisedActor[],
     byStep: ReadonlyMap<string, readonly (SupervisedActor | undefined)[]>,
-    restartWatermark: number,
-    live: { readonly reading: boolean },
+    restartWatermarks: readonly number[],
+    live: Live,
   ): (messages: SourceMessage[]) => void {
-    const partitions = new Array<number>(source.edge!.writers).fill(restartWatermark);
-    let low = restartWatermark;
+    const partitions = [...restartWatermarks];
+    let low = Math.min(...partitions);
     const setAside = this.#setAside(source);
     const targets = new Map<string, readonly string[]>();
     const targetsOfVia = (via: string) => {
@@ -418,7 +446,7 @@ export class SourceReading {
           for (const step of targetsOfVia(via)) byStep.get(step)?.[envelope.q]?.buffer.push(rec);
         }
       }
-      this.#deliver(source, fed, messages[messages.length - 1]!.seq, low, messages.length);
+      this.#deliver(source, fed, live, messages[messages.length - 1]!.seq, low, messages.length, [...partitions]);
     };
   }
 
@@ -429,7 +457,7 @@ export class SourceReading {
     byStep: ReadonlyMap<string, readonly (SupervisedActor | undefined)[]>,
     maxEventTime: number,
     partition: number | undefined,
-    live: { readonly reading: boolean },
+    live: Live,
   ): (messages: SourceMessage[]) => void {
     const { eventTime, maxOutOfOrderMs } = source;
     const event = { time: Number.NaN, watermark: Number.NEGATIVE_INFINITY };

@@ -69,7 +69,8 @@ export class BatchedSink {
   }
 
   /** An output of the input at `seq`, as JSON; dropped if a batch published before the recovery holds it. */
-  add(seq: number, json: string): void {
+  add(input: number, json: string): void {
+    const seq = Math.floor(input); // an entry of an edge's batch is numbered inside its message
     const covered = this.#covered;
     while (this.#next < covered.length && covered[this.#next]!.to < seq) this.#next++;
     const range = covered[this.#next];

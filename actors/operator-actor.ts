@@ -223,8 +223,10 @@ export class OperatorActor<S = unknown, Out = unknown> implements ActorCore {
     const outputs = this.outputs;
     const timed = this.#timed;
     let n = 0;
-    outputs.open(applied);
-    for (const rec of batch.records) {
+    outputs.open(applied, source);
+    const records = batch.records;
+    for (let i = 0; i < records.length; i++) {
+      const rec = records[i]!;
       if (rec.seq <= applied) continue;
       n++;
       if (timed && this.watermarks.advance(source, rec.watermark)) this.#fireTimers();
@@ -236,7 +238,7 @@ export class OperatorActor<S = unknown, Out = unknown> implements ActorCore {
         if (notTheRecords(error)) throw error;
         this.setAside.deadLetter(source, rec, error);
       }
-      outputs.afterRecord(rec.seq);
+      outputs.afterRecord(rec.seq, records[i + 1]?.seq);
     }
     outputs.close(batch.upTo);
     this.recent.record(batch.records, applied);

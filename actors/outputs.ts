@@ -134,7 +134,7 @@ export class Outputs<Out> {
       this.count += this.batched.length;
     }
     if (edge) {
-      this.edge.send(id, output, time, before, this.#rec?.watermark);
+      this.edge.send(id, output, time, before, this.#rec?.watermark, this.#kind === RECORD ? this.#rec?.seq : undefined);
       this.count++;
     }
     if (output !== undefined && this.tables) {
@@ -145,23 +145,32 @@ export class Outputs<Out> {
 
   // ---- Batched sinks: a batch per input range ----
 
-  /** A batch of records begins after `applied`. */
-  open(applied: number): void {
+  /** A batch of records of `source` begins after `applied`. */
+  open(applied: number, source: string): void {
     for (const sink of this.batched) sink.open(applied + 1);
+    this.edge.open(applied + 1, source);
   }
 
-  /** After the record at `seq`: close a batch that is full. */
-  afterRecord(seq: number): void {
+  /**
+   * After the record at `seq`, and before the one at `next` (if any): close a batch that is full,
+   * unless both come from one message (the entries of an edge's batch, `seq + i / maxBatchEntries`,
+   * or a retraction and its addition): a range holds whole input messages.
+   */
+  afterRecord(seq: number, next: number | undefined): void {
+    const message = Math.floor(seq);
+    if (next !== undefined && Math.floor(next) === message) return;
     for (const sink of this.batched) {
       if (!sink.full) continue;
-      sink.close(seq);
-      sink.open(seq + 1);
+      sink.close(message);
+      sink.open(message + 1);
     }
+    this.edge.afterRecord(message);
   }
 
   /** The batch of records ended at `upTo`. */
   close(upTo: number): void {
     for (const sink of this.batched) sink.close(upTo);
+    this.edge.close(upTo);
   }
 
   /** What reads back at a recovery what it sent after the checkpoint: batched sinks, edges. */

@@ -13,6 +13,9 @@
  *   when it first took partitions (start-up is not counted), the server's after the backlog.
  * - `scale-2-workers`: events per second of 2 workers against 1 on the same run (on 2 cores,
  *   beside nats-server; reported, no target).
+ * - `scale-repartitioned`: CPU seconds per million events and events/s of 1 and 3 workers over a
+ *   stream that is not partitioned, its source `repartition: true` (the holder of its partition
+ *   writes an edge with a subject per partition), against one worker reading it directly.
  * Times come from the workers' own JSON log lines (one machine, one clock).
  *
  * @example
@@ -20,7 +23,9 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import type { NatsConnection } from "@nats-io/nats-core";
+import { pipeline } from "../src/pipeline/pipeline.ts";
 import {
+  BenchEvent,
   benchPipeline,
   cpuSeconds,
   ensureStream,
@@ -52,6 +57,20 @@ export const scalePipeline3 = () => scalePipeline(3);
 /** The same pipeline over a source read whole (the design a partitioned source replaces), for 3 workers. */
 export const scaleWholePipeline3 = () =>
   benchPipeline("bench-scale-whole3", "bench-scale-whole3", "bench_scale_whole3_totals", 8);
+/** The same over a source read by one worker and repartitioned through an edge (`repartition: true`), for `workers` workers. */
+const repartitionedPipeline = (workers: number) => {
+  const p = pipeline(`bench-scale-repartitioned${workers}`, { partitions: 8 });
+  p.source("events", { stream: `bench-scale-repartitioned${workers}`, schema: BenchEvent, repartition: true })
+    .keyBy("by-key", "key")
+    .aggregate("totals", (a) => ({ count: a.count(), sum: a.sum("v") }))
+    .toTable(`bench_scale_repartitioned${workers}_totals`);
+  return p;
+};
+export const scaleRepartitionedPipeline1 = () => repartitionedPipeline(1);
+export const scaleRepartitionedPipeline3 = () => repartitionedPipeline(3);
+/** A source read whole by one worker: what a repartitioned source is measured against. */
+export const scaleWholePipeline1 = () =>
+  benchPipeline("bench-scale-whole1", "bench-scale-whole1", "bench_scale_whole1_totals", 8);
 
 interface LogLine {
   time: string;
@@ -231,13 +250,60 @@ export async function benchScale(
       o.log(`failover: ${failoverMs} ms from SIGKILL to the survivor reading (membership timeout ${timeoutMs} ms)`);
       await stopAll();
     }
-    if (o.wanted.has("scale-cpu") || o.wanted.has("scale-2-workers")) {
+    type Run = { cpuPerMillion: number; eventsPerSec: number; workerCpu: number; serverCpu: number };
+    /** One run over a fresh backlog: `n` workers of pipeline `exportName`, until its table `run` is exact. */
+    const scaleRun = async (run: string, n: number, exportName: string, partitioned: boolean): Promise<Run> => {
       const events = o.scaleEvents;
       const keys = 1_000;
-      const runs = new Map<
-        number | "whole3",
-        { cpuPerMillion: number; eventsPerSec: number; workerCpu: number; serverCpu: number }
-      >();
+      const prefix = `bench.scale.${run}`;
+      await ensureStream(o.nc, `bench-scale-${run}`, `${prefix}.*`);
+      // A backlog, published first: the workers read in full batches, and the publishing is not counted.
+      const subject = partitioned ? partitionedSubject(`${prefix}.{partition}`, keys, 8) : `${prefix}.events`;
+      await publishEvents(o.nc, subject, 0, events, keys);
+      const serverCpu0 = cpuSeconds(o.serverPid);
+      const workers = Array.from({ length: n }, (_, i) => startWorker(o.url, exportName, `w${i + 1}`));
+      children.push(...workers);
+      await until(`${n} workers to count every event`, 300_000, async () => {
+        await new Promise((r) => setTimeout(r, 250));
+        return (await totalsExact(o.nc, `bench_scale_${run}_totals`, events, keys)) ? true : undefined;
+      });
+      const end = performance.now();
+      const { readGroup } = await import("../src/cluster/group.ts");
+      const owners = new Set(Object.values((await readGroup(o.nc, `bench-scale-${run}`))?.owners ?? {}));
+      if (owners.size !== n || workers.some((w) => !w.started)) throw new Error(`bench-scale: not all ${n} workers took part`);
+      const seconds = (end - Math.min(...workers.map((w) => w.started!.at))) / 1000;
+      const workerCpu = workers.reduce((sum, w) => sum + cpuSeconds(w.process.pid!) - w.started!.cpu, 0);
+      const serverCpu = cpuSeconds(o.serverPid) - serverCpu0;
+      const result = {
+        cpuPerMillion: round(((workerCpu + serverCpu) / events) * 1e6, 2),
+        eventsPerSec: Math.round(events / seconds),
+        workerCpu: round(workerCpu, 2),
+        serverCpu: round(serverCpu, 2),
+      };
+      o.log(`scale ${run} (${n} worker(s)): ${JSON.stringify(result)}`);
+      const troubles = workers.flatMap((w) => w.lines.filter((l) => /suspend|reset|fail|restart/.test(l.event)));
+      if (troubles.length > 0) o.log(`  ${troubles.length} suspensions, resets, failures: ${JSON.stringify(troubles.slice(0, 5))}`);
+      await stopAll();
+      return result;
+    };
+    if (o.wanted.has("scale-repartitioned")) {
+      const direct = await scaleRun("whole1", 1, "scaleWholePipeline1", false);
+      const one = await scaleRun("repartitioned1", 1, "scaleRepartitionedPipeline1", false);
+      const three = await scaleRun("repartitioned3", 3, "scaleRepartitionedPipeline3", false);
+      cases["scale-repartitioned"] = {
+        oneWorker: one,
+        threeWorkers: three,
+        oneWorkerReadingDirectly: direct,
+        cpuRatioToDirect: round(one.cpuPerMillion / direct.cpuPerMillion, 2),
+        rateRatioToDirect: round(one.eventsPerSec / direct.eventsPerSec, 2),
+        threeWorkersCpuRatio: round(three.cpuPerMillion / one.cpuPerMillion, 2),
+        note:
+          `CPU seconds per million events (workers from their first partitions taken, plus nats-server after the backlog was published) and events/s, over a backlog of ${o.scaleEvents} events and 1,000 keys in a stream that is not partitioned; core-aggregate pipeline, 8 partitions, its source repartition: true (one worker reads it and writes an edge with a subject per partition); oneWorkerReadingDirectly: the same source read whole by one worker, without the edge`,
+      };
+    }
+    if (o.wanted.has("scale-cpu") || o.wanted.has("scale-2-workers")) {
+      const events = o.scaleEvents;
+      const runs = new Map<number | "whole3", Run>();
       const counts: (number | "whole3")[] = [
         1,
         ...(o.wanted.has("scale-2-workers") ? [2] : []),
@@ -245,41 +311,8 @@ export async function benchScale(
       ];
       for (const run of counts) {
         const n = typeof run === "number" ? run : 3;
-        const prefix = `bench.scale.${run}`;
-        await ensureStream(o.nc, `bench-scale-${run}`, `${prefix}.*`);
-        // A backlog, published first: the workers read in full batches, and the publishing is not counted.
-        const subject = typeof run === "number" ? partitionedSubject(`${prefix}.{partition}`, keys, 8) : `${prefix}.events`;
-        await publishEvents(o.nc, subject, 0, events, keys);
-        const serverCpu0 = cpuSeconds(o.serverPid);
-        const workers = Array.from(
-          { length: n },
-          (_, i) =>
-            startWorker(
-              o.url,
-              run === "whole3" ? "scaleWholePipeline3" : `scalePipeline${n}`,
-              `w${i + 1}`,
-            ),
-        );
-        children.push(...workers);
-        await until(`${n} workers to count every event`, 300_000, async () => {
-          await new Promise((r) => setTimeout(r, 250));
-          return (await totalsExact(o.nc, `bench_scale_${run}_totals`, events, keys)) ? true : undefined;
-        });
-        const end = performance.now();
-        const { readGroup } = await import("../src/cluster/group.ts");
-        const owners = new Set(Object.values((await readGroup(o.nc, `bench-scale-${run}`))?.owners ?? {}));
-        if (owners.size !== n || workers.some((w) => !w.started)) throw new Error(`bench-scale: not all ${n} workers took part`);
-        const seconds = (end - Math.min(...workers.map((w) => w.started!.at))) / 1000;
-        const workerCpu = workers.reduce((sum, w) => sum + cpuSeconds(w.process.pid!) - w.started!.cpu, 0);
-        const serverCpu = cpuSeconds(o.serverPid) - serverCpu0;
-        runs.set(run, {
-          cpuPerMillion: round(((workerCpu + serverCpu) / events) * 1e6, 2),
-          eventsPerSec: Math.round(events / seconds),
-          workerCpu: round(workerCpu, 2),
-          serverCpu: round(serverCpu, 2),
-        });
-        o.log(`scale ${run} worker(s): ${JSON.stringify(runs.get(run))}`);
-        await stopAll();
+        const exportName = run === "whole3" ? "scaleWholePipeline3" : `scalePipeline${n}`;
+        runs.set(run, await scaleRun(String(run), n, exportName, typeof run === "number"));
       }
       const one = runs.get(1)!;
       if (runs.has(3)) {
@@ -294,7 +327,7 @@ export async function benchScale(
           wholeRatio: round(whole.cpuPerMillion / one.cpuPerMillion, 2),
           target: `3 workers at most 1.15x the CPU of one: ${ratio <= 1.15 ? "met" : "MISSED"}`,
           note:
-            `CPU seconds per million events, workers (from each one's first partitions taken: start-up not counted) plus nats-server (after the backlog was published), over a backlog of ${events} events and ${keys} keys; core-aggregate pipeline, source partitioned by subject (8 partitions); threeWorkersReadingWhole: the same over a source read whole by every worker (each keeps its partitions' events), wholeRatio its CPU against one worker's`,
+            `CPU seconds per million events, workers (from each one's first partitions taken: start-up not counted) plus nats-server (after the backlog was published), over a backlog of ${events} events and 1,000 keys; core-aggregate pipeline, source partitioned by subject (8 partitions); threeWorkersReadingWhole: the same over a source read whole by every worker (each keeps its partitions' events), wholeRatio its CPU against one worker's`,
         };
       }
       if (runs.has(2)) {

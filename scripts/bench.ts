@@ -27,7 +27,7 @@
  *   npx tsx scripts/bench.ts [--events 1000000] [--keys 100000] [--state-keys 1000000]
  *     [--peer-events 10000] [--peer-seconds 20] [--serving-seconds 20] [--query-rate 500] [--ingest-rate 10000]
  *     [--nexmark-events 300000] [--nexmark-join-events 2500000] [--scale-events 1000000]
- *     [--cases ceiling,peer,core-aggregate,core-aggregate-100-keys,state,restart,query-latency,freshness,nexmark,publisher-internal-vs-public,rebalance-pause,failover,scale-cpu,scale-2-workers]
+ *     [--cases ceiling,peer,core-aggregate,core-aggregate-100-keys,state,restart,query-latency,freshness,nexmark,publisher-internal-vs-public,rebalance-pause,failover,scale-cpu,scale-2-workers,scale-repartitioned]
  *     [--cpu-prof]   (workers write .cpuprofile files to bench/profiles/)  [--verbose]  (print each worker RESULT)
  */
 import { spawn } from "node:child_process";
@@ -339,7 +339,7 @@ try {
     log("publisher-internal-vs-public: the Publisher over the protocol-frame writer and over nc.publish, interleaved");
     cases["publisher-internal-vs-public"] = await benchPublisherWires(nc, { rounds: 3, small: 100_000, large: 1_500, log });
   }
-  if (["rebalance-pause", "failover", "scale-cpu", "scale-2-workers"].some((c) => wanted.has(c))) {
+  if (["rebalance-pause", "failover", "scale-cpu", "scale-2-workers", "scale-repartitioned"].some((c) => wanted.has(c))) {
     Object.assign(
       cases,
       await benchScale({ nc, url: server.url, serverPid: server.pid, log, wanted, scaleEvents: SCALE_EVENTS }),

@@ -259,4 +259,85 @@ describe("a repartitioned source", () => {
       await Promise.all([direct.stop(), a.stop(), b.stop()]);
     }
   });
+
+  it(
+    "sends batches of inputs, and a replay after the duplicate window, cut into other batches, sends nothing twice",
+    { timeout: 90_000 },
+    async () => {
+      const nc = await nats.connect();
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.add({ name: "rsales", subjects: ["rsales.>"] });
+      // The edge stream made beforehand, with a duplicate window of 200 ms instead of 10 minutes.
+      await jsm.streams.add({
+        name: "eddy-edge-rbatch-sales",
+        subjects: ["eddy.edge.rbatch.sales.>"],
+        duplicate_window: 200_000_000,
+      });
+      const js = jetstream(nc);
+      const events = sales(1_000);
+      const publish = (from: number, to: number) =>
+        Promise.all(events.slice(from, to).map((e) => js.publish("rsales.sale", JSON.stringify(e))));
+      const p = () => {
+        const p = pipeline("rbatch", { partitions });
+        p.source("sales", { stream: "rsales", schema: Sale, repartition: true })
+          .keyBy("by-category", "category")
+          .aggregate("per-category", (a) => ({ sales: a.count(), revenue: a.sum("amount") }))
+          .toTable("rbatch_categories");
+        return p;
+      };
+      const expected = new Map<string, { key: string; sales: number; revenue: number }>();
+      for (const e of events) {
+        const row = expected.get(e.category) ?? { key: e.category, sales: 0, revenue: 0 };
+        row.sales++;
+        row.revenue += e.amount;
+        expected.set(e.category, row);
+      }
+      const table = async () =>
+        (await readTable<{ key: string; sales: number; revenue: number }>(nc, "rbatch_categories"))
+          .map(({ key, sales, revenue }) => ({ key, sales, revenue })).sort((a, b) => a.key.localeCompare(b.key));
+      const want = [...expected.values()].sort((a, b) => a.key.localeCompare(b.key));
+      const reader = await Worker.start(nc, p(), {
+        checkpointMs: 100,
+        assignments: Array.from({ length: partitions }, (_, partition) => ({ step: "per-category", partition })),
+      });
+      const writing = [{ step: "sales", partition: 0 }];
+      try {
+        // The writer never checkpoints after its start, and reads 600 events in batches of 64.
+        const never = { checkpointMs: 600_000, checkpointEvents: 10_000_000, idleCheckpointMs: Number.POSITIVE_INFINITY };
+        await publish(0, 600);
+        const first = await Worker.start(nc, p(), { ...never, maxBatch: 64, assignments: writing });
+        await waitFor(() => (first.messagesRead["sales-log"] ?? 0) >= 600, { timeoutMs: 30_000, message: "600 read" });
+        await waitFor(async () => (await jsm.streams.info("eddy-edge-rbatch-sales")).state.messages > 0, {
+          timeoutMs: 10_000,
+          message: "batches on the edge",
+        });
+        await first.abandon(writing); // a crash: no final checkpoint
+        await first.stop();
+        // Batches: far fewer messages than events times the partitions they went to.
+        expect((await jsm.streams.info("eddy-edge-rbatch-sales")).state.messages).toBeLessThan(600 / 4);
+
+        // Wait until the server forgets message ids (the window passed), then replay everything,
+        // 400 more events behind, in batches of 500: their ranges overlap the first run's.
+        await js.publish("eddy.edge.rbatch.sales.probe", "{}", { msgID: "probe" });
+        await waitFor(async () => !(await js.publish("eddy.edge.rbatch.sales.probe", "{}", { msgID: "probe" })).duplicate, {
+          timeoutMs: 10_000,
+          message: "the duplicate window to pass",
+        });
+        await publish(600, 1_000);
+        const second = await Worker.start(nc, p(), { checkpointMs: 100, maxBatch: 500, assignments: writing });
+        await waitFor(() => (second.messagesRead["sales-log"] ?? 0) >= 1_000, { timeoutMs: 30_000, message: "replayed" });
+        const caughtUp = async (w: Worker) => Object.values(await w.lag()).every((n) => n === 0);
+        await waitFor(() => caughtUp(second), { timeoutMs: 30_000, message: "written" });
+        await second.stop();
+        await waitFor(() => caughtUp(reader), { timeoutMs: 30_000, message: "read" });
+        await waitFor(async () => JSON.stringify(await table()) === JSON.stringify(want), {
+          timeoutMs: 20_000,
+          message: "every category counted once",
+        }).catch(() => undefined);
+        expect(await table()).toEqual(want);
+      } finally {
+        await reader.stop();
+      }
+    },
+  );
 });

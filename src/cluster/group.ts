@@ -139,7 +139,9 @@ export class Group {
         if (owner !== info.id || group?.suspended || !membership.valid()) {
           throw new FencedError({
             key: `${step}.${partition}`,
-            message: `${step}.${partition} is leased to ${owner ?? "nobody"}, not to ${info.id}`,
+            message: owner !== info.id
+              ? `${step}.${partition} is leased to ${owner ?? "nobody"}, not to ${info.id}`
+              : `${step}.${partition}: ${info.id} holds its lease but is suspended (its heartbeat is late)`,
           });
         }
       },
@@ -292,6 +294,10 @@ export class Group {
       if (owner !== undefined && owner !== this.id && live.includes(owner)) continue; // its owner gives it back first
       if (await this.leases.take(a, this.id)) taken.push(a);
     }
+    // Suspended meanwhile (a late heartbeat while this round released or took leases): the actors
+    // would be fenced at their recovery, and the assignment would wait for them for ever, this
+    // round with it, so the next one, which resumes, would never come. The next round takes them.
+    if (this.suspended || !this.membership.valid()) return void (this.#again = true);
     if (taken.length > 0) {
       this.log?.("partitions-taken", { member: this.id, partitions: taken.map(assignmentKey) });
       await worker.assign(taken);

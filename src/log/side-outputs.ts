@@ -30,6 +30,9 @@ export async function ensureSideStreams(jsm: JetStreamManager, pipelineId: strin
         storage: "file",
         duplicate_window: duplicateWindowNs,
         num_replicas: replicas,
+      }).catch(async (error) => {
+        // Workers starting together create it together ("subjects overlap"): one wins, the others find it there.
+        if (!(await jsm.streams.info(name).then(() => true, () => false))) throw error;
       });
     }
     if (replicas > 1) await waitForLeader(jsm, name);

@@ -58,6 +58,11 @@ export async function ensureStream(
       num_replicas: replicas,
     });
   } catch (e) {
+    // Workers starting together create it together: one of them wins, the others find it there.
+    if (await jsm.streams.info(stream).then(() => true, () => false)) {
+      if (replicas > 1) await waitForLeader(jsm, stream);
+      return;
+    }
     throw new StreamError({
       stream,
       message: `cannot create stream ${stream} for ${subjects.join(", ")}: ${String(e)}`,

@@ -19,7 +19,7 @@
  */
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Either } from "effect";
-import type { EdgeEnvelope } from "../../actors/edge-output.ts";
+import { type EdgeEnvelope, type EdgeRecord, entrySeq } from "../../actors/edge-output.ts";
 import type { Rec } from "../../actors/operator.ts";
 import { edgeReaderFilter, sourcePartitionSubject } from "../core/names.ts";
 import { keyHash } from "../core/partition.ts";
@@ -418,6 +418,25 @@ export class SourceReading {
       if (!t) targets.set(via, t = targetsOf(this.plan, via));
       return t;
     };
+    /** Writing partition `p`'s watermark is `w` now (null: none yet). */
+    const advance = (p: number, w: number | null | undefined) => {
+      const at = w ?? Number.NEGATIVE_INFINITY;
+      if (at > partitions[p]!) {
+        const was = partitions[p]!;
+        partitions[p] = at;
+        if (was === low) low = Math.min(...partitions);
+      }
+    };
+    /** The records of one output, read as input `seq`, to the actors of partition `q` that take them. */
+    const take = (seq: number, q: number, t: number | null | undefined, records: EdgeRecord[]) => {
+      const time = t ?? Number.NaN;
+      for (const [via, key, value, retract] of records) {
+        const rec: Rec = retract
+          ? { seq, key, hash: keyHash(key), value, time, watermark: low, via, retract: true }
+          : { seq, key, hash: keyHash(key), value, time, watermark: low, via };
+        for (const step of targetsOfVia(via)) byStep.get(step)?.[q]?.buffer.push(rec);
+      }
+    };
     return (messages) => {
       if (!live.reading) return;
       for (const m of messages) {
@@ -431,20 +450,17 @@ export class SourceReading {
           setAside(source.id, m.seq, "an edge envelope without a reading partition (written by an older Eddy)", m.data);
           continue;
         }
-        const w = envelope.w ?? Number.NEGATIVE_INFINITY;
-        if (w > partitions[envelope.p]!) {
-          const was = partitions[envelope.p]!;
-          partitions[envelope.p] = w;
-          if (was === low) low = Math.min(...partitions);
-        }
-        if (envelope.r === undefined) continue;
-        const time = envelope.t ?? Number.NaN;
-        for (const [via, key, value, retract] of envelope.r) {
-          const rec: Rec = retract
-            ? { seq: m.seq, key, hash: keyHash(key), value, time, watermark: low, via, retract: true }
-            : { seq: m.seq, key, hash: keyHash(key), value, time, watermark: low, via };
-          for (const step of targetsOfVia(via)) byStep.get(step)?.[envelope.q]?.buffer.push(rec);
-        }
+        const { p, q } = envelope;
+        advance(p, envelope.w);
+        if (envelope.b !== undefined) {
+          // A batch: each entry with the watermark before it, numbered inside the message.
+          const entries = envelope.b;
+          for (let i = 0; i < entries.length; i++) {
+            const [t, w, r] = entries[i]!;
+            advance(p, w);
+            take(entrySeq(m.seq, i), q, t, r);
+          }
+        } else if (envelope.r !== undefined) take(m.seq, q, envelope.t, envelope.r);
       }
       this.#deliver(source, fed, live, messages[messages.length - 1]!.seq, low, messages.length, [...partitions]);
     };

@@ -282,7 +282,9 @@ export async function benchScale(
       };
       o.log(`scale ${run} (${n} worker(s)): ${JSON.stringify(result)}`);
       const troubles = workers.flatMap((w) => w.lines.filter((l) => /suspend|reset|fail|restart/.test(l.event)));
-      if (troubles.length > 0) o.log(`  ${troubles.length} suspensions, resets, failures: ${JSON.stringify(troubles.slice(0, 5))}`);
+      if (troubles.length > 0) {
+        o.log(`  ${troubles.length} suspensions, resets, failures: ${JSON.stringify(troubles.slice(0, 5))}`);
+      }
       await stopAll();
       return result;
     };

@@ -147,6 +147,57 @@ describe("partitioned reading", () => {
   });
 });
 
+describe("an unkeyed step behind a source partitioned by subject", () => {
+  const nats = useNatsServer();
+
+  it("gets every partition's events once, beside the keyed steps' partition readers", { timeout: 60_000 }, async () => {
+    const nc = await nats.connect();
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: "usales", subjects: ["usales.*"] });
+    const js = jetstream(nc);
+    const shop = () => {
+      const p = pipeline("unkeyed", { partitions });
+      const source = p.source("sales", { stream: "usales", partitionSubject: "usales.{partition}", schema: Sale });
+      source.keyBy("by-item", "item").aggregate("per-item", (a) => ({ n: a.count() })).toTable("unkeyed_items");
+      source.filter("big", (s) => s.amount > 6).toStream("big-sales", { stream: "usales_big" });
+      return p;
+    };
+    const events = sales(4_000);
+    const options = { checkpointMs: 50, tableFlushMs: 50, maxBatch: 16 };
+    // The stream sink's one partition with b, beside two of the aggregate's partitions.
+    const a = await Worker.start(nc, shop(), {
+      ...options,
+      assignments: [0, 1].map((partition) => ({ step: "per-item", partition })),
+    });
+    const b = await Worker.start(nc, shop(), {
+      ...options,
+      assignments: [...[2, 3].map((partition) => ({ step: "per-item", partition })), { step: "big-sales", partition: 0 }],
+    });
+    try {
+      for (const e of events) await js.publish(`usales.${partitionOfKey(e.item, partitions)}`, JSON.stringify(e));
+      const big = events.filter((e) => e.amount > 6).length;
+      await waitFor(async () => (await jsm.streams.info("usales_big")).state.messages >= big, {
+        timeoutMs: 30_000,
+        message: `all ${big} big sales in the sink`,
+      });
+      await waitFor(async () => Object.values(await b.lag()).every((n) => n === 0), {
+        timeoutMs: 20_000,
+        message: "b caught up",
+      });
+      expect((await jsm.streams.info("usales_big")).state.messages).toBe(big);
+      const counts = new Map<string, number>();
+      for (const e of events) counts.set(e.item, (counts.get(e.item) ?? 0) + 1);
+      await waitFor(async () => {
+        const rows = await readTable<{ key: string; n: number }>(nc, "unkeyed_items");
+        return rows.length === counts.size && rows.every((r) => counts.get(r.key) === r.n);
+      }, { timeoutMs: 20_000, message: "every item counted once" });
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
+});
+
 // A server that partitions `mapped.<item>` into `mapped.<partition>.<item>` itself.
 const config = join(mkdtempSync(join(tmpdir(), "eddy-mapping-")), "nats.conf");
 writeFileSync(config, `mappings = { "mapped.*": "mapped.{{partition(${partitions},1)}}.{{wildcard(1)}}" }\n`);

@@ -52,8 +52,11 @@ export function edgeSubject(pipelineId: string, step: string, reader: number, wr
   return `eddy.edge.${pipelineId}.${step}.${reader}.${writer}`;
 }
 
-/** The subject of partition `partition` of a source partitioned by subject: token `token` of its `subject` is the partition. */
-export function sourcePartitionSubject(subject: string, token: number, partition: number): string {
+/**
+ * The subject of partition `partition` of a source partitioned by subject (token `token` of its
+ * `subject` is the partition; `*`: every partition's).
+ */
+export function sourcePartitionSubject(subject: string, token: number, partition: number | "*"): string {
   const tokens = subject.split(".");
   tokens[token] = String(partition);
   return tokens.join(".");

@@ -229,17 +229,22 @@ export class SourceReading {
     const { partitionToken } = source;
     if (partitionToken !== undefined) {
       // A source partitioned by subject: a reader per partition, always (each with its own
-      // watermark, whoever runs it). An unkeyed step (a stream sink) takes every partition's events.
+      // watermark, whoever runs it). An unkeyed step (a stream sink) reads every partition's
+      // subject with one reader of its own: an actor has one position per source, and readers of
+      // several partitions feeding it would each move it past what the others had not given yet.
+      const keyed = fed.filter((a) => this.#partitionsOf(a.step) !== 1);
       const unkeyed = fed.filter((a) => this.#partitionsOf(a.step) === 1);
-      const partitions = unkeyed.length > 0
-        ? Array.from({ length: this.plan.partitions }, (_, q) => q)
-        : [...new Set(fed.map((a) => a.partition))].sort((a, b) => a - b);
-      return partitions.map((q) => ({
+      const partitions = [...new Set(keyed.map((a) => a.partition))].sort((a, b) => a - b);
+      const readings: Reading<A>[] = partitions.map((q) => ({
         subject: sourcePartitionSubject(source.subject!, partitionToken, q),
-        fed: fed.filter((a) => a.partition === q || this.#partitionsOf(a.step) === 1),
+        fed: keyed.filter((a) => a.partition === q),
         name: `${source.id}.${q}`,
         partition: q,
       }));
+      if (unkeyed.length > 0) {
+        readings.push({ subject: sourcePartitionSubject(source.subject!, partitionToken, "*"), fed: unkeyed, name: source.id });
+      }
+      return readings;
     }
     if (!source.edge) return [{ subject: source.subject, fed, name: source.id }];
     const partitions = new Set(fed.map((a) => a.partition));

@@ -17,7 +17,8 @@ import type { Publisher } from "../src/log/publisher.ts";
 import { type Manifest, maxChunkBytes } from "../src/state/checkpoint.ts";
 import type { Companion, Companions } from "../src/state/checkpoint-write.ts";
 import { type ChunkSnapshot, KeyedState } from "../src/state/keyed-state.ts";
-import { encodeIndex, encodePage, indexKey, pageKey } from "../src/state/table-page.ts";
+import { FencedPages } from "../src/state/fenced-pages.ts";
+import { encodeIndex, encodePage, indexKey, layoutPages, pageKey } from "../src/state/table-page.ts";
 import { purgePages, readPartitionPages } from "../src/state/table.ts";
 import type { NatsConnection } from "@nats-io/nats-core";
 
@@ -58,8 +59,12 @@ export class TableWriter<S, Out> {
   /** Whether the index of the state's page layout is written (a new partition: not until its first pages). */
   #indexed = false;
 
+  /** Page puts, each naming the stored sequence it replaces (a paused previous owner's are refused). */
+  #pages: FencedPages;
+
   constructor(readonly publisher: Publisher, readonly options: TableWriterOptions<S, Out>) {
     this.#buckets = options.tables.map(tableBucket);
+    this.#pages = new FencedPages(publisher, options.nc);
   }
 
   get active(): boolean {
@@ -79,7 +84,12 @@ export class TableWriter<S, Out> {
     const { rows, nc, partition } = this.options;
     // The first checkpoint after a recovery writes the state layout's index.
     this.#indexed = manifest.checkpoint > 0;
-    if (rows.of !== "outputs" || !this.active) return;
+    if (!this.active) return;
+    // Ownership is taken (the manifest's generation bumped): what the pages hold now, and any put
+    // of a previous owner stored after this, is what this owner's next put of each page replaces.
+    this.#pages = new FencedPages(this.publisher, nc);
+    for (const bucket of this.#buckets) await this.#pages.learn(bucket, [`p.${partition}.>`, indexKey(partition)]);
+    if (rows.of !== "outputs") return;
     if (!nc) throw new Error("a table of rows kept from outputs needs a connection to read them back");
     const written = await readPartitionPages(nc, this.#buckets[0]!, partition);
     this.#indexed = written !== undefined;
@@ -133,7 +143,7 @@ export class TableWriter<S, Out> {
       if (entries.size > state.maxChunkKeys) continue;
       const page = encodePage({ ...header, rows: rowsOf(entries) });
       if (page.length > maxChunkBytes) continue;
-      for (const m of this.#pages(state.chunkBits, index, page)) this.publisher.publish(m.subject, m.data);
+      for (const m of this.#pagesOf(state.chunkBits, index, page)) this.#pages.put(m.subject, m.data);
       state.tableChanged.delete(index);
     }
   }
@@ -148,21 +158,44 @@ export class TableWriter<S, Out> {
     const owned = this.#owned;
     const ownedChunks = owned?.snapshotDirty() ?? [];
     owned?.tableChanged.clear();
-    if (!this.active) return { with: () => [], after: () => [], last: () => [], committed: () => Promise.resolve() };
+    const pages = this.#pages;
+    const put = (m: Companion) => pages.put(m.subject, m.data);
+    const settled = () => pages.settled();
+    if (!this.active) {
+      return {
+        with: () => [],
+        after: () => [],
+        last: () => [],
+        put,
+        settled,
+        committed: () => Promise.resolve(),
+      };
+    }
     const { partition, rows, nc } = this.options;
+    const purge = async (bits: number) => {
+      for (const bucket of this.#buckets) {
+        await purgePages(nc!, bucket, partition, bits);
+        pages.forget(kvSubject(bucket, layoutPages(partition, bits).slice(0, -1)));
+      }
+    };
     if (rows.of === "state") {
       const bits = state.chunkBits;
       const relayout = rewriteAll || bits !== previousBits;
       return {
         with: (chunk) =>
-          this.#pages(bits, chunk.index, encodePage({ ...header, rows: this.#stateRows(chunk.entries as ReadonlyMap<Key, S>) })),
+          this.#pagesOf(
+            bits,
+            chunk.index,
+            encodePage({ ...header, rows: this.#stateRows(chunk.entries as ReadonlyMap<Key, S>) }),
+          ),
         after: () => [],
         last: () => (relayout ? this.#index(bits) : []),
+        put,
+        settled,
         committed: async () => {
           this.#indexed = true;
           if (bits === previousBits || !nc) return;
-          // Pages of the previous layout (readers skip them once the new index is written).
-          for (const bucket of this.#buckets) await purgePages(nc, bucket, partition, previousBits);
+          await purge(previousBits); // pages of the previous layout (readers skip them once the new index is written)
         },
       };
     }
@@ -170,7 +203,7 @@ export class TableWriter<S, Out> {
     const before = this.#ownedBits;
     const relayout = bits !== undefined && bits !== before && ownedChunks.length > 0;
     const pageOf = (chunk: ChunkSnapshot<Record<string, unknown>>) =>
-      this.#pages(bits!, chunk.index, encodePage({ ...header, rows: ownedRows(chunk.entries) }));
+      this.#pagesOf(bits!, chunk.index, encodePage({ ...header, rows: ownedRows(chunk.entries) }));
     return {
       with: () => [],
       *after() {
@@ -180,9 +213,11 @@ export class TableWriter<S, Out> {
         }
       },
       last: () => (relayout ? this.#index(bits!) : []),
+      put,
+      settled,
       committed: async () => {
         if (!relayout) return;
-        if (before !== undefined && nc) { for (const bucket of this.#buckets) await purgePages(nc, bucket, partition, before); }
+        if (before !== undefined && nc) await purge(before);
         this.#ownedBits = bits;
         this.#indexed = true;
       },
@@ -198,7 +233,7 @@ export class TableWriter<S, Out> {
   }
 
   /** A page, to each of the step's table buckets. */
-  #pages(bits: number, index: number, page: Uint8Array): Companion[] {
+  #pagesOf(bits: number, index: number, page: Uint8Array): Companion[] {
     const key = pageKey(this.options.partition, bits, index);
     return this.#buckets.map((bucket) => ({ subject: kvSubject(bucket, key), data: page }));
   }
@@ -210,7 +245,7 @@ export class TableWriter<S, Out> {
   }
 
   #publishIndex(bits: number): void {
-    for (const m of this.#index(bits)) this.publisher.publish(m.subject, m.data);
+    for (const m of this.#index(bits)) this.#pages.put(m.subject, m.data);
   }
 }
 

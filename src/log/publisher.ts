@@ -45,6 +45,20 @@ export interface PublishOptions {
   readonly headers?: Readonly<Record<string, string>>;
   /** Called with the stream sequence JetStream stored the message under, when it is acknowledged. */
   readonly onStored?: (streamSeq: number) => void;
+  /**
+   * Called when JetStream refuses the message (an error ack): return true to take the refusal
+   * over (the message is settled, and no flush hears of it), false to fail it as usual.
+   */
+  readonly onRefused?: (error: JetStreamRefusal) => boolean;
+  /** Called when the message fails (refused, timed out, discarded), before any flush hears of it. */
+  readonly onFailed?: (error: PublishError) => void;
+}
+
+/** The error of a JetStream ack. */
+export interface JetStreamRefusal {
+  readonly code?: number;
+  readonly err_code?: number;
+  readonly description?: string;
 }
 
 export interface Publisher {
@@ -132,6 +146,8 @@ interface Outstanding {
   readonly msgId: string | undefined;
   readonly headers: Readonly<Record<string, string>> | undefined;
   readonly onStored: ((streamSeq: number) => void) | undefined;
+  readonly onRefused: ((error: JetStreamRefusal) => boolean) | undefined;
+  readonly onFailed: ((error: PublishError) => void) | undefined;
   sentAt: number;
   attempts: number;
 }
@@ -227,6 +243,8 @@ class AckCountingPublisher implements Publisher {
       msgId: opts?.msgId,
       headers: opts?.headers,
       onStored: opts?.onStored,
+      onRefused: opts?.onRefused,
+      onFailed: opts?.onFailed,
       sentAt: this.#clock.now(),
       attempts: 1,
     };
@@ -310,7 +328,7 @@ class AckCountingPublisher implements Publisher {
       this.#settle(seq);
       return;
     }
-    let ack: { seq?: number; error?: { code?: number; err_code?: number; description?: string } };
+    let ack: { seq?: number; error?: JetStreamRefusal };
     try {
       ack = JSON.parse(decoder.decode(data));
     } catch (cause) {
@@ -320,6 +338,10 @@ class AckCountingPublisher implements Publisher {
     if (ack.error) {
       if (ack.error.code === 503 && this.#retryNoResponders) return;
       const e = ack.error;
+      if (entry.onRefused?.(e)) {
+        this.#settle(seq);
+        return;
+      }
       this.#fail(seq, entry, `rejected by JetStream: ${e.description ?? "error"} (code ${e.code}, err_code ${e.err_code})`);
       return;
     }
@@ -332,6 +354,7 @@ class AckCountingPublisher implements Publisher {
 
   #fail(seq: number, entry: Outstanding, reason: string, cause?: unknown): void {
     const error = new PublishError({ subject: entry.subject, message: `publish to ${entry.subject} failed: ${reason}`, cause });
+    entry.onFailed?.(error);
     let reported = false;
     this.#flushWaiters = this.#flushWaiters.filter((w) => {
       if (w.upTo <= seq) return true;

@@ -49,6 +49,10 @@ export interface Companions {
   after(): Iterable<readonly Companion[]>;
   /** Written last, before the commit. */
   last(): readonly Companion[];
+  /** Writes one of them (a table page: src/state/fenced-pages.ts). */
+  put(message: Companion): void;
+  /** Resolves once every message put is stored; rejects with one that failed. */
+  settled(): Promise<void>;
   /** After the commit. */
   committed(): Promise<void>;
 }
@@ -65,6 +69,8 @@ export const noCompanions: Companions = {
   with: () => [],
   after: () => [],
   last: () => [],
+  put: () => undefined,
+  settled: () => Promise.resolve(),
   committed: () => Promise.resolve(),
 };
 
@@ -101,7 +107,7 @@ export async function writeCheckpoint(
   const publish = (messages: readonly Companion[]): number => {
     let n = 0;
     for (const m of messages) {
-      publisher.publish(m.subject, m.data);
+      companions.put(m);
       n += m.data.length;
     }
     return n;
@@ -134,6 +140,7 @@ export async function writeCheckpoint(
   for (const group of companions.after()) await written(publish(group));
   publish(companions.last());
   await Promise.all(unacked.map((u) => u.flushed)); // a write that failed fails the checkpoint
+  await companions.settled(); // a page put waits for the one before it, so may go out after the flushes
   await publisher.flush();
   const outputs = cut.outputs?.();
   const manifest: Manifest = {

@@ -113,8 +113,7 @@ export async function expectExactCoffeeShop(
     expect([...sunk].sort()).toEqual([...large].sort());
     const moved = sunk.filter((id, i) => id !== large[i]).length;
     console.log(`stream sink: ${moved} of ${sunk.length} records not at their input's place`);
-  }
-  else expect(sunk).toEqual(large);
+  } else expect(sunk).toEqual(large);
 
   // Windows: every closed store-minute exactly once, equal to the batch definition.
   const { fired } = windowOracle([...orders], 60_000, 60_000, 2_000);

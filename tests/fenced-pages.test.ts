@@ -1,0 +1,135 @@
+/**
+ * Table pages written under their stored sequence (src/state/fenced-pages.ts), against a real
+ * nats-server: a previous owner's put that reaches the server after the new owner wrote the page
+ * (a paused worker's socket buffer, sent when it resumes) is refused; one that lands before the new
+ * owner's next put is written over by it; a put retried after its ack was lost replaces nothing
+ * wrongly; the latest of several puts of one page is the one stored.
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { Kvm } from "@nats-io/kv";
+import { createPublisher } from "../src/log/publisher.ts";
+import { FencedPages } from "../src/state/fenced-pages.ts";
+import { FencedError } from "../src/core/errors.ts";
+import { kvSubject } from "../src/core/names.ts";
+import type { Fence } from "../src/core/fence.ts";
+import { useNatsServer } from "./support/nats.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** A worker's fence, closed once its leases may have moved. */
+function closableFence(): Fence & { close(): void } {
+  let closed = false;
+  return {
+    check(what) {
+      if (closed) throw new FencedError({ key: what, message: `fenced: ${what}` });
+    },
+    holds: () => Promise.resolve(),
+    close() {
+      closed = true;
+    },
+  };
+}
+
+describe("FencedPages", () => {
+  const nats = useNatsServer();
+  let nc: NatsConnection;
+  beforeAll(async () => {
+    nc = await nats.connect();
+  });
+  const bucketOf = async (name: string) => {
+    const kv = await new Kvm(nc).create(name, { history: 1 });
+    const value = async (key: string) => {
+      const e = await kv.get(key);
+      return e ? dec.decode(e.value) : undefined;
+    };
+    return { kv, value };
+  };
+  const writer = async (bucket: string, fence: Fence = closableFence()) => {
+    const publisher = createPublisher(nc, { fence });
+    const pages = new FencedPages(publisher, nc);
+    await pages.learn(bucket, ["p.0.>", "i.0"]);
+    return { publisher, pages };
+  };
+
+  it("refuses a previous owner's put that arrives after the new owner wrote the page", async () => {
+    const { value } = await bucketOf("t-late");
+    const page = kvSubject("t-late", "p.0.2.1");
+    const oldFence = closableFence();
+    const old = await writer("t-late", oldFence);
+    old.pages.put(page, enc.encode("old-1"));
+    await old.pages.settled();
+
+    const owner = await writer("t-late");
+    owner.pages.put(page, enc.encode("new-1"));
+    await owner.pages.settled();
+    // The old owner's residue: sent as it resumes, its fence closed the moment it looks.
+    old.pages.put(page, enc.encode("old-2"));
+    oldFence.close();
+    await old.pages.settled();
+    await old.publisher.flush();
+    expect(await value("p.0.2.1")).toBe("new-1");
+    // The owner goes on writing: its sequence is still the page's.
+    owner.pages.put(page, enc.encode("new-2"));
+    await owner.pages.settled();
+    await owner.publisher.flush();
+    expect(await value("p.0.2.1")).toBe("new-2");
+  });
+
+  it("writes over a previous owner's put that landed after the new owner learned the sequences", async () => {
+    const { value } = await bucketOf("t-between");
+    const page = kvSubject("t-between", "p.0.2.1");
+    const old = await writer("t-between");
+    old.pages.put(page, enc.encode("old-1"));
+    await old.pages.settled();
+
+    const owner = await writer("t-between");
+    old.pages.put(page, enc.encode("old-2")); // lands between the owner's recovery and its next put
+    await old.pages.settled();
+    expect(await value("p.0.2.1")).toBe("old-2");
+    owner.pages.put(page, enc.encode("new-1"));
+    await owner.pages.settled();
+    await owner.publisher.flush();
+    expect(await value("p.0.2.1")).toBe("new-1");
+  });
+
+  it("stores the latest of many puts of a page, and a page never written before", async () => {
+    const { value } = await bucketOf("t-many");
+    const { publisher, pages } = await writer("t-many");
+    for (let i = 0; i < 50; i++) {
+      pages.put(kvSubject("t-many", "p.0.2.1"), enc.encode(`v-${i}`));
+      pages.put(kvSubject("t-many", `p.0.2.${2 + (i % 3)}`), enc.encode(`w-${i}`));
+    }
+    pages.put(kvSubject("t-many", "i.0"), enc.encode("index"));
+    await pages.settled();
+    await publisher.flush();
+    expect(await value("p.0.2.1")).toBe("v-49");
+    expect([await value("p.0.2.2"), await value("p.0.2.3"), await value("p.0.2.4")]).toEqual(["w-48", "w-49", "w-47"]);
+    expect(await value("i.0")).toBe("index");
+  });
+
+  it("a put whose first attempt was stored, sent again (its ack lost), leaves the latest page", async () => {
+    const { value } = await bucketOf("t-retry");
+    const page = kvSubject("t-retry", "p.0.2.1");
+    const { publisher, pages } = await writer("t-retry");
+    pages.put(page, enc.encode("a"));
+    await pages.settled();
+    // The same put again under the sequence it replaced, as a re-send after a lost ack would be.
+    const stale = createPublisher(nc);
+    const refused: number[] = [];
+    stale.publish(page, enc.encode("a-again"), {
+      headers: { "Nats-Expected-Last-Subject-Sequence": "0" },
+      onRefused: (e) => {
+        refused.push(e.err_code ?? 0);
+        return true;
+      },
+    });
+    await stale.flush();
+    expect(refused).toEqual([10071]);
+    pages.put(page, enc.encode("b"));
+    await pages.settled();
+    await publisher.flush();
+    expect(await value("p.0.2.1")).toBe("b");
+  });
+});

@@ -3,7 +3,12 @@
  * of input sequences in one message. An actor opens a range where its input batch starts, adds each
  * output with the sequence of the input it came from, and closes the range where the input batch
  * ends (or earlier, once a batch holds `maxBatchBytes`). A recovery reads back the ranges published
- * after the checkpoint and drops the outputs of the inputs they cover.
+ * after the checkpoint and drops the outputs of the inputs they cover. In a stream of its own (the
+ * sink's subject its only one), each batch names the one before it (`Nats-Expected-Last-Msg-Id`;
+ * the first after a recovery, the stream's last sequence): a batch a previous owner sent before it
+ * was paused, landing after the read-back, is refused or makes this owner's next batch refused (and
+ * the actor recover, reading it back); and a batch lost in a leader election stops the ones after it
+ * from landing before it.
  * See docs/ARCHITECTURE.md, "Batched stream sinks".
  *
  * @example
@@ -11,6 +16,7 @@
  * await sink.recover(outputLog, manifest.outputs?.["large-orders"]);
  * sink.open(101); sink.add(101, '{"orderId":"o-101"}'); sink.close(180);
  */
+import type { PublishError } from "../src/core/errors.ts";
 import type { Publisher } from "../src/log/publisher.ts";
 import { batchMsgId, type InputRange, type OutputLog, rangesOf, recordCountHeader } from "../src/log/record-batch.ts";
 
@@ -32,6 +38,10 @@ export class BatchedSink {
   #covered: readonly InputRange[] = [];
   #next = 0; // the first of #covered that may still hold an input to come
   #last: Sent | undefined;
+  /** In a stream of its own: what the next batch names as the one before it. */
+  #chain: { readonly lastSeq: number; previousId: string | undefined } | undefined;
+  /** A batch that failed: the actor must recover (the publisher may have told another actor's flush). */
+  #failed: PublishError | undefined;
   /** The stream sequence a recovery reads back from (recorded by each checkpoint). */
   readFrom = 0;
 
@@ -55,6 +65,10 @@ export class BatchedSink {
   async recover(log: OutputLog, from: number | undefined): Promise<void> {
     await this.publisher.flush().catch(() => undefined); // a failure was the failed actor's to report
     const { stream, subject } = this.sink;
+    // Before the read-back: a batch stored after it then moves the stream's last sequence.
+    const lastSeq = await log.soleSubject(stream, subject);
+    this.#chain = lastSeq === undefined ? undefined : { lastSeq, previousId: undefined };
+    this.#failed = undefined;
     this.readFrom = from ?? (await log.end(stream, subject));
     this.#covered = rangesOf(await log.msgIds(stream, subject, this.readFrom), this.prefix);
     this.#next = 0;
@@ -86,14 +100,22 @@ export class BatchedSink {
 
   /** The range ends at sequence `to` (included): publish its outputs, if any, as one batch. */
   close(to: number): void {
+    if (this.#failed) throw this.#failed;
     const lines = this.#lines;
     if (lines.length === 0) return;
     const sent: Sent = { stored: undefined };
+    const msgId = batchMsgId(this.prefix, { from: this.#from, to });
+    const headers: Record<string, string> = { [recordCountHeader]: String(lines.length) };
+    const chain = this.#chain;
+    if (chain?.previousId !== undefined) headers["Nats-Expected-Last-Msg-Id"] = chain.previousId;
+    else if (chain) headers["Nats-Expected-Last-Sequence"] = String(chain.lastSeq);
     this.publisher.publish(this.sink.subject, encoder.encode(lines.join("\n")), {
-      msgId: batchMsgId(this.prefix, { from: this.#from, to }),
-      headers: { [recordCountHeader]: String(lines.length) },
+      msgId,
+      headers,
       onStored: (seq) => (sent.stored = seq),
+      onFailed: (error) => (this.#failed ??= error),
     });
+    if (chain) chain.previousId = msgId;
     this.#last = sent;
     this.#lines = [];
     this.#bytes = 0;
@@ -105,6 +127,9 @@ export class BatchedSink {
    */
   cut(): () => number {
     const last = this.#last;
-    return () => (this.readFrom = last?.stored === undefined ? this.readFrom : last.stored + 1);
+    return () => {
+      if (this.#failed) throw this.#failed; // its records must not be counted as sent
+      return (this.readFrom = last?.stored === undefined ? this.readFrom : last.stored + 1);
+    };
   }
 }

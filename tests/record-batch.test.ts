@@ -1,14 +1,18 @@
 /**
  * Record batches (src/log/record-batch.ts, actors/batched-sink.ts): a batched stream sink sends
  * many records to a message; a worker killed after publishing batches it never checkpointed sends
- * none of them again when it restarts and replays their inputs.
+ * none of them again when it restarts and replays their inputs; in a stream of its own, a batch a
+ * previous owner sent before it was paused, stored after the new owner's read-back, is not doubled.
  */
 import { describe, expect, it } from "vitest";
 import { headers } from "@nats-io/nats-core";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Schema } from "effect";
 import { generateOrders, publishOrders } from "../examples/coffee-shop/orders.ts";
-import { batchMsgId, rangeOf, recordCountHeader, recordsOf } from "../src/log/record-batch.ts";
+import { batchMsgId, natsOutputLog, rangeOf, recordCountHeader, recordsOf } from "../src/log/record-batch.ts";
+import { createPublisher } from "../src/log/publisher.ts";
+import { ensureStream } from "../src/log/streams.ts";
+import { BatchedSink } from "../actors/batched-sink.ts";
 import { pipeline } from "../src/pipeline/pipeline.ts";
 import { compile } from "../src/runtime/plan.ts";
 import { readStreamJson, useNatsServer, waitFor } from "./support/nats.ts";
@@ -44,6 +48,40 @@ describe("record batches", () => {
 
   describe("across a crash", () => {
     const nats = useNatsServer();
+
+    it("in a stream of their own: a previous owner's batch stored after the read-back is not doubled", async () => {
+      const nc = await nats.connect();
+      await ensureStream(nc, "solo", ["solo.sink"]);
+      const log = natsOutputLog(nc);
+      const sink = { id: "sink", stream: "solo", subject: "solo.sink" };
+      const send = (s: BatchedSink, from: number, to: number) => {
+        s.open(from);
+        for (let i = from; i <= to; i++) s.add(i, JSON.stringify({ n: i }));
+        s.close(to);
+      };
+      const paused = createPublisher(nc);
+      const old = new BatchedSink(paused, "p/sink/orders", sink);
+      await old.recover(log, undefined);
+      send(old, 1, 10);
+      await paused.flush();
+
+      // The new owner recovers from a checkpoint before input 1, reading back from sequence 1.
+      const publisher = createPublisher(nc);
+      const owner = new BatchedSink(publisher, "p/sink/orders", sink);
+      await owner.recover(log, 1);
+      // The old owner's socket buffer, sent as it resumes: inputs 11-20, after the read-back.
+      send(old, 11, 20);
+      await paused.flush();
+      // The owner replays 11-25 cut into another range: refused, and the actor must recover.
+      send(owner, 11, 25);
+      await expect(publisher.flush()).rejects.toThrow(/wrong last sequence/);
+      expect(() => owner.cut()()).toThrow(/wrong last sequence/);
+      await owner.recover(log, 1);
+      send(owner, 11, 25);
+      await publisher.flush();
+      const records = (await readStreamJson<{ n: number }>(nc, "solo")).map((r) => r.n);
+      expect(records).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+    });
 
     it("are not sent again for inputs replayed after a SIGKILL", { timeout: 120_000 }, async () => {
       const nc = await nats.connect();

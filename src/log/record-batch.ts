@@ -9,7 +9,7 @@
  * @example
  * const records = recordsOf(msg.data, msg.headers); // a batch's records, or the one record of a plain message
  */
-import { DeliverPolicy } from "@nats-io/jetstream";
+import { DeliverPolicy, jetstreamManager } from "@nats-io/jetstream";
 import type { MsgHdrs, NatsConnection } from "@nats-io/nats-core";
 import { lastSequence, readStream } from "./streams.ts";
 
@@ -54,6 +54,11 @@ export interface OutputLog {
   end(stream: string, subject: string | undefined): Promise<number>;
   /** The Nats-Msg-Ids of the messages on `subject` (a filter) of `stream` from sequence `from` on. */
   msgIds(stream: string, subject: string, from: number): Promise<string[]>;
+  /**
+   * When `subject` is the only subject of `stream`: the stream's last sequence (a sole writer may
+   * then chain its messages, each naming the one before it); otherwise undefined.
+   */
+  soleSubject(stream: string, subject: string): Promise<number | undefined>;
 }
 
 /** The input ranges of the batches among `msgIds` with Nats-Msg-Ids under `prefix`, ascending. */
@@ -65,6 +70,11 @@ export function rangesOf(msgIds: readonly string[], prefix: string): InputRange[
 export function natsOutputLog(nc: NatsConnection): OutputLog {
   return {
     end: async (stream, subject) => (await lastSequence(nc, stream, subject)) + 1,
+    async soleSubject(stream, subject) {
+      const info = await (await jetstreamManager(nc)).streams.info(stream);
+      const subjects = info.config.subjects ?? [];
+      return subjects.length === 1 && subjects[0] === subject ? info.state.last_seq : undefined;
+    },
     async msgIds(stream, subject, from) {
       const found: string[] = [];
       const options = {

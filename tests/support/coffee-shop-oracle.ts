@@ -80,16 +80,14 @@ export function expectedTables(seed: number, count: number) {
  * Every coffee-shop result table, stream sink and window equals what the `count` orders of
  * `seed` give, computed independently and by the batch evaluation of the same pipeline. `stored`:
  * the same orders in the order their stream holds them, when that is not the order generated (a
- * publish retried across a cluster's leader election lands after later ones); sums of floats and
- * lateness follow the stream's order, and the sink's too unless `leaderChanged` (its own publishes
- * may have been retried across the election: only that each record is there once is compared).
+ * publish retried across a cluster's leader election lands after later ones); sums of floats,
+ * lateness and the sink's order follow the stream's order.
  */
 export async function expectExactCoffeeShop(
   nc: NatsConnection,
   seed: number,
   count: number,
   stored?: readonly Order[],
-  opts: { readonly leaderChanged?: boolean } = {},
 ): Promise<void> {
   const generated = [...generateOrders({ seed, count })];
   if (stored) {
@@ -104,16 +102,10 @@ export async function expectExactCoffeeShop(
   const items = await readTable<ItemRow>(nc, "revenue_by_item");
   expect(new Map(items.map((r) => [r.key, r]))).toEqual(byItem);
 
-  // The stream sink: every large order exactly once, although replays published some again; in
-  // the source's order, except when a leader changed: a batch whose publish was retried across
-  // the election may land after later batches.
+  // The stream sink: every large order exactly once, although replays published some again.
   const large = orders.filter((o) => o.qty >= 4).map((o) => o.orderId);
-  const sunk = (await readStreamJson<{ orderId: string }>(nc, "large_orders")).map((o) => o.orderId);
-  if (opts.leaderChanged) {
-    expect([...sunk].sort()).toEqual([...large].sort());
-    const moved = sunk.filter((id, i) => id !== large[i]).length;
-    console.log(`stream sink: ${moved} of ${sunk.length} records not at their input's place`);
-  } else expect(sunk).toEqual(large);
+  const sunk = await readStreamJson<{ orderId: string }>(nc, "large_orders");
+  expect(sunk.map((o) => o.orderId)).toEqual(large);
 
   // Windows: every closed store-minute exactly once, equal to the batch definition.
   const { fired } = windowOracle([...orders], 60_000, 60_000, 2_000);

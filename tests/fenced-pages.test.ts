@@ -2,35 +2,19 @@
  * Table pages written under their stored sequence (src/state/fenced-pages.ts), against a real
  * nats-server: a previous owner's put that reaches the server after the new owner wrote the page
  * (a paused worker's socket buffer, sent when it resumes) is refused; one that lands before the new
- * owner's next put is written over by it; a put retried after its ack was lost replaces nothing
- * wrongly; the latest of several puts of one page is the one stored.
+ * owner's next put makes that put refused, and the owner's recovery writes over it; the latest of
+ * several puts of one page is the one stored.
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
 import { createPublisher } from "../src/log/publisher.ts";
 import { FencedPages } from "../src/state/fenced-pages.ts";
-import { FencedError } from "../src/core/errors.ts";
 import { kvSubject } from "../src/core/names.ts";
-import type { Fence } from "../src/core/fence.ts";
 import { useNatsServer } from "./support/nats.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-/** A worker's fence, closed once its leases may have moved. */
-function closableFence(): Fence & { close(): void } {
-  let closed = false;
-  return {
-    check(what) {
-      if (closed) throw new FencedError({ key: what, message: `fenced: ${what}` });
-    },
-    holds: () => Promise.resolve(),
-    close() {
-      closed = true;
-    },
-  };
-}
 
 describe("FencedPages", () => {
   const nats = useNatsServer();
@@ -46,8 +30,8 @@ describe("FencedPages", () => {
     };
     return { kv, value };
   };
-  const writer = async (bucket: string, fence: Fence = closableFence()) => {
-    const publisher = createPublisher(nc, { fence });
+  const writer = async (bucket: string) => {
+    const publisher = createPublisher(nc);
     const pages = new FencedPages(publisher, nc);
     await pages.learn(bucket, ["p.0.>", "i.0"]);
     return { publisher, pages };
@@ -56,19 +40,16 @@ describe("FencedPages", () => {
   it("refuses a previous owner's put that arrives after the new owner wrote the page", async () => {
     const { value } = await bucketOf("t-late");
     const page = kvSubject("t-late", "p.0.2.1");
-    const oldFence = closableFence();
-    const old = await writer("t-late", oldFence);
+    const old = await writer("t-late");
     old.pages.put(page, enc.encode("old-1"));
     await old.pages.settled();
 
     const owner = await writer("t-late");
     owner.pages.put(page, enc.encode("new-1"));
     await owner.pages.settled();
-    // The old owner's residue: sent as it resumes, its fence closed the moment it looks.
+    // The old owner's socket buffer, sent as it resumes.
     old.pages.put(page, enc.encode("old-2"));
-    oldFence.close();
-    await old.pages.settled();
-    await old.publisher.flush();
+    await expect(old.pages.settled()).rejects.toThrow(/another writer replaced the page/);
     expect(await value("p.0.2.1")).toBe("new-1");
     // The owner goes on writing: its sequence is still the page's.
     owner.pages.put(page, enc.encode("new-2"));
@@ -77,7 +58,7 @@ describe("FencedPages", () => {
     expect(await value("p.0.2.1")).toBe("new-2");
   });
 
-  it("writes over a previous owner's put that landed after the new owner learned the sequences", async () => {
+  it("refuses the owner's put over a previous owner's that landed after its recovery; recovering again writes over it", async () => {
     const { value } = await bucketOf("t-between");
     const page = kvSubject("t-between", "p.0.2.1");
     const old = await writer("t-between");
@@ -87,10 +68,16 @@ describe("FencedPages", () => {
     const owner = await writer("t-between");
     old.pages.put(page, enc.encode("old-2")); // lands between the owner's recovery and its next put
     await old.pages.settled();
-    expect(await value("p.0.2.1")).toBe("old-2");
     owner.pages.put(page, enc.encode("new-1"));
-    await owner.pages.settled();
-    await owner.publisher.flush();
+    await expect(owner.pages.settled()).rejects.toThrow(/another writer replaced the page/);
+    expect(await value("p.0.2.1")).toBe("old-2");
+    // The owner's checkpoint failed: it recovers, learning the sequences again, and writes every page.
+    const recovered = await writer("t-between");
+    recovered.pages.put(page, enc.encode("new-1"));
+    await recovered.pages.settled();
+    expect(await value("p.0.2.1")).toBe("new-1");
+    old.pages.put(page, enc.encode("old-3"));
+    await expect(old.pages.settled()).rejects.toThrow(/another writer/);
     expect(await value("p.0.2.1")).toBe("new-1");
   });
 

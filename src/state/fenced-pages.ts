@@ -4,10 +4,10 @@
  * at recovery and from each put's ack. A worker paused with puts still in its socket buffer (Node
  * holds what the kernel would not take) sends them when it resumes, after its partitions moved:
  * each names a sequence the page no longer has once the new owner wrote it, and is refused. A put
- * of the owner that finds such a page in its place reads the page's sequence again and writes its
- * own over it (a worker whose fence has closed writes nothing, so only the owner does). One put
- * per page is in flight at a time: a newer page waits for the ack and replaces an older one
- * waiting, as a table page replaces the one before it.
+ * of the owner that finds such a page in its place is refused too: the owner's next checkpoint
+ * fails, and its recovery learns the sequences again and writes every page. One put per page is
+ * in flight at a time: a newer page waits for the ack and replaces an older one waiting, as a
+ * table page replaces the one before it.
  * See docs/ARCHITECTURE.md, "Writing pages".
  *
  * @example
@@ -99,8 +99,18 @@ export class FencedPages {
         },
         onRefused: (error) => {
           if (error.err_code !== wrongLastSequence) return false;
-          // Another writer's page is in its place: the owner learns its sequence and writes over it.
-          this.#relearn(subject, data);
+          // Another writer's page is in its place: this writer's state is not the table's any more.
+          // Its owner recovers (the failure fails its next checkpoint) and writes every page again;
+          // a writer whose actor was let go or replaced hears nothing, and writes nothing more.
+          this.#inFlight.delete(subject);
+          this.#waiting.delete(subject);
+          this.#fail(
+            new PublishError({
+              subject,
+              message: `publish to ${subject}: another writer replaced the page (${error.description ?? "wrong last sequence"})`,
+            }),
+          );
+          this.#wake();
           return true;
         },
         // Timed out or discarded: the publisher's flush reports it; nothing waits on this page.
@@ -116,26 +126,6 @@ export class FencedPages {
       if (!(error instanceof FencedError)) this.#fail(error);
       this.#wake();
     }
-  }
-
-  #relearn(subject: string, data: Uint8Array): void {
-    const bucket = subject.split(".")[1]!;
-    const key = subject.slice(`$KV.${bucket}.`.length);
-    newestRevision(this.nc!, bucket, key).then(
-      (seq) => {
-        this.#stored.set(subject, seq);
-        if (!this.#waiting.has(subject)) this.#waiting.set(subject, data);
-        this.#done(subject);
-      },
-      (cause) => {
-        this.#inFlight.delete(subject);
-        this.#waiting.delete(subject);
-        this.#fail(
-          new PublishError({ subject, message: `publish to ${subject}: cannot read its sequence: ${String(cause)}`, cause }),
-        );
-        this.#wake();
-      },
-    );
   }
 
   #done(subject: string): void {

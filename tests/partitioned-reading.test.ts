@@ -7,7 +7,9 @@
  * dead letter that says so, and `eddy status` measures each partition's lag on its own subject. nats-server's own `partition()` subject mapping partitions a stream
  * the same way (the same hash): a producer need not know the partitions. A source that is not
  * partitioned can be repartitioned: one worker reads it and writes an edge per partition, and
- * the results (late events and windows included) equal reading it directly.
+ * the results (late events and windows included) equal reading it directly. Windows over a source
+ * partitioned by subject close by their partition's watermark, as the batch oracle given the
+ * events' subjects computes them.
  */
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,6 +21,7 @@ import { partitionOfKey } from "../src/core/partition.ts";
 import { readDeadLetters } from "../src/log/side-outputs.ts";
 import { pipeline } from "../src/pipeline/pipeline.ts";
 import { Worker } from "../src/runtime/worker.ts";
+import { evaluate } from "../src/oracle/batch.ts";
 import { readTable } from "../src/state/table.ts";
 import { eddy } from "./support/eddy-command.ts";
 import { useNatsServer, waitFor } from "./support/nats.ts";
@@ -194,6 +197,67 @@ describe("an unkeyed step behind a source partitioned by subject", () => {
     } finally {
       await a.stop();
       await b.stop();
+    }
+  });
+});
+
+describe("windows over a source partitioned by subject", () => {
+  const nats = useNatsServer();
+
+  it("close by their partition's watermark, equal to the batch oracle given the subjects", { timeout: 60_000 }, async () => {
+    const nc = await nats.connect();
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: "pwin", subjects: ["pwin.*"] });
+    const js = jetstream(nc);
+    const Timed = Schema.Struct({ item: Schema.String, t: Schema.Number });
+    const windowed = () => {
+      const p = pipeline("pwin", { partitions });
+      p.source("sales", {
+        stream: "pwin",
+        partitionSubject: "pwin.{partition}",
+        schema: Timed,
+        eventTime: (e) => e.t,
+        maxOutOfOrderMs: 1_000,
+      })
+        .keyBy("by-item", "item")
+        .window("ten-seconds", { size: 10_000 })
+        .aggregate("per-window", (a) => ({ n: a.count() }))
+        .toTable("pwin_counts");
+      return p;
+    };
+    // Two items in different partitions: one's event time runs ahead twice as fast as the other's,
+    // and every 20th of the slow one's is 5 s behind it (late in its own partition too).
+    const items = Array.from({ length: 20 }, (_, i) => `item-${i}`);
+    const fast = items[0]!;
+    const slow = items.find((i) => partitionOfKey(i, partitions) !== partitionOfKey(fast, partitions))!;
+    const events: { item: string; t: number }[] = [];
+    for (let k = 0; k < 200; k++) {
+      events.push({ item: fast, t: k * 500 });
+      events.push({ item: slow, t: k * 250 - (k % 20 === 19 ? 5_000 : 0) });
+    }
+    const subjects = events.map((e) => `pwin.${partitionOfKey(e.item, partitions)}`);
+    const perPartition = evaluate(windowed(), { sales: events }, {}, { subjects: { sales: subjects } });
+    const whole = evaluate(windowed(), { sales: events });
+    const byWindow = (a: Record<string, unknown>, b: Record<string, unknown>) =>
+      String(a.key).localeCompare(String(b.key)) || Number(a.windowStart) - Number(b.windowStart);
+    const expected = perPartition.tables.pwin_counts!.sort(byWindow);
+    // The oracle's two readings differ here: the fast partition's watermark would make most of
+    // the slow one's events late.
+    expect(perPartition.late.length).toBe(5); // k = 19, 59, 99, 139, 179: their window ended at the watermark
+    expect(whole.late.length).toBeGreaterThan(100);
+    expect(expected.filter((r) => r.key === slow).length).toBe(4);
+
+    const worker = await Worker.start(nc, windowed(), { checkpointMs: 50, tableFlushMs: 50 });
+    try {
+      for (const [i, e] of events.entries()) await js.publish(subjects[i]!, JSON.stringify(e));
+      let rows: Record<string, unknown>[] = [];
+      await waitFor(async () => {
+        rows = (await readTable<Record<string, unknown>>(nc, "pwin_counts")).sort(byWindow);
+        return rows.length === expected.length;
+      }, { timeoutMs: 20_000, message: () => `${expected.length} windows closed, ${rows.length} seen` });
+      expect(rows).toEqual(expected);
+    } finally {
+      await worker.stop();
     }
   });
 });

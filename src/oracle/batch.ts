@@ -13,7 +13,7 @@
  */
 import { Either } from "effect";
 import { EVENT_TIME, fire, processLogic, processRow, type ProcessState, receive } from "../../actors/process.ts";
-import type { Key } from "../core/partition.ts";
+import { type Key, partitionOfKey } from "../core/partition.ts";
 import type { Pipeline, Step } from "../pipeline/pipeline.ts";
 import { windowRowKey } from "../state/table-page.ts";
 
@@ -42,7 +42,10 @@ interface Item {
 /** A step's outputs, and the watermark its inputs end at. */
 interface Output {
   readonly items: Item[];
+  /** Where the watermark ends (for a source partitioned by subject: the lowest of its partitions'). */
   readonly watermark: number;
+  /** From a source partitioned by subject, until a keyed step: where the watermark of a key's partition ends. */
+  readonly endOf?: (key: Key) => number;
   /** Its items are row versions (a `Change` each: before, after). */
   readonly updating?: boolean;
   /** For a table: the rows, by row key. */
@@ -56,10 +59,21 @@ interface Change {
   readonly after: unknown;
 }
 
+export interface EvaluateOptions {
+  /**
+   * The subject of each event, by source, for sources partitioned by subject (`partitionSubject`):
+   * each partition then has a watermark of its own, as Eddy's readers keep it (Flink's
+   * per-partition watermarks), and a keyed step's key meets its partition's. Without them, one
+   * watermark over the whole source.
+   */
+  readonly subjects?: Readonly<Record<string, readonly string[]>>;
+}
+
 export function evaluate(
   pipeline: Pipeline,
   events: Readonly<Record<string, readonly unknown[]>>,
   lookups: Readonly<Record<string, ReadonlyMap<string, unknown>>> = {},
+  options: EvaluateOptions = {},
 ): BatchResult {
   const result: BatchResult = { tables: {}, streams: {}, deadLetters: [], late: [] };
   const outputs = new Map<string, Output>();
@@ -72,7 +86,7 @@ export function evaluate(
       case "lookup":
         break;
       case "source":
-        outputs.set(step.id, source(step, events[step.id] ?? [], result));
+        outputs.set(step.id, source(step, events[step.id] ?? [], result, pipeline.partitions, options.subjects?.[step.id]));
         break;
       case "map":
       case "filter":
@@ -92,7 +106,7 @@ export function evaluate(
             fail(step, item, error);
           }
         }
-        outputs.set(step.id, { items, watermark: input.watermark });
+        outputs.set(step.id, { items, watermark: input.watermark, ...(input.endOf ? { endOf: input.endOf } : {}) });
         break;
       }
       case "keyBy": {
@@ -113,7 +127,7 @@ export function evaluate(
             if (after !== undefined) keyed(item, after, false);
           }
         }
-        outputs.set(step.id, { items, watermark: input.watermark });
+        outputs.set(step.id, { items, watermark: input.watermark, ...(input.endOf ? { endOf: input.endOf } : {}) });
         break;
       }
       case "window":
@@ -166,22 +180,43 @@ export function evaluate(
   return result;
 }
 
-/** Decode a source's events and give each its time and the watermark before it. */
-function source(step: Extract<Step, { kind: "source" }>, raw: readonly unknown[], result: BatchResult): Output {
-  let maxTime = Number.NEGATIVE_INFINITY;
+/**
+ * Decode a source's events and give each its time and the watermark before it: the source's, or,
+ * given the events' subjects of a source partitioned by subject, their partition's.
+ */
+function source(
+  step: Extract<Step, { kind: "source" }>,
+  raw: readonly unknown[],
+  result: BatchResult,
+  partitions: number,
+  subjects: readonly string[] | undefined,
+): Output {
+  const token = step.partitionToken ?? -1;
+  const partitionOfEvent = token >= 0 && subjects ? (index: number) => Number(subjects[index]?.split(".")[token] ?? 0) : () => 0;
+  const maxTime = new Map<number, number>();
   const items: Item[] = [];
   raw.forEach((event, index) => {
+    const p = partitionOfEvent(index);
+    const max = maxTime.get(p) ?? Number.NEGATIVE_INFINITY;
     const decoded = step.schema.decode(event);
     if (Either.isLeft(decoded)) {
       result.deadLetters.push({ step: step.id, source: step.id, index, reason: "schema" });
       return;
     }
     const time = step.eventTime ? step.eventTime(decoded.right) : Number.NaN;
-    items.push({ value: decoded.right, time, watermark: maxTime - step.maxOutOfOrderMs, source: step.id, index });
-    if (time > maxTime) maxTime = time;
+    items.push({ value: decoded.right, time, watermark: max - step.maxOutOfOrderMs, source: step.id, index });
+    if (time > max) maxTime.set(p, time);
   });
-  return { items, watermark: step.eventTime ? maxTime - step.maxOutOfOrderMs : Number.NEGATIVE_INFINITY };
+  if (!step.eventTime) return { items, watermark: Number.NEGATIVE_INFINITY };
+  const ends = new Map([...maxTime].map(([p, max]) => [p, max - step.maxOutOfOrderMs]));
+  // Downstream of a keyed step, the lowest of the partitions that had events (as if idle ones were found idle).
+  const watermark = ends.size === 0 ? Number.NEGATIVE_INFINITY : Math.min(...ends.values());
+  if (token < 0 || !subjects) return { items, watermark };
+  return { items, watermark, endOf: (key) => ends.get(partitionOfKey(key, partitions)) ?? Number.NEGATIVE_INFINITY };
 }
+
+/** Where the watermark of `key`'s partition ends. */
+const endOf = (input: Output, key: Key) => input.endOf?.(key) ?? input.watermark;
 
 /**
  * Fold every event per key; the outputs are the row changes. With a TTL, a key whose last event
@@ -209,7 +244,7 @@ function aggregate(step: Extract<Step, { kind: "aggregate" }>, input: Output): O
   }
   const rows = new Map<string, Record<string, unknown>>();
   for (const [key, { s, last }] of state) {
-    if (ttl === undefined || last + ttl > input.watermark) rows.set(String(key), agg.row(key, s));
+    if (ttl === undefined || last + ttl > endOf(input, key)) rows.set(String(key), agg.row(key, s));
   }
   return { items, watermark: input.watermark, updating: true, rows };
 }
@@ -268,7 +303,7 @@ function windowAggregate(
   const rows = new Map<string, Record<string, unknown>>();
   const items: Item[] = [];
   for (const [id, w] of windows) {
-    const closed = w.end <= input.watermark;
+    const closed = w.end <= endOf(input, w.key);
     if (!closed && window.emit === "final") continue;
     const row = {
       ...agg.row(w.key, w.state),
@@ -407,7 +442,7 @@ function process(step: Extract<Step, { kind: "process" }>, input: Output, result
     store(key, after.state);
     fireUpTo(key, item.watermark);
   }
-  for (const key of [...states.keys()]) fireUpTo(key, input.watermark);
+  for (const key of [...states.keys()]) fireUpTo(key, endOf(input, key));
   const rows = new Map<string, Record<string, unknown>>();
   for (const [key, state] of states) rows.set(String(key), processRow(key, state));
   return { items, watermark: input.watermark, rows };

@@ -106,4 +106,4 @@ export type { LeaseSeen, MemberOwnership, MemberSeen, Move, Ownership, Partition
 
 // Testing a pipeline: the batch oracle (the same definition over in-memory arrays).
 export { evaluate } from "./oracle/batch.ts";
-export type { BatchResult } from "./oracle/batch.ts";
+export type { BatchResult, EvaluateOptions } from "./oracle/batch.ts";

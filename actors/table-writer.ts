@@ -175,7 +175,7 @@ export class TableWriter<S, Out> {
     const purge = async (bits: number) => {
       for (const bucket of this.#buckets) {
         await purgePages(nc!, bucket, partition, bits);
-        pages.forget(kvSubject(bucket, layoutPages(partition, bits).slice(0, -1)));
+        pages.forget(`$KV.${bucket}.${layoutPages(partition, bits).slice(0, -1)}`); // the layout's subjects (a prefix, not a key)
       }
     };
     if (rows.of === "state") {

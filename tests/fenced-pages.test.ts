@@ -3,7 +3,8 @@
  * nats-server: a previous owner's put that reaches the server after the new owner wrote the page
  * (a paused worker's socket buffer, sent when it resumes) is refused; one that lands before the new
  * owner's next put makes that put refused, and the owner's recovery writes over it; the latest of
- * several puts of one page is the one stored.
+ * several puts of one page is the one stored; waiting for the puts made so far is not held back by
+ * the puts made after.
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -94,6 +95,26 @@ describe("FencedPages", () => {
     expect(await value("p.0.2.1")).toBe("v-49");
     expect([await value("p.0.2.2"), await value("p.0.2.3"), await value("p.0.2.4")]).toEqual(["w-48", "w-49", "w-47"]);
     expect(await value("i.0")).toBe("index");
+  });
+
+  it("settles the puts made before it, however busy the puts after it keep a page", async () => {
+    const { value } = await bucketOf("t-busy");
+    const { publisher, pages } = await writer("t-busy");
+    pages.put(kvSubject("t-busy", "p.0.2.1"), enc.encode("checkpointed"));
+    let settled = false;
+    const done = pages.settled().then(() => (settled = true));
+    // A steady flow of flushes of another page: one of its puts is always in flight or waiting.
+    let flushes = 0;
+    while (!settled && flushes < 2_000) {
+      pages.put(kvSubject("t-busy", "p.0.2.2"), enc.encode(`flush-${flushes++}`));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await done;
+    expect(settled).toBe(true);
+    expect(flushes).toBeLessThan(2_000);
+    expect(await value("p.0.2.1")).toBe("checkpointed");
+    await pages.settled();
+    await publisher.flush();
   });
 
   it("a put whose first attempt was stored, sent again (its ack lost), leaves the latest page", async () => {

@@ -31,9 +31,15 @@ export class FencedPages {
   readonly #stored = new Map<string, number>();
   /** Whether the sequences were learned: until then a put replaces whatever is there. */
   #learned = false;
-  readonly #inFlight = new Set<string>();
-  readonly #waiting = new Map<string, Uint8Array>();
-  #whenSettled: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  /**
+   * Every put gets the next ticket. A page in flight holds the oldest ticket its put answers for:
+   * its own, or, sent after a wait, that of the first put that waited (the ones after it only
+   * replaced its data).
+   */
+  #tickets = 0;
+  readonly #inFlight = new Map<string, number>();
+  readonly #waiting = new Map<string, { data: Uint8Array; since: number }>();
+  #whenSettled: { upTo: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
   #failure: unknown;
 
   constructor(readonly publisher: Publisher, readonly nc: NatsConnection | undefined) {}
@@ -69,72 +75,68 @@ export class FencedPages {
 
   /** Write `data` as the page at `subject`, now or once the put in flight for it is acknowledged. */
   put(subject: string, data: Uint8Array): void {
-    if (this.#inFlight.has(subject)) {
-      this.#waiting.set(subject, data);
-      return;
-    }
-    this.#send(subject, data);
+    const ticket = ++this.#tickets;
+    if (!this.#inFlight.has(subject)) return this.#send(subject, data, ticket);
+    this.#waiting.set(subject, { data, since: this.#waiting.get(subject)?.since ?? ticket });
   }
 
-  /** Resolves when no page put is in flight or waiting; rejects with the first put that failed. */
+  /**
+   * Resolves when every page put before the call is stored (or replaced by a later put that is);
+   * rejects with the first put that failed. Puts made afterwards are not waited for, so a steady
+   * flow of flushes cannot hold a checkpoint back.
+   */
   settled(): Promise<void> {
     if (this.#failure !== undefined) {
       const failure = this.#failure;
       this.#failure = undefined;
       return Promise.reject(failure);
     }
-    if (this.#inFlight.size === 0) return Promise.resolve();
-    return new Promise((resolve, reject) => this.#whenSettled.push({ resolve, reject }));
+    const upTo = this.#tickets;
+    if (this.#oldestPending() > upTo) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#whenSettled.push({ upTo, resolve, reject }));
   }
 
-  #send(subject: string, data: Uint8Array): void {
+  #send(subject: string, data: Uint8Array, ticket: number): void {
     const expected = this.#stored.get(subject) ?? 0;
-    this.#inFlight.add(subject);
+    this.#inFlight.set(subject, ticket);
     try {
       this.publisher.publish(subject, data, {
         headers: this.#learned ? { "Nats-Expected-Last-Subject-Sequence": String(expected) } : undefined,
         onStored: (seq) => {
           this.#stored.set(subject, seq);
-          this.#done(subject);
+          this.#inFlight.delete(subject);
+          const next = this.#waiting.get(subject);
+          this.#waiting.delete(subject);
+          if (next) this.#send(subject, next.data, next.since);
+          this.#wake();
         },
         onRefused: (error) => {
           if (error.err_code !== wrongLastSequence) return false;
           // Another writer's page is in its place: this writer's state is not the table's any more.
           // Its owner recovers (the failure fails its next checkpoint) and writes every page again;
           // a writer whose actor was let go or replaced hears nothing, and writes nothing more.
-          this.#inFlight.delete(subject);
-          this.#waiting.delete(subject);
-          this.#fail(
+          this.#drop(
+            subject,
             new PublishError({
               subject,
               message: `publish to ${subject}: another writer replaced the page (${error.description ?? "wrong last sequence"})`,
             }),
           );
-          this.#wake();
           return true;
         },
         // Timed out or discarded: the publisher's flush reports it; nothing waits on this page.
-        onFailed: () => {
-          this.#inFlight.delete(subject);
-          this.#waiting.delete(subject);
-          this.#wake();
-        },
+        onFailed: () => this.#drop(subject, undefined),
       });
     } catch (error) {
-      this.#inFlight.delete(subject);
-      this.#waiting.delete(subject);
-      if (!(error instanceof FencedError)) this.#fail(error);
-      this.#wake();
+      this.#drop(subject, error instanceof FencedError ? undefined : error);
     }
   }
 
-  #done(subject: string): void {
+  /** The page's put failed: nothing more is sent for it; `error`, if any, is what `settled` reports. */
+  #drop(subject: string, error: unknown): void {
     this.#inFlight.delete(subject);
-    const next = this.#waiting.get(subject);
-    if (next !== undefined) {
-      this.#waiting.delete(subject);
-      this.#send(subject, next);
-    }
+    this.#waiting.delete(subject);
+    if (error !== undefined) this.#fail(error);
     this.#wake();
   }
 
@@ -146,8 +148,20 @@ export class FencedPages {
     for (const w of this.#whenSettled.splice(0)) w.reject(error);
   }
 
+  /** The oldest ticket a put in flight answers for (Infinity: none). */
+  #oldestPending(): number {
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const ticket of this.#inFlight.values()) if (ticket < oldest) oldest = ticket;
+    return oldest;
+  }
+
   #wake(): void {
-    if (this.#inFlight.size > 0) return;
-    for (const w of this.#whenSettled.splice(0)) w.resolve();
+    if (this.#whenSettled.length === 0) return;
+    const oldest = this.#oldestPending();
+    this.#whenSettled = this.#whenSettled.filter((w) => {
+      if (w.upTo >= oldest) return true;
+      w.resolve();
+      return false;
+    });
   }
 }

@@ -102,6 +102,12 @@ export class OperatorActor<S = unknown, Out = unknown> implements ActorCore {
   #rewriteAll = true;
   /** Something changed since the last checkpoint's cut. */
   #changed = false;
+  /**
+   * Set while a batch (or an idle source's or a tick's timers) is applied, and left set when it
+   * threw midway: the state then holds part of its effect and the position none of it, so no
+   * checkpoint may be cut from it until a recovery replaces it.
+   */
+  #torn = false;
   #source = "";
   /** The event time of the cause at hand (an output's, by default). */
   #time = Number.NaN;
@@ -204,6 +210,7 @@ export class OperatorActor<S = unknown, Out = unknown> implements ActorCore {
     await this.tables.recover(recovered.manifest);
     this.#rewriteAll = true;
     this.#changed = false;
+    this.#torn = false;
   }
 
   /** Fold a batch into state: the records not applied before. */
@@ -223,6 +230,8 @@ export class OperatorActor<S = unknown, Out = unknown> implements ActorCore {
     const outputs = this.outputs;
     const timed = this.#timed;
     let n = 0;
+    const torn = this.#torn;
+    this.#torn = true;
     outputs.open(applied, source);
     const records = batch.records;
     for (let i = 0; i < records.length; i++) {
@@ -245,6 +254,7 @@ export class OperatorActor<S = unknown, Out = unknown> implements ActorCore {
     if (this.watermarks.advance(source, batch.watermark) && timed) this.#fireTimers();
     if (batch.writers) this.watermarks.setWriters(source, batch.writers);
     this.positions[source] = batch.upTo;
+    this.#torn = torn;
     this.#changed = true;
     this.metrics.eventsIn += n;
     this.#sendWatermark(false);
@@ -253,7 +263,10 @@ export class OperatorActor<S = unknown, Out = unknown> implements ActorCore {
   /** A source has been idle for its timeout: until its next batch, it does not hold the watermark back. */
   idle(source: string): void {
     if (!this.watermarks.setIdle(source, true)) return;
+    const torn = this.#torn;
+    this.#torn = true;
     if (this.#timed) this.#fireTimers();
+    this.#torn = torn;
     this.#sendWatermark(false);
   }
 
@@ -273,11 +286,14 @@ export class OperatorActor<S = unknown, Out = unknown> implements ActorCore {
     const { operator, clock } = this.options;
     if (!operator.onClock) return;
     const ctx = this.#ctx;
+    const torn = this.#torn;
+    this.#torn = true;
     this.#clockTimers.fireDue(clock.now(), (time, key) => {
       this.outputs.forTimer(key, time, true);
       this.#time = this.watermarks.last;
       this.#onTimer(() => operator.onClock!(ctx, key, time), key, time);
     });
+    this.#torn = torn;
     if (this.state.changed) this.#changed = true;
   }
 
@@ -316,6 +332,10 @@ export class OperatorActor<S = unknown, Out = unknown> implements ActorCore {
   async #checkpoint(): Promise<void> {
     const committed = this.#manifest;
     if (!committed) throw new Error("checkpoint before recovery");
+    // A checkpoint waits for its slot, and meanwhile its actor may have failed in a batch (an
+    // output refused: the worker lost the right to write) and been left or stopped: that
+    // checkpoint still runs, and must not commit a state ahead of its positions.
+    if (this.#torn) throw new Error(`${this.options.step}.${this.options.partition}: a batch failed midway; recover first`);
     this.#sendWatermark(true);
     const { store, publisher, step, partition, clock } = this.options;
     const at = clock.now();

@@ -15,7 +15,7 @@ import type { Key } from "../src/core/partition.ts";
 import { kvSubject, tableBucket } from "../src/core/names.ts";
 import type { Publisher } from "../src/log/publisher.ts";
 import { type Manifest, maxChunkBytes } from "../src/state/checkpoint.ts";
-import type { Companion, Companions } from "../src/state/checkpoint-write.ts";
+import { type Companion, type Companions, noCompanions } from "../src/state/checkpoint-write.ts";
 import { type ChunkSnapshot, KeyedState } from "../src/state/keyed-state.ts";
 import { FencedPages } from "../src/state/fenced-pages.ts";
 import { encodeIndex, encodePage, indexKey, layoutPages, pageKey } from "../src/state/table-page.ts";
@@ -158,19 +158,10 @@ export class TableWriter<S, Out> {
     const owned = this.#owned;
     const ownedChunks = owned?.snapshotDirty() ?? [];
     owned?.tableChanged.clear();
+    if (!this.active) return noCompanions;
     const pages = this.#pages;
     const put = (m: Companion) => pages.put(m.subject, m.data);
     const settled = () => pages.settled();
-    if (!this.active) {
-      return {
-        with: () => [],
-        after: () => [],
-        last: () => [],
-        put,
-        settled,
-        committed: () => Promise.resolve(),
-      };
-    }
     const { partition, rows, nc } = this.options;
     const purge = async (bits: number) => {
       for (const bucket of this.#buckets) {
